@@ -1,0 +1,57 @@
+//! Outbound HTTP delivery: the transport port and its reqwest adapter with
+//! the SSRF guard.
+//!
+//! CONTRACT (the delivery work fills in `http` and `ssrf`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderMap;
+use url::Url;
+
+/// One POST to a destination.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: Url,
+    pub body: Bytes,
+    /// Content type, Standard Webhooks headers, and so on.
+    pub headers: HeaderMap,
+    /// Allow http:// and private, loopback or link-local targets.
+    pub allow_local: bool,
+}
+
+/// A response from the destination (any status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryResponse {
+    pub status: u16,
+    /// From `Retry-After` (seconds or HTTP date), if present and valid.
+    pub retry_after: Option<Duration>,
+    /// The first bytes of the response body (capped), lossily decoded.
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The guard refused the destination (scheme, or resolved address).
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DeliveryError {
+    /// A refusal will not change by retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused(_))
+    }
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError>;
+}

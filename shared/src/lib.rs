@@ -1,0 +1,23 @@
+//! Sluice: a webhook gateway.
+//!
+//! Everything that is not an entry point lives here: verification, the
+//! pipeline steps (receive, enqueue, deliver) as plain async functions over
+//! small ports, and the adapters that implement those ports.
+
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod extract;
+pub mod model;
+pub mod pipeline;
+pub mod queue;
+pub mod retry;
+pub mod routing;
+pub mod secrets;
+pub mod sign;
+pub mod store;
+pub mod time;
+pub mod verify;
+
+#[cfg(feature = "local")]
+pub mod local;

@@ -1,0 +1,1 @@
+//! The pipeline steps as plain async functions over the ports.

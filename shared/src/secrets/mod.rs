@@ -1,0 +1,92 @@
+//! Secret references (`env:NAME`, `ssm:/path`) and the port that resolves them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Deserializer};
+
+mod env;
+pub use env::EnvSecrets;
+
+/// Where a secret lives. The config never holds the secret itself.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum SecretRef {
+    Env(String),
+    Ssm(String),
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "env:{name}"),
+            Self::Ssm(path) => write!(f, "ssm:{path}"),
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for SecretRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (scheme, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("secret reference {s:?} must start with env: or ssm:"))?;
+        if rest.is_empty() {
+            return Err(format!("secret reference {s:?} names nothing after {scheme}:"));
+        }
+        match scheme {
+            "env" => Ok(Self::Env(rest.to_owned())),
+            "ssm" => Ok(Self::Ssm(rest.to_owned())),
+            _ => Err(format!("secret reference {s:?}: unknown scheme {scheme:?} (use env: or ssm:)")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A resolved secret. Its Debug form never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {0} is not set")]
+    NotFound(SecretRef),
+    #[error("secret {0}: this backend cannot resolve it ({1})")]
+    Unsupported(SecretRef, &'static str),
+    #[error("secret {0}: {1}")]
+    Backend(SecretRef, String),
+}
+
+#[async_trait]
+pub trait SecretResolver: Send + Sync {
+    async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
+}
