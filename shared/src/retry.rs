@@ -37,6 +37,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    pub fn new(schedule: Vec<Duration>) -> Result<Self, String> {
+        Ok(Self { schedule, jitter: 0.2 })
+    }
+
     pub fn max_attempts(&self) -> u32 {
         self.schedule.len() as u32 + 1
     }

@@ -1,1 +1,11 @@
-//! The pipeline steps as plain async functions over the ports.
+//! The pipeline steps as plain async functions over the ports. AWS and the
+//! embedded gateway run exactly this code.
+
+pub mod deliver;
+pub mod enqueue;
+pub mod receive;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;

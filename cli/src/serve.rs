@@ -1,0 +1,159 @@
+//! `sluice serve`: the whole pipeline on one machine, over SQLite.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sluice::config::{ConfigError, ConfigFile};
+use sluice::delivery::http::{HttpOptions, HttpTransport};
+use sluice::error::{ReceiveError, Unavailable};
+use sluice::local::SqliteStore;
+use sluice::local::runtime::{LocalRegistry, LocalRuntime, RuntimeOptions};
+use sluice::pipeline::receive::{Reply, receive};
+use sluice::secrets::EnvSecrets;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    /// `KEY=value` file for `env:` secrets; the process environment wins.
+    pub env_file: PathBuf,
+    pub runtime: RuntimeOptions,
+    /// How long shutdown waits for in-flight deliveries.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(config: PathBuf, listen: SocketAddr, db: PathBuf) -> Self {
+        Self {
+            config,
+            listen,
+            db,
+            env_file: PathBuf::from(".env"),
+            runtime: RuntimeOptions::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Secrets(String),
+    #[error("database {path}: {source}")]
+    Store { path: String, source: Unavailable },
+    #[error("delivery client: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+struct App {
+    registry: Arc<LocalRegistry>,
+    store: SqliteStore,
+    max_body_bytes: usize,
+}
+
+/// A running embedded gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    stop_http: oneshot::Sender<()>,
+    http: JoinHandle<()>,
+    runtime: LocalRuntime,
+    grace: Duration,
+}
+
+impl Gateway {
+    /// Load config and secrets, open the database, start the workers, and
+    /// listen. Everything that can be wrong with the setup fails here.
+    pub async fn start(opts: &ServeOptions) -> Result<Self, ServeError> {
+        let file = ConfigFile::load(&opts.config)?;
+        let secrets = EnvSecrets::with_dotenv(&opts.env_file).map_err(ServeError::Secrets)?;
+        let config = file.resolve(&secrets).await?;
+        let store = SqliteStore::open(&opts.db)
+            .map_err(|source| ServeError::Store { path: opts.db.display().to_string(), source })?;
+        let max_body_bytes = config.max_body_bytes();
+        let registry = Arc::new(
+            LocalRegistry::new(config, store.clone())
+                .await
+                .map_err(|source| ServeError::Store { path: opts.db.display().to_string(), source })?,
+        );
+        let transport = HttpTransport::new(HttpOptions::default()).map_err(|e| ServeError::Transport(e.to_string()))?;
+        let runtime = LocalRuntime::start(registry.clone(), store.clone(), Arc::new(transport), opts.runtime.clone());
+
+        let app = Arc::new(App { registry, store, max_body_bytes });
+        let router = Router::new()
+            .route("/hooks/{source}", post(hook))
+            .route("/healthz", get(healthz))
+            .with_state(app);
+        let listener =
+            TcpListener::bind(opts.listen).await.map_err(|source| ServeError::Listen { addr: opts.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: opts.listen, source })?;
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        });
+        tracing::info!(%addr, db = %opts.db.display(), "sluice gateway listening");
+        Ok(Self { addr, stop_http, http, runtime, grace: opts.shutdown_grace })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting webhooks, finish in-flight requests and deliveries.
+    pub async fn shutdown(self) {
+        let _ = self.stop_http.send(());
+        let _ = self.http.await;
+        self.runtime.shutdown(self.grace).await;
+        tracing::info!("sluice gateway stopped");
+    }
+}
+
+async fn hook(State(app): State<Arc<App>>, Path(source): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let result = match axum::body::to_bytes(body, app.max_body_bytes).await {
+        Ok(body) => receive(app.registry.as_ref(), &app.store, &source, &headers, body, SystemTime::now()).await,
+        Err(e) => Err(read_error(&e, app.max_body_bytes)),
+    };
+    json_reply(Reply::from_result(&result))
+}
+
+fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ReceiveError::BodyTooLarge { size: limit + 1, limit };
+        }
+        cause = c.source();
+    }
+    ReceiveError::BadRequest(format!("could not read the body: {e}"))
+}
+
+async fn healthz() -> Response {
+    json_reply(Reply { status: 200, body: r#"{"status":"ok"}"#.to_owned() })
+}
+
+fn json_reply(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], reply.body).into_response()
+}

@@ -1,0 +1,149 @@
+//! DELIVER: one attempt of one delivery task, and what follows from it.
+
+use std::time::{Instant, SystemTime};
+
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::HeaderMap;
+
+use crate::config::{Format, Registry, Subscription};
+use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
+use crate::error::Unavailable;
+use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
+use crate::queue::DeliveryQueue;
+use crate::retry::Decision;
+use crate::sign;
+use crate::store::EventStore;
+use crate::time::to_ms;
+
+/// The ports delivery needs.
+pub struct DeliverPorts<'a> {
+    pub registry: &'a dyn Registry,
+    pub store: &'a dyn EventStore,
+    pub queue: &'a dyn DeliveryQueue,
+    pub transport: &'a dyn Transport,
+}
+
+/// What the runtime does with the message afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (delivered, dead-lettered or skipped): delete the message.
+    Done,
+    /// Keep it: its visibility was set to the backoff, it comes back then.
+    Retry,
+}
+
+/// Deliver one task. Errors mean a port was unavailable; the message is
+/// then left alone and comes back after its visibility timeout.
+pub async fn deliver(ports: &DeliverPorts<'_>, msg: &ReceivedTask) -> Result<Disposition, Unavailable> {
+    let task = &msg.task;
+    let Some(sub) = ports.registry.subscription(&task.subscription).await? else {
+        return dead_letter(ports, msg, "subscription no longer exists").await;
+    };
+    if !sub.is_enabled() {
+        return dead_letter(ports, msg, "subscription is disabled").await;
+    }
+    if let Some(status) = ports.store.delivery_status(task).await? {
+        if status.is_final() {
+            tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, status = status.as_str(), "already finished, skipped");
+            return Ok(Disposition::Done);
+        }
+    }
+    let Some(event) = ports.store.load(&task.event_key()).await? else {
+        return dead_letter(ports, msg, "event no longer stored").await;
+    };
+
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let request = build_request(&event, &sub, to_ms(started) / 1000);
+    let result = ports.transport.send(&request).await;
+    let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let decision = sub.retry.decide(msg.receive_count, &result);
+
+    let mut attempt = Attempt {
+        source: task.source.clone(),
+        event_id: task.event_id.clone(),
+        subscription: task.subscription.clone(),
+        attempt: msg.receive_count,
+        started_at_ms: to_ms(started),
+        latency_ms,
+        status_code: result.as_ref().ok().map(|r| r.status),
+        error: result.as_ref().err().map(DeliveryError::to_string),
+        response_snippet: result.as_ref().ok().map(|r| r.snippet.clone()).filter(|s| !s.is_empty()),
+        next_attempt_at_ms: None,
+    };
+    let outcome = outcome_text(&result);
+    let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt = msg.receive_count, latency_ms);
+    let _guard = span.enter();
+    match decision {
+        Decision::Delivered => {
+            ports.store.record_attempt(&attempt, DeliveryStatus::Delivered).await?;
+            tracing::info!(outcome = "delivered", result = %outcome, "delivered");
+            Ok(Disposition::Done)
+        }
+        Decision::Retry(delay) => {
+            attempt.next_attempt_at_ms = Some(to_ms(started + delay));
+            ports.store.record_attempt(&attempt, DeliveryStatus::Pending).await?;
+            ports.queue.retry_in(msg, delay).await?;
+            tracing::warn!(outcome = "retry", result = %outcome, retry_in_ms = delay.as_millis() as u64, "attempt failed, will retry");
+            Ok(Disposition::Retry)
+        }
+        Decision::Exhausted => {
+            ports.store.record_attempt(&attempt, DeliveryStatus::Failed).await?;
+            tracing::error!(outcome = "failed", result = %outcome, "delivery failed, dead-lettered");
+            ports.queue.dead_letter(msg, &format!("attempts exhausted: {outcome}")).await?;
+            Ok(Disposition::Done)
+        }
+        Decision::Gone => {
+            ports.store.record_attempt(&attempt, DeliveryStatus::Failed).await?;
+            ports.registry.disable_subscription(&sub.id).await?;
+            tracing::error!(outcome = "failed", result = %outcome, "destination answered 410 Gone: subscription disabled");
+            ports.queue.dead_letter(msg, "destination answered 410 Gone; subscription disabled").await?;
+            Ok(Disposition::Done)
+        }
+    }
+}
+
+async fn dead_letter(ports: &DeliverPorts<'_>, msg: &ReceivedTask, reason: &str) -> Result<Disposition, Unavailable> {
+    let task = &msg.task;
+    tracing::error!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, reason, "delivery impossible, dead-lettered");
+    ports.queue.dead_letter(msg, reason).await?;
+    Ok(Disposition::Done)
+}
+
+fn outcome_text(result: &Result<DeliveryResponse, DeliveryError>) -> String {
+    match result {
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The outbound request: the original body and content type, plus Standard
+/// Webhooks headers when the subscription has a signing secret.
+pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> OutboundRequest {
+    let mut headers = HeaderMap::with_capacity(5);
+    match sub.format {
+        Format::Raw => {
+            let content_type = event.content_type.as_deref().unwrap_or("application/octet-stream");
+            if let Ok(v) = HeaderValue::from_str(content_type) {
+                headers.insert(CONTENT_TYPE, v);
+            }
+        }
+    }
+    let msg_id = event.key().to_string();
+    if let Ok(v) = HeaderValue::from_str(&msg_id) {
+        headers.insert(HeaderName::from_static("webhook-id"), v);
+    }
+    headers.insert(HeaderName::from_static("webhook-timestamp"), HeaderValue::from(timestamp));
+    if let Some(key) = &sub.signing_key {
+        let signature = sign::signature(key, &msg_id, timestamp, &event.body);
+        if let Ok(v) = HeaderValue::from_str(&signature) {
+            headers.insert(HeaderName::from_static("webhook-signature"), v);
+        }
+    }
+    if !event.event_type.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&event.event_type) {
+            headers.insert(HeaderName::from_static("sluice-event-type"), v);
+        }
+    }
+    OutboundRequest { url: sub.url.clone(), body: event.body.clone(), headers, allow_local: sub.allow_local }
+}

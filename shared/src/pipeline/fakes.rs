@@ -1,0 +1,132 @@
+//! In-memory ports for the pipeline's unit tests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
+use crate::error::Unavailable;
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
+use crate::queue::DeliveryQueue;
+use crate::store::{Commit, EventStore};
+
+#[derive(Default)]
+pub struct MemStore {
+    pub events: Mutex<HashMap<EventKey, Event>>,
+    pub routed: Mutex<HashMap<EventKey, Vec<String>>>,
+    pub statuses: Mutex<HashMap<DeliveryTask, DeliveryStatus>>,
+    pub attempts: Mutex<Vec<(Attempt, DeliveryStatus)>>,
+    pub down: Mutex<bool>,
+}
+
+impl MemStore {
+    fn check(&self) -> Result<(), Unavailable> {
+        if *self.down.lock().unwrap() { Err(Unavailable("store down".into())) } else { Ok(()) }
+    }
+}
+
+#[async_trait]
+impl EventStore for MemStore {
+    async fn commit(&self, event: &Event) -> Result<Commit, Unavailable> {
+        self.check()?;
+        let mut events = self.events.lock().unwrap();
+        if let Some(old) = events.get(&event.key()) {
+            return Ok(Commit::Duplicate { body_hash: Some(old.body_hash.clone()) });
+        }
+        events.insert(event.key(), event.clone());
+        Ok(Commit::Accepted)
+    }
+
+    async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
+        self.check()?;
+        Ok(self.events.lock().unwrap().get(key).cloned())
+    }
+
+    async fn mark_routed(&self, key: &EventKey, subscriptions: &[String]) -> Result<(), Unavailable> {
+        self.check()?;
+        self.routed.lock().unwrap().insert(key.clone(), subscriptions.to_vec());
+        Ok(())
+    }
+
+    async fn delivery_status(&self, task: &DeliveryTask) -> Result<Option<DeliveryStatus>, Unavailable> {
+        self.check()?;
+        Ok(self.statuses.lock().unwrap().get(task).copied())
+    }
+
+    async fn record_attempt(&self, attempt: &Attempt, status: DeliveryStatus) -> Result<bool, Unavailable> {
+        self.check()?;
+        self.attempts.lock().unwrap().push((attempt.clone(), status));
+        let task = DeliveryTask {
+            source: attempt.source.clone(),
+            event_id: attempt.event_id.clone(),
+            subscription: attempt.subscription.clone(),
+        };
+        let mut statuses = self.statuses.lock().unwrap();
+        let current = statuses.entry(task).or_insert(DeliveryStatus::Pending);
+        if current.is_final() {
+            return Ok(false);
+        }
+        *current = status;
+        Ok(true)
+    }
+}
+
+#[derive(Default)]
+pub struct MemQueue {
+    pub sent: Mutex<Vec<DeliveryTask>>,
+    pub retries: Mutex<Vec<(String, Duration)>>,
+    pub dead: Mutex<Vec<(DeliveryTask, String)>>,
+    /// Indexes `send` reports as failed.
+    pub fail_indexes: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl DeliveryQueue for MemQueue {
+    async fn send(&self, tasks: &[DeliveryTask]) -> Result<Vec<usize>, Unavailable> {
+        let failed = self.fail_indexes.lock().unwrap().clone();
+        let mut sent = self.sent.lock().unwrap();
+        for (i, t) in tasks.iter().enumerate() {
+            if !failed.contains(&i) {
+                sent.push(t.clone());
+            }
+        }
+        Ok(failed.into_iter().filter(|i| *i < tasks.len()).collect())
+    }
+
+    async fn retry_in(&self, msg: &ReceivedTask, delay: Duration) -> Result<(), Unavailable> {
+        self.retries.lock().unwrap().push((msg.handle.clone(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
+        self.dead.lock().unwrap().push((msg.task.clone(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// Answers each request with the next scripted result (then repeats the last).
+pub struct ScriptedTransport {
+    pub script: Mutex<VecDeque<Result<DeliveryResponse, DeliveryError>>>,
+    pub requests: Mutex<Vec<OutboundRequest>>,
+}
+
+impl ScriptedTransport {
+    pub fn new(script: Vec<Result<DeliveryResponse, DeliveryError>>) -> Self {
+        Self { script: Mutex::new(script.into()), requests: Mutex::default() }
+    }
+
+    pub fn status(code: u16) -> Result<DeliveryResponse, DeliveryError> {
+        Ok(DeliveryResponse { status: code, retry_after: None, snippet: String::new() })
+    }
+}
+
+#[async_trait]
+impl Transport for ScriptedTransport {
+    async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
+        self.requests.lock().unwrap().push(req.clone());
+        let mut script = self.script.lock().unwrap();
+        if script.len() > 1 { script.pop_front().unwrap() } else { script.front().cloned().unwrap() }
+    }
+}
