@@ -9,7 +9,11 @@ use sluice_cli::serve::{Gateway, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Webhook gateway: verify, dedup, commit and deliver webhooks")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Webhook gateway: verify, dedup, commit and deliver webhooks"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
@@ -47,7 +51,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Serve { config, listen, db, env_file } => {
+        Command::Serve {
+            config,
+            listen,
+            db,
+            env_file,
+        } => {
             let mut opts = ServeOptions::new(config, listen, db);
             opts.env_file = env_file;
             let gateway = match Gateway::start(&opts).await {
@@ -67,7 +76,9 @@ async fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -58,7 +58,10 @@ pub enum ServeError {
     #[error("delivery client: {0}")]
     Transport(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 struct App {
@@ -83,25 +86,46 @@ impl Gateway {
         let file = ConfigFile::load(&opts.config)?;
         let secrets = EnvSecrets::with_dotenv(&opts.env_file).map_err(ServeError::Secrets)?;
         let config = file.resolve(&secrets).await?;
-        let store = SqliteStore::open(&opts.db)
-            .map_err(|source| ServeError::Store { path: opts.db.display().to_string(), source })?;
+        let store = SqliteStore::open(&opts.db).map_err(|source| ServeError::Store {
+            path: opts.db.display().to_string(),
+            source,
+        })?;
         let max_body_bytes = config.max_body_bytes();
-        let registry = Arc::new(
-            LocalRegistry::new(config, store.clone())
-                .await
-                .map_err(|source| ServeError::Store { path: opts.db.display().to_string(), source })?,
+        let registry = Arc::new(LocalRegistry::new(config, store.clone()).await.map_err(
+            |source| ServeError::Store {
+                path: opts.db.display().to_string(),
+                source,
+            },
+        )?);
+        let transport = HttpTransport::new(HttpOptions::default())
+            .map_err(|e| ServeError::Transport(e.to_string()))?;
+        let runtime = LocalRuntime::start(
+            registry.clone(),
+            store.clone(),
+            Arc::new(transport),
+            opts.runtime.clone(),
         );
-        let transport = HttpTransport::new(HttpOptions::default()).map_err(|e| ServeError::Transport(e.to_string()))?;
-        let runtime = LocalRuntime::start(registry.clone(), store.clone(), Arc::new(transport), opts.runtime.clone());
 
-        let app = Arc::new(App { registry, store, max_body_bytes });
+        let app = Arc::new(App {
+            registry,
+            store,
+            max_body_bytes,
+        });
         let router = Router::new()
             .route("/hooks/{source}", post(hook))
             .route("/healthz", get(healthz))
             .with_state(app);
         let listener =
-            TcpListener::bind(opts.listen).await.map_err(|source| ServeError::Listen { addr: opts.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: opts.listen, source })?;
+            TcpListener::bind(opts.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: opts.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, router)
@@ -114,7 +138,13 @@ impl Gateway {
             }
         });
         tracing::info!(%addr, db = %opts.db.display(), "sluice gateway listening");
-        Ok(Self { addr, stop_http, http, runtime, grace: opts.shutdown_grace })
+        Ok(Self {
+            addr,
+            stop_http,
+            http,
+            runtime,
+            grace: opts.shutdown_grace,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -130,9 +160,24 @@ impl Gateway {
     }
 }
 
-async fn hook(State(app): State<Arc<App>>, Path(source): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn hook(
+    State(app): State<Arc<App>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = match axum::body::to_bytes(body, app.max_body_bytes).await {
-        Ok(body) => receive(app.registry.as_ref(), &app.store, &source, &headers, body, SystemTime::now()).await,
+        Ok(body) => {
+            receive(
+                app.registry.as_ref(),
+                &app.store,
+                &source,
+                &headers,
+                body,
+                SystemTime::now(),
+            )
+            .await
+        }
         Err(e) => Err(read_error(&e, app.max_body_bytes)),
     };
     json_reply(Reply::from_result(&result))
@@ -142,7 +187,10 @@ fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if c.is::<http_body_util::LengthLimitError>() {
-            return ReceiveError::BodyTooLarge { size: limit + 1, limit };
+            return ReceiveError::BodyTooLarge {
+                size: limit + 1,
+                limit,
+            };
         }
         cause = c.source();
     }
@@ -150,10 +198,21 @@ fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
 }
 
 async fn healthz() -> Response {
-    json_reply(Reply { status: 200, body: r#"{"status":"ok"}"#.to_owned() })
+    json_reply(Reply {
+        status: 200,
+        body: r#"{"status":"ok"}"#.to_owned(),
+    })
 }
 
 fn json_reply(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], reply.body).into_response()
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        reply.body,
+    )
+        .into_response()
 }

@@ -1,1 +1,184 @@
-fn main() {}
+//! The receive hot path: verify, extract and build the record, beside a
+//! bare HMAC-SHA256 of the same bytes (the floor). Budget (DESIGN.md): at
+//! 2 KiB, at most 1.5x the floor.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use base64::Engine;
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue};
+use sha2::Sha256;
+use sluice::config::{ConfigFile, Registry, Source};
+use sluice::pipeline::receive::verify_and_build;
+use sluice::secrets::EnvSecrets;
+
+const GH_SECRET: &str = "bench-github-secret";
+const STRIPE_SECRET: &str = "whsec_bench_stripe_secret";
+const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+const CONFIG: &str = r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["env:GH"]
+max_body_bytes = 1048576
+
+[[sources]]
+id = "stripe"
+provider = "stripe"
+secrets = ["env:STRIPE"]
+max_body_bytes = 1048576
+
+[[sources]]
+id = "sw"
+provider = "standard-webhooks"
+secrets = ["env:SW"]
+max_body_bytes = 1048576
+"#;
+
+fn sources() -> HashMap<&'static str, std::sync::Arc<Source>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let secrets = EnvSecrets::from_map(HashMap::from([
+            ("GH".to_owned(), GH_SECRET.to_owned()),
+            ("STRIPE".to_owned(), STRIPE_SECRET.to_owned()),
+            ("SW".to_owned(), SW_SECRET.to_owned()),
+        ]));
+        let reg = ConfigFile::parse(CONFIG)
+            .expect("config")
+            .resolve(&secrets)
+            .await
+            .expect("resolve");
+        let mut out = HashMap::new();
+        for id in ["github", "stripe", "sw"] {
+            out.insert(id, reg.source(id).await.expect("source").expect("exists"));
+        }
+        out
+    })
+}
+
+/// A JSON body of exactly `size` bytes, shaped like a provider event.
+fn body(size: usize) -> Bytes {
+    let head = r#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","type":"payment_intent.succeeded","action":"opened","data":""#;
+    let tail = r#""}"#;
+    let pad = size - head.len() - tail.len();
+    Bytes::from(format!("{head}{}{tail}", "x".repeat(pad)))
+}
+
+fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_str(v).expect("header"));
+    }
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let sources = sources();
+    let now = SystemTime::now();
+    let ts = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    let mut group = c.benchmark_group("receive_path");
+    for size in [2 * 1024, 256 * 1024] {
+        let body = body(size);
+        group.throughput(Throughput::Bytes(size as u64));
+
+        group.bench_with_input(
+            BenchmarkId::new("hmac_sha256_floor", size),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let mut mac =
+                        Hmac::<Sha256>::new_from_slice(GH_SECRET.as_bytes()).expect("key");
+                    mac.update(black_box(body));
+                    black_box(mac.finalize().into_bytes())
+                })
+            },
+        );
+
+        let gh = headers(&[
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", hmac_hex(GH_SECRET.as_bytes(), &[&body])),
+            ),
+            (
+                "x-github-delivery",
+                "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+            ),
+            ("x-github-event", "pull_request".into()),
+            ("content-type", "application/json".into()),
+        ]);
+        group.bench_with_input(BenchmarkId::new("github", size), &body, |b, body| {
+            b.iter(|| {
+                black_box(
+                    verify_and_build(&sources["github"], &gh, body.clone(), now).expect("valid"),
+                )
+            })
+        });
+
+        let stripe = headers(&[
+            (
+                "stripe-signature",
+                format!(
+                    "t={ts},v1={}",
+                    hmac_hex(STRIPE_SECRET.as_bytes(), &[ts.as_bytes(), b".", &body])
+                ),
+            ),
+            ("content-type", "application/json".into()),
+        ]);
+        group.bench_with_input(BenchmarkId::new("stripe", size), &body, |b, body| {
+            b.iter(|| {
+                black_box(
+                    verify_and_build(&sources["stripe"], &stripe, body.clone(), now)
+                        .expect("valid"),
+                )
+            })
+        });
+
+        let sw_key = base64::engine::general_purpose::STANDARD
+            .decode(SW_SECRET.trim_start_matches("whsec_"))
+            .expect("b64");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&sw_key).expect("key");
+        mac.update(format!("msg_bench.{ts}.").as_bytes());
+        mac.update(&body);
+        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let sw = headers(&[
+            ("webhook-id", "msg_bench".into()),
+            ("webhook-timestamp", ts.clone()),
+            ("webhook-signature", format!("v1,{sig}")),
+            ("content-type", "application/json".into()),
+        ]);
+        group.bench_with_input(
+            BenchmarkId::new("standard_webhooks", size),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    black_box(
+                        verify_and_build(&sources["sw"], &sw, body.clone(), now).expect("valid"),
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -89,7 +89,10 @@ pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{0}")]
@@ -98,17 +101,24 @@ pub enum ConfigError {
 
 impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.display().to_string(), message },
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
             other => other,
         })
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let file: Self =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: "config".into(), message: e.to_string() })?;
+        let file: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "config".into(),
+            message: e.to_string(),
+        })?;
         file.validate()?;
         Ok(file)
     }
@@ -122,14 +132,23 @@ impl ConfigFile {
                 return invalid(format!("source {:?} is defined twice", s.id));
             }
             if s.secrets.is_empty() {
-                return invalid(format!("source {:?}: secrets must name at least one secret", s.id));
+                return invalid(format!(
+                    "source {:?}: secrets must name at least one secret",
+                    s.id
+                ));
             }
             match (s.provider, &s.hmac) {
                 (Provider::Hmac, None) => {
-                    return invalid(format!("source {:?}: provider \"hmac\" needs an [sources.hmac] table", s.id));
+                    return invalid(format!(
+                        "source {:?}: provider \"hmac\" needs an [sources.hmac] table",
+                        s.id
+                    ));
                 }
                 (p, Some(_)) if p != Provider::Hmac => {
-                    return invalid(format!("source {:?}: the hmac table only applies to provider \"hmac\"", s.id));
+                    return invalid(format!(
+                        "source {:?}: the hmac table only applies to provider \"hmac\"",
+                        s.id
+                    ));
                 }
                 _ => {}
             }
@@ -144,10 +163,16 @@ impl ConfigFile {
                 return invalid(format!("subscription {:?} is defined twice", sub.id));
             }
             if !sources.contains(sub.source.as_str()) {
-                return invalid(format!("subscription {:?}: source {:?} is not defined", sub.id, sub.source));
+                return invalid(format!(
+                    "subscription {:?}: source {:?} is not defined",
+                    sub.id, sub.source
+                ));
             }
             if sub.events.is_empty() {
-                return invalid(format!("subscription {:?}: events is empty (use [\"*\"] for all)", sub.id));
+                return invalid(format!(
+                    "subscription {:?}: events is empty (use [\"*\"] for all)",
+                    sub.id
+                ));
             }
             destination_url(sub)?;
             retry_policy(sub)?;
@@ -156,16 +181,29 @@ impl ConfigFile {
     }
 
     /// Resolve secrets and build the runtime view.
-    pub async fn resolve(&self, secrets: &dyn SecretResolver) -> Result<StaticRegistry, ConfigError> {
+    pub async fn resolve(
+        &self,
+        secrets: &dyn SecretResolver,
+    ) -> Result<StaticRegistry, ConfigError> {
         self.validate()?;
         let mut sources = HashMap::new();
         for s in &self.sources {
             let mut values = Vec::with_capacity(s.secrets.len());
             for r in &s.secrets {
-                values.push(secrets.resolve(r).await.map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?);
+                values.push(
+                    secrets
+                        .resolve(r)
+                        .await
+                        .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?,
+                );
             }
-            let verifier = Verifier::new(s.provider, &values, s.hmac.as_ref(), s.tolerance_secs.map(Duration::from_secs))
-                .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+            let verifier = Verifier::new(
+                s.provider,
+                &values,
+                s.hmac.as_ref(),
+                s.tolerance_secs.map(Duration::from_secs),
+            )
+            .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
             let source = Source {
                 id: s.id.clone(),
                 provider: s.provider,
@@ -181,14 +219,15 @@ impl ConfigFile {
             let signing_key = match &sub.signing_secret {
                 None => None,
                 Some(r) => {
-                    let value = secrets
-                        .resolve(r)
-                        .await
-                        .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))?;
-                    Some(
-                        SigningKey::from_whsec(value.expose())
-                            .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: signing_secret: {e}", sub.id)))?,
-                    )
+                    let value = secrets.resolve(r).await.map_err(|e| {
+                        ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id))
+                    })?;
+                    Some(SigningKey::from_whsec(value.expose()).map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "subscription {:?}: signing_secret: {e}",
+                            sub.id
+                        ))
+                    })?)
                 }
             };
             subscriptions.push(Arc::new(Subscription {
@@ -215,16 +254,21 @@ fn invalid<T>(message: String) -> Result<T, ConfigError> {
 fn check_id(kind: &str, id: &str) -> Result<(), ConfigError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if ok {
         Ok(())
     } else {
-        invalid(format!("{kind} id {id:?} must be 1-64 characters of A-Z a-z 0-9 - _ ."))
+        invalid(format!(
+            "{kind} id {id:?} must be 1-64 characters of A-Z a-z 0-9 - _ ."
+        ))
     }
 }
 
 fn destination_url(sub: &SubscriptionConfig) -> Result<Url, ConfigError> {
-    let url = Url::parse(&sub.url).map_err(|e| ConfigError::Invalid(format!("subscription {:?}: url: {e}", sub.id)))?;
+    let url = Url::parse(&sub.url)
+        .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: url: {e}", sub.id)))?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if sub.allow_local => Ok(url),
@@ -232,15 +276,19 @@ fn destination_url(sub: &SubscriptionConfig) -> Result<Url, ConfigError> {
             "subscription {:?}: url must use https (set allow_local = true for local http destinations)",
             sub.id
         )),
-        other => invalid(format!("subscription {:?}: url scheme {other:?} is not http(s)", sub.id)),
+        other => invalid(format!(
+            "subscription {:?}: url scheme {other:?} is not http(s)",
+            sub.id
+        )),
     }
 }
 
 fn retry_policy(sub: &SubscriptionConfig) -> Result<RetryPolicy, ConfigError> {
     match &sub.retry_schedule {
         None => Ok(RetryPolicy::default()),
-        Some(schedule) => RetryPolicy::new(schedule.iter().map(|d| d.0).collect())
-            .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: retry_schedule: {e}", sub.id))),
+        Some(schedule) => RetryPolicy::new(schedule.iter().map(|d| d.0).collect()).map_err(|e| {
+            ConfigError::Invalid(format!("subscription {:?}: retry_schedule: {e}", sub.id))
+        }),
     }
 }
 
@@ -302,13 +350,26 @@ pub struct StaticRegistry {
 }
 
 impl StaticRegistry {
-    pub fn new(sources: HashMap<String, Arc<Source>>, subscriptions: Vec<Arc<Subscription>>) -> Self {
+    pub fn new(
+        sources: HashMap<String, Arc<Source>>,
+        subscriptions: Vec<Arc<Subscription>>,
+    ) -> Self {
         let mut by_source: HashMap<String, Vec<Arc<Subscription>>> = HashMap::new();
         for sub in &subscriptions {
-            by_source.entry(sub.source.clone()).or_default().push(sub.clone());
+            by_source
+                .entry(sub.source.clone())
+                .or_default()
+                .push(sub.clone());
         }
-        let subscriptions = subscriptions.into_iter().map(|s| (s.id.clone(), s)).collect();
-        Self { sources, subscriptions, by_source }
+        let subscriptions = subscriptions
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        Self {
+            sources,
+            subscriptions,
+            by_source,
+        }
     }
 
     pub fn source_ids(&self) -> impl Iterator<Item = &str> {
@@ -321,7 +382,11 @@ impl StaticRegistry {
 
     /// The largest body any source accepts (the HTTP layer's read cap).
     pub fn max_body_bytes(&self) -> usize {
-        self.sources.values().map(|s| s.max_body_bytes).max().unwrap_or(DEFAULT_MAX_BODY_BYTES)
+        self.sources
+            .values()
+            .map(|s| s.max_body_bytes)
+            .max()
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES)
     }
 
     pub fn get_subscription(&self, id: &str) -> Option<&Arc<Subscription>> {

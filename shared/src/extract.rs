@@ -17,9 +17,18 @@ pub struct Extracted {
     pub handshake: Option<String>,
 }
 
-pub fn extract(provider: Provider, hmac: Option<&HmacParams>, headers: &HeaderMap, body: &[u8]) -> Extracted {
+pub fn extract(
+    provider: Provider,
+    hmac: Option<&HmacParams>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Extracted {
     let _ = (provider, hmac, headers);
-    Extracted { id: crate::extract::sha256_hex(body), event_type: String::new(), handshake: None }
+    Extracted {
+        id: crate::extract::sha256_hex(body),
+        event_type: String::new(),
+        handshake: None,
+    }
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {

@@ -40,7 +40,10 @@ pub struct EventKey {
 
 impl EventKey {
     pub fn new(source: &str, id: &str) -> Self {
-        Self { source: source.to_owned(), id: id.to_owned() }
+        Self {
+            source: source.to_owned(),
+            id: id.to_owned(),
+        }
     }
 }
 

@@ -32,13 +32,19 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { schedule: Vec::new(), jitter: 0.2 }
+        Self {
+            schedule: Vec::new(),
+            jitter: 0.2,
+        }
     }
 }
 
 impl RetryPolicy {
     pub fn new(schedule: Vec<Duration>) -> Result<Self, String> {
-        Ok(Self { schedule, jitter: 0.2 })
+        Ok(Self {
+            schedule,
+            jitter: 0.2,
+        })
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -46,7 +52,11 @@ impl RetryPolicy {
     }
 
     /// Decide after attempt number `attempt` (1-based).
-    pub fn decide(&self, attempt: u32, result: &Result<DeliveryResponse, DeliveryError>) -> Decision {
+    pub fn decide(
+        &self,
+        attempt: u32,
+        result: &Result<DeliveryResponse, DeliveryError>,
+    ) -> Decision {
         let _ = (attempt, result);
         Decision::Exhausted
     }

@@ -11,7 +11,12 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
-        Self { patterns: patterns.iter().map(|p| WildMatch::new(p.as_ref())).collect() }
+        Self {
+            patterns: patterns
+                .iter()
+                .map(|p| WildMatch::new(p.as_ref()))
+                .collect(),
+        }
     }
 
     pub fn matches(&self, event_type: &str) -> bool {

@@ -2,8 +2,8 @@
 
 use std::time::{Instant, SystemTime};
 
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::HeaderMap;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 
 use crate::config::{Format, Registry, Subscription};
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
@@ -34,7 +34,10 @@ pub enum Disposition {
 
 /// Deliver one task. Errors mean a port was unavailable; the message is
 /// then left alone and comes back after its visibility timeout.
-pub async fn deliver(ports: &DeliverPorts<'_>, msg: &ReceivedTask) -> Result<Disposition, Unavailable> {
+pub async fn deliver(
+    ports: &DeliverPorts<'_>,
+    msg: &ReceivedTask,
+) -> Result<Disposition, Unavailable> {
     let task = &msg.task;
     let Some(sub) = ports.registry.subscription(&task.subscription).await? else {
         return dead_letter(ports, msg, "subscription no longer exists").await;
@@ -68,7 +71,11 @@ pub async fn deliver(ports: &DeliverPorts<'_>, msg: &ReceivedTask) -> Result<Dis
         latency_ms,
         status_code: result.as_ref().ok().map(|r| r.status),
         error: result.as_ref().err().map(DeliveryError::to_string),
-        response_snippet: result.as_ref().ok().map(|r| r.snippet.clone()).filter(|s| !s.is_empty()),
+        response_snippet: result
+            .as_ref()
+            .ok()
+            .map(|r| r.snippet.clone())
+            .filter(|s| !s.is_empty()),
         next_attempt_at_ms: None,
     };
     let outcome = outcome_text(&result);
@@ -76,34 +83,56 @@ pub async fn deliver(ports: &DeliverPorts<'_>, msg: &ReceivedTask) -> Result<Dis
     let _guard = span.enter();
     match decision {
         Decision::Delivered => {
-            ports.store.record_attempt(&attempt, DeliveryStatus::Delivered).await?;
+            ports
+                .store
+                .record_attempt(&attempt, DeliveryStatus::Delivered)
+                .await?;
             tracing::info!(outcome = "delivered", result = %outcome, "delivered");
             Ok(Disposition::Done)
         }
         Decision::Retry(delay) => {
             attempt.next_attempt_at_ms = Some(to_ms(started + delay));
-            ports.store.record_attempt(&attempt, DeliveryStatus::Pending).await?;
+            ports
+                .store
+                .record_attempt(&attempt, DeliveryStatus::Pending)
+                .await?;
             ports.queue.retry_in(msg, delay).await?;
             tracing::warn!(outcome = "retry", result = %outcome, retry_in_ms = delay.as_millis() as u64, "attempt failed, will retry");
             Ok(Disposition::Retry)
         }
         Decision::Exhausted => {
-            ports.store.record_attempt(&attempt, DeliveryStatus::Failed).await?;
+            ports
+                .store
+                .record_attempt(&attempt, DeliveryStatus::Failed)
+                .await?;
             tracing::error!(outcome = "failed", result = %outcome, "delivery failed, dead-lettered");
-            ports.queue.dead_letter(msg, &format!("attempts exhausted: {outcome}")).await?;
+            ports
+                .queue
+                .dead_letter(msg, &format!("attempts exhausted: {outcome}"))
+                .await?;
             Ok(Disposition::Done)
         }
         Decision::Gone => {
-            ports.store.record_attempt(&attempt, DeliveryStatus::Failed).await?;
+            ports
+                .store
+                .record_attempt(&attempt, DeliveryStatus::Failed)
+                .await?;
             ports.registry.disable_subscription(&sub.id).await?;
             tracing::error!(outcome = "failed", result = %outcome, "destination answered 410 Gone: subscription disabled");
-            ports.queue.dead_letter(msg, "destination answered 410 Gone; subscription disabled").await?;
+            ports
+                .queue
+                .dead_letter(msg, "destination answered 410 Gone; subscription disabled")
+                .await?;
             Ok(Disposition::Done)
         }
     }
 }
 
-async fn dead_letter(ports: &DeliverPorts<'_>, msg: &ReceivedTask, reason: &str) -> Result<Disposition, Unavailable> {
+async fn dead_letter(
+    ports: &DeliverPorts<'_>,
+    msg: &ReceivedTask,
+    reason: &str,
+) -> Result<Disposition, Unavailable> {
     let task = &msg.task;
     tracing::error!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, reason, "delivery impossible, dead-lettered");
     ports.queue.dead_letter(msg, reason).await?;
@@ -123,7 +152,10 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
     let mut headers = HeaderMap::with_capacity(5);
     match sub.format {
         Format::Raw => {
-            let content_type = event.content_type.as_deref().unwrap_or("application/octet-stream");
+            let content_type = event
+                .content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
             if let Ok(v) = HeaderValue::from_str(content_type) {
                 headers.insert(CONTENT_TYPE, v);
             }
@@ -133,7 +165,10 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
     if let Ok(v) = HeaderValue::from_str(&msg_id) {
         headers.insert(HeaderName::from_static("webhook-id"), v);
     }
-    headers.insert(HeaderName::from_static("webhook-timestamp"), HeaderValue::from(timestamp));
+    headers.insert(
+        HeaderName::from_static("webhook-timestamp"),
+        HeaderValue::from(timestamp),
+    );
     if let Some(key) = &sub.signing_key {
         let signature = sign::signature(key, &msg_id, timestamp, &event.body);
         if let Ok(v) = HeaderValue::from_str(&signature) {
@@ -145,5 +180,10 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
             headers.insert(HeaderName::from_static("sluice-event-type"), v);
         }
     }
-    OutboundRequest { url: sub.url.clone(), body: event.body.clone(), headers, allow_local: sub.allow_local }
+    OutboundRequest {
+        url: sub.url.clone(),
+        body: event.body.clone(),
+        headers,
+        allow_local: sub.allow_local,
+    }
 }

@@ -29,11 +29,19 @@ pub async fn enqueue(
     } else {
         let tasks: Vec<DeliveryTask> = subscriptions
             .iter()
-            .map(|s| DeliveryTask { source: key.source.clone(), event_id: key.id.clone(), subscription: s.clone() })
+            .map(|s| DeliveryTask {
+                source: key.source.clone(),
+                event_id: key.id.clone(),
+                subscription: s.clone(),
+            })
             .collect();
         let failed = queue.send(&tasks).await?;
         if !failed.is_empty() {
-            return Err(Unavailable(format!("{} of {} delivery tasks were not queued", failed.len(), tasks.len())));
+            return Err(Unavailable(format!(
+                "{} of {} delivery tasks were not queued",
+                failed.len(),
+                tasks.len()
+            )));
         }
         tracing::info!(source = %key.source, event_id = %key.id, event_type, deliveries = tasks.len(), outcome = "enqueued", "event routed");
     }

@@ -23,7 +23,11 @@ pub struct MemStore {
 
 impl MemStore {
     fn check(&self) -> Result<(), Unavailable> {
-        if *self.down.lock().unwrap() { Err(Unavailable("store down".into())) } else { Ok(()) }
+        if *self.down.lock().unwrap() {
+            Err(Unavailable("store down".into()))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -33,7 +37,9 @@ impl EventStore for MemStore {
         self.check()?;
         let mut events = self.events.lock().unwrap();
         if let Some(old) = events.get(&event.key()) {
-            return Ok(Commit::Duplicate { body_hash: Some(old.body_hash.clone()) });
+            return Ok(Commit::Duplicate {
+                body_hash: Some(old.body_hash.clone()),
+            });
         }
         events.insert(event.key(), event.clone());
         Ok(Commit::Accepted)
@@ -44,20 +50,37 @@ impl EventStore for MemStore {
         Ok(self.events.lock().unwrap().get(key).cloned())
     }
 
-    async fn mark_routed(&self, key: &EventKey, subscriptions: &[String]) -> Result<(), Unavailable> {
+    async fn mark_routed(
+        &self,
+        key: &EventKey,
+        subscriptions: &[String],
+    ) -> Result<(), Unavailable> {
         self.check()?;
-        self.routed.lock().unwrap().insert(key.clone(), subscriptions.to_vec());
+        self.routed
+            .lock()
+            .unwrap()
+            .insert(key.clone(), subscriptions.to_vec());
         Ok(())
     }
 
-    async fn delivery_status(&self, task: &DeliveryTask) -> Result<Option<DeliveryStatus>, Unavailable> {
+    async fn delivery_status(
+        &self,
+        task: &DeliveryTask,
+    ) -> Result<Option<DeliveryStatus>, Unavailable> {
         self.check()?;
         Ok(self.statuses.lock().unwrap().get(task).copied())
     }
 
-    async fn record_attempt(&self, attempt: &Attempt, status: DeliveryStatus) -> Result<bool, Unavailable> {
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+    ) -> Result<bool, Unavailable> {
         self.check()?;
-        self.attempts.lock().unwrap().push((attempt.clone(), status));
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((attempt.clone(), status));
         let task = DeliveryTask {
             source: attempt.source.clone(),
             event_id: attempt.event_id.clone(),
@@ -96,12 +119,18 @@ impl DeliveryQueue for MemQueue {
     }
 
     async fn retry_in(&self, msg: &ReceivedTask, delay: Duration) -> Result<(), Unavailable> {
-        self.retries.lock().unwrap().push((msg.handle.clone(), delay));
+        self.retries
+            .lock()
+            .unwrap()
+            .push((msg.handle.clone(), delay));
         Ok(())
     }
 
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
-        self.dead.lock().unwrap().push((msg.task.clone(), reason.to_owned()));
+        self.dead
+            .lock()
+            .unwrap()
+            .push((msg.task.clone(), reason.to_owned()));
         Ok(())
     }
 }
@@ -114,11 +143,18 @@ pub struct ScriptedTransport {
 
 impl ScriptedTransport {
     pub fn new(script: Vec<Result<DeliveryResponse, DeliveryError>>) -> Self {
-        Self { script: Mutex::new(script.into()), requests: Mutex::default() }
+        Self {
+            script: Mutex::new(script.into()),
+            requests: Mutex::default(),
+        }
     }
 
     pub fn status(code: u16) -> Result<DeliveryResponse, DeliveryError> {
-        Ok(DeliveryResponse { status: code, retry_after: None, snippet: String::new() })
+        Ok(DeliveryResponse {
+            status: code,
+            retry_after: None,
+            snippet: String::new(),
+        })
     }
 }
 
@@ -127,6 +163,10 @@ impl Transport for ScriptedTransport {
     async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
         self.requests.lock().unwrap().push(req.clone());
         let mut script = self.script.lock().unwrap();
-        if script.len() > 1 { script.pop_front().unwrap() } else { script.front().cloned().unwrap() }
+        if script.len() > 1 {
+            script.pop_front().unwrap()
+        } else {
+            script.front().cloned().unwrap()
+        }
     }
 }

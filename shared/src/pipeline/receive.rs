@@ -15,13 +15,22 @@ use crate::store::{Commit, EventStore};
 use crate::time::to_ms;
 
 /// Headers that carry credentials: never stored, never logged.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-gitlab-token"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-gitlab-token",
+];
 
 /// What the provider is told when the request is good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
-    Accepted { id: String },
-    Duplicate { id: String },
+    Accepted {
+        id: String,
+    },
+    Duplicate {
+        id: String,
+    },
     /// A provider handshake, answered with this JSON body; nothing is committed.
     Handshake(String),
 }
@@ -36,10 +45,17 @@ pub struct Reply {
 impl Reply {
     pub fn from_result(result: &Result<Receipt, ReceiveError>) -> Self {
         match result {
-            Ok(Receipt::Accepted { id }) => Self::ok(serde_json::json!({ "status": "accepted", "id": id }).to_string()),
-            Ok(Receipt::Duplicate { id }) => Self::ok(serde_json::json!({ "status": "duplicate", "id": id }).to_string()),
+            Ok(Receipt::Accepted { id }) => {
+                Self::ok(serde_json::json!({ "status": "accepted", "id": id }).to_string())
+            }
+            Ok(Receipt::Duplicate { id }) => {
+                Self::ok(serde_json::json!({ "status": "duplicate", "id": id }).to_string())
+            }
             Ok(Receipt::Handshake(body)) => Self::ok(body.clone()),
-            Err(e) => Self { status: e.status(), body: e.body() },
+            Err(e) => Self {
+                status: e.status(),
+                body: e.body(),
+            },
         }
     }
 
@@ -57,7 +73,10 @@ pub async fn receive(
     body: Bytes,
     now: SystemTime,
 ) -> Result<Receipt, ReceiveError> {
-    let source = registry.source(source_id).await?.ok_or(ReceiveError::UnknownSource)?;
+    let source = registry
+        .source(source_id)
+        .await?
+        .ok_or(ReceiveError::UnknownSource)?;
     let (event, handshake) = verify_and_build(&source, headers, body, now)?;
     if let Some(reply) = handshake {
         tracing::info!(source = %source.id, "answered provider handshake");
@@ -89,13 +108,20 @@ pub fn verify_and_build(
     now: SystemTime,
 ) -> Result<(Event, Option<String>), ReceiveError> {
     if body.len() > source.max_body_bytes {
-        return Err(ReceiveError::BodyTooLarge { size: body.len(), limit: source.max_body_bytes });
+        return Err(ReceiveError::BodyTooLarge {
+            size: body.len(),
+            limit: source.max_body_bytes,
+        });
     }
     if let Err(e) = source.verifier.verify(headers, &body, now) {
         tracing::info!(source = %source.id, outcome = "rejected", reason = e.code(), "webhook rejected");
         return Err(e.into());
     }
-    let Extracted { id, event_type, handshake } = extract(source.provider, source.hmac.as_ref(), headers, &body);
+    let Extracted {
+        id,
+        event_type,
+        handshake,
+    } = extract(source.provider, source.hmac.as_ref(), headers, &body);
     let received_at_ms = to_ms(now);
     let event = Event {
         source: source.id.clone(),
@@ -104,7 +130,10 @@ pub fn verify_and_build(
         received_at_ms,
         expires_at: received_at_ms / 1000 + source.dedupe_window.as_secs() as i64,
         body_hash: body_fingerprint(&body),
-        content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        content_type: headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         headers: kept_headers(headers),
         body,
     };
@@ -121,6 +150,8 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect()
 }

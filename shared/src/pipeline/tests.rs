@@ -41,9 +41,16 @@ url = "https://example.org/all"
 async fn registry() -> StaticRegistry {
     let secrets = EnvSecrets::from_map(HashMap::from([
         ("GL_TOKEN".to_owned(), "tok-123".to_owned()),
-        ("SUB_SECRET".to_owned(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+        (
+            "SUB_SECRET".to_owned(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
     ]));
-    ConfigFile::parse(CONFIG).unwrap().resolve(&secrets).await.unwrap()
+    ConfigFile::parse(CONFIG)
+        .unwrap()
+        .resolve(&secrets)
+        .await
+        .unwrap()
 }
 
 fn gitlab_headers(token: &str, uuid: &str) -> HeaderMap {
@@ -63,17 +70,36 @@ async fn receive_commits_once_and_reports_duplicates() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "uuid-1");
     let now = SystemTime::now();
-    let first = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now).await.unwrap();
-    assert_eq!(first, Receipt::Accepted { id: "uuid-1".into() });
-    let again = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now).await.unwrap();
-    assert_eq!(again, Receipt::Duplicate { id: "uuid-1".into() });
+    let first = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Receipt::Accepted {
+            id: "uuid-1".into()
+        }
+    );
+    let again = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Receipt::Duplicate {
+            id: "uuid-1".into()
+        }
+    );
     let stored = store.events.lock().unwrap();
     let event = stored.get(&EventKey::new("gl", "uuid-1")).unwrap();
     assert_eq!(event.event_type, "push");
     assert_eq!(&event.body[..], PUSH);
     // The credential header is never kept.
     assert!(event.headers.iter().all(|(k, _)| k != "x-gitlab-token"));
-    assert!(event.headers.iter().any(|(k, v)| k == "x-gitlab-event" && v == "Push Hook"));
+    assert!(
+        event
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-gitlab-event" && v == "Push Hook")
+    );
 }
 
 #[tokio::test]
@@ -83,25 +109,70 @@ async fn receive_maps_each_failure_to_its_status() {
     let now = SystemTime::now();
     let body = Bytes::from_static(PUSH);
 
-    let unknown = receive(&reg, &store, "nope", &gitlab_headers("tok-123", "u"), body.clone(), now).await;
+    let unknown = receive(
+        &reg,
+        &store,
+        "nope",
+        &gitlab_headers("tok-123", "u"),
+        body.clone(),
+        now,
+    )
+    .await;
     assert_eq!(Reply::from_result(&unknown).status, 404);
     assert!(Reply::from_result(&unknown).body.contains("unknown_source"));
 
-    let wrong = receive(&reg, &store, "gl", &gitlab_headers("tok-999", "u"), body.clone(), now).await;
+    let wrong = receive(
+        &reg,
+        &store,
+        "gl",
+        &gitlab_headers("tok-999", "u"),
+        body.clone(),
+        now,
+    )
+    .await;
     let reply = Reply::from_result(&wrong);
     assert_eq!(reply.status, 401);
     assert!(reply.body.contains("invalid_signature"), "{}", reply.body);
-    assert!(!reply.body.contains("tok-"), "reply must not echo tokens: {}", reply.body);
+    assert!(
+        !reply.body.contains("tok-"),
+        "reply must not echo tokens: {}",
+        reply.body
+    );
 
     let big = Bytes::from(vec![b'x'; 65]);
-    let too_big = receive(&reg, &store, "gl", &gitlab_headers("tok-123", "u"), big, now).await;
-    assert!(matches!(too_big, Err(ReceiveError::BodyTooLarge { size: 65, limit: 64 })));
+    let too_big = receive(
+        &reg,
+        &store,
+        "gl",
+        &gitlab_headers("tok-123", "u"),
+        big,
+        now,
+    )
+    .await;
+    assert!(matches!(
+        too_big,
+        Err(ReceiveError::BodyTooLarge {
+            size: 65,
+            limit: 64
+        })
+    ));
     assert_eq!(Reply::from_result(&too_big).status, 413);
 
     *store.down.lock().unwrap() = true;
-    let down = receive(&reg, &store, "gl", &gitlab_headers("tok-123", "u"), body, now).await;
+    let down = receive(
+        &reg,
+        &store,
+        "gl",
+        &gitlab_headers("tok-123", "u"),
+        body,
+        now,
+    )
+    .await;
     assert_eq!(Reply::from_result(&down).status, 503);
-    assert!(store.events.lock().unwrap().is_empty(), "nothing may be committed on a failure");
+    assert!(
+        store.events.lock().unwrap().is_empty(),
+        "nothing may be committed on a failure"
+    );
 }
 
 #[tokio::test]
@@ -110,12 +181,23 @@ async fn duplicate_with_a_different_body_is_still_a_duplicate() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "same-id");
     let now = SystemTime::now();
-    receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now).await.unwrap();
+    receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+        .await
+        .unwrap();
     let other = Bytes::from_static(br#"{"object_kind":"push","x":1}"#);
     let r = receive(&reg, &store, "gl", &h, other, now).await.unwrap();
-    assert_eq!(r, Receipt::Duplicate { id: "same-id".into() });
+    assert_eq!(
+        r,
+        Receipt::Duplicate {
+            id: "same-id".into()
+        }
+    );
     let events = store.events.lock().unwrap();
-    assert_eq!(&events[&EventKey::new("gl", "same-id")].body[..], PUSH, "the first body stays committed");
+    assert_eq!(
+        &events[&EventKey::new("gl", "same-id")].body[..],
+        PUSH,
+        "the first body stays committed"
+    );
 }
 
 #[tokio::test]
@@ -131,15 +213,23 @@ async fn enqueue_routes_by_type_and_records_unrouted_events() {
     assert_eq!(routed, vec!["everything".to_owned(), "pushes".to_owned()]);
 
     let key2 = EventKey::new("gl", "e2");
-    let n = enqueue(&reg, &queue, &store, &key2, "merge_request").await.unwrap();
+    let n = enqueue(&reg, &queue, &store, &key2, "merge_request")
+        .await
+        .unwrap();
     assert_eq!(n, 1, "only the catch-all subscription matches");
 
     // A disabled subscription is not routed to.
     reg.disable_subscription("everything").await.unwrap();
     let key3 = EventKey::new("gl", "e3");
-    let n = enqueue(&reg, &queue, &store, &key3, "merge_request").await.unwrap();
+    let n = enqueue(&reg, &queue, &store, &key3, "merge_request")
+        .await
+        .unwrap();
     assert_eq!(n, 0);
-    assert_eq!(store.routed.lock().unwrap()[&key3], Vec::<String>::new(), "unrouted events are recorded");
+    assert_eq!(
+        store.routed.lock().unwrap()[&key3],
+        Vec::<String>::new(),
+        "unrouted events are recorded"
+    );
 }
 
 #[tokio::test]
@@ -150,18 +240,34 @@ async fn enqueue_send_failure_leaves_the_event_unrouted() {
     queue.fail_indexes.lock().unwrap().push(1);
     let key = EventKey::new("gl", "e1");
     assert!(enqueue(&reg, &queue, &store, &key, "push").await.is_err());
-    assert!(!store.routed.lock().unwrap().contains_key(&key), "outbox entry must stay pending for a retry");
+    assert!(
+        !store.routed.lock().unwrap().contains_key(&key),
+        "outbox entry must stay pending for a retry"
+    );
 }
 
 async fn committed_event(reg: &StaticRegistry, store: &MemStore) -> EventKey {
     let h = gitlab_headers("tok-123", "evt-9");
-    receive(reg, store, "gl", &h, Bytes::from_static(PUSH), SystemTime::now()).await.unwrap();
+    receive(
+        reg,
+        store,
+        "gl",
+        &h,
+        Bytes::from_static(PUSH),
+        SystemTime::now(),
+    )
+    .await
+    .unwrap();
     EventKey::new("gl", "evt-9")
 }
 
 fn received(key: &EventKey, sub: &str, receive_count: u32) -> ReceivedTask {
     ReceivedTask {
-        task: DeliveryTask { source: key.source.clone(), event_id: key.id.clone(), subscription: sub.into() },
+        task: DeliveryTask {
+            source: key.source.clone(),
+            event_id: key.id.clone(),
+            subscription: sub.into(),
+        },
         handle: format!("h{receive_count}"),
         receive_count,
     }
@@ -174,7 +280,12 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
     let queue = MemQueue::default();
     let transport = ScriptedTransport::new(vec![ScriptedTransport::status(204)]);
     let key = committed_event(&reg, &store).await;
-    let ports = DeliverPorts { registry: &reg, store: &store, queue: &queue, transport: &transport };
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
     let msg = received(&key, "pushes", 1);
     assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
     let reqs = transport.requests.lock().unwrap();
@@ -182,8 +293,13 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
     assert_eq!(&reqs[0].body[..], PUSH);
     assert_eq!(reqs[0].headers["content-type"], "application/json");
     assert_eq!(reqs[0].headers["webhook-id"], "gl#evt-9");
-    let ts: i64 = reqs[0].headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
-    let key_bytes = crate::sign::SigningKey::from_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let ts: i64 = reqs[0].headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let key_bytes =
+        crate::sign::SigningKey::from_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
     let expected = crate::sign::signature(&key_bytes, "gl#evt-9", ts, PUSH);
     assert_eq!(reqs[0].headers["webhook-signature"], expected.as_str());
     assert!(expected.starts_with("v1,"));
@@ -191,10 +307,17 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
     drop(reqs);
     let msg = received(&key, "everything", 1);
     deliver(&ports, &msg).await.unwrap();
-    assert!(!transport.requests.lock().unwrap()[1].headers.contains_key("webhook-signature"));
+    assert!(
+        !transport.requests.lock().unwrap()[1]
+            .headers
+            .contains_key("webhook-signature")
+    );
 
     let task = msg.task.clone();
-    assert_eq!(store.delivery_status(&task).await.unwrap(), Some(DeliveryStatus::Delivered));
+    assert_eq!(
+        store.delivery_status(&task).await.unwrap(),
+        Some(DeliveryStatus::Delivered)
+    );
 
     // A redelivered message after success does not send again.
     assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
@@ -210,20 +333,43 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
     let queue = MemQueue::default();
     let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
     let key = committed_event(&reg, &store).await;
-    let ports = DeliverPorts { registry: &reg, store: &store, queue: &queue, transport: &transport };
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
     // Schedule ["1s", "2s"]: three attempts.
-    assert_eq!(deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(), Disposition::Retry);
-    assert_eq!(deliver(&ports, &received(&key, "pushes", 2)).await.unwrap(), Disposition::Retry);
-    assert_eq!(deliver(&ports, &received(&key, "pushes", 3)).await.unwrap(), Disposition::Done);
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
+        Disposition::Retry
+    );
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 2)).await.unwrap(),
+        Disposition::Retry
+    );
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 3)).await.unwrap(),
+        Disposition::Done
+    );
     let retries = queue.retries.lock().unwrap().clone();
     assert_eq!(retries.len(), 2);
-    assert!(retries[0].1 >= Duration::from_millis(800) && retries[0].1 <= Duration::from_millis(1200), "{retries:?}");
-    assert!(retries[1].1 >= Duration::from_millis(1600) && retries[1].1 <= Duration::from_millis(2400), "{retries:?}");
+    assert!(
+        retries[0].1 >= Duration::from_millis(800) && retries[0].1 <= Duration::from_millis(1200),
+        "{retries:?}"
+    );
+    assert!(
+        retries[1].1 >= Duration::from_millis(1600) && retries[1].1 <= Duration::from_millis(2400),
+        "{retries:?}"
+    );
     let dead = queue.dead.lock().unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].1.contains("HTTP 500"), "{}", dead[0].1);
     let attempts = store.attempts.lock().unwrap();
-    assert_eq!(attempts.iter().map(|(a, _)| a.attempt).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        attempts.iter().map(|(a, _)| a.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert!(attempts[0].0.next_attempt_at_ms.is_some());
     assert_eq!(attempts[2].1, DeliveryStatus::Failed);
 }
@@ -235,13 +381,29 @@ async fn deliver_gone_disables_the_subscription() {
     let queue = MemQueue::default();
     let transport = ScriptedTransport::new(vec![ScriptedTransport::status(410)]);
     let key = committed_event(&reg, &store).await;
-    let ports = DeliverPorts { registry: &reg, store: &store, queue: &queue, transport: &transport };
-    assert_eq!(deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(), Disposition::Done);
-    assert!(!reg.subscription("pushes").await.unwrap().unwrap().is_enabled());
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
+        Disposition::Done
+    );
+    assert!(
+        !reg.subscription("pushes")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_enabled()
+    );
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
     // Later tasks for the disabled subscription are dead-lettered, not sent.
     let key2 = EventKey::new("gl", "other");
-    deliver(&ports, &received(&key2, "pushes", 1)).await.unwrap();
+    deliver(&ports, &received(&key2, "pushes", 1))
+        .await
+        .unwrap();
     assert_eq!(transport.requests.lock().unwrap().len(), 1);
     assert_eq!(queue.dead.lock().unwrap().len(), 2);
 }
@@ -251,10 +413,19 @@ async fn deliver_refused_destination_is_not_retried() {
     let reg = registry().await;
     let store = MemStore::default();
     let queue = MemQueue::default();
-    let transport = ScriptedTransport::new(vec![Err(DeliveryError::Refused("private address".into()))]);
+    let transport =
+        ScriptedTransport::new(vec![Err(DeliveryError::Refused("private address".into()))]);
     let key = committed_event(&reg, &store).await;
-    let ports = DeliverPorts { registry: &reg, store: &store, queue: &queue, transport: &transport };
-    assert_eq!(deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(), Disposition::Done);
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
+        Disposition::Done
+    );
     assert!(queue.retries.lock().unwrap().is_empty());
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
 }
@@ -267,7 +438,12 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
     let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
     let key = committed_event(&reg, &store).await;
     *store.down.lock().unwrap() = true;
-    let ports = DeliverPorts { registry: &reg, store: &store, queue: &queue, transport: &transport };
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
     assert!(deliver(&ports, &received(&key, "pushes", 1)).await.is_err());
     assert!(queue.dead.lock().unwrap().is_empty());
 }

@@ -24,7 +24,8 @@ impl EnvSecrets {
     pub fn with_dotenv(path: &Path) -> Result<Self, String> {
         let mut file = HashMap::new();
         if path.exists() {
-            let iter = dotenvy::from_path_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let iter =
+                dotenvy::from_path_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
             for item in iter {
                 let (k, v) = item.map_err(|e| format!("{}: {e}", path.display()))?;
                 file.insert(k, v);
@@ -39,7 +40,9 @@ impl EnvSecrets {
     }
 
     fn lookup(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().or_else(|| self.file.get(name).cloned())
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.file.get(name).cloned())
     }
 }
 
@@ -69,14 +72,23 @@ mod tests {
         let s = EnvSecrets::from_map(HashMap::from([("SLUICE_T_A".into(), "abc".into())]));
         let got = s.resolve(&"env:SLUICE_T_A".parse().unwrap()).await.unwrap();
         assert_eq!(got.expose(), "abc");
-        let err = s.resolve(&"env:SLUICE_T_MISSING_X".parse().unwrap()).await.unwrap_err();
+        let err = s
+            .resolve(&"env:SLUICE_T_MISSING_X".parse().unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "secret env:SLUICE_T_MISSING_X is not set");
     }
 
     #[test]
     fn references_parse_and_reject_unknown_schemes() {
-        assert_eq!("env:A".parse::<SecretRef>().unwrap(), SecretRef::Env("A".into()));
-        assert_eq!("ssm:/a/b".parse::<SecretRef>().unwrap(), SecretRef::Ssm("/a/b".into()));
+        assert_eq!(
+            "env:A".parse::<SecretRef>().unwrap(),
+            SecretRef::Env("A".into())
+        );
+        assert_eq!(
+            "ssm:/a/b".parse::<SecretRef>().unwrap(),
+            SecretRef::Ssm("/a/b".into())
+        );
         assert!("plain:x".parse::<SecretRef>().is_err());
         assert!("env:".parse::<SecretRef>().is_err());
         assert!("nothing".parse::<SecretRef>().is_err());

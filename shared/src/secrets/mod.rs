@@ -39,12 +39,16 @@ impl FromStr for SecretRef {
             .split_once(':')
             .ok_or_else(|| format!("secret reference {s:?} must start with env: or ssm:"))?;
         if rest.is_empty() {
-            return Err(format!("secret reference {s:?} names nothing after {scheme}:"));
+            return Err(format!(
+                "secret reference {s:?} names nothing after {scheme}:"
+            ));
         }
         match scheme {
             "env" => Ok(Self::Env(rest.to_owned())),
             "ssm" => Ok(Self::Ssm(rest.to_owned())),
-            _ => Err(format!("secret reference {s:?}: unknown scheme {scheme:?} (use env: or ssm:)")),
+            _ => Err(format!(
+                "secret reference {s:?}: unknown scheme {scheme:?} (use env: or ssm:)"
+            )),
         }
     }
 }

@@ -26,12 +26,23 @@ pub trait EventStore: Send + Sync {
 
     /// Record that routing finished: one pending delivery per subscription
     /// (none means "matched no subscription"). Idempotent.
-    async fn mark_routed(&self, key: &EventKey, subscriptions: &[String]) -> Result<(), Unavailable>;
+    async fn mark_routed(
+        &self,
+        key: &EventKey,
+        subscriptions: &[String],
+    ) -> Result<(), Unavailable>;
 
-    async fn delivery_status(&self, task: &DeliveryTask) -> Result<Option<DeliveryStatus>, Unavailable>;
+    async fn delivery_status(
+        &self,
+        task: &DeliveryTask,
+    ) -> Result<Option<DeliveryStatus>, Unavailable>;
 
     /// Append an attempt to the log and move the delivery to `status`. The
     /// status change is conditional: a final status (delivered, failed) is
     /// never overwritten. Returns false when it was already final.
-    async fn record_attempt(&self, attempt: &Attempt, status: DeliveryStatus) -> Result<bool, Unavailable>;
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+    ) -> Result<bool, Unavailable>;
 }

@@ -135,7 +135,12 @@ impl Verifier {
     }
 
     /// Check the request. Constant-time comparison; any active secret passes.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<(), VerifyError> {
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
         let _ = (headers, body, now);
         Err(VerifyError::InvalidSignature)
     }

@@ -1,0 +1,245 @@
+//! Test harness: a real destination server on 127.0.0.1, a gateway started
+//! in-process on a temporary database, and provider-style signing.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sluice::local::SqliteStore;
+use sluice_cli::serve::{Gateway, ServeOptions};
+
+/// One request as the destination saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct SinkState {
+    script: VecDeque<u16>,
+    default_status: u16,
+    received: Vec<Received>,
+}
+
+/// A destination: answers scripted statuses, then its default, and
+/// records every request.
+#[derive(Clone)]
+pub struct Sink {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<SinkState>>,
+}
+
+impl Sink {
+    pub async fn start(default_status: u16) -> Self {
+        let state = Arc::new(Mutex::new(SinkState {
+            default_status,
+            ..Default::default()
+        }));
+        let app = Router::new()
+            .route("/{*path}", post(record))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// The next responses, in order; afterwards the default applies.
+    pub fn script(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().script.extend(statuses);
+    }
+
+    pub fn set_default(&self, status: u16) {
+        self.state.lock().unwrap().default_status = status;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
+    /// Requests answered with a 2xx.
+    pub fn successes(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+}
+
+async fn record(
+    State(state): State<Arc<Mutex<SinkState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut s = state.lock().unwrap();
+    let status = s.script.pop_front().unwrap_or(s.default_status);
+    s.received.push(Received {
+        headers,
+        body,
+        status,
+    });
+    StatusCode::from_u16(status).unwrap()
+}
+
+/// A config and secrets in a temporary directory, and the gateway on them.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub opts: ServeOptions,
+}
+
+impl Harness {
+    /// `env` lines are written to the `.env` file the gateway reads.
+    pub fn new(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sluice.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let env_path = dir.path().join(".env");
+        let env_text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&env_path, env_text).unwrap();
+        let mut opts = ServeOptions::new(
+            config_path,
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().join("sluice.db"),
+        );
+        opts.env_file = env_path;
+        Self { dir, opts }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.opts.db.clone()
+    }
+
+    pub async fn start(&self) -> Running {
+        let gateway = Gateway::start(&self.opts).await.unwrap();
+        let base = format!("http://{}", gateway.local_addr());
+        Running {
+            gateway,
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A second handle on the same database, for inspection.
+    pub fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.db_path()).unwrap()
+    }
+}
+
+pub struct Running {
+    pub gateway: Gateway,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Running {
+    pub async fn post(
+        &self,
+        source: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/hooks/{source}", self.base))
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, json)
+    }
+
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+    }
+}
+
+/// GitHub's scheme: `sha256=` + hex HMAC-SHA256 of the body.
+pub fn github_headers(
+    secret: &str,
+    delivery: &str,
+    event: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    vec![
+        ("x-hub-signature-256".into(), sig),
+        ("x-github-delivery".into(), delivery.into()),
+        ("x-github-event".into(), event.into()),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+/// Check a Standard Webhooks signature the way a receiver would.
+pub fn standard_webhooks_valid(whsec: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(whsec.trim_start_matches("whsec_"))
+        .unwrap();
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts = headers["webhook-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+/// Poll `cond` every 20 ms until it holds, or panic after `limit`.
+pub async fn eventually<F: FnMut() -> bool>(limit: Duration, what: &str, mut cond: F) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`eventually`], for conditions that must be awaited.
+pub async fn eventually_async<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

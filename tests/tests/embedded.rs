@@ -1,0 +1,406 @@
+//! The whole pipeline on the embedded backend: real HTTP in, SQLite, real
+//! HTTP destinations on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sluice::model::{DeliveryStatus, EventKey};
+use sluice_tests::{
+    Harness, Sink, eventually, eventually_async, github_headers, standard_webhooks_valid,
+};
+
+const GH_SECRET: &str = "gh-secret-for-tests";
+const SUB_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(url: &str, extra_sub: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["env:GH_SECRET"]
+
+[[subscriptions]]
+id = "deploys"
+source = "github"
+events = ["push", "pull_request.*"]
+url = "{url}"
+signing_secret = "env:SUB_SECRET"
+retry_schedule = ["100ms", "100ms"]
+allow_local = true
+{extra_sub}
+"#
+    )
+}
+
+fn harness(sink: &Sink) -> Harness {
+    Harness::new(
+        &config(&sink.url(), ""),
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_is_delivered_once_with_its_original_bytes_and_a_valid_signature() {
+    let sink = Sink::start(200).await;
+    let h = harness(&sink);
+    let gw = h.start().await;
+    // Odd spacing and key order: the bytes must arrive untouched, not re-serialised.
+    let body = br#"{ "ref":"refs/heads/main",   "zeta":1, "alpha" : [1,2] }"#;
+    let (status, reply) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "d-1", "push", body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply,
+        serde_json::json!({"status": "accepted", "id": "d-1"})
+    );
+
+    eventually(WAIT, "delivery", || sink.count() == 1).await;
+    let got = &sink.received()[0];
+    assert_eq!(&got.body[..], &body[..]);
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert!(
+        standard_webhooks_valid(SUB_SECRET, &got.headers, &got.body),
+        "outbound signature must verify"
+    );
+    assert!(!standard_webhooks_valid(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &got.headers,
+        &got.body
+    ));
+
+    let store = h.store();
+    let key = EventKey::new("github", "d-1");
+    eventually_async(WAIT, "delivered status", || async {
+        store
+            .deliveries(&key)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.status == DeliveryStatus::Delivered)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 1, "delivered exactly once");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_twenty_concurrent_copies_commit_once_and_deliver_once() {
+    let sink = Sink::start(200).await;
+    let h = harness(&sink);
+    let gw = h.start().await;
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let headers = github_headers(GH_SECRET, "same-delivery", "push", body);
+    let sends = (0..20).map(|_| gw.post("github", &headers, body));
+    let replies = futures::future::join_all(sends).await;
+    let accepted = replies
+        .iter()
+        .filter(|(s, r)| *s == 200 && r["status"] == "accepted")
+        .count();
+    let duplicates = replies
+        .iter()
+        .filter(|(s, r)| *s == 200 && r["status"] == "duplicate")
+        .count();
+    assert_eq!((accepted, duplicates), (1, 19), "{replies:?}");
+
+    eventually(WAIT, "delivery", || sink.count() >= 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1);
+    assert_eq!(h.store().event_count().await.unwrap(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_a_destination_answering_500_500_200_gets_exactly_three_logged_attempts() {
+    let sink = Sink::start(200).await;
+    sink.script(&[500, 500]);
+    let h = harness(&sink);
+    let gw = h.start().await;
+    let body = br#"{"ref":"x"}"#;
+    let (status, _) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "d-c", "push", body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let store = h.store();
+    let key = EventKey::new("github", "d-c");
+    eventually_async(WAIT, "delivered after retries", || async {
+        store
+            .deliveries(&key)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.status == DeliveryStatus::Delivered)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.received().iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![500, 500, 200]
+    );
+    let attempts = store.attempts(&key).await.unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        vec![Some(500), Some(500), Some(200)]
+    );
+    assert!(attempts[0].next_attempt_at_ms.is_some() && attempts[2].next_attempt_at_ms.is_none());
+    let d = &store.deliveries(&key).await.unwrap()[0];
+    assert_eq!(d.attempts, 3);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_a_destination_that_always_fails_ends_failed_and_dead_lettered() {
+    let sink = Sink::start(503).await;
+    let h = harness(&sink);
+    let gw = h.start().await;
+    let body = br#"{"ref":"x"}"#;
+    gw.post(
+        "github",
+        &github_headers(GH_SECRET, "d-d", "push", body),
+        body,
+    )
+    .await;
+
+    let store = h.store();
+    let key = EventKey::new("github", "d-d");
+    eventually_async(WAIT, "dead letter", || async {
+        !store.dead_letters().await.unwrap().is_empty()
+    })
+    .await;
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].task.event_id, "d-d");
+    assert_eq!(dead[0].task.subscription, "deploys");
+    assert!(dead[0].reason.contains("503"), "{}", dead[0].reason);
+    let d = &store.deliveries(&key).await.unwrap()[0];
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    // retry_schedule has two waits: three attempts, then nothing more.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sink.count(), 3);
+    assert_eq!(store.attempts(&key).await.unwrap().len(), 3);
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e_a_restart_with_deliveries_pending_loses_none_and_repeats_none() {
+    let sink = Sink::start(503).await;
+    // Slow retries: deliveries are certainly pending when we stop.
+    let cfg = config(&sink.url(), "").replace(
+        r#"["100ms", "100ms"]"#,
+        r#"["300ms", "300ms", "300ms", "300ms"]"#,
+    );
+    let h = Harness::new(
+        &cfg,
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    let gw = h.start().await;
+    let n = 12;
+    for i in 0..n {
+        let body = format!(r#"{{"n":{i}}}"#);
+        let (status, _) = gw
+            .post(
+                "github",
+                &github_headers(GH_SECRET, &format!("r-{i}"), "push", body.as_bytes()),
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    eventually(WAIT, "first attempts", || sink.count() >= n).await;
+    gw.stop().await;
+    assert!(sink.successes().is_empty());
+
+    // The destination recovers; the gateway comes back on the same database.
+    sink.set_default(200);
+    let gw = h.start().await;
+    eventually(WAIT, "all delivered after restart", || {
+        sink.successes().len() >= n
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    for r in sink.successes() {
+        *per_event
+            .entry(r.headers["webhook-id"].to_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_event.len(), n, "every event delivered: {per_event:?}");
+    assert!(
+        per_event.values().all(|&c| c == 1),
+        "none delivered twice: {per_event:?}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f_an_event_matching_no_subscription_is_committed_and_logged() {
+    let sink = Sink::start(200).await;
+    let h = harness(&sink);
+    let gw = h.start().await;
+    let body = br#"{"action":"created"}"#;
+    let (status, reply) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "d-f", "star", body),
+            body,
+        )
+        .await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("accepted")));
+    let store = h.store();
+    let key = EventKey::new("github", "d-f");
+    eventually_async(WAIT, "routing", || async {
+        store.routed(&key).await.unwrap().is_some()
+    })
+    .await;
+    assert_eq!(store.routed(&key).await.unwrap(), Some(vec![]));
+    assert_eq!(store.event_count().await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.count(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_the_ssrf_guard_refuses_private_destinations_unless_the_subscription_opts_out() {
+    let sink = Sink::start(200).await;
+    let port = sink.addr.port();
+    // "localhost" resolves to a loopback address: refused after resolution.
+    let guarded = format!(
+        r#"
+[[subscriptions]]
+id = "guarded"
+source = "github"
+events = ["*"]
+url = "https://localhost:{port}/hook"
+"#
+    );
+    let h = Harness::new(
+        &config(&sink.url(), &guarded),
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    let gw = h.start().await;
+    let body = br#"{"ref":"x"}"#;
+    gw.post(
+        "github",
+        &github_headers(GH_SECRET, "d-g", "push", body),
+        body,
+    )
+    .await;
+
+    let store = h.store();
+    eventually_async(WAIT, "guarded dead letter", || async {
+        store
+            .dead_letters()
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.task.subscription == "guarded")
+    })
+    .await;
+    let dead = store.dead_letters().await.unwrap();
+    let refused = dead
+        .iter()
+        .find(|d| d.task.subscription == "guarded")
+        .unwrap();
+    assert!(refused.reason.contains("refused"), "{}", refused.reason);
+    // The opted-out subscription reached the same server; the guarded one never did.
+    eventually(WAIT, "opted-out delivery", || sink.count() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.count(), 1);
+    let attempts = store
+        .attempts(&EventKey::new("github", "d-g"))
+        .await
+        .unwrap();
+    let guarded_attempts: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.subscription == "guarded")
+        .collect();
+    assert_eq!(guarded_attempts.len(), 1, "a refusal is not retried");
+    assert!(guarded_attempts[0].status_code.is_none());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_contract_holds_for_bad_requests() {
+    let sink = Sink::start(200).await;
+    let cfg = config(&sink.url(), "").replace(
+        "secrets = [\"env:GH_SECRET\"]",
+        "secrets = [\"env:GH_SECRET\"]\nmax_body_bytes = 1024",
+    );
+    let h = Harness::new(
+        &cfg,
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    let gw = h.start().await;
+    let body = br#"{"ref":"x"}"#;
+
+    let (s, r) = gw
+        .post("nope", &github_headers(GH_SECRET, "x", "push", body), body)
+        .await;
+    assert_eq!((s, r["error"].as_str()), (404, Some("unknown_source")));
+
+    let (s, r) = gw
+        .post("github", &github_headers("wrong", "x", "push", body), body)
+        .await;
+    assert_eq!((s, r["error"].as_str()), (401, Some("invalid_signature")));
+
+    let mut missing = github_headers(GH_SECRET, "x", "push", body);
+    missing.retain(|(k, _)| k != "x-hub-signature-256");
+    let (s, r) = gw.post("github", &missing, body).await;
+    assert_eq!((s, r["error"].as_str()), (401, Some("missing_signature")));
+
+    let big = vec![b'a'; 2048];
+    let (s, r) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "x", "push", &big),
+            &big,
+        )
+        .await;
+    assert_eq!((s, r["error"].as_str()), (413, Some("body_too_large")));
+
+    // A signature header that is not text: unreadable, 400.
+    let resp = gw
+        .client
+        .post(format!("{}/hooks/github", gw.base))
+        .header(
+            "x-hub-signature-256",
+            http::HeaderValue::from_bytes(b"sha256=\xff\xfe").unwrap(),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    let health = gw
+        .client
+        .get(format!("{}/healthz", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    assert_eq!(
+        h.store().event_count().await.unwrap(),
+        0,
+        "nothing bad was committed"
+    );
+    gw.stop().await;
+}
