@@ -1,14 +1,20 @@
 //! Outbound HTTP delivery: the transport port and its reqwest adapter with
 //! the SSRF guard.
 //!
-//! CONTRACT (the delivery work fills in `http` and `ssrf`).
+//! `http` holds the reqwest adapter, `ssrf` the guard it applies.
+
+pub mod http;
+pub mod ssrf;
 
 use std::time::Duration;
 
+use ::http::HeaderMap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderMap;
 use url::Url;
+
+pub use self::http::{HttpOptions, HttpTransport, redacted};
+pub use self::ssrf::is_forbidden;
 
 /// One POST to a destination.
 #[derive(Debug, Clone)]
