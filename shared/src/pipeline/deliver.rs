@@ -161,18 +161,16 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
             }
         }
     }
+    // The id stays the same across retries, so the receiver can dedup.
     let msg_id = event.key().to_string();
     if let Ok(v) = HeaderValue::from_str(&msg_id) {
-        headers.insert(HeaderName::from_static("webhook-id"), v);
+        headers.insert(sign::WEBHOOK_ID, v);
     }
-    headers.insert(
-        HeaderName::from_static("webhook-timestamp"),
-        HeaderValue::from(timestamp),
-    );
+    headers.insert(sign::WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
     if let Some(key) = &sub.signing_key {
         let signature = sign::signature(key, &msg_id, timestamp, &event.body);
         if let Ok(v) = HeaderValue::from_str(&signature) {
-            headers.insert(HeaderName::from_static("webhook-signature"), v);
+            headers.insert(sign::WEBHOOK_SIGNATURE, v);
         }
     }
     if !event.event_type.is_empty() {

@@ -1,0 +1,66 @@
+//! Destination for the load test. Each event id carries the time the load
+//! tool sent it (`<unix micros>-<thread>-<n>`), so the sink measures the
+//! end-to-end latency: request sent → destination receives.
+//!
+//!     load_sink 127.0.0.1:9091
+//!     curl 127.0.0.1:9091/stats
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u64>,
+    received: u64,
+}
+
+type Shared = Arc<Mutex<Stats>>;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9091".into());
+    let stats: Shared = Arc::default();
+    let app = Router::new()
+        .route("/stats", get(report))
+        .route("/{*path}", post(receive))
+        .with_state(stats);
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    eprintln!("load sink on {addr}");
+    axum::serve(listener, app).await.expect("serve");
+}
+
+async fn receive(State(stats): State<Shared>, headers: HeaderMap) -> &'static str {
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let sent_us = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| id.rsplit('#').next())
+        .and_then(|id| id.split('-').next())
+        .and_then(|us| us.parse::<u64>().ok());
+    let mut s = stats.lock().expect("stats");
+    s.received += 1;
+    if let Some(sent) = sent_us {
+        s.latencies_us.push(now_us.saturating_sub(sent));
+    }
+    "ok"
+}
+
+async fn report(State(stats): State<Shared>) -> String {
+    let s = stats.lock().expect("stats");
+    let mut l = s.latencies_us.clone();
+    l.sort_unstable();
+    let pct = |p: f64| if l.is_empty() { 0.0 } else { l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0 };
+    format!(
+        "{{\"received\":{},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}\n",
+        s.received,
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    )
+}
