@@ -1,18 +1,14 @@
 //! Event id and type extraction, per provider.
 //!
 //! Runs on the hot path after verification. Headers are read first; the
-//! JSON body is parsed at most once, and only when the provider needs a
-//! body field, into a struct that borrows the few fields it wants (serde
-//! skips the rest). Extraction never fails: non-JSON bodies, odd field
-//! types and unreadable headers fall back to the body's SHA-256 as the id
-//! and an empty type.
+//! body is scanned at most once, and only when the provider needs a body
+//! field, for just the top-level fields it wants (see [`Fields::parse`]).
+//! Extraction never fails: non-JSON bodies, odd field types and unreadable
+//! headers fall back to the body's SHA-256 as the id and an empty type.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
 use http::{HeaderMap, HeaderName};
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::verify::{HmacParams, Provider};
 
@@ -47,24 +43,21 @@ pub fn extract(
     let (id, event_type, handshake) = match provider {
         Provider::Github => {
             // `pull_request` + body `action` → `pull_request.opened`. The
-            // body is parsed only when there is an event name to extend.
+            // body is scanned only when there is an event name to extend.
             let event_type = match text(headers, &GITHUB_EVENT) {
                 None => String::new(),
-                Some(e) => match Fields::parse(body) {
-                    Some(Fields {
-                        action: Str(Some(a)),
-                        ..
-                    }) => format!("{e}.{a}"),
-                    _ => e.to_owned(),
+                Some(e) => match Fields::parse(body, ACTION).and_then(|f| f.action) {
+                    Some(a) => format!("{e}.{a}"),
+                    None => e.to_owned(),
                 },
             };
             (owned(text(headers, &GITHUB_DELIVERY)), event_type, None)
         }
         Provider::Stripe => {
-            let f = Fields::parse(body).unwrap_or_default();
+            let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
             (
-                f.id.into_owned(),
-                f.r#type.into_owned().unwrap_or_default(),
+                f.id.map(Cow::into_owned),
+                f.r#type.map(Cow::into_owned).unwrap_or_default(),
                 None,
             )
         }
@@ -84,7 +77,8 @@ pub fn extract(
         }
         Provider::Gitlab => {
             let id = text(headers, &IDEMPOTENCY_KEY).or_else(|| text(headers, &GITLAB_UUID));
-            let kind = Fields::parse(body).and_then(|f| f.object_kind.into_owned());
+            let kind =
+                Fields::parse(body, OBJECT_KIND).and_then(|f| f.object_kind.map(Cow::into_owned));
             let event_type = kind
                 .or_else(|| owned(text(headers, &GITLAB_EVENT)))
                 .unwrap_or_default();
@@ -118,7 +112,7 @@ pub fn sha256_hex(body: &[u8]) -> String {
 /// Slack: Events API JSON, or form-encoded bodies (slash commands,
 /// interactivity) that carry no event id.
 fn slack(body: &[u8]) -> (Option<String>, String, Option<String>) {
-    let Some(f) = Fields::parse(body) else {
+    let Some(f) = Fields::parse(body, TYPE | EVENT_ID | CHALLENGE | EVENT_TYPE) else {
         // Form bodies: a `command` param is a slash command, a `payload`
         // param an interactive action; their JSON is not unpacked here.
         let kind = if form_has(body, b"command") {
@@ -137,11 +131,11 @@ fn slack(body: &[u8]) -> (Option<String>, String, Option<String>) {
         let reply = serde_json::json!({ "challenge": challenge }).to_string();
         return (None, outer.to_owned(), Some(reply));
     }
-    let event_type = match (outer, f.event.0.as_deref()) {
+    let event_type = match (outer, f.event_type.as_deref()) {
         ("event_callback", Some(inner)) => inner.to_owned(),
         _ => outer.to_owned(),
     };
-    (f.event_id.into_owned(), event_type, None)
+    (f.event_id.map(Cow::into_owned), event_type, None)
 }
 
 /// True if the `application/x-www-form-urlencoded` body has param `name`.
@@ -151,8 +145,8 @@ fn form_has(body: &[u8], name: &[u8]) -> bool {
 }
 
 fn body_type(body: &[u8]) -> String {
-    Fields::parse(body)
-        .and_then(|f| f.r#type.into_owned())
+    Fields::parse(body, TYPE)
+        .and_then(|f| f.r#type.map(Cow::into_owned))
         .unwrap_or_default()
 }
 
@@ -170,140 +164,247 @@ fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
 }
 
-/// The union of body fields any provider needs. Fields absent from the
-/// struct are skipped by serde without being materialised.
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
+/// Body fields a provider may need; a bit set says which to look for.
+#[derive(Default)]
 struct Fields<'a> {
-    #[serde(borrow)]
-    id: Str<'a>,
-    #[serde(borrow, rename = "type")]
-    r#type: Str<'a>,
-    #[serde(borrow)]
-    action: Str<'a>,
-    #[serde(borrow)]
-    event_id: Str<'a>,
-    #[serde(borrow)]
-    challenge: Str<'a>,
-    #[serde(borrow)]
-    object_kind: Str<'a>,
+    id: Option<Cow<'a, str>>,
+    r#type: Option<Cow<'a, str>>,
+    action: Option<Cow<'a, str>>,
+    event_id: Option<Cow<'a, str>>,
+    challenge: Option<Cow<'a, str>>,
+    object_kind: Option<Cow<'a, str>>,
     /// Slack's inner `event.type`.
-    #[serde(borrow)]
-    event: EventType<'a>,
+    event_type: Option<Cow<'a, str>>,
 }
+
+const ID: u8 = 1;
+const TYPE: u8 = 1 << 1;
+const ACTION: u8 = 1 << 2;
+const EVENT_ID: u8 = 1 << 3;
+const CHALLENGE: u8 = 1 << 4;
+const OBJECT_KIND: u8 = 1 << 5;
+const EVENT_TYPE: u8 = 1 << 6;
 
 impl<'a> Fields<'a> {
-    /// `None` unless the body is a JSON object. Cheap rejection first, so
-    /// form bodies never reach the parser.
-    fn parse(body: &'a [u8]) -> Option<Self> {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-        if *first != b'{' {
-            return None;
-        }
-        serde_json::from_slice(body).ok()
-    }
-}
-
-/// A string field, or `None` for any other JSON type (which is skipped),
-/// so one odd field does not void the whole extraction. Borrows from the
-/// body unless the string has escapes.
-#[derive(Default)]
-struct Str<'a>(Option<Cow<'a, str>>);
-
-impl<'a> Str<'a> {
-    fn into_owned(self) -> Option<String> {
-        self.0.map(Cow::into_owned)
-    }
-
-    fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-}
-
-/// The `type` of an object value; `None` for anything else.
-#[derive(Default)]
-struct EventType<'a>(Str<'a>);
-
-/// Visitor methods that skip any non-string value as `None`.
-macro_rules! skip_non_strings {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Default::default())
-        }
-    };
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
+    /// Top-level string fields named in `want`, or `None` if the body is
+    /// not a JSON object.
+    ///
+    /// Not serde: deserialising even into a struct of borrowed fields
+    /// tokenises and validates the whole body, which costs more than the
+    /// HMAC that verified it (see DESIGN "Budgets"). This scanner stops as
+    /// soon as every wanted field is found and skips everything else with
+    /// a word-at-a-time string search. It does not validate: the body has
+    /// already been authenticated, and on malformed JSON it just finds
+    /// less. The first occurrence of a duplicate key wins; keys written
+    /// with escapes are not recognised. String values are unescaped
+    /// exactly (by serde_json) when they contain a backslash.
+    fn parse(body: &'a [u8], want: u8) -> Option<Self> {
+        let mut f = Fields::default();
+        let mut missing = want;
+        for_each_member(body, |key, val| {
+            let bit = match key {
+                b"id" => ID,
+                b"type" => TYPE,
+                b"action" => ACTION,
+                b"event_id" => EVENT_ID,
+                b"challenge" => CHALLENGE,
+                b"object_kind" => OBJECT_KIND,
+                b"event" => EVENT_TYPE,
+                _ => 0,
+            };
+            if missing & bit == 0 {
+                return missing != 0;
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Some(Cow::Owned(v))))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Str(None))
-            }
-            skip_non_strings!();
-        }
-        d.deserialize_any(V(PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for EventType<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = EventType<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(EventType::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut ty = Str(None);
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    if key.as_deref() == Some("type") {
-                        ty = map.next_value()?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+            let found = match (bit, val) {
+                (EVENT_TYPE, Val::Object(obj)) => {
+                    let mut inner = None;
+                    for_each_member(obj, |k, v| {
+                        if k == b"type" {
+                            inner = string(v);
+                            return false;
+                        }
+                        true
+                    });
+                    inner
                 }
-                Ok(EventType(ty))
+                (EVENT_TYPE, _) => None,
+                (_, v) => string(v),
+            };
+            if let Some(found) = found {
+                missing &= !bit;
+                let slot = match bit {
+                    ID => &mut f.id,
+                    TYPE => &mut f.r#type,
+                    ACTION => &mut f.action,
+                    EVENT_ID => &mut f.event_id,
+                    CHALLENGE => &mut f.challenge,
+                    OBJECT_KIND => &mut f.object_kind,
+                    _ => &mut f.event_type,
+                };
+                *slot = Some(found);
             }
-            skip_non_strings!();
-        }
-        d.deserialize_any(V(PhantomData))
+            missing != 0
+        })?;
+        Some(f)
     }
+}
+
+/// A member value as found by the scanner.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    /// The bytes between the quotes, and whether they hold an escape.
+    Str(&'a [u8], bool),
+    /// The whole object, braces included.
+    Object(&'a [u8]),
+    Other,
+}
+
+fn string(v: Val<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Val::Str(raw, false) => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+        Val::Str(raw, true) => {
+            // Rare: re-read the quoted literal with a real JSON decoder.
+            let mut quoted = Vec::with_capacity(raw.len() + 2);
+            quoted.push(b'"');
+            quoted.extend_from_slice(raw);
+            quoted.push(b'"');
+            serde_json::from_slice::<String>(&quoted)
+                .ok()
+                .map(Cow::Owned)
+        }
+        _ => None,
+    }
+}
+
+/// Calls `f(raw_key, value)` for each member of the JSON object at the
+/// start of `b` until `f` returns false or the object ends. `None` if `b`
+/// does not start with an object. Never panics: every index is checked.
+fn for_each_member<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8], Val<'a>) -> bool) -> Option<()> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b'"') => {}
+            // `}` ends the object; anything else is malformed: stop here.
+            _ => return Some(()),
+        }
+        let (key, _, after) = scan_string(b, i + 1)?;
+        i = skip_ws(b, after);
+        if b.get(i) != Some(&b':') {
+            return Some(());
+        }
+        i = skip_ws(b, i + 1);
+        let start = i;
+        let val = match b.get(i) {
+            Some(b'"') => {
+                let (raw, escaped, after) = scan_string(b, i + 1)?;
+                i = after;
+                Val::Str(raw, escaped)
+            }
+            Some(b'{') => {
+                i = skip_nested(b, i)?;
+                Val::Object(b.get(start..i)?)
+            }
+            Some(b'[') => {
+                i = skip_nested(b, i)?;
+                Val::Other
+            }
+            Some(_) => {
+                while let Some(c) = b.get(i) {
+                    if matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace() {
+                        break;
+                    }
+                    i += 1;
+                }
+                Val::Other
+            }
+            None => return Some(()),
+        };
+        if !f(key, val) {
+            return Some(());
+        }
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b',') {
+            return Some(());
+        }
+        i += 1;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// From just after an opening quote: the contents, whether they contain a
+/// backslash, and the index after the closing quote.
+fn scan_string(b: &[u8], start: usize) -> Option<(&[u8], bool, usize)> {
+    let mut i = start;
+    let mut escaped = false;
+    loop {
+        i = find_quote_or_backslash(b, i)?;
+        if b.get(i) == Some(&b'"') {
+            return Some((b.get(start..i)?, escaped, i + 1));
+        }
+        escaped = true;
+        i += 2;
+    }
+}
+
+/// From an opening `{` or `[`: the index after its matching close. Bracket
+/// kinds are not checked against each other (no validation).
+fn skip_nested(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                i = scan_string(b, i + 1)?.2;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the next `"` or `\` at or after `i`, eight bytes at a time.
+fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        // Classic "has zero byte": the lowest flagged byte is exact.
+        let hits = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -528,7 +629,6 @@ mod tests {
             b"{\"id\":",
             b"null",
             b"  {\"id\": {\"x\": [1]}, \"type\": null}",
-            b"{\"id\":\"a\",\"id\":\"b\"}",
         ] {
             for p in [
                 Provider::Github,
@@ -551,6 +651,147 @@ mod tests {
             br#"{"id":"evt_2","type":{"nested":true}}"#,
         );
         assert_eq!((got.id.as_str(), got.event_type.as_str()), ("evt_2", ""));
+    }
+
+    #[test]
+    fn scanner_details() {
+        // Duplicate keys: the first wins.
+        assert_eq!(ex(Provider::Stripe, &[], br#"{"id":"a","id":"b"}"#).id, "a");
+        // Stops once every wanted field is found: trailing junk is never read.
+        let got = ex(
+            Provider::Github,
+            &[("X-GitHub-Event", "issues")],
+            br#"{"action":"closed","issue":{"#,
+        );
+        assert_eq!(got.event_type, "issues.closed");
+        // Braces and quotes inside strings do not confuse the skipping.
+        let body = br#" { "data" : {"a":"}{\"][","b":[1,{"type":"x"}]} , "type" : "real" } "#;
+        assert_eq!(ex(Provider::StandardWebhooks, &[], body).event_type, "real");
+        // Invalid UTF-8 in a value: no type rather than garbage.
+        assert_eq!(
+            ex(Provider::StandardWebhooks, &[], b"{\"type\":\"\xff\"}").event_type,
+            ""
+        );
+    }
+
+    /// Deterministic xorshift; keeps the tests free of extra dependencies.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const KEYS: &[&str] = &[
+        "id",
+        "type",
+        "action",
+        "event_id",
+        "challenge",
+        "object_kind",
+        "event",
+        "data",
+        "i",
+        "typ",
+        "ty\"pe",
+        "é",
+    ];
+    const STRINGS: &[&str] = &[
+        "",
+        "evt_1",
+        "a\"b",
+        "back\\slash",
+        "}{][,:",
+        "line\nbreak",
+        "é ü 日本",
+        "\u{1F600}",
+        "\u{0007}",
+        "long string with enough bytes to cross words",
+    ];
+
+    fn value(r: &mut Rng, depth: usize) -> serde_json::Value {
+        use serde_json::Value;
+        match r.below(if depth > 2 { 5 } else { 8 }) {
+            0 | 1 => Value::String(STRINGS[r.below(STRINGS.len())].to_owned()),
+            2 => Value::from(r.next() as i64 >> r.below(60)),
+            3 => Value::from(r.below(2) == 0),
+            4 => Value::Null,
+            5 => Value::Array((0..r.below(4)).map(|_| value(r, depth + 1)).collect()),
+            _ => object(r, depth + 1),
+        }
+    }
+
+    fn object(r: &mut Rng, depth: usize) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for _ in 0..r.below(8) {
+            m.insert(KEYS[r.below(KEYS.len())].to_owned(), value(r, depth));
+        }
+        serde_json::Value::Object(m)
+    }
+
+    #[test]
+    fn scanner_agrees_with_serde_json() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let all = ID | TYPE | ACTION | EVENT_ID | CHALLENGE | OBJECT_KIND | EVENT_TYPE;
+        for n in 0..3000 {
+            let v = object(&mut r, 0);
+            let text = if n % 2 == 0 {
+                v.to_string()
+            } else {
+                serde_json::to_string_pretty(&v).unwrap()
+            };
+            let f = Fields::parse(text.as_bytes(), all).unwrap();
+            let want = |k: &str| v.get(k).and_then(|x| x.as_str());
+            assert_eq!(f.id.as_deref(), want("id"), "{text}");
+            assert_eq!(f.r#type.as_deref(), want("type"), "{text}");
+            assert_eq!(f.action.as_deref(), want("action"), "{text}");
+            assert_eq!(f.event_id.as_deref(), want("event_id"), "{text}");
+            assert_eq!(f.challenge.as_deref(), want("challenge"), "{text}");
+            assert_eq!(f.object_kind.as_deref(), want("object_kind"), "{text}");
+            let inner = v
+                .get("event")
+                .and_then(|e| e.get("type"))
+                .and_then(|t| t.as_str());
+            assert_eq!(f.event_type.as_deref(), inner, "{text}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupted_bodies_never_panic() {
+        let mut r = Rng(42);
+        let providers = [
+            Provider::Github,
+            Provider::Stripe,
+            Provider::Slack,
+            Provider::StandardWebhooks,
+            Provider::Gitlab,
+        ];
+        let h = headers(&[("X-GitHub-Event", "push")]);
+        for _ in 0..60 {
+            let text = object(&mut r, 0).to_string().into_bytes();
+            for cut in 0..text.len() {
+                for p in providers {
+                    let _ = extract(p, None, &h, &text[..cut]);
+                }
+            }
+            let mut bad = text.clone();
+            for _ in 0..4 {
+                if !bad.is_empty() {
+                    let i = r.below(bad.len());
+                    bad[i] = b"\"\\{}[],:x\xff"[r.below(10)];
+                }
+            }
+            for p in providers {
+                let _ = extract(p, None, &h, &bad);
+            }
+        }
     }
 
     #[test]
