@@ -1,10 +1,12 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(body)>`.
 //!
 //! The legacy `X-Hub-Signature: sha1=<hex>` is accepted only when the
-//! SHA-256 header is absent. GitHub always sends both, so a sender that
-//! can forge SHA-1 gains nothing by adding a bad SHA-256 header: its
-//! presence alone means SHA-1 is never looked at. Senders that only speak
-//! SHA-1 (older GitHub Enterprise, GitHub-compatible tools) still work.
+//! SHA-256 header is absent; when both are present SHA-1 is never looked
+//! at. This leaves a downgrade path (strip the SHA-256 header), which is
+//! acceptable because HMAC-SHA1 is still unforgeable in practice (SHA-1's
+//! collision attacks do not carry over to HMAC), and it keeps senders that
+//! only speak SHA-1 (older GitHub Enterprise, GitHub-compatible tools)
+//! working.
 //! GitHub signs no timestamp, so there is no replay window.
 
 use hmac::Hmac;
