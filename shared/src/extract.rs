@@ -1,8 +1,14 @@
 //! Event id and type extraction, per provider.
 //!
-//! CONTRACT (placeholder body; the verification work fills it in).
+//! Runs on the hot path after verification. Headers are read first; the
+//! body is scanned at most once, and only when the provider needs a body
+//! field, for just the top-level fields it wants (see [`Fields::parse`]).
+//! Extraction never fails: non-JSON bodies, odd field types and unreadable
+//! headers fall back to the body's SHA-256 as the id and an empty type.
 
-use http::HeaderMap;
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName};
 
 use crate::verify::{HmacParams, Provider};
 
@@ -17,21 +23,797 @@ pub struct Extracted {
     pub handshake: Option<String>,
 }
 
+const GITHUB_DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+const GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
+const SHOPIFY_WEBHOOK_ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
+const SHOPIFY_EVENT_ID: HeaderName = HeaderName::from_static("x-shopify-event-id");
+const SHOPIFY_TOPIC: HeaderName = HeaderName::from_static("x-shopify-topic");
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const SVIX_ID: HeaderName = HeaderName::from_static("svix-id");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const GITLAB_UUID: HeaderName = HeaderName::from_static("x-gitlab-event-uuid");
+const GITLAB_EVENT: HeaderName = HeaderName::from_static("x-gitlab-event");
+
 pub fn extract(
     provider: Provider,
     hmac: Option<&HmacParams>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Extracted {
-    let _ = (provider, hmac, headers);
+    let (id, event_type, handshake) = match provider {
+        Provider::Github => {
+            // `pull_request` + body `action` → `pull_request.opened`. The
+            // body is scanned only when there is an event name to extend.
+            let event_type = match text(headers, &GITHUB_EVENT) {
+                None => String::new(),
+                Some(e) => match Fields::parse(body, ACTION).and_then(|f| f.action) {
+                    Some(a) => format!("{e}.{a}"),
+                    None => e.to_owned(),
+                },
+            };
+            (owned(text(headers, &GITHUB_DELIVERY)), event_type, None)
+        }
+        Provider::Stripe => {
+            let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
+            (
+                f.id.map(Cow::into_owned),
+                f.r#type.map(Cow::into_owned).unwrap_or_default(),
+                None,
+            )
+        }
+        Provider::Slack => slack(body),
+        Provider::Shopify => {
+            let id =
+                text(headers, &SHOPIFY_WEBHOOK_ID).or_else(|| text(headers, &SHOPIFY_EVENT_ID));
+            (
+                owned(id),
+                owned(text(headers, &SHOPIFY_TOPIC)).unwrap_or_default(),
+                None,
+            )
+        }
+        Provider::StandardWebhooks => {
+            let id = text(headers, &WEBHOOK_ID).or_else(|| text(headers, &SVIX_ID));
+            (owned(id), body_type(body), None)
+        }
+        Provider::Gitlab => {
+            let id = text(headers, &IDEMPOTENCY_KEY).or_else(|| text(headers, &GITLAB_UUID));
+            let kind =
+                Fields::parse(body, OBJECT_KIND).and_then(|f| f.object_kind.map(Cow::into_owned));
+            let event_type = kind
+                .or_else(|| owned(text(headers, &GITLAB_EVENT)))
+                .unwrap_or_default();
+            (owned(id), event_type, None)
+        }
+        Provider::Hmac => {
+            let named = |name: Option<&String>| {
+                name.and_then(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                    .and_then(|n| owned(text(headers, &n)))
+            };
+            let id = named(hmac.and_then(|p| p.id_header.as_ref()));
+            let event_type = match named(hmac.and_then(|p| p.type_header.as_ref())) {
+                Some(t) => t,
+                None => body_type(body),
+            };
+            (id, event_type, None)
+        }
+    };
     Extracted {
-        id: crate::extract::sha256_hex(body),
-        event_type: String::new(),
-        handshake: None,
+        id: id.unwrap_or_else(|| sha256_hex(body)),
+        event_type,
+        handshake,
     }
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(body))
+}
+
+/// Slack: Events API JSON, or form-encoded bodies (slash commands,
+/// interactivity) that carry no event id.
+fn slack(body: &[u8]) -> (Option<String>, String, Option<String>) {
+    let Some(f) = Fields::parse(body, TYPE | EVENT_ID | CHALLENGE | EVENT_TYPE) else {
+        // Form bodies: a `command` param is a slash command, a `payload`
+        // param an interactive action; their JSON is not unpacked here.
+        let kind = if form_has(body, b"command") {
+            "slash_command"
+        } else if form_has(body, b"payload") {
+            "interactive"
+        } else {
+            ""
+        };
+        return (None, kind.to_owned(), None);
+    };
+    let outer = f.r#type.as_deref().unwrap_or("");
+    if outer == "url_verification" {
+        let challenge = f.challenge.as_deref().unwrap_or("");
+        // serde_json escapes the challenge correctly, whatever it holds.
+        let reply = serde_json::json!({ "challenge": challenge }).to_string();
+        return (None, outer.to_owned(), Some(reply));
+    }
+    let event_type = match (outer, f.event_type.as_deref()) {
+        ("event_callback", Some(inner)) => inner.to_owned(),
+        _ => outer.to_owned(),
+    };
+    (f.event_id.map(Cow::into_owned), event_type, None)
+}
+
+/// True if the `application/x-www-form-urlencoded` body has param `name`.
+fn form_has(body: &[u8], name: &[u8]) -> bool {
+    body.split(|&b| b == b'&')
+        .any(|pair| pair.split(|&b| b == b'=').next().is_some_and(|k| k == name))
+}
+
+fn body_type(body: &[u8]) -> String {
+    Fields::parse(body, TYPE)
+        .and_then(|f| f.r#type.map(Cow::into_owned))
+        .unwrap_or_default()
+}
+
+/// A readable, non-empty header value.
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_owned)
+}
+
+/// Body fields a provider may need; a bit set says which to look for.
+#[derive(Default)]
+struct Fields<'a> {
+    id: Option<Cow<'a, str>>,
+    r#type: Option<Cow<'a, str>>,
+    action: Option<Cow<'a, str>>,
+    event_id: Option<Cow<'a, str>>,
+    challenge: Option<Cow<'a, str>>,
+    object_kind: Option<Cow<'a, str>>,
+    /// Slack's inner `event.type`.
+    event_type: Option<Cow<'a, str>>,
+}
+
+const ID: u8 = 1;
+const TYPE: u8 = 1 << 1;
+const ACTION: u8 = 1 << 2;
+const EVENT_ID: u8 = 1 << 3;
+const CHALLENGE: u8 = 1 << 4;
+const OBJECT_KIND: u8 = 1 << 5;
+const EVENT_TYPE: u8 = 1 << 6;
+
+impl<'a> Fields<'a> {
+    /// Top-level string fields named in `want`, or `None` if the body is
+    /// not a JSON object.
+    ///
+    /// Not serde: deserialising even into a struct of borrowed fields
+    /// tokenises and validates the whole body, which costs more than the
+    /// HMAC that verified it (see DESIGN "Budgets"). This scanner stops as
+    /// soon as every wanted field is found and skips everything else with
+    /// a word-at-a-time string search. It does not validate: the body has
+    /// already been authenticated, and on malformed JSON it just finds
+    /// less. The first occurrence of a duplicate key wins; keys written
+    /// with escapes are not recognised. String values are unescaped
+    /// exactly (by serde_json) when they contain a backslash.
+    fn parse(body: &'a [u8], want: u8) -> Option<Self> {
+        let mut f = Fields::default();
+        let mut missing = want;
+        for_each_member(body, |key, val| {
+            let bit = match key {
+                b"id" => ID,
+                b"type" => TYPE,
+                b"action" => ACTION,
+                b"event_id" => EVENT_ID,
+                b"challenge" => CHALLENGE,
+                b"object_kind" => OBJECT_KIND,
+                b"event" => EVENT_TYPE,
+                _ => 0,
+            };
+            if missing & bit == 0 {
+                return missing != 0;
+            }
+            let found = match (bit, val) {
+                (EVENT_TYPE, Val::Object(obj)) => {
+                    let mut inner = None;
+                    for_each_member(obj, |k, v| {
+                        if k == b"type" {
+                            inner = string(v);
+                            return false;
+                        }
+                        true
+                    });
+                    inner
+                }
+                (EVENT_TYPE, _) => None,
+                (_, v) => string(v),
+            };
+            if let Some(found) = found {
+                missing &= !bit;
+                let slot = match bit {
+                    ID => &mut f.id,
+                    TYPE => &mut f.r#type,
+                    ACTION => &mut f.action,
+                    EVENT_ID => &mut f.event_id,
+                    CHALLENGE => &mut f.challenge,
+                    OBJECT_KIND => &mut f.object_kind,
+                    _ => &mut f.event_type,
+                };
+                *slot = Some(found);
+            }
+            missing != 0
+        })?;
+        Some(f)
+    }
+}
+
+/// A member value as found by the scanner.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    /// The bytes between the quotes, and whether they hold an escape.
+    Str(&'a [u8], bool),
+    /// The whole object, braces included.
+    Object(&'a [u8]),
+    Other,
+}
+
+fn string(v: Val<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Val::Str(raw, false) => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+        Val::Str(raw, true) => {
+            // Rare: re-read the quoted literal with a real JSON decoder.
+            let mut quoted = Vec::with_capacity(raw.len() + 2);
+            quoted.push(b'"');
+            quoted.extend_from_slice(raw);
+            quoted.push(b'"');
+            serde_json::from_slice::<String>(&quoted)
+                .ok()
+                .map(Cow::Owned)
+        }
+        _ => None,
+    }
+}
+
+/// Calls `f(raw_key, value)` for each member of the JSON object at the
+/// start of `b` until `f` returns false or the object ends. `None` if `b`
+/// does not start with an object. Never panics: every index is checked.
+fn for_each_member<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8], Val<'a>) -> bool) -> Option<()> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b'"') => {}
+            // `}` ends the object; anything else is malformed: stop here.
+            _ => return Some(()),
+        }
+        let (key, _, after) = scan_string(b, i + 1)?;
+        i = skip_ws(b, after);
+        if b.get(i) != Some(&b':') {
+            return Some(());
+        }
+        i = skip_ws(b, i + 1);
+        let start = i;
+        let val = match b.get(i) {
+            Some(b'"') => {
+                let (raw, escaped, after) = scan_string(b, i + 1)?;
+                i = after;
+                Val::Str(raw, escaped)
+            }
+            Some(b'{') => {
+                i = skip_nested(b, i)?;
+                Val::Object(b.get(start..i)?)
+            }
+            Some(b'[') => {
+                i = skip_nested(b, i)?;
+                Val::Other
+            }
+            Some(_) => {
+                while let Some(c) = b.get(i) {
+                    if matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace() {
+                        break;
+                    }
+                    i += 1;
+                }
+                Val::Other
+            }
+            None => return Some(()),
+        };
+        if !f(key, val) {
+            return Some(());
+        }
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b',') {
+            return Some(());
+        }
+        i += 1;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// From just after an opening quote: the contents, whether they contain a
+/// backslash, and the index after the closing quote.
+fn scan_string(b: &[u8], start: usize) -> Option<(&[u8], bool, usize)> {
+    let mut i = start;
+    let mut escaped = false;
+    loop {
+        i = find_quote_or_backslash(b, i)?;
+        if b.get(i) == Some(&b'"') {
+            return Some((b.get(start..i)?, escaped, i + 1));
+        }
+        escaped = true;
+        i += 2;
+    }
+}
+
+/// From an opening `{` or `[`: the index after its matching close. Bracket
+/// kinds are not checked against each other (no validation).
+fn skip_nested(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => {
+                i = scan_string(b, i + 1)?.2;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the next `"` or `\` at or after `i`, eight bytes at a time.
+fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        // Classic "has zero byte": the lowest flagged byte is exact.
+        let hits = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        crate::verify::tests::headers(pairs)
+    }
+
+    fn ex(p: Provider, h: &[(&str, &str)], body: &[u8]) -> Extracted {
+        extract(p, None, &headers(h), body)
+    }
+
+    #[test]
+    fn github_type_gets_the_action_suffix() {
+        let body = br#"{"action":"opened","number":1,"pull_request":{"action":"nested"}}"#;
+        let h = [
+            ("X-GitHub-Event", "pull_request"),
+            ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ];
+        let got = ex(Provider::Github, &h, body);
+        assert_eq!(got.id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        assert_eq!(got.event_type, "pull_request.opened");
+        assert_eq!(got.handshake, None);
+        let push = ex(
+            Provider::Github,
+            &[("X-GitHub-Event", "push")],
+            br#"{"ref":"refs/heads/main"}"#,
+        );
+        assert_eq!(push.event_type, "push");
+        assert_eq!(push.id, sha256_hex(br#"{"ref":"refs/heads/main"}"#));
+        // Non-string action is ignored; a non-JSON body still yields the header type.
+        assert_eq!(
+            ex(
+                Provider::Github,
+                &[("X-GitHub-Event", "ping")],
+                br#"{"action":5}"#
+            )
+            .event_type,
+            "ping"
+        );
+        assert_eq!(
+            ex(
+                Provider::Github,
+                &[("X-GitHub-Event", "ping")],
+                b"payload=%7B%7D"
+            )
+            .event_type,
+            "ping"
+        );
+        assert_eq!(ex(Provider::Github, &[], body).event_type, "");
+    }
+
+    #[test]
+    fn stripe_id_and_type_come_from_the_body() {
+        let body = br#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event","data":{"object":{"id":"ch_1","type":"card"}},"type":"charge.succeeded"}"#;
+        let got = ex(Provider::Stripe, &[], body);
+        assert_eq!(got.id, "evt_1NG8Du2eZvKYlo2CUI79vXWy");
+        assert_eq!(got.event_type, "charge.succeeded");
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let got = ex(
+            Provider::Stripe,
+            &[],
+            br#"{"id":"evt_\u0031","type":"a\/b"}"#,
+        );
+        assert_eq!((got.id.as_str(), got.event_type.as_str()), ("evt_1", "a/b"));
+    }
+
+    #[test]
+    fn slack_event_callback_uses_the_inner_type() {
+        let body = br#"{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"app_mention","text":"hi","blocks":[{"type":"rich_text"}]},"team_id":"T1"}"#;
+        let got = ex(Provider::Slack, &[], body);
+        assert_eq!(got.id, "Ev08MFMKH6");
+        assert_eq!(got.event_type, "app_mention");
+        assert_eq!(got.handshake, None);
+        let other = ex(
+            Provider::Slack,
+            &[],
+            br#"{"type":"app_rate_limited","event":"x"}"#,
+        );
+        assert_eq!(other.event_type, "app_rate_limited");
+    }
+
+    #[test]
+    fn slack_url_verification_is_a_handshake() {
+        let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        let got = ex(Provider::Slack, &[], body);
+        assert_eq!(
+            got.handshake.as_deref(),
+            Some(r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#)
+        );
+        assert_eq!(got.event_type, "url_verification");
+        // Quotes and control characters in the challenge stay valid JSON.
+        let tricky = ex(
+            Provider::Slack,
+            &[],
+            br#"{"type":"url_verification","challenge":"a\"b\\c\n</script>"}"#,
+        );
+        let reply = tricky.handshake.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(v["challenge"], "a\"b\\c\n</script>");
+    }
+
+    #[test]
+    fn slack_form_bodies_fall_back() {
+        let body = b"token=x&team_id=T1&command=%2Fdeploy&text=now";
+        let got = ex(Provider::Slack, &[], body);
+        assert_eq!(got.id, sha256_hex(body));
+        assert_eq!(got.event_type, "slash_command");
+        let interactive = ex(
+            Provider::Slack,
+            &[],
+            b"payload=%7B%22type%22%3A%22block_actions%22%7D",
+        );
+        assert_eq!(interactive.event_type, "interactive");
+        // `command` must be a param name, not a substring of one.
+        assert_eq!(
+            ex(Provider::Slack, &[], b"subcommand=x&text=command").event_type,
+            ""
+        );
+    }
+
+    #[test]
+    fn shopify_uses_headers_only() {
+        let h = [
+            (
+                "X-Shopify-Webhook-Id",
+                "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+            ),
+            ("X-Shopify-Event-Id", "evt-9"),
+            ("X-Shopify-Topic", "orders/create"),
+        ];
+        let got = ex(Provider::Shopify, &h, br#"{"id":1,"type":"ignored"}"#);
+        assert_eq!(got.id, "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043");
+        assert_eq!(got.event_type, "orders/create");
+        let event_only = ex(Provider::Shopify, &[("X-Shopify-Event-Id", "evt-9")], b"{}");
+        assert_eq!(event_only.id, "evt-9");
+        assert_eq!(event_only.event_type, "");
+    }
+
+    #[test]
+    fn standard_webhooks_id_from_either_header() {
+        let body = br#"{"type":"invoice.paid","data":{"type":"nested"}}"#;
+        let got = ex(Provider::StandardWebhooks, &[("webhook-id", "msg_1")], body);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("msg_1", "invoice.paid")
+        );
+        assert_eq!(
+            ex(Provider::StandardWebhooks, &[("svix-id", "msg_2")], body).id,
+            "msg_2"
+        );
+        assert_eq!(
+            ex(Provider::StandardWebhooks, &[("webhook-id", "")], body).id,
+            sha256_hex(body)
+        );
+    }
+
+    #[test]
+    fn gitlab_prefers_idempotency_key_and_object_kind() {
+        let body = br#"{"object_kind":"merge_request","event_type":"merge_request"}"#;
+        let h = [
+            ("Idempotency-Key", "idem-1"),
+            ("X-Gitlab-Event-UUID", "uuid-1"),
+            ("X-Gitlab-Event", "Merge Request Hook"),
+        ];
+        let got = ex(Provider::Gitlab, &h, body);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("idem-1", "merge_request")
+        );
+        let h = [
+            ("X-Gitlab-Event-UUID", "uuid-1"),
+            ("X-Gitlab-Event", "System Hook"),
+        ];
+        let got = ex(Provider::Gitlab, &h, b"not json");
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("uuid-1", "System Hook")
+        );
+    }
+
+    #[test]
+    fn hmac_uses_configured_headers_else_body_type() {
+        let params = HmacParams {
+            signature_header: "x-sig".into(),
+            algorithm: Default::default(),
+            encoding: Default::default(),
+            prefix: String::new(),
+            signed_content: "{body}".into(),
+            timestamp_header: None,
+            id_header: Some("X-Event-Id".into()),
+            type_header: Some("X-Event-Type".into()),
+        };
+        let body = br#"{"type":"from.body","id":"not-used"}"#;
+        let h = headers(&[("x-event-id", "e-1"), ("x-event-type", "from.header")]);
+        let got = extract(Provider::Hmac, Some(&params), &h, body);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("e-1", "from.header")
+        );
+        let got = extract(Provider::Hmac, Some(&params), &HeaderMap::new(), body);
+        assert_eq!(
+            (got.id, got.event_type.as_str()),
+            (sha256_hex(body), "from.body")
+        );
+        let got = extract(Provider::Hmac, None, &HeaderMap::new(), body);
+        assert_eq!(got.event_type, "from.body");
+    }
+
+    #[test]
+    fn non_json_and_odd_bodies_never_fail() {
+        for body in [
+            &b""[..],
+            b"\xff\xfe",
+            b"[1,2]",
+            b"{",
+            b"{\"id\":",
+            b"null",
+            b"  {\"id\": {\"x\": [1]}, \"type\": null}",
+        ] {
+            for p in [
+                Provider::Github,
+                Provider::Stripe,
+                Provider::Slack,
+                Provider::Shopify,
+                Provider::StandardWebhooks,
+                Provider::Gitlab,
+                Provider::Hmac,
+            ] {
+                let got = ex(p, &[], body);
+                assert_eq!(got.id, sha256_hex(body), "{p} {body:?}");
+                assert_eq!(got.handshake, None);
+            }
+        }
+        // One odd field does not lose the others.
+        let got = ex(
+            Provider::Stripe,
+            &[],
+            br#"{"id":"evt_2","type":{"nested":true}}"#,
+        );
+        assert_eq!((got.id.as_str(), got.event_type.as_str()), ("evt_2", ""));
+    }
+
+    #[test]
+    fn scanner_details() {
+        // Duplicate keys: the first wins.
+        assert_eq!(ex(Provider::Stripe, &[], br#"{"id":"a","id":"b"}"#).id, "a");
+        // Stops once every wanted field is found: trailing junk is never read.
+        let got = ex(
+            Provider::Github,
+            &[("X-GitHub-Event", "issues")],
+            br#"{"action":"closed","issue":{"#,
+        );
+        assert_eq!(got.event_type, "issues.closed");
+        // Braces and quotes inside strings do not confuse the skipping.
+        let body = br#" { "data" : {"a":"}{\"][","b":[1,{"type":"x"}]} , "type" : "real" } "#;
+        assert_eq!(ex(Provider::StandardWebhooks, &[], body).event_type, "real");
+        // Invalid UTF-8 in a value: no type rather than garbage.
+        assert_eq!(
+            ex(Provider::StandardWebhooks, &[], b"{\"type\":\"\xff\"}").event_type,
+            ""
+        );
+    }
+
+    /// Deterministic xorshift; keeps the tests free of extra dependencies.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const KEYS: &[&str] = &[
+        "id",
+        "type",
+        "action",
+        "event_id",
+        "challenge",
+        "object_kind",
+        "event",
+        "data",
+        "i",
+        "typ",
+        "ty\"pe",
+        "é",
+    ];
+    const STRINGS: &[&str] = &[
+        "",
+        "evt_1",
+        "a\"b",
+        "back\\slash",
+        "}{][,:",
+        "line\nbreak",
+        "é ü 日本",
+        "\u{1F600}",
+        "\u{0007}",
+        "long string with enough bytes to cross words",
+    ];
+
+    fn value(r: &mut Rng, depth: usize) -> serde_json::Value {
+        use serde_json::Value;
+        match r.below(if depth > 2 { 5 } else { 8 }) {
+            0 | 1 => Value::String(STRINGS[r.below(STRINGS.len())].to_owned()),
+            2 => Value::from(r.next() as i64 >> r.below(60)),
+            3 => Value::from(r.below(2) == 0),
+            4 => Value::Null,
+            5 => Value::Array((0..r.below(4)).map(|_| value(r, depth + 1)).collect()),
+            _ => object(r, depth + 1),
+        }
+    }
+
+    fn object(r: &mut Rng, depth: usize) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for _ in 0..r.below(8) {
+            m.insert(KEYS[r.below(KEYS.len())].to_owned(), value(r, depth));
+        }
+        serde_json::Value::Object(m)
+    }
+
+    #[test]
+    fn scanner_agrees_with_serde_json() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let all = ID | TYPE | ACTION | EVENT_ID | CHALLENGE | OBJECT_KIND | EVENT_TYPE;
+        for n in 0..3000 {
+            let v = object(&mut r, 0);
+            let text = if n % 2 == 0 {
+                v.to_string()
+            } else {
+                serde_json::to_string_pretty(&v).unwrap()
+            };
+            let f = Fields::parse(text.as_bytes(), all).unwrap();
+            let want = |k: &str| v.get(k).and_then(|x| x.as_str());
+            assert_eq!(f.id.as_deref(), want("id"), "{text}");
+            assert_eq!(f.r#type.as_deref(), want("type"), "{text}");
+            assert_eq!(f.action.as_deref(), want("action"), "{text}");
+            assert_eq!(f.event_id.as_deref(), want("event_id"), "{text}");
+            assert_eq!(f.challenge.as_deref(), want("challenge"), "{text}");
+            assert_eq!(f.object_kind.as_deref(), want("object_kind"), "{text}");
+            let inner = v
+                .get("event")
+                .and_then(|e| e.get("type"))
+                .and_then(|t| t.as_str());
+            assert_eq!(f.event_type.as_deref(), inner, "{text}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupted_bodies_never_panic() {
+        let mut r = Rng(42);
+        let providers = [
+            Provider::Github,
+            Provider::Stripe,
+            Provider::Slack,
+            Provider::StandardWebhooks,
+            Provider::Gitlab,
+        ];
+        let h = headers(&[("X-GitHub-Event", "push")]);
+        for _ in 0..60 {
+            let text = object(&mut r, 0).to_string().into_bytes();
+            for cut in 0..text.len() {
+                for p in providers {
+                    let _ = extract(p, None, &h, &text[..cut]);
+                }
+            }
+            let mut bad = text.clone();
+            for _ in 0..4 {
+                if !bad.is_empty() {
+                    let i = r.below(bad.len());
+                    bad[i] = b"\"\\{}[],:x\xff"[r.below(10)];
+                }
+            }
+            for p in providers {
+                let _ = extract(p, None, &h, &bad);
+            }
+        }
+    }
+
+    #[test]
+    fn unreadable_header_falls_back() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-github-delivery",
+            http::HeaderValue::from_bytes(b"\xffid").unwrap(),
+        );
+        let got = extract(Provider::Github, None, &h, b"{}");
+        assert_eq!(got.id, sha256_hex(b"{}"));
+    }
+
+    #[test]
+    fn sha256_hex_is_the_known_digest() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

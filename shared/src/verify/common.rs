@@ -1,0 +1,338 @@
+//! Pieces shared by the schemes: header reading, key sets, signature
+//! decoding and the replay window. Nothing here allocates on success.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::Mac;
+use hmac::digest::KeyInit;
+use http::{HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
+
+use super::VerifyError;
+use crate::secrets::Secret;
+
+/// Standard alphabet; padding optional, because senders differ.
+pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The header's value as text. Missing: 401; not visible ASCII: 400.
+pub(super) fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<&'a str, VerifyError> {
+    optional_header(headers, name)?
+        .ok_or_else(|| VerifyError::MissingHeader(name.as_str().to_owned()))
+}
+
+pub(super) fn optional_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a str>, VerifyError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| VerifyError::UnreadableHeader(name.as_str().to_owned())),
+    }
+}
+
+pub(super) fn ok_if(matched: bool) -> Result<(), VerifyError> {
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::InvalidSignature)
+    }
+}
+
+/// Strip `prefix` ignoring ASCII case (`sha256=` vs `SHA256=`).
+pub(super) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Decode hex into exactly `out.len()` bytes.
+pub(super) fn decode_hex(s: &str, out: &mut [u8]) -> bool {
+    hex::decode_to_slice(s, out).is_ok()
+}
+
+/// Decode base64 into exactly `out.len()` bytes (at most 64).
+pub(super) fn decode_base64(s: &str, out: &mut [u8]) -> bool {
+    // Room for a SHA-512 tag plus the decoder's rounding; longer input is
+    // rejected by the length check below or by the decoder itself.
+    let mut buf = [0u8; 72];
+    if s.len() > 4 * buf.len() / 3 {
+        return false;
+    }
+    match BASE64.decode_slice(s, &mut buf) {
+        Ok(n) if n == out.len() => {
+            out.copy_from_slice(&buf[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The raw key bytes of each secret, checked for the usual config mistakes.
+/// Errors name the secret's position, never its value.
+pub(super) fn check_secrets(secrets: &[Secret]) -> Result<(), String> {
+    if secrets.is_empty() {
+        return Err("at least one secret is required".to_owned());
+    }
+    for (i, s) in secrets.iter().enumerate() {
+        let v = s.expose();
+        if v.is_empty() {
+            return Err(format!("secret #{} is empty", i + 1));
+        }
+        // A stray newline from a file or `echo` is the classic cause of
+        // "every signature is invalid"; refuse it at startup instead.
+        if v.trim() != v {
+            return Err(format!(
+                "secret #{} has leading or trailing whitespace",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Keyed MAC states, one per active secret. Keyed once at startup; each
+/// request clones a state instead of re-deriving the pads.
+#[derive(Clone)]
+pub(super) struct Keys<M> {
+    macs: Box<[M]>,
+}
+
+impl<M: Mac + KeyInit + Clone> Keys<M> {
+    pub(super) fn new<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Result<Self, String> {
+        let macs = keys
+            .into_iter()
+            .map(|k| {
+                <M as KeyInit>::new_from_slice(k.as_ref())
+                    .map_err(|_| "invalid key length".to_owned())
+            })
+            .collect::<Result<Box<[M]>, _>>()?;
+        Ok(Self { macs })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.macs.len()
+    }
+
+    /// True if some key's tag over the concatenation of `parts` equals
+    /// `expected` (constant-time compare via `verify_slice`).
+    pub(super) fn matches(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
+        self.macs.iter().any(|mac| {
+            let mut m = mac.clone();
+            for p in parts {
+                m.update(p);
+            }
+            m.verify_slice(expected).is_ok()
+        })
+    }
+
+    /// Like `matches`, for several candidate signatures: each key's tag is
+    /// computed once and compared with every candidate in constant time.
+    pub(super) fn matches_any<T: AsRef<[u8]>>(&self, parts: &[&[u8]], candidates: &[T]) -> bool {
+        self.macs.iter().any(|mac| {
+            let mut m = mac.clone();
+            for p in parts {
+                m.update(p);
+            }
+            let tag = m.finalize().into_bytes();
+            // Fold without short-circuit so timing does not reveal which
+            // candidate matched.
+            candidates
+                .iter()
+                .fold(subtle::Choice::from(0), |acc, c| {
+                    acc | tag.as_slice().ct_eq(c.as_ref())
+                })
+                .into()
+        })
+    }
+}
+
+/// Up to `SigList::CAP` decoded 32-byte signatures, on the stack. Extra
+/// candidates are ignored: no provider sends more than two or three, and
+/// the cap bounds the work a request can cause.
+pub(super) struct SigList {
+    sigs: [[u8; 32]; Self::CAP],
+    len: usize,
+}
+
+impl SigList {
+    pub(super) const CAP: usize = 8;
+
+    pub(super) fn new() -> Self {
+        Self {
+            sigs: [[0; 32]; Self::CAP],
+            len: 0,
+        }
+    }
+
+    /// Decode one candidate with `decode`; undecodable ones are skipped.
+    pub(super) fn push_with(&mut self, decode: impl FnOnce(&mut [u8]) -> bool) {
+        if self.len < Self::CAP {
+            let slot = &mut self.sigs[self.len];
+            if decode(slot) {
+                self.len += 1;
+            }
+        }
+    }
+
+    pub(super) fn as_slice(&self) -> &[[u8; 32]] {
+        &self.sigs[..self.len]
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Which side of the window a scheme enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayDirection {
+    /// Reject only timestamps older than the window (Stripe): clocks at the
+    /// provider may run ahead, and a future timestamp is no replay.
+    OldOnly,
+    /// Reject timestamps too far in the past or the future.
+    Both,
+}
+
+/// A replay window over a Unix-seconds timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub tolerance: Duration,
+    pub direction: ReplayDirection,
+}
+
+impl Window {
+    /// Parse a Unix-seconds timestamp header and check it against `now`.
+    pub(super) fn check(&self, ts: &str, now: SystemTime) -> Result<(), VerifyError> {
+        let secs = parse_unix_secs(ts).ok_or(VerifyError::MalformedTimestamp)?;
+        let sent = UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or(VerifyError::MalformedTimestamp)?;
+        match now.duration_since(sent) {
+            Ok(age) if age > self.tolerance => Err(VerifyError::TimestampOutOfWindow),
+            Ok(_) => Ok(()),
+            Err(ahead) => {
+                if self.direction == ReplayDirection::Both && ahead.duration() > self.tolerance {
+                    Err(VerifyError::TimestampOutOfWindow)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Digits only (no sign, no spaces), at most 12 of them: seconds until the
+/// year 33658, which keeps the arithmetic far from overflow.
+fn parse_unix_secs(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::Hmac;
+    use sha2::Sha256;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn window_directions() {
+        let old_only = Window {
+            tolerance: Duration::from_secs(300),
+            direction: ReplayDirection::OldOnly,
+        };
+        let both = Window {
+            tolerance: Duration::from_secs(300),
+            direction: ReplayDirection::Both,
+        };
+        let now = at(1_000_000);
+        for w in [old_only, both] {
+            assert_eq!(w.check("1000000", now), Ok(()));
+            assert_eq!(w.check("999700", now), Ok(()), "edge of the window passes");
+            assert_eq!(
+                w.check("999699", now),
+                Err(VerifyError::TimestampOutOfWindow)
+            );
+            assert_eq!(w.check("1000300", now), Ok(()));
+        }
+        assert_eq!(old_only.check("1000301", now), Ok(()));
+        assert_eq!(old_only.check("9999999999", now), Ok(()));
+        assert_eq!(
+            both.check("1000301", now),
+            Err(VerifyError::TimestampOutOfWindow)
+        );
+    }
+
+    #[test]
+    fn timestamps_must_be_plain_digits() {
+        let w = Window {
+            tolerance: Duration::from_secs(300),
+            direction: ReplayDirection::Both,
+        };
+        for bad in [
+            "",
+            "+1000000",
+            "-5",
+            "1e6",
+            "1000000.5",
+            " 1",
+            "99999999999999999999",
+            "abc",
+        ] {
+            assert_eq!(
+                w.check(bad, at(1_000_000)),
+                Err(VerifyError::MalformedTimestamp),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_decoding_checks_length_and_tolerates_missing_padding() {
+        let mut out = [0u8; 4];
+        assert!(decode_base64("AQIDBA==", &mut out));
+        assert_eq!(out, [1, 2, 3, 4]);
+        assert!(decode_base64("AQIDBA", &mut out));
+        assert!(!decode_base64("AQID", &mut out), "3 bytes, 4 wanted");
+        assert!(!decode_base64("AQIDBAU=", &mut out), "5 bytes, 4 wanted");
+        assert!(!decode_base64("!!!!", &mut out));
+        assert!(!decode_base64(&"A".repeat(10_000), &mut out));
+    }
+
+    #[test]
+    fn matches_any_finds_a_match_among_candidates() {
+        let keys = Keys::<Hmac<Sha256>>::new(["k1", "k2"]).unwrap();
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(b"k2").unwrap();
+        m.update(b"ab");
+        let good: [u8; 32] = m.finalize().into_bytes().into();
+        assert!(keys.matches_any(&[b"a", b"b"], &[[0u8; 32], good]));
+        assert!(!keys.matches_any(&[b"a", b"b"], &[[0u8; 32]]));
+        assert!(keys.matches(&[b"ab"], &good));
+        assert!(!keys.matches(&[b"abc"], &good));
+    }
+
+    #[test]
+    fn secrets_are_checked_without_echoing_them() {
+        assert!(check_secrets(&[]).is_err());
+        let err = check_secrets(&[Secret::new("ok"), Secret::new("hunter2\n")]).unwrap_err();
+        assert!(err.contains("#2") && !err.contains("hunter2"), "{err}");
+        assert!(check_secrets(&[Secret::new("")]).is_err());
+        assert!(check_secrets(&[Secret::new("It's a Secret to Everybody")]).is_ok());
+    }
+}

@@ -1,0 +1,114 @@
+//! GitLab: `X-Gitlab-Token` carries the shared token itself; nothing is
+//! signed and there is no timestamp. The header is a credential: callers
+//! must not store or log it (see `Verifier::secret_headers`).
+
+use http::{HeaderMap, HeaderName};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::VerifyError;
+use super::common::{header, ok_if};
+use crate::secrets::Secret;
+
+pub(super) const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
+
+pub(super) struct Gitlab {
+    /// SHA-256 of each token: comparing fixed-size digests keeps the
+    /// comparison constant-time even in the token's length.
+    digests: Box<[[u8; 32]]>,
+}
+
+impl Gitlab {
+    pub(super) fn new(secrets: &[Secret]) -> Result<Self, String> {
+        Ok(Self {
+            digests: secrets
+                .iter()
+                .map(|s| Sha256::digest(s.expose().as_bytes()).into())
+                .collect(),
+        })
+    }
+
+    pub(super) fn key_count(&self) -> usize {
+        self.digests.len()
+    }
+
+    pub(super) fn verify(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
+        let token = header(headers, &TOKEN)?;
+        if token.is_empty() {
+            return Err(VerifyError::MalformedSignature);
+        }
+        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let matched = self
+            .digests
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&got));
+        ok_if(matched.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::super::tests::{headers, verifier};
+    use super::super::{Provider, VerifyError};
+
+    fn check(secrets: &[&str], h: &[(&str, &str)]) -> Result<(), VerifyError> {
+        verifier(Provider::Gitlab, secrets).verify(&headers(h), b"{}", SystemTime::now())
+    }
+
+    #[test]
+    fn matching_token_passes_and_others_fail() {
+        assert_eq!(
+            check(&["glpat-secret"], &[("X-Gitlab-Token", "glpat-secret")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&["glpat-secret"], &[("X-Gitlab-Token", "glpat-secreT")]),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            check(&["glpat-secret"], &[("X-Gitlab-Token", "glpat-secret2")]),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            check(&["glpat-secret"], &[("X-Gitlab-Token", "glpat")]),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn rotation_accepts_any_active_token() {
+        assert_eq!(check(&["old", "new"], &[("X-Gitlab-Token", "old")]), Ok(()));
+        assert_eq!(check(&["old", "new"], &[("X-Gitlab-Token", "new")]), Ok(()));
+        assert_eq!(
+            check(&["old", "new"], &[("X-Gitlab-Token", "neither")]),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn missing_and_empty_tokens() {
+        assert_eq!(
+            check(&["t"], &[]),
+            Err(VerifyError::MissingHeader("x-gitlab-token".into()))
+        );
+        assert_eq!(
+            check(&["t"], &[("X-Gitlab-Token", "")]),
+            Err(VerifyError::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn the_token_header_is_declared_secret() {
+        assert_eq!(
+            verifier(Provider::Gitlab, &["t"]).secret_headers(),
+            ["x-gitlab-token"]
+        );
+        assert!(
+            verifier(Provider::Github, &["t"])
+                .secret_headers()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! Standard Webhooks (and Svix): `webhook-id`, `webhook-timestamp` and
+//! `webhook-signature: v1,<base64> [v1,<base64> …]` over `{id}.{ts}.{body}`
+//! with HMAC-SHA256. The `svix-*` names are read when the `webhook-*` one
+//! is absent. The key is the base64-DECODED part after `whsec_`. Other
+//! versions (`v1a`, Ed25519) are ignored. The window applies both ways.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use hmac::Hmac;
+use http::{HeaderMap, HeaderName};
+use sha2::Sha256;
+
+use super::VerifyError;
+use super::common::{BASE64, Keys, SigList, Window, decode_base64, ok_if, optional_header};
+use crate::secrets::Secret;
+
+pub(super) const ID: HeaderName = HeaderName::from_static("webhook-id");
+const TS: HeaderName = HeaderName::from_static("webhook-timestamp");
+const SIG: HeaderName = HeaderName::from_static("webhook-signature");
+pub(super) const SVIX_ID: HeaderName = HeaderName::from_static("svix-id");
+const SVIX_TS: HeaderName = HeaderName::from_static("svix-timestamp");
+const SVIX_SIG: HeaderName = HeaderName::from_static("svix-signature");
+
+pub(super) struct StandardWebhooks {
+    keys: Keys<Hmac<Sha256>>,
+    window: Window,
+}
+
+impl StandardWebhooks {
+    pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                decode_secret(s.expose()).map_err(|why| format!("secret #{}: {why}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            keys: Keys::new(keys)?,
+            window,
+        })
+    }
+
+    pub(super) fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(super) fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        let value = either(headers, &SIG, &SVIX_SIG)?;
+        let id = either(headers, &ID, &SVIX_ID)?;
+        let ts = either(headers, &TS, &SVIX_TS)?;
+        let mut sigs = SigList::new();
+        for item in value.split_ascii_whitespace() {
+            if let Some(("v1", b64)) = item.split_once(',') {
+                sigs.push_with(|out| decode_base64(b64, out));
+            }
+        }
+        // No v1 signature we can read (garbage, or only v1a): nothing to check.
+        if sigs.is_empty() {
+            return Err(VerifyError::MalformedSignature);
+        }
+        self.window.check(ts, now)?;
+        ok_if(self.keys.matches_any(
+            &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
+            sigs.as_slice(),
+        ))
+    }
+}
+
+/// `whsec_<base64>` or bare base64; errors never include the value.
+fn decode_secret(s: &str) -> Result<Vec<u8>, &'static str> {
+    let (b64, what) = match s.strip_prefix("whsec_") {
+        Some(rest) => (rest, "the part after whsec_ is not valid base64"),
+        None => (s, "not valid base64 (expected whsec_<base64>)"),
+    };
+    let key = BASE64.decode(b64).map_err(|_| what)?;
+    if key.is_empty() {
+        return Err("the key after whsec_ is empty");
+    }
+    Ok(key)
+}
+
+/// The `webhook-*` header, else its `svix-*` twin; missing names the former.
+fn either<'a>(
+    headers: &'a HeaderMap,
+    primary: &HeaderName,
+    svix: &HeaderName,
+) -> Result<&'a str, VerifyError> {
+    match optional_header(headers, primary)? {
+        Some(v) => Ok(v),
+        None => optional_header(headers, svix)?
+            .ok_or_else(|| VerifyError::MissingHeader(primary.as_str().to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::Mac;
+
+    use super::super::tests::{headers, verifier, verifier_with};
+    use super::super::{Provider, Verifier, VerifyError};
+    use crate::secrets::Secret;
+
+    /// The standardwebhooks library's own test vector.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: u64 = 1614265330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn sw_headers(id: &str, ts: &str, sig: &str) -> http::HeaderMap {
+        headers(&[
+            ("webhook-id", id),
+            ("webhook-timestamp", ts),
+            ("webhook-signature", sig),
+        ])
+    }
+
+    fn check_at(secrets: &[&str], sig: &str, body: &[u8], now: u64) -> Result<(), VerifyError> {
+        verifier(Provider::StandardWebhooks, secrets).verify(
+            &sw_headers(ID, &TS.to_string(), sig),
+            body,
+            at(now),
+        )
+    }
+
+    fn check(secrets: &[&str], sig: &str, body: &[u8]) -> Result<(), VerifyError> {
+        check_at(secrets, sig, body, TS)
+    }
+
+    /// Sign with a raw key, independently of the code under test.
+    fn sign(key: &[u8], id: &str, ts: u64, body: &[u8]) -> String {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        m.update(format!("{id}.{ts}.").as_bytes());
+        m.update(body);
+        format!("v1,{}", STANDARD.encode(m.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn published_vector_passes() {
+        assert_eq!(check(&[SECRET], SIG, BODY), Ok(()));
+    }
+
+    #[test]
+    fn svix_header_names_work_too() {
+        let h = headers(&[
+            ("svix-id", ID),
+            ("svix-timestamp", &TS.to_string()),
+            ("svix-signature", SIG),
+        ]);
+        assert_eq!(
+            verifier(Provider::StandardWebhooks, &[SECRET]).verify(&h, BODY, at(TS)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn secret_without_prefix_is_base64_too() {
+        assert_eq!(
+            check(&["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], SIG, BODY),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_key_is_the_decoded_part() {
+        // Signed with the raw `whsec_` string as the key (the Stripe way): must fail.
+        let wrong = sign(SECRET.as_bytes(), ID, TS, BODY);
+        assert_eq!(
+            check(&[SECRET], &wrong, BODY),
+            Err(VerifyError::InvalidSignature)
+        );
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(sign(&key, ID, TS, BODY), SIG);
+    }
+
+    #[test]
+    fn tampering_fails() {
+        assert_eq!(
+            check(&[SECRET], SIG, br#"{"test": 2432232315}"#),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            check(&["whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"], SIG, BODY),
+            Err(VerifyError::InvalidSignature)
+        );
+        let v = verifier(Provider::StandardWebhooks, &[SECRET]);
+        let other_id = sw_headers("msg_other", &TS.to_string(), SIG);
+        assert_eq!(
+            v.verify(&other_id, BODY, at(TS)),
+            Err(VerifyError::InvalidSignature)
+        );
+        let other_ts = sw_headers(ID, &(TS + 1).to_string(), SIG);
+        assert_eq!(
+            v.verify(&other_ts, BODY, at(TS)),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn several_signatures_and_other_versions() {
+        let multi = format!("v1a,AAAA v1,{} {SIG}", STANDARD.encode([7u8; 32]));
+        assert_eq!(check(&[SECRET], &multi, BODY), Ok(()));
+        assert_eq!(
+            check(
+                &[SECRET],
+                "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+                BODY
+            ),
+            Err(VerifyError::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn rotation_accepts_any_active_secret() {
+        let other = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert_eq!(check(&[other, SECRET], SIG, BODY), Ok(()));
+        assert_eq!(check(&[SECRET, other], SIG, BODY), Ok(()));
+        assert_eq!(
+            check(&[other, "whsec_BBBB"], SIG, BODY),
+            Err(VerifyError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn window_rejects_old_and_future() {
+        assert_eq!(check_at(&[SECRET], SIG, BODY, TS + 300), Ok(()));
+        assert_eq!(check_at(&[SECRET], SIG, BODY, TS - 300), Ok(()));
+        assert_eq!(
+            check_at(&[SECRET], SIG, BODY, TS + 301),
+            Err(VerifyError::TimestampOutOfWindow)
+        );
+        assert_eq!(
+            check_at(&[SECRET], SIG, BODY, TS - 301),
+            Err(VerifyError::TimestampOutOfWindow)
+        );
+        let wide = verifier_with(
+            Provider::StandardWebhooks,
+            &[SECRET],
+            None,
+            Some(Duration::from_secs(3600)),
+        );
+        let h = sw_headers(ID, &TS.to_string(), SIG);
+        assert_eq!(wide.verify(&h, BODY, at(TS - 3600)), Ok(()));
+        assert_eq!(
+            wide.verify(&h, BODY, at(TS - 3601)),
+            Err(VerifyError::TimestampOutOfWindow)
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_headers() {
+        let v = verifier(Provider::StandardWebhooks, &[SECRET]);
+        let ts = TS.to_string();
+        let no_sig = headers(&[("webhook-id", ID), ("webhook-timestamp", &ts)]);
+        assert_eq!(
+            v.verify(&no_sig, BODY, at(TS)),
+            Err(VerifyError::MissingHeader("webhook-signature".into()))
+        );
+        let no_id = headers(&[("webhook-timestamp", &ts), ("webhook-signature", SIG)]);
+        assert_eq!(
+            v.verify(&no_id, BODY, at(TS)),
+            Err(VerifyError::MissingHeader("webhook-id".into()))
+        );
+        let no_ts = headers(&[("webhook-id", ID), ("webhook-signature", SIG)]);
+        assert_eq!(
+            v.verify(&no_ts, BODY, at(TS)),
+            Err(VerifyError::MissingHeader("webhook-timestamp".into()))
+        );
+        for bad in [
+            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            "v1,",
+            "v1,!!!",
+            "v1,AAAA",
+            "v1 g0hM",
+        ] {
+            assert_eq!(
+                check(&[SECRET], bad, BODY),
+                Err(VerifyError::MalformedSignature),
+                "{bad:?}"
+            );
+        }
+        let bad_ts = sw_headers(ID, "16142653e0", SIG);
+        assert_eq!(
+            v.verify(&bad_ts, BODY, at(TS)),
+            Err(VerifyError::MalformedTimestamp)
+        );
+    }
+
+    #[test]
+    fn bad_secrets_are_refused_without_echoing_them() {
+        for bad in ["whsec_not*base64!", "plain-text-secret!", "whsec_"] {
+            let err = Verifier::new(Provider::StandardWebhooks, &[Secret::new(bad)], None, None)
+                .unwrap_err();
+            assert!(err.contains("secret #1"), "{err}");
+            assert!(
+                !err.contains(bad.trim_start_matches("whsec_")) || bad == "whsec_",
+                "{err}"
+            );
+        }
+    }
+}
