@@ -22,6 +22,9 @@ const CREDENTIAL_HEADERS: &[&str] = &[
     "x-gitlab-token",
 ];
 
+/// Longest event id accepted: it becomes part of the dedup key.
+pub const MAX_EVENT_ID_BYTES: usize = 256;
+
 /// What the provider is told when the request is good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
@@ -122,6 +125,12 @@ pub fn verify_and_build(
         event_type,
         handshake,
     } = extract(source.provider, source.hmac.as_ref(), headers, &body);
+    if id.len() > MAX_EVENT_ID_BYTES {
+        return Err(ReceiveError::BadRequest(format!(
+            "event id is {} bytes, over the limit of {MAX_EVENT_ID_BYTES}",
+            id.len()
+        )));
+    }
     let received_at_ms = to_ms(now);
     let event = Event {
         source: source.id.clone(),

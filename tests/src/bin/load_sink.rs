@@ -23,7 +23,9 @@ type Shared = Arc<Mutex<Stats>>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9091".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9091".into());
     let stats: Shared = Arc::default();
     let app = Router::new()
         .route("/stats", get(report))
@@ -35,7 +37,10 @@ async fn main() {
 }
 
 async fn receive(State(stats): State<Shared>, headers: HeaderMap) -> &'static str {
-    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
     let sent_us = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())
@@ -54,7 +59,13 @@ async fn report(State(stats): State<Shared>) -> String {
     let s = stats.lock().expect("stats");
     let mut l = s.latencies_us.clone();
     l.sort_unstable();
-    let pct = |p: f64| if l.is_empty() { 0.0 } else { l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0 };
+    let pct = |p: f64| {
+        if l.is_empty() {
+            0.0
+        } else {
+            l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        }
+    };
     format!(
         "{{\"received\":{},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}\n",
         s.received,
