@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::Unavailable;
@@ -23,7 +23,7 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default cap on a webhook body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct ConfigFile {
     pub subscriptions: Vec<SubscriptionConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// URL segment: `/hooks/{id}`.
@@ -53,7 +53,7 @@ pub struct SourceConfig {
 }
 
 /// How the payload is shaped for the destination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// The original body and content type, unchanged.
@@ -61,7 +61,7 @@ pub enum Format {
     Raw,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionConfig {
     pub id: String,
@@ -82,7 +82,7 @@ pub struct SubscriptionConfig {
 }
 
 /// A duration written as `5s`, `30m`, `2h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
 

@@ -159,7 +159,15 @@ async fn receive_maps_each_failure_to_its_status() {
     assert_eq!(Reply::from_result(&too_big).status, 413);
 
     let long_id = "i".repeat(300);
-    let too_long = receive(&reg, &store, "gl", &gitlab_headers("tok-123", &long_id), body.clone(), now).await;
+    let too_long = receive(
+        &reg,
+        &store,
+        "gl",
+        &gitlab_headers("tok-123", &long_id),
+        body.clone(),
+        now,
+    )
+    .await;
     assert_eq!(Reply::from_result(&too_long).status, 400);
 
     *store.down.lock().unwrap() = true;
