@@ -106,7 +106,12 @@ impl LocalRuntime {
         options: RuntimeOptions,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared { registry, store, transport, options });
+        let shared = Arc::new(Shared {
+            registry,
+            store,
+            transport,
+            options,
+        });
         let mut workers = JoinSet::new();
         workers.spawn(outbox_worker(shared.clone(), stopped.clone()));
         workers.spawn(delivery_worker(shared.clone(), stopped.clone()));
@@ -123,7 +128,10 @@ impl LocalRuntime {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; unfinished deliveries stay queued");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "shutdown grace period over; unfinished deliveries stay queued"
+            );
             self.workers.shutdown().await;
         }
     }
@@ -135,10 +143,18 @@ async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
     while !*stopped.borrow() {
         // Register interest before reading, so a commit in between still wakes us.
         let woken = notify.notified();
-        match shared.store.pending_outbox(shared.options.outbox_batch).await {
+        match shared
+            .store
+            .pending_outbox(shared.options.outbox_batch)
+            .await
+        {
             Ok(events) if !events.is_empty() => {
                 let reg: &dyn Registry = shared.registry.as_ref();
-                let routed = events.iter().map(|e| enqueue(reg, &shared.store, &shared.store, &e.key(), &e.event_type));
+                let keys: Vec<_> = events.iter().map(|e| e.key()).collect();
+                let routed = events
+                    .iter()
+                    .zip(&keys)
+                    .map(|(e, key)| enqueue(reg, &shared.store, &shared.store, key, &e.event_type));
                 for (event, result) in events.iter().zip(futures::future::join_all(routed).await) {
                     if let Err(e) = result {
                         tracing::warn!(source = %event.source, event_id = %event.id, error = %e, "routing failed; will retry");
@@ -176,7 +192,11 @@ async fn delivery_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>
         let room = max - in_flight.len();
         let mut received = 0;
         if room > 0 {
-            match shared.store.receive(room.min(128), shared.options.visibility_timeout).await {
+            match shared
+                .store
+                .receive(room.min(128), shared.options.visibility_timeout)
+                .await
+            {
                 Ok(tasks) => {
                     received = tasks.len();
                     for task in tasks {
