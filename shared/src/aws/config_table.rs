@@ -482,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn cache_serves_within_ttl_and_survives_a_failed_refresh() {
-        let (res, path, _secrets, registry) = setup(Duration::from_millis(800)).await;
+        let (res, path, _secrets, registry) = setup(Duration::from_millis(1500)).await;
         let db = &res.clients.dynamodb;
         let table = &res.settings.config_table;
         // Empty table: a registry with nothing in it.
@@ -492,7 +492,7 @@ mod tests {
         // Within the TTL: the cached (empty) copy.
         assert!(registry.source("github").await.unwrap().is_none());
         assert!(Arc::ptr_eq(&empty, &registry.current().await.unwrap()));
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(1600)).await;
         assert!(registry.source("github").await.unwrap().is_some());
 
         // A broken item makes the refresh fail: the cached copy is served.
@@ -503,7 +503,7 @@ mod tests {
             .send()
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(1600)).await;
         assert!(registry.source("github").await.unwrap().is_some());
         // With no cached copy, it is unavailable and says why.
         let cold = DynamoRegistry::new(

@@ -12,7 +12,6 @@ use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 
 use crate::secrets::{EnvSecrets, Secret, SecretError, SecretRef, SecretResolver};
 
-#[derive(Debug)]
 pub struct SsmSecrets {
     client: Client,
     env: EnvSecrets,
@@ -20,6 +19,16 @@ pub struct SsmSecrets {
     /// Parameter name → (value, when it was fetched). The lock is never
     /// held across an await.
     cache: Mutex<HashMap<String, (Secret, Instant)>>,
+}
+
+/// Shows neither values nor the `env:` file's contents.
+impl std::fmt::Debug for SsmSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsmSecrets")
+            .field("ttl", &self.ttl)
+            .field("cached", &self.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SsmSecrets {
@@ -136,6 +145,8 @@ mod tests {
         put(&clients.ssm, &name, "whsec_third").await;
         secrets.clear();
         assert_eq!(secrets.resolve(&r).await.unwrap().expose(), "whsec_third");
+        let debug = format!("{secrets:?}");
+        assert!(!debug.contains("whsec"), "{debug}");
     }
 
     #[tokio::test]

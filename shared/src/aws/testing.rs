@@ -113,12 +113,15 @@ impl MotoServer {
     }
 
     fn spawn(bin: &std::path::Path, port: u16) -> Result<Self, String> {
-        let log = std::env::temp_dir().join(format!("sluice-moto-{port}.log"));
+        let log =
+            std::env::temp_dir().join(format!("sluice-moto-{}-{port}.log", std::process::id()));
         // The shell runs moto in the background and kills it when its stdin
-        // closes: on drop, or when the test process exits in any way.
+        // closes: on drop, or when the test process exits in any way. Then
+        // it removes the log. SIGKILL, because moto's SIGTERM handler can
+        // wait on request threads; it has nothing to flush.
         let child = Command::new("sh")
             .arg("-c")
-            .arg(r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null & m=$!; cat >/dev/null; kill $m 2>/dev/null; wait $m"#)
+            .arg(r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null & m=$!; cat >/dev/null; kill -KILL $m 2>/dev/null; wait $m; rm -f "$2""#)
             .arg(bin)
             .arg(port.to_string())
             .arg(&log)
@@ -133,8 +136,12 @@ impl MotoServer {
             child: Mutex::new(Some(child)),
         };
         let deadline = Instant::now() + START_TIMEOUT;
+        // Werkzeug prints this once it has bound the port: it tells our
+        // server from another process that took the same port.
+        let running = format!("Running on http://127.0.0.1:{port}");
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
         loop {
-            if answers(port) {
+            if log_text().contains(&running) && answers(port) {
                 return Ok(server);
             }
             let exited = server
@@ -143,7 +150,6 @@ impl MotoServer {
                 .unwrap()
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
-            let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
             if exited.is_some() || log_text().contains("Address already in use") {
                 return Err(format!(
                     "moto server ({}) exited on port {port}:\n{}",
