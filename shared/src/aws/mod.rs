@@ -113,3 +113,97 @@ pub(crate) fn sdk_error(call: &str, e: impl std::error::Error + 'static) -> Unav
         aws_sdk_dynamodb::error::DisplayErrorContext(e)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::aws::testing::{MotoServer, TestResources};
+    use crate::model::{DeliveryTask, Event};
+    use crate::queue::DeliveryQueue;
+    use crate::store::{Commit, EventStore};
+
+    /// Set only in the child process of
+    /// `process_clients_follow_the_standard_environment`.
+    const CHILD: &str = "SLUICE_T_AWS_ENV_CHILD";
+
+    /// The process-wide clients and settings come from the environment
+    /// alone (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials, `SLUICE_*`).
+    /// The environment cannot be changed inside this test process, so this
+    /// test runs the test binary again with it set.
+    #[tokio::test]
+    async fn process_clients_follow_the_standard_environment() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "aws::tests::env_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .envs(res.settings.to_vars())
+            .env(CHILD, "1")
+            .env("AWS_ENDPOINT_URL", &res.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("env child: ok"), "{text}");
+        // What the child wrote is there.
+        let store = DynamoStore::new(
+            res.clients.dynamodb.clone(),
+            &res.settings.events_table,
+            &res.settings.deliveries_table,
+        );
+        let key = crate::model::EventKey::new("envsrc", "env-1");
+        assert_eq!(store.load(&key).await.unwrap().unwrap().body_hash, "h");
+    }
+
+    /// The child half of the test above; does nothing in a normal run.
+    #[tokio::test]
+    async fn env_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let settings = AwsSettings::from_env().unwrap();
+        let first = clients().await;
+        let backend = AwsBackend::new(&first, &settings);
+        let event = Event {
+            source: "envsrc".into(),
+            id: "env-1".into(),
+            event_type: "t".into(),
+            received_at_ms: 1,
+            expires_at: 2,
+            body: bytes::Bytes::from_static(b"{}"),
+            body_hash: "h".into(),
+            content_type: None,
+            headers: vec![],
+        };
+        assert_eq!(
+            backend.store.commit(&event).await.unwrap(),
+            Commit::Accepted
+        );
+        let task = DeliveryTask {
+            source: "envsrc".into(),
+            event_id: "env-1".into(),
+            subscription: "s".into(),
+        };
+        assert!(backend.queue.send(&[task]).await.unwrap().is_empty());
+        assert!(
+            crate::config::Registry::source(&backend.registry, "x")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        println!("env child: ok");
+    }
+}
