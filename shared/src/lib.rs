@@ -21,3 +21,6 @@ pub mod verify;
 
 #[cfg(feature = "local")]
 pub mod local;
+
+#[cfg(feature = "aws")]
+pub mod aws;

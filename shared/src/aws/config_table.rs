@@ -1,0 +1,533 @@
+//! `Registry` over the DynamoDB config table, which the CLI writes with
+//! [`put_config`].
+//!
+//! Items: `pk` = `source#{id}` or `subscription#{id}`, `config` (S, the
+//! JSON of [`SourceConfig`] / [`SubscriptionConfig`]), `enabled` (BOOL).
+//! The whole table is read with one (paginated) Scan, its secrets resolved,
+//! and the result cached for the configured TTL. A refresh that fails keeps
+//! the cached copy in service (with a warning); with no copy the registry
+//! is unavailable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::Mutex;
+
+use super::item::{self, PK, Update, cf, s};
+use super::sdk_error;
+use crate::config::{
+    ConfigError, ConfigFile, Registry, Source, SourceConfig, StaticRegistry, Subscription,
+    SubscriptionConfig,
+};
+use crate::error::Unavailable;
+use crate::secrets::SecretResolver;
+use crate::time::now_ms;
+
+/// After a failed refresh, the cached copy is served this long before the
+/// next try (at most the TTL), so an outage does not cost a Scan per call.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigTableError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// The config as stored: the file's shape, plus the ids of disabled
+/// subscriptions.
+#[derive(Debug, Clone, Default)]
+pub struct StoredConfig {
+    pub file: ConfigFile,
+    pub disabled: Vec<String>,
+}
+
+struct Cached {
+    registry: Arc<StaticRegistry>,
+    /// When the cached copy stops being fresh.
+    fresh_until: Instant,
+}
+
+pub struct DynamoRegistry {
+    client: Client,
+    table: String,
+    secrets: Arc<dyn SecretResolver>,
+    ttl: Duration,
+    /// One refresh at a time; callers wait for it rather than scan too.
+    cache: Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for DynamoRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoRegistry")
+            .field("table", &self.table)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynamoRegistry {
+    pub fn new(
+        client: Client,
+        table: &str,
+        secrets: Arc<dyn SecretResolver>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            client,
+            table: table.to_owned(),
+            secrets,
+            ttl,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The current registry: the cached one while fresh, else reloaded.
+    pub async fn current(&self) -> Result<Arc<StaticRegistry>, Unavailable> {
+        let mut cache = self.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            if Instant::now() < c.fresh_until {
+                return Ok(c.registry.clone());
+            }
+        }
+        match self.load().await {
+            Ok(registry) => {
+                let registry = Arc::new(registry);
+                *cache = Some(Cached {
+                    registry: registry.clone(),
+                    fresh_until: Instant::now() + self.ttl,
+                });
+                Ok(registry)
+            }
+            Err(e) => match cache.as_mut() {
+                Some(c) => {
+                    tracing::warn!(table = %self.table, error = %e, "config refresh failed; serving the cached copy");
+                    c.fresh_until = Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl);
+                    Ok(c.registry.clone())
+                }
+                None => Err(Unavailable(format!("config table {}: {e}", self.table))),
+            },
+        }
+    }
+
+    /// Drop the cached copy: the next call reloads.
+    pub async fn invalidate(&self) {
+        *self.cache.lock().await = None;
+    }
+
+    async fn load(&self) -> Result<StaticRegistry, ConfigTableError> {
+        let stored = read_config(&self.client, &self.table).await?;
+        let registry = stored.file.resolve(self.secrets.as_ref()).await?;
+        for id in &stored.disabled {
+            if let Some(sub) = registry.get_subscription(id) {
+                sub.set_enabled(false);
+            }
+        }
+        Ok(registry)
+    }
+}
+
+#[async_trait]
+impl Registry for DynamoRegistry {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
+        self.current().await?.source(id).await
+    }
+
+    async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable> {
+        self.current().await?.subscriptions_of(source).await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable> {
+        self.current().await?.subscription(id).await
+    }
+
+    /// Persist `enabled = false`, then flip the cached flag (the
+    /// subscription objects handed out share it).
+    async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
+        set_subscription_enabled(&self.client, &self.table, id, false).await?;
+        if let Some(c) = self.cache.lock().await.as_ref() {
+            if let Some(sub) = c.registry.get_subscription(id) {
+                sub.set_enabled(false);
+            }
+        }
+        tracing::warn!(subscription = id, "subscription disabled");
+        Ok(())
+    }
+}
+
+fn source_pk(id: &str) -> String {
+    format!("{}{id}", cf::SOURCE_PREFIX)
+}
+
+fn subscription_pk(id: &str) -> String {
+    format!("{}{id}", cf::SUBSCRIPTION_PREFIX)
+}
+
+/// Read the whole table (one paginated, consistent Scan). Items are sorted
+/// by id, so the result does not depend on the scan order.
+pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, ConfigTableError> {
+    let items: Vec<item::Item> = client
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| sdk_error("Scan (config)", e))?;
+    let mut stored = StoredConfig::default();
+    for it in &items {
+        let pk = item::get_s(it, PK).map_err(|e| invalid(format!("config item: {e}")))?;
+        let json =
+            || item::get_s(it, cf::CONFIG).map_err(|e| invalid(format!("config item {pk:?}: {e}")));
+        let enabled = item::opt_bool(it, cf::ENABLED)
+            .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?
+            .unwrap_or(true);
+        if let Some(id) = pk.strip_prefix(cf::SOURCE_PREFIX) {
+            let src: SourceConfig = serde_json::from_str(json()?)
+                .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?;
+            check_id_matches(pk, id, &src.id)?;
+            stored.file.sources.push(src);
+        } else if let Some(id) = pk.strip_prefix(cf::SUBSCRIPTION_PREFIX) {
+            let sub: SubscriptionConfig = serde_json::from_str(json()?)
+                .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?;
+            check_id_matches(pk, id, &sub.id)?;
+            if !enabled {
+                stored.disabled.push(sub.id.clone());
+            }
+            stored.file.subscriptions.push(sub);
+        } else {
+            tracing::warn!(table, pk, "config item of an unknown kind ignored");
+        }
+    }
+    stored.file.sources.sort_by(|a, b| a.id.cmp(&b.id));
+    stored.file.subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
+    stored.disabled.sort();
+    Ok(stored)
+}
+
+fn invalid(message: String) -> ConfigTableError {
+    ConfigTableError::Invalid(ConfigError::Invalid(message))
+}
+
+fn check_id_matches(pk: &str, key_id: &str, config_id: &str) -> Result<(), ConfigTableError> {
+    if key_id == config_id {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "config item {pk:?} holds the config of {config_id:?}"
+        )))
+    }
+}
+
+/// Write every source and subscription of `file` (validated first). An
+/// existing item's config is replaced, but its `enabled` flag is kept: a
+/// subscription disabled after a 410 stays disabled until it is enabled
+/// explicitly ([`set_subscription_enabled`]). Items not in `file` are left
+/// alone.
+pub async fn put_config(
+    client: &Client,
+    table: &str,
+    file: &ConfigFile,
+) -> Result<(), ConfigTableError> {
+    file.validate()?;
+    let now = now_ms();
+    let mut writes = Vec::with_capacity(file.sources.len() + file.subscriptions.len());
+    for src in &file.sources {
+        let json =
+            serde_json::to_string(src).map_err(|e| invalid(format!("source {:?}: {e}", src.id)))?;
+        writes.push((source_pk(&src.id), json));
+    }
+    for sub in &file.subscriptions {
+        let json = serde_json::to_string(sub)
+            .map_err(|e| invalid(format!("subscription {:?}: {e}", sub.id)))?;
+        writes.push((subscription_pk(&sub.id), json));
+    }
+    let writes: Vec<_> = writes
+        .into_iter()
+        .map(|(pk, json)| async move {
+            Update::new()
+                .set(cf::CONFIG, s(json))
+                .set_once(cf::ENABLED, AttributeValue::Bool(true))
+                .set(cf::UPDATED_AT_MS, item::n(now))
+                .apply(client.update_item().table_name(table).key(PK, s(pk)))
+                .send()
+                .await
+                .map_err(|e| sdk_error("UpdateItem (config)", e))
+        })
+        .collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Persist a subscription's `enabled` flag. A subscription that is not in
+/// the table is not created (no stub item).
+pub async fn set_subscription_enabled(
+    client: &Client,
+    table: &str,
+    id: &str,
+    enabled: bool,
+) -> Result<(), Unavailable> {
+    let result = Update::new()
+        .set(cf::ENABLED, AttributeValue::Bool(enabled))
+        .set(cf::UPDATED_AT_MS, item::n(now_ms()))
+        .condition(|u| format!("attribute_exists({})", u.name(PK)))
+        .apply(
+            client
+                .update_item()
+                .table_name(table)
+                .key(PK, s(subscription_pk(id))),
+        )
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => match e.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                tracing::warn!(
+                    table,
+                    subscription = id,
+                    "no such subscription in the config table"
+                );
+                Ok(())
+            }
+            _ => Err(sdk_error("UpdateItem (config)", e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::aws::ssm_secrets::SsmSecrets;
+    use crate::aws::testing::{MotoServer, TestResources};
+    use crate::secrets::EnvSecrets;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn file(ssm_path: &str) -> ConfigFile {
+        ConfigFile::parse(&format!(
+            r#"
+            [[sources]]
+            id = "github"
+            provider = "github"
+            secrets = ["env:SLUICE_T_CFG_GH", "ssm:{ssm_path}"]
+            dedupe_window = "2d"
+
+            [[subscriptions]]
+            id = "deploys"
+            source = "github"
+            events = ["push", "pull_request.*"]
+            url = "https://example.com/hooks/deploys"
+            signing_secret = "ssm:{ssm_path}"
+            retry_schedule = ["5s", "1m"]
+
+            [[subscriptions]]
+            id = "audit"
+            source = "github"
+            events = ["*"]
+            url = "http://127.0.0.1:9/audit"
+            allow_local = true
+            "#
+        ))
+        .unwrap()
+    }
+
+    async fn setup(ttl: Duration) -> (TestResources, String, Arc<SsmSecrets>, DynamoRegistry) {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let path = format!("/sluice/{}", res.settings.config_table);
+        res.clients
+            .ssm
+            .put_parameter()
+            .name(&path)
+            .value(SECRET)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .unwrap();
+        let secrets = Arc::new(SsmSecrets::new(
+            res.clients.ssm.clone(),
+            EnvSecrets::from_map(HashMap::from([(
+                "SLUICE_T_CFG_GH".into(),
+                "gh-secret".into(),
+            )])),
+            Duration::from_secs(300),
+        ));
+        let registry = DynamoRegistry::new(
+            res.clients.dynamodb.clone(),
+            &res.settings.config_table,
+            secrets.clone(),
+            ttl,
+        );
+        (res, path, secrets, registry)
+    }
+
+    #[tokio::test]
+    async fn config_round_trips_and_disable_persists() {
+        let (res, path, secrets, registry) = setup(Duration::from_secs(60)).await;
+        let f = file(&path);
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &f)
+            .await
+            .unwrap();
+
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert_eq!(stored.file.sources, f.sources);
+        let mut subs = f.subscriptions.clone();
+        subs.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(stored.file.subscriptions, subs);
+        assert!(stored.disabled.is_empty());
+
+        let src = registry.source("github").await.unwrap().unwrap();
+        assert_eq!(src.dedupe_window, Duration::from_secs(2 * 24 * 3600));
+        assert!(registry.source("nope").await.unwrap().is_none());
+        let deploys = registry.subscription("deploys").await.unwrap().unwrap();
+        assert!(
+            deploys.signing_key.is_some(),
+            "ssm: signing secret resolved"
+        );
+        assert!(deploys.is_enabled());
+        assert_eq!(deploys.retry.schedule.len(), 2);
+        let mut of: Vec<String> = registry
+            .subscriptions_of("github")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        of.sort();
+        assert_eq!(of, ["audit", "deploys"]);
+
+        // Disabling flips the flag in hand at once and persists it.
+        registry.disable_subscription("deploys").await.unwrap();
+        assert!(!deploys.is_enabled());
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert_eq!(stored.disabled, ["deploys"]);
+        let fresh = DynamoRegistry::new(
+            res.clients.dynamodb.clone(),
+            &res.settings.config_table,
+            secrets.clone(),
+            Duration::from_secs(60),
+        );
+        assert!(
+            !fresh
+                .subscription("deploys")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_enabled()
+        );
+        assert!(
+            fresh
+                .subscription("audit")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_enabled()
+        );
+
+        // Writing the config again keeps it disabled.
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &f)
+            .await
+            .unwrap();
+        fresh.invalidate().await;
+        assert!(
+            !fresh
+                .subscription("deploys")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_enabled()
+        );
+        // Enabling is explicit.
+        set_subscription_enabled(
+            &res.clients.dynamodb,
+            &res.settings.config_table,
+            "deploys",
+            true,
+        )
+        .await
+        .unwrap();
+        fresh.invalidate().await;
+        assert!(
+            fresh
+                .subscription("deploys")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_enabled()
+        );
+        // Disabling an unknown subscription creates nothing.
+        registry.disable_subscription("ghost").await.unwrap();
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert_eq!(stored.file.subscriptions.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn cache_serves_within_ttl_and_survives_a_failed_refresh() {
+        let (res, path, _secrets, registry) = setup(Duration::from_millis(1500)).await;
+        let db = &res.clients.dynamodb;
+        let table = &res.settings.config_table;
+        // Empty table: a registry with nothing in it.
+        assert!(registry.source("github").await.unwrap().is_none());
+        let empty = registry.current().await.unwrap();
+        put_config(db, table, &file(&path)).await.unwrap();
+        // Within the TTL: the cached (empty) copy.
+        assert!(registry.source("github").await.unwrap().is_none());
+        assert!(Arc::ptr_eq(&empty, &registry.current().await.unwrap()));
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(registry.source("github").await.unwrap().is_some());
+
+        // A broken item makes the refresh fail: the cached copy is served.
+        db.put_item()
+            .table_name(table)
+            .item(PK, s("subscription#broken"))
+            .item(cf::CONFIG, s("{not json"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(registry.source("github").await.unwrap().is_some());
+        // With no cached copy, it is unavailable and says why.
+        let cold = DynamoRegistry::new(
+            db.clone(),
+            table,
+            Arc::new(EnvSecrets::new()),
+            Duration::from_secs(60),
+        );
+        let err = cold.source("github").await.unwrap_err();
+        assert!(err.to_string().contains("subscription#broken"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn put_config_validates_first() {
+        let (res, _path, _secrets, _registry) = setup(Duration::from_secs(60)).await;
+        let mut f = file("/x");
+        f.subscriptions[0].source = "nowhere".into();
+        let err = put_config(&res.clients.dynamodb, &res.settings.config_table, &f)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConfigTableError::Invalid(_)), "{err}");
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert!(stored.file.sources.is_empty() && stored.file.subscriptions.is_empty());
+    }
+}

@@ -1,0 +1,209 @@
+//! The AWS adapters (cargo feature `aws`): DynamoDB for the event store and
+//! the config table, SQS for the delivery queue, SSM Parameter Store for
+//! secrets.
+//!
+//! | module | port | AWS |
+//! |---|---|---|
+//! | [`dynamo_store`] | `EventStore` | events table (the commit; its stream is the outbox) and deliveries table |
+//! | [`sqs_queue`] | `DeliveryQueue` | delivery queue and DLQ |
+//! | [`ssm_secrets`] | `SecretResolver` | `ssm:/path` via GetParameter (decrypted), cached; `env:` as usual |
+//! | [`config_table`] | `Registry` | config table, scanned and cached |
+//! | [`item`] | | the one mapping between records and DynamoDB attribute values |
+//! | [`settings`] | | the environment variables |
+//!
+//! Clients are built once per process with [`clients`]; the SDK reads
+//! `AWS_REGION`, the credentials and `AWS_ENDPOINT_URL` itself.
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use tokio::sync::OnceCell;
+
+use crate::error::Unavailable;
+
+pub mod config_table;
+pub mod dynamo_store;
+pub mod item;
+pub mod settings;
+pub mod sqs_queue;
+pub mod ssm_secrets;
+#[doc(hidden)]
+pub mod testing;
+
+pub use config_table::{ConfigTableError, DynamoRegistry, put_config};
+pub use dynamo_store::DynamoStore;
+pub use settings::{AwsSettings, SettingsError};
+pub use sqs_queue::{SqsQueue, parse_task};
+pub use ssm_secrets::SsmSecrets;
+
+/// The SDK clients the adapters use. Cloning is cheap (they share one
+/// connection pool per service).
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl AwsClients {
+    pub fn from_conf(conf: &SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(conf),
+            sqs: aws_sdk_sqs::Client::new(conf),
+            ssm: aws_sdk_ssm::Client::new(conf),
+        }
+    }
+}
+
+/// The SDK configuration from the standard sources (environment, profile,
+/// container/instance metadata), including `AWS_ENDPOINT_URL`.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// The process-wide clients, built on first use and shared afterwards
+/// (a Lambda builds them once per execution environment).
+pub async fn clients() -> AwsClients {
+    static CLIENTS: OnceCell<AwsClients> = OnceCell::const_new();
+    CLIENTS
+        .get_or_init(|| async { AwsClients::from_conf(&sdk_config().await) })
+        .await
+        .clone()
+}
+
+/// Everything the three functions need, built from one set of clients and
+/// settings.
+pub struct AwsBackend {
+    pub store: DynamoStore,
+    pub queue: SqsQueue,
+    pub secrets: Arc<SsmSecrets>,
+    pub registry: DynamoRegistry,
+}
+
+impl AwsBackend {
+    pub fn new(clients: &AwsClients, settings: &AwsSettings) -> Self {
+        let secrets = Arc::new(SsmSecrets::new(
+            clients.ssm.clone(),
+            crate::secrets::EnvSecrets::new(),
+            settings.secrets_ttl,
+        ));
+        Self {
+            store: DynamoStore::new(
+                clients.dynamodb.clone(),
+                &settings.events_table,
+                &settings.deliveries_table,
+            ),
+            queue: SqsQueue::new(clients.sqs.clone(), &settings.queue_url, &settings.dlq_url),
+            registry: DynamoRegistry::new(
+                clients.dynamodb.clone(),
+                &settings.config_table,
+                secrets.clone(),
+                settings.config_ttl,
+            ),
+            secrets,
+        }
+    }
+}
+
+/// An SDK failure as the ports report it: which call, and the whole error
+/// chain (service code and message, or the transport error).
+pub(crate) fn sdk_error(call: &str, e: impl std::error::Error + 'static) -> Unavailable {
+    Unavailable(format!(
+        "{call}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::aws::testing::{MotoServer, TestResources};
+    use crate::model::{DeliveryTask, Event};
+    use crate::queue::DeliveryQueue;
+    use crate::store::{Commit, EventStore};
+
+    /// Set only in the child process of
+    /// `process_clients_follow_the_standard_environment`.
+    const CHILD: &str = "SLUICE_T_AWS_ENV_CHILD";
+
+    /// The process-wide clients and settings come from the environment
+    /// alone (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials, `SLUICE_*`).
+    /// The environment cannot be changed inside this test process, so this
+    /// test runs the test binary again with it set.
+    #[tokio::test]
+    async fn process_clients_follow_the_standard_environment() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "aws::tests::env_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .envs(res.settings.to_vars())
+            .env(CHILD, "1")
+            .env("AWS_ENDPOINT_URL", &res.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("env child: ok"), "{text}");
+        // What the child wrote is there.
+        let store = DynamoStore::new(
+            res.clients.dynamodb.clone(),
+            &res.settings.events_table,
+            &res.settings.deliveries_table,
+        );
+        let key = crate::model::EventKey::new("envsrc", "env-1");
+        assert_eq!(store.load(&key).await.unwrap().unwrap().body_hash, "h");
+    }
+
+    /// The child half of the test above; does nothing in a normal run.
+    #[tokio::test]
+    async fn env_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let settings = AwsSettings::from_env().unwrap();
+        let first = clients().await;
+        let backend = AwsBackend::new(&first, &settings);
+        let event = Event {
+            source: "envsrc".into(),
+            id: "env-1".into(),
+            event_type: "t".into(),
+            received_at_ms: 1,
+            expires_at: 2,
+            body: bytes::Bytes::from_static(b"{}"),
+            body_hash: "h".into(),
+            content_type: None,
+            headers: vec![],
+        };
+        assert_eq!(
+            backend.store.commit(&event).await.unwrap(),
+            Commit::Accepted
+        );
+        let task = DeliveryTask {
+            source: "envsrc".into(),
+            event_id: "env-1".into(),
+            subscription: "s".into(),
+        };
+        assert!(backend.queue.send(&[task]).await.unwrap().is_empty());
+        assert!(
+            crate::config::Registry::source(&backend.registry, "x")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        println!("env child: ok");
+    }
+}

@@ -1,0 +1,218 @@
+//! The environment of the AWS functions: one documented set of variables.
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `SLUICE_EVENTS_TABLE` | yes | DynamoDB table of committed events (`pk` S; stream NEW_IMAGE; TTL `expires_at`) |
+//! | `SLUICE_DELIVERIES_TABLE` | yes | DynamoDB table of delivery states and attempt logs (`pk` S, `sk` S; TTL `expires_at`) |
+//! | `SLUICE_CONFIG_TABLE` | yes | DynamoDB table of sources and subscriptions (`pk` S), written by the CLI |
+//! | `SLUICE_QUEUE_URL` | yes | SQS delivery queue URL |
+//! | `SLUICE_DLQ_URL` | yes | SQS dead-letter queue URL (deliver sends exhausted tasks there explicitly) |
+//! | `SLUICE_CONFIG_TTL_SECS` | no, default 60 | how long the config table is cached in memory |
+//! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
+//!
+//! The AWS SDK reads its own standard variables: `AWS_REGION`, the
+//! credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, as Lambda sets them), and `AWS_ENDPOINT_URL` (or
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_SSM`) to point the clients at an
+//! emulator such as moto.
+//!
+//! Every function gets the same set, so one deployment template serves all
+//! three; an empty value counts as missing.
+
+use std::time::Duration;
+
+pub const EVENTS_TABLE: &str = "SLUICE_EVENTS_TABLE";
+pub const DELIVERIES_TABLE: &str = "SLUICE_DELIVERIES_TABLE";
+pub const CONFIG_TABLE: &str = "SLUICE_CONFIG_TABLE";
+pub const QUEUE_URL: &str = "SLUICE_QUEUE_URL";
+pub const DLQ_URL: &str = "SLUICE_DLQ_URL";
+pub const CONFIG_TTL_SECS: &str = "SLUICE_CONFIG_TTL_SECS";
+pub const SECRETS_TTL_SECS: &str = "SLUICE_SECRETS_TTL_SECS";
+
+/// Every variable, required ones first (for docs and parity checks).
+pub const ALL_VARS: [&str; 7] = [
+    EVENTS_TABLE,
+    DELIVERIES_TABLE,
+    CONFIG_TABLE,
+    QUEUE_URL,
+    DLQ_URL,
+    CONFIG_TTL_SECS,
+    SECRETS_TTL_SECS,
+];
+
+pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
+
+/// Where the AWS resources are, and how long to cache what they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub events_table: String,
+    pub deliveries_table: String,
+    pub config_table: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub config_ttl: Duration,
+    pub secrets_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// Names every required variable that is unset or empty.
+    #[error("missing required environment variable{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("environment variable {var}={value:?}: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl AwsSettings {
+    /// Read the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the settings through `lookup` (the environment, or a map in
+    /// tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut missing = Vec::new();
+        let mut required = |name: &'static str| {
+            get(name).unwrap_or_else(|| {
+                missing.push(name);
+                String::new()
+            })
+        };
+        let events_table = required(EVENTS_TABLE);
+        let deliveries_table = required(DELIVERIES_TABLE);
+        let config_table = required(CONFIG_TABLE);
+        let queue_url = required(QUEUE_URL);
+        let dlq_url = required(DLQ_URL);
+        if !missing.is_empty() {
+            return Err(SettingsError::Missing(missing));
+        }
+        let secs = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|e| SettingsError::Invalid {
+                    var: name,
+                    value: v.clone(),
+                    reason: format!("expected whole seconds: {e}"),
+                }),
+        };
+        Ok(Self {
+            events_table,
+            deliveries_table,
+            config_table,
+            queue_url,
+            dlq_url,
+            config_ttl: secs(CONFIG_TTL_SECS, DEFAULT_CONFIG_TTL)?,
+            secrets_ttl: secs(SECRETS_TTL_SECS, DEFAULT_SECRETS_TTL)?,
+        })
+    }
+
+    /// The settings as `(variable, value)` pairs: the inverse of
+    /// [`from_lookup`](Self::from_lookup), for templates and tests.
+    pub fn to_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (EVENTS_TABLE, self.events_table.clone()),
+            (DELIVERIES_TABLE, self.deliveries_table.clone()),
+            (CONFIG_TABLE, self.config_table.clone()),
+            (QUEUE_URL, self.queue_url.clone()),
+            (DLQ_URL, self.dlq_url.clone()),
+            (CONFIG_TTL_SECS, self.config_ttl.as_secs().to_string()),
+            (SECRETS_TTL_SECS, self.secrets_ttl.as_secs().to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(map: &HashMap<&str, &str>) -> impl Fn(&str) -> Option<String> {
+        |name| map.get(name).map(|v| (*v).to_owned())
+    }
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            (EVENTS_TABLE, "events"),
+            (DELIVERIES_TABLE, "deliveries"),
+            (CONFIG_TABLE, "config"),
+            (QUEUE_URL, "https://sqs/q"),
+            (DLQ_URL, "https://sqs/dlq"),
+        ])
+    }
+
+    #[test]
+    fn all_required_set_gives_defaults_for_ttls() {
+        let s = AwsSettings::from_lookup(lookup(&full())).unwrap();
+        assert_eq!(s.events_table, "events");
+        assert_eq!(s.deliveries_table, "deliveries");
+        assert_eq!(s.config_table, "config");
+        assert_eq!(s.queue_url, "https://sqs/q");
+        assert_eq!(s.dlq_url, "https://sqs/dlq");
+        assert_eq!(s.config_ttl, Duration::from_secs(60));
+        assert_eq!(s.secrets_ttl, Duration::from_secs(300));
+        let back: HashMap<&str, String> = s.to_vars().into_iter().collect();
+        let again = AwsSettings::from_lookup(|n| back.get(n).cloned()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let mut env = full();
+        env.remove(QUEUE_URL);
+        let err = AwsSettings::from_lookup(lookup(&env)).unwrap_err();
+        assert_eq!(err, SettingsError::Missing(vec![QUEUE_URL]));
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable: SLUICE_QUEUE_URL"
+        );
+        // Empty counts as missing; every missing one is named.
+        env.insert(EVENTS_TABLE, " ");
+        env.remove(DLQ_URL);
+        let err = AwsSettings::from_lookup(lookup(&env)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variables: SLUICE_EVENTS_TABLE, SLUICE_QUEUE_URL, SLUICE_DLQ_URL"
+        );
+        let err = AwsSettings::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err, SettingsError::Missing(ALL_VARS[..5].to_vec()));
+    }
+
+    #[test]
+    fn ttls_parse_and_bad_values_are_named() {
+        let mut env = full();
+        env.insert(CONFIG_TTL_SECS, "5");
+        env.insert(SECRETS_TTL_SECS, "0");
+        let s = AwsSettings::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(s.config_ttl, Duration::from_secs(5));
+        assert_eq!(s.secrets_ttl, Duration::ZERO);
+        env.insert(SECRETS_TTL_SECS, "5m");
+        let err = AwsSettings::from_lookup(lookup(&env)).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "environment variable SLUICE_SECRETS_TTL_SECS=\"5m\": expected whole seconds"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn from_env_reads_the_process_environment() {
+        // The test process does not set these (names are unlikely to be set
+        // by a developer running the tests); the error must name them.
+        if std::env::var_os(EVENTS_TABLE).is_none() {
+            let err = AwsSettings::from_env().unwrap_err();
+            assert!(err.to_string().contains(EVENTS_TABLE), "{err}");
+        }
+    }
+}
