@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lint fmt fmt-check bench load sink clean
+.PHONY: run test unit lint fmt fmt-check moto bench load sink clean
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -19,11 +19,15 @@ sink:
 ## Every test: formatting, clippy, unit and integration tests.
 test: fmt-check lint unit
 
-unit:
-	$(CARGO) test --workspace --all-targets
+unit: moto
+	$(CARGO) test --workspace --all-targets --all-features
+
+## moto server (DynamoDB, Streams, SQS, SSM) in .venv-moto, for the AWS tests.
+moto:
+	@scripts/moto.sh >/dev/null
 
 lint:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -42,3 +46,4 @@ load:
 clean:
 	$(CARGO) clean
 	rm -f $(DB) $(DB)-wal $(DB)-shm
+	rm -rf .venv-moto
