@@ -381,30 +381,9 @@ fn skip_nested(b: &[u8], mut i: usize) -> Option<usize> {
     None
 }
 
-/// Index of the next `"` or `\` at or after `i`, eight bytes at a time.
-fn find_quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        // Classic "has zero byte": the lowest flagged byte is exact.
-        let hits = (q.wrapping_sub(LO) & !q | s.wrapping_sub(LO) & !s) & HI;
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
+/// Index of the next quote or backslash at or after `i` (SIMD search).
+fn find_quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
+    memchr::memchr2(b'"', b'\\', b.get(i..)?).map(|at| i + at)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The records that flow through the pipeline.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A committed webhook. Its identity is `{source}#{id}`: the dedup key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +23,58 @@ pub struct Event {
     /// duplicate whose body differs from the committed one.
     pub body_hash: String,
     pub content_type: Option<String>,
-    /// Request headers worth keeping for the log, secrets removed.
-    pub headers: Vec<(String, String)>,
+    /// The request headers, credentials removed, for the log.
+    pub headers: Headers,
 }
 
 impl Event {
     pub fn key(&self) -> EventKey {
         EventKey::new(&self.source, &self.id)
+    }
+}
+
+/// Request headers kept with an event. Cloning shares the values' bytes,
+/// so the receive path copies nothing; the JSON form (an array of
+/// `[name, value]` pairs, non-text values left out) is made only when stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub HeaderMap);
+
+impl Headers {
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Self {
+        let mut map = HeaderMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::try_from(k.as_ref()),
+                HeaderValue::try_from(v.as_ref()),
+            ) {
+                map.append(k, v);
+            }
+        }
+        Self(map)
+    }
+
+    /// Text headers as `(name, value)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for pair in self.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(String, String)>::deserialize(d)?;
+        Ok(Self::from_pairs(&pairs))
     }
 }
 

@@ -321,6 +321,7 @@ mod tests {
 
     use super::*;
     use crate::aws::testing::{MotoServer, TestResources};
+    use crate::model::Headers;
 
     fn event(source: &str, id: &str, body: &'static [u8], hash: &str) -> Event {
         Event {
@@ -332,7 +333,7 @@ mod tests {
             body: Bytes::from_static(body),
             body_hash: hash.into(),
             content_type: Some("application/json".into()),
-            headers: vec![("x-github-event".into(), "push".into())],
+            headers: crate::model::Headers::from_pairs(&[("x-github-event", "push")]),
         }
     }
 
@@ -423,7 +424,7 @@ mod tests {
         let mut e = event("gh", "bin", body, "hb");
         e.event_type = String::new();
         e.content_type = None;
-        e.headers = vec![("a".into(), "1".into()), ("a".into(), "2 \"q\"".into())];
+        e.headers = Headers::from_pairs(&[("a", "1"), ("a", "2 \"q\"")]);
         store.commit(&e).await.unwrap();
         assert_eq!(store.load(&e.key()).await.unwrap(), Some(e.clone()));
         assert_eq!(

@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 
-use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -196,7 +196,7 @@ pub fn item_to_event(item: &Item) -> Result<Event, ItemError> {
         Some(_) => return Err(ItemError(format!("{} is not binary", ev::BODY))),
     };
     let headers = match opt_s(item, ev::HEADERS)? {
-        None => Vec::new(),
+        None => Headers::default(),
         Some(json) => serde_json::from_str(json)
             .map_err(|e| ItemError(format!("{} is not a JSON list of pairs: {e}", ev::HEADERS)))?,
     };
@@ -423,7 +423,7 @@ mod tests {
             body: Bytes::from_static(&[0, 159, 146, 150, 255, b'{']),
             body_hash: "abc".into(),
             content_type: None,
-            headers: vec![("x-a".into(), "1".into()), ("x-b".into(), "two".into())],
+            headers: crate::model::Headers::from_pairs(&[("x-a", "1"), ("x-b", "two")]),
         }
     }
 

@@ -186,7 +186,7 @@ mod tests {
             body: bytes::Bytes::from_static(b"{}"),
             body_hash: "h".into(),
             content_type: None,
-            headers: vec![],
+            headers: crate::model::Headers::default(),
         };
         assert_eq!(
             backend.store.commit(&event).await.unwrap(),

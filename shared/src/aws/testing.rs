@@ -574,7 +574,7 @@ mod tests {
             body: Bytes::from_static(b"\x00{}"),
             body_hash: "h".into(),
             content_type: None,
-            headers: vec![],
+            headers: crate::model::Headers::default(),
         };
         store.commit(&event("a")).await.unwrap();
         store.commit(&event("a")).await.unwrap(); // duplicate: no record

@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use tokio::sync::Barrier;
 
 use super::SqliteStore;
-use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 use crate::queue::DeliveryQueue;
 use crate::store::{Commit, EventStore};
 use crate::time::now_ms;
@@ -33,10 +33,7 @@ fn event(source: &str, id: &str, body: &str) -> Event {
         body: Bytes::from(body.to_owned()),
         body_hash: format!("hash-of-{body}"),
         content_type: Some("application/json".to_owned()),
-        headers: vec![
-            ("x-github-event".to_owned(), "push".to_owned()),
-            ("x-a".to_owned(), "1".to_owned()),
-        ],
+        headers: crate::model::Headers::from_pairs(&[("x-github-event", "push"), ("x-a", "1")]),
     }
 }
 
@@ -100,7 +97,7 @@ async fn binary_body_round_trips() {
     let mut ev = event("gh", "bin", "");
     ev.body = Bytes::from((0..=255u8).cycle().take(300_000).collect::<Vec<u8>>());
     ev.content_type = None;
-    ev.headers = Vec::new();
+    ev.headers = Headers::default();
     store.commit(&ev).await.unwrap();
     assert_eq!(store.load(&key("bin")).await.unwrap(), Some(ev));
 }

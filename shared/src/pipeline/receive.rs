@@ -10,7 +10,7 @@ use http::header::CONTENT_TYPE;
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
 use crate::extract::{Extracted, extract};
-use crate::model::Event;
+use crate::model::{Event, Headers};
 use crate::store::{Commit, EventStore};
 use crate::time::to_ms;
 
@@ -152,15 +152,13 @@ pub fn verify_and_build(
 /// A cheap fingerprint of the body. It only flags a duplicate id whose body
 /// differs; the signature check already authenticated the bytes.
 pub fn body_fingerprint(body: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body))
+    hex::encode(xxhash_rust::xxh3::xxh3_128(body).to_be_bytes())
 }
 
-fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(name, _)| !CREDENTIAL_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect()
+fn kept_headers(headers: &HeaderMap) -> Headers {
+    let mut kept = headers.clone();
+    for name in CREDENTIAL_HEADERS {
+        kept.remove(*name);
+    }
+    Headers(kept)
 }
