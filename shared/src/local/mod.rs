@@ -1,2 +1,15 @@
 //! The embedded backend: SQLite store and queue (one file), and the tokio
 //! workers that stand in for the enqueue and deliver functions.
+//!
+//! [`SqliteStore`] implements both [`EventStore`](crate::store::EventStore)
+//! and [`DeliveryQueue`](crate::queue::DeliveryQueue). The DynamoDB stream
+//! becomes an outbox flag set in the commit's own transaction; the SQS queue
+//! becomes a table with visibility timeouts, receive counts and dead letters.
+
+mod store;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use store::{DeadLetter, DeliveryRow, SqliteStore};

@@ -1,0 +1,86 @@
+-- The embedded backend's one SQLite file: events (the dedup records and the
+-- outbox), delivery states, the attempt log, the delivery queue and its dead
+-- letters. Every statement is idempotent; it runs on each open.
+
+CREATE TABLE IF NOT EXISTS events (
+    seq            INTEGER PRIMARY KEY,          -- commit order: the outbox is FIFO.
+                                                 -- Only an expired, settled event is ever
+                                                 -- deleted, with its deliveries and attempts,
+                                                 -- so a reused seq never finds stale rows.
+    source         TEXT    NOT NULL,
+    id             TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,             -- unix seconds: end of the dedup window
+    body_hash      TEXT    NOT NULL,
+    content_type   TEXT,
+    headers        TEXT    NOT NULL,             -- JSON [[name, value], ...]
+    outbox         INTEGER NOT NULL DEFAULT 1,   -- 1 = committed, not routed yet
+    routed         TEXT,                         -- JSON [subscription, ...]; NULL until routed
+    body           BLOB    NOT NULL,             -- last, so reading the other columns never
+                                                 -- touches a large body's overflow pages
+    UNIQUE (source, id)
+);
+-- Only the pending entries are indexed, so the outbox scan stays small.
+CREATE INDEX IF NOT EXISTS events_outbox ON events(outbox) WHERE outbox = 1;
+CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at);
+
+-- Deliveries and attempts hang off the event's seq, not its (source, id):
+-- seq grows with time, so a batch of writes lands on the same few pages at
+-- the right edge of each index instead of one random page per event (fewer
+-- WAL frames per commit).
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_seq          INTEGER NOT NULL,          -- events.seq
+    subscription       TEXT    NOT NULL,
+    status             TEXT    NOT NULL DEFAULT 'pending'
+                       CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER,
+    updated_at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (event_seq, subscription)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS attempts (
+    seq                INTEGER PRIMARY KEY,
+    event_seq          INTEGER NOT NULL,          -- events.seq
+    subscription       TEXT    NOT NULL,
+    attempt            INTEGER NOT NULL,
+    started_at_ms      INTEGER NOT NULL,
+    latency_ms         INTEGER NOT NULL,
+    status_code        INTEGER,
+    error              TEXT,
+    response_snippet   TEXT,
+    next_attempt_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts(event_seq);
+
+-- AUTOINCREMENT: ids are never reused, so a stale receipt handle can never
+-- name a newer message.
+CREATE TABLE IF NOT EXISTS queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    source        TEXT    NOT NULL,
+    event_id      TEXT    NOT NULL,
+    subscription  TEXT    NOT NULL,
+    visible_at    INTEGER NOT NULL,              -- unix ms
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    sent_at_ms    INTEGER NOT NULL,
+    UNIQUE (source, event_id, subscription)      -- a re-run enqueue does not double-queue
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue(visible_at);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq           INTEGER PRIMARY KEY,
+    source        TEXT    NOT NULL,
+    event_id      TEXT    NOT NULL,
+    subscription  TEXT    NOT NULL,
+    receive_count INTEGER NOT NULL,
+    reason        TEXT    NOT NULL,
+    at_ms         INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS disabled_subscriptions (
+    id             TEXT    PRIMARY KEY,
+    disabled_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 1;

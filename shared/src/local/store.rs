@@ -1,0 +1,810 @@
+//! `SqliteStore`: the event store and the delivery queue over one SQLite file.
+//!
+//! Writes go to the single writer thread (group commit, see `writer.rs`).
+//! Reads use a small pool of read connections; WAL lets them proceed while
+//! the writer commits. Point lookups (load, delivery status, ...) run right
+//! on the calling task; scans run on the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::{Notify, Semaphore};
+
+use super::writer::{DbResult, Wake, Writer};
+use crate::error::Unavailable;
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
+use crate::queue::DeliveryQueue;
+use crate::store::{Commit, EventStore};
+use crate::time::now_ms;
+
+const SCHEMA: &str = include_str!("schema.sql");
+/// Scans on the blocking pool at once.
+const READERS: usize = 4;
+/// Read connections kept open: the scans plus the point lookups that run on
+/// the runtime's worker threads. Each has its own page cache (1 MiB cap).
+const MAX_IDLE_READERS: usize = 8;
+/// Expired events deleted per write command, so a large purge never holds
+/// up the commits queued behind it for long.
+const PURGE_CHUNK: usize = 256;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One delivery (event × subscription), for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub subscription: String,
+    pub status: DeliveryStatus,
+    /// Attempts logged for this delivery, including any after it became final.
+    pub attempts: u32,
+    pub next_attempt_at_ms: Option<i64>,
+}
+
+/// A message moved off the queue for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub task: DeliveryTask,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+/// The embedded backend's store and queue. Cheap to clone; all clones share
+/// one writer thread and one reader pool. The writer stops when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Writer,
+    path: PathBuf,
+    idle_readers: Mutex<Vec<Connection>>,
+    /// At most `READERS` scans at once on the blocking pool.
+    read_permits: Arc<Semaphore>,
+    outbox: Arc<Notify>,
+    queue: Arc<Notify>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file, applies the schema and starts
+    /// the writer thread. Blocking; call it at startup.
+    pub fn open(path: &Path) -> Result<Self, Unavailable> {
+        let fail =
+            |e: &dyn std::fmt::Display| Unavailable(format!("opening {}: {e}", path.display()));
+        let conn = open_writer(path).map_err(|e| fail(&e))?;
+        let checkpoint_conn = open_connection(path).map_err(|e| fail(&e))?;
+        let outbox = Arc::new(Notify::new());
+        let queue = Arc::new(Notify::new());
+        // A permit each, so the workers' first wait returns at once and they
+        // pick up what a previous run left in the outbox and the queue.
+        outbox.notify_one();
+        queue.notify_one();
+        let readers = (0..2)
+            .map(|_| open_reader(path))
+            .collect::<DbResult<Vec<_>>>()
+            .map_err(|e| fail(&e))?;
+        let writer = Writer::spawn(conn, checkpoint_conn, outbox.clone(), queue.clone())
+            .map_err(|e| fail(&e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer,
+                path: path.to_owned(),
+                idle_readers: Mutex::new(readers),
+                read_permits: Arc::new(Semaphore::new(READERS)),
+                outbox,
+                queue,
+            }),
+        })
+    }
+
+    /// Notified (one permit, `notify_one`) after a commit that added events
+    /// to the outbox. Meant for one waiter: the enqueue loop, which drains
+    /// `pending_outbox` until empty before waiting again.
+    pub fn outbox_notifier(&self) -> Arc<Notify> {
+        self.inner.outbox.clone()
+    }
+
+    /// Notified (one permit, `notify_one`) after a commit that changed the
+    /// queue's schedule: new messages, or a `retry_in`. Meant for one waiter
+    /// (the receive loop, which fans out to delivery tasks): it receives until
+    /// nothing is visible, then sleeps until `next_visible_at` or this.
+    pub fn queue_notifier(&self) -> Arc<Notify> {
+        self.inner.queue.clone()
+    }
+
+    /// Write transactions committed so far, each one fsync. Compared with
+    /// the number of writes it shows how well commits are grouped.
+    pub fn write_batches(&self) -> u64 {
+        self.inner.writer.batches()
+    }
+
+    /// Committed events not yet routed (outbox flag set), oldest first.
+    pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<Event>, Unavailable> {
+        let limit = to_i64(limit);
+        self.read(move |c| {
+            let mut st = c.prepare_cached(PENDING_OUTBOX)?;
+            st.query_map([limit], event_from_row)?.collect()
+        })
+        .await
+    }
+
+    /// Claims up to `max` visible messages (SQS ReceiveMessage): each becomes
+    /// invisible for `visibility` and its receive count goes up by one. The
+    /// handle is `"{row id}:{receive count}"`, so a handle goes stale once
+    /// the message is received again, as an SQS receipt handle does.
+    pub async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedTask>, Unavailable> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = to_i64(max);
+        let visibility = duration_ms(visibility);
+        self.write(move |c, _| {
+            let now = now_ms();
+            let mut st = c.prepare_cached(
+                "UPDATE queue SET visible_at = ?1, receive_count = receive_count + 1
+                 WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2
+                              ORDER BY visible_at, id LIMIT ?3)
+                 RETURNING id, source, event_id, subscription, receive_count",
+            )?;
+            let mut rows = st
+                .query_map(params![now.saturating_add(visibility), now, max], |r| {
+                    let id: i64 = r.get(0)?;
+                    let receive_count: u32 = r.get(4)?;
+                    Ok((
+                        id,
+                        ReceivedTask {
+                            task: DeliveryTask {
+                                source: r.get(1)?,
+                                event_id: r.get(2)?,
+                                subscription: r.get(3)?,
+                            },
+                            handle: format!("{id}:{receive_count}"),
+                            receive_count,
+                        },
+                    ))
+                })?
+                .collect::<DbResult<Vec<_>>>()?;
+            // RETURNING order is unspecified; hand messages out oldest first.
+            rows.sort_unstable_by_key(|(id, _)| *id);
+            Ok(rows.into_iter().map(|(_, t)| t).collect())
+        })
+        .await
+    }
+
+    /// Deletes received messages (SQS DeleteMessage). Stale or unknown
+    /// handles are ignored: the message now belongs to a later receive.
+    pub async fn ack(&self, handles: &[String]) -> Result<(), Unavailable> {
+        let parsed: Vec<(i64, u32)> = handles.iter().filter_map(|h| parse_handle(h)).collect();
+        if parsed.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c, _| {
+            let mut st =
+                c.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")?;
+            for (id, count) in &parsed {
+                st.execute(params![id, count])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The earliest time (unix ms) at which a message that is invisible now
+    /// becomes visible; None when there is no such message. A worker can
+    /// sleep exactly until then.
+    pub async fn next_visible_at(&self) -> Result<Option<i64>, Unavailable> {
+        self.lookup(|c| {
+            c.prepare_cached(
+                "SELECT visible_at FROM queue WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
+            )?
+            .query_row([now_ms()], |r| r.get(0))
+            .optional()
+        })
+    }
+
+    /// Subscriptions disabled (after a 410), sorted.
+    pub async fn disabled_subscriptions(&self) -> Result<Vec<String>, Unavailable> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id FROM disabled_subscriptions ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn set_subscription_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+    ) -> Result<(), Unavailable> {
+        let id = id.to_owned();
+        self.write(move |c, _| {
+            if disabled {
+                c.prepare_cached(
+                    "INSERT INTO disabled_subscriptions (id, disabled_at_ms) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![id, now_ms()])?;
+            } else {
+                c.prepare_cached("DELETE FROM disabled_subscriptions WHERE id = ?1")?
+                    .execute([&id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The attempt log of an event, all subscriptions, in the order logged.
+    pub async fn attempts(&self, key: &EventKey) -> Result<Vec<Attempt>, Unavailable> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT e.source, e.id, a.subscription, a.attempt, a.started_at_ms, a.latency_ms,
+                        a.status_code, a.error, a.response_snippet, a.next_attempt_at_ms
+                 FROM events e JOIN attempts a ON a.event_seq = e.seq
+                 WHERE e.source = ?1 AND e.id = ?2 ORDER BY a.seq",
+            )?
+            .query_map(params![key.source, key.id], |r| {
+                Ok(Attempt {
+                    source: r.get(0)?,
+                    event_id: r.get(1)?,
+                    subscription: r.get(2)?,
+                    attempt: r.get(3)?,
+                    started_at_ms: r.get(4)?,
+                    latency_ms: r.get(5)?,
+                    status_code: r.get(6)?,
+                    error: r.get(7)?,
+                    response_snippet: r.get(8)?,
+                    next_attempt_at_ms: r.get(9)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// The deliveries of an event, by subscription id.
+    pub async fn deliveries(&self, key: &EventKey) -> Result<Vec<DeliveryRow>, Unavailable> {
+        let key = key.clone();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT d.subscription, d.status, d.attempts, d.next_attempt_at_ms
+                 FROM events e JOIN deliveries d ON d.event_seq = e.seq
+                 WHERE e.source = ?1 AND e.id = ?2 ORDER BY d.subscription",
+            )?
+            .query_map(params![key.source, key.id], |r| {
+                Ok(DeliveryRow {
+                    subscription: r.get(0)?,
+                    status: status_from(r, 1)?,
+                    attempts: r.get(2)?,
+                    next_attempt_at_ms: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Every dead letter, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Unavailable> {
+        self.read(|c| {
+            c.prepare_cached("SELECT source, event_id, subscription, reason, at_ms FROM dead_letters ORDER BY seq")?
+                .query_map([], |r| {
+                    Ok(DeadLetter {
+                        task: DeliveryTask { source: r.get(0)?, event_id: r.get(1)?, subscription: r.get(2)? },
+                        reason: r.get(3)?,
+                        at_ms: r.get(4)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    /// Events stored (the dedup records still inside their window).
+    pub async fn event_count(&self) -> Result<u64, Unavailable> {
+        self.read(|c| count(c, "SELECT count(*) FROM events")).await
+    }
+
+    /// The subscriptions an event was routed to. None: not routed yet (or
+    /// unknown event); Some(empty): routed, matched nothing.
+    pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
+        self.lookup(|c| {
+            let json: Option<Option<String>> = c
+                .prepare_cached("SELECT routed FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![key.source, key.id], |r| r.get(0))
+                .optional()?;
+            json.flatten()
+                .map(|j| parse_json::<Vec<String>>(&j, 0))
+                .transpose()
+        })
+    }
+
+    /// Messages on the queue, visible or not.
+    pub async fn queue_depth(&self) -> Result<u64, Unavailable> {
+        self.read(|c| count(c, "SELECT count(*) FROM queue")).await
+    }
+
+    /// Deletes events whose dedup window ended before `now_ms` and that are
+    /// settled (routed, no pending delivery), with their deliveries and
+    /// attempts. Dead letters are kept. Until it is purged, an event still
+    /// counts as a duplicate, so the window is at least `expires_at`.
+    /// Returns how many events were deleted.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64, Unavailable> {
+        let cutoff = now_ms.div_euclid(1000); // expires_at is in seconds
+        let mut total = 0u64;
+        loop {
+            // Chunks, each its own write command, so the writer interleaves
+            // other callers' commits between them.
+            let n = self
+                .write(move |c, _| {
+                    let seqs = c
+                        .prepare_cached(
+                            "DELETE FROM events WHERE seq IN (
+                                SELECT e.seq FROM events e
+                                WHERE e.expires_at <= ?1 AND e.outbox = 0
+                                  AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                                  WHERE d.event_seq = e.seq AND d.status = 'pending')
+                                LIMIT ?2)
+                             RETURNING seq",
+                        )?
+                        .query_map(params![cutoff, to_i64(PURGE_CHUNK)], |r| r.get::<_, i64>(0))?
+                        .collect::<DbResult<Vec<_>>>()?;
+                    let mut del_deliveries = c.prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")?;
+                    let mut del_attempts = c.prepare_cached("DELETE FROM attempts WHERE event_seq = ?1")?;
+                    for seq in &seqs {
+                        del_deliveries.execute([seq])?;
+                        del_attempts.execute([seq])?;
+                    }
+                    Ok(seqs.len())
+                })
+                .await?;
+            total += n as u64;
+            if n < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, Unavailable>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Wake) -> DbResult<T> + Send + 'static,
+    {
+        self.inner.writer.call(f).await
+    }
+
+    /// A point lookup (an index probe or two), run right on the calling
+    /// task. WAL readers never wait for the writer, and such a read costs
+    /// less than the two thread hand-offs of `spawn_blocking`, which on two
+    /// cores were the larger share of the delivery path's CPU.
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T, Unavailable> {
+        self.inner.with_reader(f)
+    }
+
+    /// A read that may scan (lists, counts, the outbox), on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, Unavailable>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let permit = self
+            .inner
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Unavailable::new("store readers closed"))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner.with_reader(f)
+        })
+        .await
+        .map_err(|e| Unavailable(format!("store read failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T, Unavailable> {
+        // A poisoned lock only means another reader panicked; the Vec is fine.
+        let pooled = self
+            .idle_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                open_reader(&self.path).map_err(|e| Unavailable(format!("opening reader: {e}")))?
+            }
+        };
+        let out = f(&conn);
+        // A connection that just failed is dropped rather than reused; a
+        // fresh one is cheap and this one may be broken.
+        if out.is_ok() {
+            let mut idle = self.idle_readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out.map_err(Unavailable::new)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn commit(&self, event: &Event) -> Result<Commit, Unavailable> {
+        let headers = serde_json::to_string(&event.headers).map_err(Unavailable::new)?;
+        let ev = event.clone(); // the body is `Bytes`: a refcount, not a copy
+        self.write(move |c, wake| {
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO events (source, id, event_type, received_at_ms, expires_at,
+                                         body_hash, content_type, headers, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (source, id) DO NOTHING",
+                )?
+                .execute(params![
+                    ev.source,
+                    ev.id,
+                    ev.event_type,
+                    ev.received_at_ms,
+                    ev.expires_at,
+                    ev.body_hash,
+                    ev.content_type,
+                    headers,
+                    &ev.body[..],
+                ])?;
+            if inserted == 1 {
+                wake.outbox = true;
+                return Ok(Commit::Accepted);
+            }
+            // Same transaction, single writer: the row that won is visible here.
+            let body_hash = c
+                .prepare_cached("SELECT body_hash FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![ev.source, ev.id], |r| r.get(0))
+                .optional()?;
+            Ok(Commit::Duplicate { body_hash })
+        })
+        .await
+    }
+
+    async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
+        self.lookup(|c| {
+            c.prepare_cached(LOAD_EVENT)?
+                .query_row(params![key.source, key.id], event_from_row)
+                .optional()
+        })
+    }
+
+    async fn mark_routed(
+        &self,
+        key: &EventKey,
+        subscriptions: &[String],
+    ) -> Result<(), Unavailable> {
+        let key = key.clone();
+        let subs = subscriptions.to_vec();
+        self.write(move |c, _| {
+            let found: Option<(i64, Option<String>)> = c
+                .prepare_cached("SELECT seq, routed FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![key.source, key.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((seq, previous)) = found else {
+                // Purged or never committed: deliveries would point at nothing.
+                tracing::warn!(event = %key, "mark_routed: no such event");
+                return Ok(());
+            };
+            // A re-run keeps the union, so `routed` always names every
+            // delivery row that exists.
+            let mut routed = match previous {
+                Some(j) => parse_json::<Vec<String>>(&j, 0)?,
+                None => Vec::with_capacity(subs.len()),
+            };
+            for s in &subs {
+                if !routed.contains(s) {
+                    routed.push(s.clone());
+                }
+            }
+            let routed = serde_json::to_string(&routed)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            c.prepare_cached("UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1")?
+                .execute(params![seq, routed])?;
+            let now = now_ms();
+            let mut ins = c.prepare_cached(
+                "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for s in &subs {
+                ins.execute(params![seq, s, now])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delivery_status(
+        &self,
+        task: &DeliveryTask,
+    ) -> Result<Option<DeliveryStatus>, Unavailable> {
+        self.lookup(|c| {
+            c.prepare_cached(
+                "SELECT d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq AND d.subscription = ?3
+                 WHERE e.source = ?1 AND e.id = ?2",
+            )?
+            .query_row(params![task.source, task.event_id, task.subscription], |r| status_from(r, 0))
+            .optional()
+        })
+    }
+
+    /// The attempt is always logged (it happened, even if a concurrent
+    /// delivery already settled the row); only the status change is
+    /// conditional. A missing delivery row is created. For an event that is
+    /// not (or no longer) stored nothing is recorded and the answer is false.
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+    ) -> Result<bool, Unavailable> {
+        let a = attempt.clone();
+        self.write(move |c, _| {
+            let seq: Option<i64> = c
+                .prepare_cached("SELECT seq FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![a.source, a.event_id], |r| r.get(0))
+                .optional()?;
+            let Some(seq) = seq else {
+                // Purged (or never committed): nothing left to attach it to.
+                tracing::warn!(event = %EventKey::new(&a.source, &a.event_id), "record_attempt: no such event");
+                return Ok(false);
+            };
+            c.prepare_cached(
+                "INSERT INTO attempts (event_seq, subscription, attempt, started_at_ms, latency_ms,
+                                       status_code, error, response_snippet, next_attempt_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                seq,
+                a.subscription,
+                a.attempt,
+                a.started_at_ms,
+                a.latency_ms,
+                a.status_code,
+                a.error,
+                a.response_snippet,
+                a.next_attempt_at_ms,
+            ])?;
+            // Single writer, same transaction: nothing can change the row
+            // between this read and the write below.
+            let current = c
+                .prepare_cached("SELECT status FROM deliveries WHERE event_seq = ?1 AND subscription = ?2")?
+                .query_row(params![seq, a.subscription], |r| status_from(r, 0))
+                .optional()?;
+            let now = now_ms();
+            let next = if status.is_final() { None } else { a.next_attempt_at_ms };
+            match current {
+                None => {
+                    c.prepare_cached(
+                        "INSERT INTO deliveries (event_seq, subscription, status, attempts,
+                                                 next_attempt_at_ms, updated_at_ms)
+                         VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+                    )?
+                    .execute(params![seq, a.subscription, status.as_str(), next, now])?;
+                    Ok(true)
+                }
+                Some(s) if s.is_final() => {
+                    c.prepare_cached(
+                        "UPDATE deliveries SET attempts = attempts + 1, updated_at_ms = ?3
+                         WHERE event_seq = ?1 AND subscription = ?2",
+                    )?
+                    .execute(params![seq, a.subscription, now])?;
+                    Ok(false)
+                }
+                Some(_) => {
+                    c.prepare_cached(
+                        "UPDATE deliveries SET attempts = attempts + 1, status = ?3, next_attempt_at_ms = ?4,
+                                               updated_at_ms = ?5
+                         WHERE event_seq = ?1 AND subscription = ?2",
+                    )?
+                    .execute(params![seq, a.subscription, status.as_str(), next, now])?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
+    /// All or nothing: the tasks go in one command, so a failure is an Err
+    /// for the whole call (never a partial list). Re-sending is safe: a task
+    /// already on the queue is not queued twice.
+    async fn send(&self, tasks: &[DeliveryTask]) -> Result<Vec<usize>, Unavailable> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tasks = tasks.to_vec();
+        self.write(move |c, wake| {
+            let now = now_ms();
+            let mut st = c.prepare_cached(
+                "INSERT INTO queue (source, event_id, subscription, visible_at, sent_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (source, event_id, subscription) DO NOTHING",
+            )?;
+            for t in &tasks {
+                if st.execute(params![t.source, t.event_id, t.subscription, now])? > 0 {
+                    wake.queue = true;
+                }
+            }
+            Ok(Vec::new())
+        })
+        .await
+    }
+
+    /// A stale handle (the message was received again since) is a no-op.
+    async fn retry_in(&self, msg: &ReceivedTask, delay: Duration) -> Result<(), Unavailable> {
+        let Some((id, count)) = parse_handle(&msg.handle) else {
+            return Ok(());
+        };
+        let delay = duration_ms(delay);
+        self.write(move |c, wake| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+                )?
+                .execute(params![id, count, now_ms().saturating_add(delay)])?;
+            // The receive loop may be sleeping until a later time.
+            wake.queue |= n > 0;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves the message (with its reason and time) to `dead_letters` and
+    /// off the queue, in one transaction. A stale handle is a no-op.
+    async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
+        let Some((id, count)) = parse_handle(&msg.handle) else {
+            return Ok(());
+        };
+        let reason = reason.to_owned();
+        self.write(move |c, _| {
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO dead_letters (source, event_id, subscription, receive_count, reason, at_ms)
+                     SELECT source, event_id, subscription, receive_count, ?3, ?4
+                     FROM queue WHERE id = ?1 AND receive_count = ?2",
+                )?
+                .execute(params![id, count, reason, now_ms()])?;
+            if n > 0 {
+                c.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")?
+                    .execute(params![id, count])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+// The column order `event_from_row` reads.
+const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
+                                 content_type, headers, body
+                          FROM events WHERE source = ?1 AND id = ?2";
+const PENDING_OUTBOX: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
+                                     content_type, headers, body
+                              FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1";
+
+fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
+    let headers: String = r.get(7)?;
+    Ok(Event {
+        source: r.get(0)?,
+        id: r.get(1)?,
+        event_type: r.get(2)?,
+        received_at_ms: r.get(3)?,
+        expires_at: r.get(4)?,
+        body_hash: r.get(5)?,
+        content_type: r.get(6)?,
+        headers: parse_json(&headers, 7)?,
+        body: Bytes::from(r.get::<_, Vec<u8>>(8)?),
+    })
+}
+
+fn status_from(r: &Row<'_>, idx: usize) -> DbResult<DeliveryStatus> {
+    let s: String = r.get(idx)?;
+    DeliveryStatus::parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            Type::Text,
+            format!("bad status {s:?}").into(),
+        )
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str, idx: usize) -> DbResult<T> {
+    serde_json::from_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.into()))
+}
+
+/// `"{row id}:{receive count}"`.
+fn parse_handle(handle: &str) -> Option<(i64, u32)> {
+    let parsed = handle
+        .split_once(':')
+        .and_then(|(id, count)| Some((id.parse().ok()?, count.parse().ok()?)));
+    if parsed.is_none() {
+        tracing::warn!(handle, "ignoring malformed queue handle");
+    }
+    parsed
+}
+
+fn count(c: &Connection, sql: &str) -> DbResult<u64> {
+    let n: i64 = c.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn open_connection(path: &Path) -> DbResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Query planner stability: without it the bundled build (STAT4) marks
+    // statements to be re-prepared when a bound value changes, and the hot
+    // lookups were re-parsed on every call.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(conn)
+}
+
+fn open_writer(path: &Path) -> DbResult<Connection> {
+    let conn = open_connection(path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            Type::Text,
+            format!("could not switch to WAL (journal_mode is {mode})").into(),
+        ));
+    }
+    // Checkpoints run on their own thread (see writer.rs), not in commits.
+    // FULL: a commit is on disk (the WAL fsynced) before anyone is told.
+    // The group commit makes that one fsync per batch, not per request.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    conn.execute_batch(SCHEMA)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> DbResult<Connection> {
+    let conn = open_connection(path)?;
+    // Readers never write; a small page cache each keeps RSS down.
+    conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -1024;")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
