@@ -133,39 +133,6 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        group.bench_with_input(
-            BenchmarkId::new("github_verify_only", size),
-            &body,
-            |b, body| {
-                b.iter(|| {
-                    black_box(
-                        sources["github"]
-                            .verifier
-                            .verify(&gh, body, now)
-                            .expect("valid"),
-                    )
-                })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("github_extract_only", size),
-            &body,
-            |b, body| {
-                b.iter(|| {
-                    black_box(sluice::extract::extract(
-                        sluice::verify::Provider::Github,
-                        None,
-                        &gh,
-                        body,
-                    ))
-                })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("fingerprint_only", size),
-            &body,
-            |b, body| b.iter(|| black_box(sluice::pipeline::receive::body_fingerprint(body))),
-        );
         let stripe = headers(&[
             (
                 "stripe-signature",

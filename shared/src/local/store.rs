@@ -1,8 +1,9 @@
 //! `SqliteStore`: the event store and the delivery queue over one SQLite file.
 //!
 //! Writes go to the single writer thread (group commit, see `writer.rs`).
-//! Reads run on a small pool of read connections via `spawn_blocking`; WAL
-//! lets them proceed while the writer commits.
+//! Reads use a small pool of read connections; WAL lets them proceed while
+//! the writer commits. Point lookups (load, delivery status, ...) run right
+//! on the calling task; scans run on the blocking pool.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,9 +23,11 @@ use crate::store::{Commit, EventStore};
 use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
-/// Read connections kept open. Reads are short point lookups; a few
-/// connections keep the blocking pool busy without costing much memory.
+/// Scans on the blocking pool at once.
 const READERS: usize = 4;
+/// Read connections kept open: the scans plus the point lookups that run on
+/// the runtime's worker threads. Each has its own page cache (1 MiB cap).
+const MAX_IDLE_READERS: usize = 8;
 /// Expired events deleted per write command, so a large purge never holds
 /// up the commits queued behind it for long.
 const PURGE_CHUNK: usize = 256;
@@ -60,7 +63,7 @@ struct Inner {
     writer: Writer,
     path: PathBuf,
     idle_readers: Mutex<Vec<Connection>>,
-    /// At most `READERS` reads at once, so the pool never grows past it.
+    /// At most `READERS` scans at once on the blocking pool.
     read_permits: Arc<Semaphore>,
     outbox: Arc<Notify>,
     queue: Arc<Notify>,
@@ -88,13 +91,17 @@ impl SqliteStore {
         // pick up what a previous run left in the outbox and the queue.
         outbox.notify_one();
         queue.notify_one();
+        let readers = (0..2)
+            .map(|_| open_reader(path))
+            .collect::<DbResult<Vec<_>>>()
+            .map_err(|e| fail(&e))?;
         let writer = Writer::spawn(conn, checkpoint_conn, outbox.clone(), queue.clone())
             .map_err(|e| fail(&e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
                 path: path.to_owned(),
-                idle_readers: Mutex::new(Vec::with_capacity(READERS)),
+                idle_readers: Mutex::new(readers),
                 read_permits: Arc::new(Semaphore::new(READERS)),
                 outbox,
                 queue,
@@ -127,9 +134,7 @@ impl SqliteStore {
     pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<Event>, Unavailable> {
         let limit = to_i64(limit);
         self.read(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1"
-            ))?;
+            let mut st = c.prepare_cached(PENDING_OUTBOX)?;
             st.query_map([limit], event_from_row)?.collect()
         })
         .await
@@ -204,14 +209,13 @@ impl SqliteStore {
     /// becomes visible; None when there is no such message. A worker can
     /// sleep exactly until then.
     pub async fn next_visible_at(&self) -> Result<Option<i64>, Unavailable> {
-        self.read(|c| {
+        self.lookup(|c| {
             c.prepare_cached(
                 "SELECT visible_at FROM queue WHERE visible_at > ?1 ORDER BY visible_at LIMIT 1",
             )?
             .query_row([now_ms()], |r| r.get(0))
             .optional()
         })
-        .await
     }
 
     /// Subscriptions disabled (after a 410), sorted.
@@ -321,8 +325,7 @@ impl SqliteStore {
     /// The subscriptions an event was routed to. None: not routed yet (or
     /// unknown event); Some(empty): routed, matched nothing.
     pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
-        let key = key.clone();
-        self.read(move |c| {
+        self.lookup(|c| {
             let json: Option<Option<String>> = c
                 .prepare_cached("SELECT routed FROM events WHERE source = ?1 AND id = ?2")?
                 .query_row(params![key.source, key.id], |r| r.get(0))
@@ -331,7 +334,6 @@ impl SqliteStore {
                 .map(|j| parse_json::<Vec<String>>(&j, 0))
                 .transpose()
         })
-        .await
     }
 
     /// Messages on the queue, visible or not.
@@ -388,6 +390,15 @@ impl SqliteStore {
         self.inner.writer.call(f).await
     }
 
+    /// A point lookup (an index probe or two), run right on the calling
+    /// task. WAL readers never wait for the writer, and such a read costs
+    /// less than the two thread hand-offs of `spawn_blocking`, which on two
+    /// cores were the larger share of the delivery path's CPU.
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T, Unavailable> {
+        self.inner.with_reader(f)
+    }
+
+    /// A read that may scan (lists, counts, the outbox), on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, Unavailable>
     where
         T: Send + 'static,
@@ -428,10 +439,10 @@ impl Inner {
         // A connection that just failed is dropped rather than reused; a
         // fresh one is cheap and this one may be broken.
         if out.is_ok() {
-            self.idle_readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
+            let mut idle = self.idle_readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
         }
         out.map_err(Unavailable::new)
     }
@@ -476,15 +487,11 @@ impl EventStore for SqliteStore {
     }
 
     async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
-        let key = key.clone();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE source = ?1 AND id = ?2"
-            ))?
-            .query_row(params![key.source, key.id], event_from_row)
-            .optional()
+        self.lookup(|c| {
+            c.prepare_cached(LOAD_EVENT)?
+                .query_row(params![key.source, key.id], event_from_row)
+                .optional()
         })
-        .await
     }
 
     async fn mark_routed(
@@ -536,8 +543,7 @@ impl EventStore for SqliteStore {
         &self,
         task: &DeliveryTask,
     ) -> Result<Option<DeliveryStatus>, Unavailable> {
-        let task = task.clone();
-        self.read(move |c| {
+        self.lookup(|c| {
             c.prepare_cached(
                 "SELECT d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq AND d.subscription = ?3
                  WHERE e.source = ?1 AND e.id = ?2",
@@ -545,7 +551,6 @@ impl EventStore for SqliteStore {
             .query_row(params![task.source, task.event_id, task.subscription], |r| status_from(r, 0))
             .optional()
         })
-        .await
     }
 
     /// The attempt is always logged (it happened, even if a concurrent
@@ -696,8 +701,13 @@ impl DeliveryQueue for SqliteStore {
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "source, id, event_type, received_at_ms, expires_at, body_hash, content_type, headers, body";
+// The column order `event_from_row` reads.
+const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
+                                 content_type, headers, body
+                          FROM events WHERE source = ?1 AND id = ?2";
+const PENDING_OUTBOX: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
+                                     content_type, headers, body
+                              FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1";
 
 fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
     let headers: String = r.get(7)?;
@@ -757,6 +767,13 @@ fn to_i64(n: usize) -> i64 {
 fn open_connection(path: &Path) -> DbResult<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Query planner stability: without it the bundled build (STAT4) marks
+    // statements to be re-prepared when a bound value changes, and the hot
+    // lookups were re-parsed on every call.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 

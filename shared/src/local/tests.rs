@@ -33,7 +33,7 @@ fn event(source: &str, id: &str, body: &str) -> Event {
         body: Bytes::from(body.to_owned()),
         body_hash: format!("hash-of-{body}"),
         content_type: Some("application/json".to_owned()),
-        headers: crate::model::Headers::from_pairs(&[("x-github-event", "push"), ("x-a", "1")]),
+        headers: Headers::from_pairs(&[("x-github-event", "push"), ("x-a", "1")]),
     }
 }
 
@@ -683,11 +683,12 @@ async fn a_lost_transaction_fails_every_caller_and_the_writer_recovers() {
 async fn throughput() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (_dir, store) = open();
-    let total: usize = std::env::var("N")
+    let producers = 16;
+    let n: usize = std::env::var("N")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    let producers = 16;
+    let total = n / producers * producers;
     let delivered = Arc::new(AtomicUsize::new(0));
     let started = std::time::Instant::now();
 

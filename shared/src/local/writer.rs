@@ -170,10 +170,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, state: &W
     // Blocks for the first command, then takes whatever else is already
     // queued: while one batch fsyncs, the next one accumulates.
     while rx.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        let t = std::time::Instant::now();
-        CMDS.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let result = run_batch(&conn, &mut batch);
-        BATCH_US.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         if let Err(e) = &result {
             tracing::error!(error = %e, commands = batch.len(), "sqlite batch failed");
         }
@@ -206,12 +203,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, state: &W
         }
     }
     tracing::debug!("sqlite writer stopped");
-    eprintln!(
-        "writer: cmds {} batch_us {} commit_us {}",
-        CMDS.load(Ordering::Relaxed),
-        BATCH_US.load(Ordering::Relaxed),
-        COMMIT_US.load(Ordering::Relaxed)
-    );
 }
 
 /// Runs the batch in one transaction. Err means nothing was committed.
@@ -250,9 +241,7 @@ fn run_in_transaction(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<W
             exec("RELEASE cmd")?;
         }
     }
-    let t = std::time::Instant::now();
     exec("COMMIT")?;
-    COMMIT_US.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     Ok(wake)
 }
 
@@ -296,7 +285,3 @@ fn checkpoint(conn: &Connection) -> DbResult<u64> {
     let log: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
     Ok(u64::try_from(log).unwrap_or(0))
 }
-
-static CMDS: AtomicU64 = AtomicU64::new(0);
-static BATCH_US: AtomicU64 = AtomicU64::new(0);
-static COMMIT_US: AtomicU64 = AtomicU64::new(0);
