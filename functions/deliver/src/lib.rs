@@ -123,7 +123,10 @@ async fn handle_message(
     let message_id = message.message_id.as_deref().unwrap_or("");
     let body = message.body.as_deref().unwrap_or("");
     let count = receive_count(message).unwrap_or_else(|| {
-        tracing::warn!(message_id, "message has no {RECEIVE_COUNT}; counted as attempt 1");
+        tracing::warn!(
+            message_id,
+            "message has no {RECEIVE_COUNT}; counted as attempt 1"
+        );
         1
     });
     let task = match parse_task(body) {

@@ -43,9 +43,14 @@ pub struct Outcome {
 enum RecordOutcome {
     /// Not an INSERT: nothing to do.
     Ignored,
-    Routed { source: String, tasks: usize },
+    Routed {
+        source: String,
+        tasks: usize,
+    },
     /// Report it, so that Lambda hands it (and those after it) back.
-    Failed { source: Option<String> },
+    Failed {
+        source: Option<String>,
+    },
 }
 
 /// A record as it arrived: typed, or the reason it is not a stream record
@@ -66,7 +71,9 @@ pub async fn handle_json(ports: Ports<'_>, event: serde_json::Value) -> DynamoDb
     let arrived = records
         .into_iter()
         .map(|raw| {
-            let sequence = raw["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned);
+            let sequence = raw["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .map(str::to_owned);
             serde_json::from_value::<EventRecord>(raw).map_err(|e| (sequence, e.to_string()))
         })
         .collect();
@@ -145,15 +152,7 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
             return RecordOutcome::Failed { source: None };
         }
     };
-    match enqueue(
-        ports.registry,
-        ports.queue,
-        ports.store,
-        &key,
-        &event_type,
-    )
-    .await
-    {
+    match enqueue(ports.registry, ports.queue, ports.store, &key, &event_type).await {
         Ok(tasks) => RecordOutcome::Routed {
             source: key.source,
             tasks,

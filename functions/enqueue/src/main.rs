@@ -16,8 +16,10 @@ async fn main() -> Result<(), Error> {
         queue: &backend.queue,
         store: &backend.store,
     };
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<_, Error>(handle_json(ports, event.payload).await)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<_, Error>(handle_json(ports, event.payload).await)
+        },
+    ))
     .await
 }

@@ -134,7 +134,12 @@ pub async fn process(
         Err(e) => e.code(),
     };
     let summary = result.as_ref().map(|r| r.clone()).map_err(|e| e.status());
-    count(&mut metrics, known.then_some(source.as_str()), &summary, code);
+    count(
+        &mut metrics,
+        known.then_some(source.as_str()),
+        &summary,
+        code,
+    );
     let reply = Reply::from_result(&result);
     Outcome {
         response: json_response(reply.status, reply.body),
@@ -246,10 +251,7 @@ mod tests {
         let mut encoded = base("/hooks/x");
         encoded["body"] = "AP/+e30=".into();
         encoded["isBase64Encoded"] = true.into();
-        assert_eq!(
-            &raw_body(&request(encoded)).unwrap()[..],
-            b"\x00\xff\xfe{}"
-        );
+        assert_eq!(&raw_body(&request(encoded)).unwrap()[..], b"\x00\xff\xfe{}");
 
         for bad in ["%%%", "AAA", "A===", "Zm9v\n!"] {
             let mut ev = base("/hooks/x");
