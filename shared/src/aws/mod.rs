@@ -10,6 +10,7 @@
 //! | [`config_table`] | `Registry` | config table, scanned and cached |
 //! | [`item`] | | the one mapping between records and DynamoDB attribute values |
 //! | [`settings`] | | the environment variables |
+//! | [`metrics`] | | CloudWatch Embedded Metric Format lines of the functions |
 //!
 //! Clients are built once per process with [`clients`]; the SDK reads
 //! `AWS_REGION`, the credentials and `AWS_ENDPOINT_URL` itself.
@@ -24,6 +25,7 @@ use crate::error::Unavailable;
 pub mod config_table;
 pub mod dynamo_store;
 pub mod item;
+pub mod metrics;
 pub mod settings;
 pub mod sqs_queue;
 pub mod ssm_secrets;
@@ -32,6 +34,7 @@ pub mod testing;
 
 pub use config_table::{ConfigTableError, DynamoRegistry, put_config};
 pub use dynamo_store::DynamoStore;
+pub use metrics::Metrics;
 pub use settings::{AwsSettings, SettingsError};
 pub use sqs_queue::{SqsQueue, parse_task};
 pub use ssm_secrets::SsmSecrets;

@@ -67,6 +67,40 @@ impl SqsQueue {
         &self.dlq_url
     }
 
+    /// Put `body` on the dead-letter queue as it is, with the reason and
+    /// receive count as message attributes. [`DeliveryQueue::dead_letter`]
+    /// uses it for tasks; the deliver function uses it directly for a
+    /// message whose body is not a task, so that nothing is lost.
+    pub async fn dead_letter_body(
+        &self,
+        body: &str,
+        reason: &str,
+        receive_count: u32,
+    ) -> Result<(), Unavailable> {
+        let reason = if reason.is_empty() {
+            "unspecified"
+        } else {
+            cut(reason)
+        };
+        self.client
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(body)
+            .message_attributes(ATTR_REASON, attr("String", reason.to_owned())?)
+            .message_attributes(
+                ATTR_RECEIVE_COUNT,
+                attr("Number", receive_count.to_string())?,
+            )
+            .message_attributes(
+                ATTR_DEAD_LETTERED_AT_MS,
+                attr("Number", now_ms().to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("SendMessage (DLQ)", e))?;
+        Ok(())
+    }
+
     /// Send one batch (at most 10) whose first task has index `offset`.
     /// Returns the indexes that were not sent, or the error that stopped
     /// the whole batch.
@@ -193,28 +227,8 @@ impl DeliveryQueue for SqsQueue {
     }
 
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
-        let reason = if reason.is_empty() {
-            "unspecified"
-        } else {
-            cut(reason)
-        };
-        self.client
-            .send_message()
-            .queue_url(&self.dlq_url)
-            .message_body(task_body(&msg.task))
-            .message_attributes(ATTR_REASON, attr("String", reason.to_owned())?)
-            .message_attributes(
-                ATTR_RECEIVE_COUNT,
-                attr("Number", msg.receive_count.to_string())?,
-            )
-            .message_attributes(
-                ATTR_DEAD_LETTERED_AT_MS,
-                attr("Number", now_ms().to_string())?,
-            )
-            .send()
+        self.dead_letter_body(&task_body(&msg.task), reason, msg.receive_count)
             .await
-            .map_err(|e| sdk_error("SendMessage (DLQ)", e))?;
-        Ok(())
     }
 }
 

@@ -1,0 +1,27 @@
+//! The deliver function's entry point: clients, config and the HTTP
+//! transport built once per execution environment, then one
+//! [`sluice_deliver::handle`] per batch of SQS messages.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use sluice::aws::{AwsBackend, AwsSettings};
+use sluice::delivery::{HttpOptions, HttpTransport};
+use sluice_deliver::{Ports, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = AwsSettings::from_env()?;
+    let backend = AwsBackend::new(&sluice::aws::clients().await, &settings);
+    let transport = HttpTransport::new(HttpOptions::default())?;
+    let ports = Ports {
+        registry: &backend.registry,
+        store: &backend.store,
+        queue: &backend.queue,
+        transport: &transport,
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(handle(ports, event.payload).await)
+    }))
+    .await
+}

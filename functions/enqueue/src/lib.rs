@@ -1,0 +1,258 @@
+//! ENQUEUE as a Lambda function on the events table's DynamoDB stream (the
+//! outbox): each INSERT is a newly committed event, routed to its
+//! subscriptions with one SQS delivery task each.
+//!
+//! The event source mapping must enable `ReportBatchItemFailures`. Records
+//! are handled concurrently; each failed one is reported by its sequence
+//! number. Lambda restarts the shard from the lowest reported number, so
+//! the records after it are handled again: enqueue is idempotent (a task
+//! sent twice is skipped by deliver once the delivery is final, and
+//! marking an event routed twice changes nothing).
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_dynamo::AttributeValue;
+use sluice::aws::Metrics;
+use sluice::aws::item::{PK, ev};
+use sluice::config::Registry;
+use sluice::model::EventKey;
+use sluice::pipeline::enqueue::enqueue;
+use sluice::queue::DeliveryQueue;
+use sluice::store::EventStore;
+
+/// The `Function` dimension of this function's metrics.
+pub const FUNCTION: &str = "enqueue";
+
+/// The ports enqueue needs.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub registry: &'a dyn Registry,
+    pub queue: &'a dyn DeliveryQueue,
+    pub store: &'a dyn EventStore,
+}
+
+/// What one invocation produced: the batch response and its metrics.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: DynamoDbEventResponse,
+    pub metrics: Metrics,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RecordOutcome {
+    /// Not an INSERT: nothing to do.
+    Ignored,
+    Routed {
+        source: String,
+        tasks: usize,
+    },
+    /// Report it, so that Lambda hands it (and those after it) back.
+    Failed {
+        source: Option<String>,
+    },
+}
+
+/// A record as it arrived: typed, or the reason it is not a stream record
+/// and its sequence number if it has one.
+type Arrived = Result<EventRecord, (Option<String>, String)>;
+
+/// The Lambda handler, for any JSON event: each record is read on its own,
+/// so one record that does not parse is reported by its sequence number
+/// instead of failing the whole batch. Metrics are printed.
+pub async fn handle_json(ports: Ports<'_>, event: serde_json::Value) -> DynamoDbEventResponse {
+    let records = match event {
+        serde_json::Value::Object(mut map) => match map.remove("Records") {
+            Some(serde_json::Value::Array(records)) => records,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let arrived = records
+        .into_iter()
+        .map(|raw| {
+            let sequence = raw["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .map(str::to_owned);
+            serde_json::from_value::<EventRecord>(raw).map_err(|e| (sequence, e.to_string()))
+        })
+        .collect();
+    let outcome = process_arrived(ports, arrived).await;
+    outcome.metrics.emit();
+    outcome.response
+}
+
+/// The handler for a typed event; metrics are printed.
+pub async fn handle(ports: Ports<'_>, event: Event) -> DynamoDbEventResponse {
+    let outcome = process(ports, event).await;
+    outcome.metrics.emit();
+    outcome.response
+}
+
+/// Route every INSERT of the batch concurrently. Prints nothing.
+pub async fn process(ports: Ports<'_>, event: Event) -> Outcome {
+    process_arrived(ports, event.records.into_iter().map(Ok).collect()).await
+}
+
+async fn process_arrived(ports: Ports<'_>, records: Vec<Arrived>) -> Outcome {
+    let outcomes = futures::future::join_all(records.iter().map(|r| async move {
+        match r {
+            Ok(record) => handle_record(ports, record).await,
+            Err((sequence, e)) => {
+                // Reported, like an image that does not parse (see below).
+                tracing::error!(sequence = sequence.as_deref().unwrap_or(""), error = %e, "not a DynamoDB stream record; reported as failed");
+                RecordOutcome::Failed { source: None }
+            }
+        }
+    }))
+    .await;
+    let mut metrics = Metrics::new(FUNCTION);
+    let mut response = DynamoDbEventResponse::default();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let sequence = match record {
+            Ok(r) => r.change.sequence_number.clone(),
+            Err((sequence, _)) => sequence.clone(),
+        };
+        match outcome {
+            RecordOutcome::Ignored => {}
+            RecordOutcome::Routed { source, tasks: 0 } => {
+                metrics.incr(Some(&source), "unrouted");
+            }
+            RecordOutcome::Routed { source, tasks } => {
+                metrics.add(Some(&source), "enqueued", tasks as u64);
+            }
+            RecordOutcome::Failed { source } => {
+                metrics.incr(source.as_deref(), "failed");
+                // A record without a sequence number cannot be named; an
+                // identifier that is absent makes Lambda retry the whole
+                // batch, which is the safe side.
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = sequence;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    Outcome { response, metrics }
+}
+
+async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome {
+    let sequence = record.change.sequence_number.as_deref().unwrap_or("");
+    if record.event_name != "INSERT" {
+        return RecordOutcome::Ignored;
+    }
+    let (key, event_type) = match parse_image(record) {
+        Ok(parsed) => parsed,
+        // Reported, not dropped: this record is the only outbox entry of
+        // an event the provider was already told is accepted, so skipping
+        // it would lose the event silently. Reporting it keeps it in the
+        // stream; the mapping's retry limit and on-failure destination
+        // (infra) take it out of the way and keep it for an operator.
+        Err(e) => {
+            tracing::error!(sequence, event_id = %record.event_id, error = %e, "stream record is not an event; reported as failed");
+            return RecordOutcome::Failed { source: None };
+        }
+    };
+    match enqueue(ports.registry, ports.queue, ports.store, &key, &event_type).await {
+        Ok(tasks) => RecordOutcome::Routed {
+            source: key.source,
+            tasks,
+        },
+        Err(e) => {
+            tracing::error!(sequence, source = %key.source, event_id = %key.id, error = %e, "enqueue failed; record reported for retry");
+            RecordOutcome::Failed {
+                source: Some(key.source),
+            }
+        }
+    }
+}
+
+/// The event key and type in a record's `NewImage` (attribute names from
+/// [`sluice::aws::item`]). `event_type` may be empty or absent.
+pub fn parse_image(record: &EventRecord) -> Result<(EventKey, String), String> {
+    let image = &record.change.new_image;
+    if image.is_empty() {
+        return Err("the record has no NewImage (the events table's stream must be NEW_IMAGE or NEW_AND_OLD_IMAGES)".to_owned());
+    }
+    let string = |name: &str| match image.get(name) {
+        Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => Err(format!("{name} is not a string")),
+    };
+    let required = |name: &str| match string(name)? {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("{name} is missing or empty")),
+    };
+    let source = required(ev::SOURCE)?;
+    let id = required(ev::ID)?;
+    let event_type = string(ev::EVENT_TYPE)?.unwrap_or_default();
+    let key = EventKey::new(source, id);
+    if let Some(pk) = string(PK)? {
+        if pk != key.to_string() {
+            return Err(format!("{PK} {pk:?} does not match {source:?} and {id:?}"));
+        }
+    }
+    Ok((key, event_type.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(image: serde_json::Value) -> EventRecord {
+        serde_json::from_value(serde_json::json!({
+            "eventID": "1",
+            "eventName": "INSERT",
+            "awsRegion": "us-east-1",
+            "eventSource": "aws:dynamodb",
+            "dynamodb": {
+                "Keys": {"pk": {"S": "gh#d-1"}},
+                "NewImage": image,
+                "SequenceNumber": "100",
+                "SizeBytes": 10,
+                "StreamViewType": "NEW_IMAGE",
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_key_and_type_come_from_the_new_image() {
+        let r = record(serde_json::json!({
+            "pk": {"S": "gh#d-1"}, "source": {"S": "gh"}, "id": {"S": "d-1"},
+            "event_type": {"S": "push"}, "body": {"B": "e30="},
+        }));
+        assert_eq!(
+            parse_image(&r).unwrap(),
+            (EventKey::new("gh", "d-1"), "push".to_owned())
+        );
+        let untyped = record(serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d-1"}}));
+        assert_eq!(parse_image(&untyped).unwrap().1, "");
+    }
+
+    #[test]
+    fn images_that_are_not_events_are_errors() {
+        for (image, what) in [
+            (serde_json::json!({}), "NewImage"),
+            (serde_json::json!({"id": {"S": "d-1"}}), "source"),
+            (
+                serde_json::json!({"source": {"S": "gh"}, "id": {"N": "1"}}),
+                "id is not a string",
+            ),
+            (
+                serde_json::json!({"source": {"S": ""}, "id": {"S": "x"}}),
+                "source is missing or empty",
+            ),
+            (
+                serde_json::json!({"pk": {"S": "gh#other"}, "source": {"S": "gh"}, "id": {"S": "d-1"}}),
+                "does not match",
+            ),
+            (
+                serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d"}, "event_type": {"BOOL": true}}),
+                "event_type",
+            ),
+        ] {
+            let err = parse_image(&record(image.clone())).unwrap_err();
+            assert!(err.contains(what), "{image}: {err}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! RECEIVE as a Lambda function behind an API Gateway HTTP API (payload
+//! format 2.0) or a function URL: the request event in, the pipeline's
+//! reply out.
+//!
+//! The event is taken as raw JSON and turned into lambda_http's
+//! [`ApiGatewayV2httpRequest`] here, not by `lambda_http::run`: its adapter
+//! base64-decodes `isBase64Encoded` bodies with a decoder that panics on
+//! bad input, before any handler code runs. Here the body is decoded with a
+//! checked decoder and bad base64 answers 400, and an event that is not an
+//! HTTP API request answers 400 too. Bad input never panics and never gets
+//! a 500.
+
+use std::time::SystemTime;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Method};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::encodings::Body;
+use sluice::aws::Metrics;
+use sluice::config::Registry;
+use sluice::error::ReceiveError;
+use sluice::pipeline::receive::{Receipt, Reply, receive};
+use sluice::store::EventStore;
+
+/// The `Function` dimension of this function's metrics.
+pub const FUNCTION: &str = "receive";
+
+/// The ports receive needs.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub registry: &'a dyn Registry,
+    pub store: &'a dyn EventStore,
+}
+
+/// What one invocation produced: the response and its metrics.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: ApiGatewayV2httpResponse,
+    pub metrics: Metrics,
+}
+
+/// The Lambda handler: any JSON event in, an HTTP API response out; the
+/// metrics are printed as one EMF line.
+pub async fn handle_event(
+    ports: Ports<'_>,
+    event: serde_json::Value,
+    now: SystemTime,
+) -> ApiGatewayV2httpResponse {
+    let outcome = match serde_json::from_value::<ApiGatewayV2httpRequest>(event) {
+        Ok(request) => process(ports, request, now).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "event is not an API Gateway HTTP API request");
+            let mut metrics = Metrics::new(FUNCTION);
+            let err = ReceiveError::BadRequest(format!("not an HTTP API request: {e}"));
+            count(&mut metrics, None, &Err(err.status()), err.code());
+            Outcome {
+                response: error_response(&err),
+                metrics,
+            }
+        }
+    };
+    outcome.metrics.emit();
+    outcome.response
+}
+
+/// One request, already parsed; metrics are printed.
+pub async fn handle(
+    ports: Ports<'_>,
+    request: ApiGatewayV2httpRequest,
+    now: SystemTime,
+) -> ApiGatewayV2httpResponse {
+    let outcome = process(ports, request, now).await;
+    outcome.metrics.emit();
+    outcome.response
+}
+
+/// One request: route, decode, run the pipeline, build the response and
+/// count what happened. Prints nothing.
+pub async fn process(
+    ports: Ports<'_>,
+    request: ApiGatewayV2httpRequest,
+    now: SystemTime,
+) -> Outcome {
+    let mut metrics = Metrics::new(FUNCTION);
+    let Some(source) = source_of(&request) else {
+        let err = ReceiveError::UnknownSource;
+        count(&mut metrics, None, &Err(err.status()), err.code());
+        return Outcome {
+            response: error_response(&err),
+            metrics,
+        };
+    };
+    if request.request_context.http.method != Method::POST {
+        let mut response = json_response(
+            405,
+            serde_json::json!({
+                "error": "method_not_allowed",
+                "message": "use POST",
+            })
+            .to_string(),
+        );
+        response
+            .headers
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        count(&mut metrics, None, &Err(405), "method_not_allowed");
+        return Outcome { response, metrics };
+    }
+    let body = match raw_body(&request) {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
+            count(&mut metrics, None, &Err(err.status()), err.code());
+            return Outcome {
+                response: error_response(&err),
+                metrics,
+            };
+        }
+    };
+    let result = receive(
+        ports.registry,
+        ports.store,
+        &source,
+        &request.headers,
+        body,
+        now,
+    )
+    .await;
+    // Only a configured source becomes a dimension value.
+    let known = !matches!(result, Err(ReceiveError::UnknownSource));
+    let code = match &result {
+        Ok(_) => "",
+        Err(e) => e.code(),
+    };
+    let summary = result.as_ref().map(|r| r.clone()).map_err(|e| e.status());
+    count(
+        &mut metrics,
+        known.then_some(source.as_str()),
+        &summary,
+        code,
+    );
+    let reply = Reply::from_result(&result);
+    Outcome {
+        response: json_response(reply.status, reply.body),
+        metrics,
+    }
+}
+
+/// The source id: the `{source}` path parameter of the `/hooks/{source}`
+/// route, else the path segment after `/hooks/` (function URLs and
+/// `cargo lambda watch` have no route parameters). `None` when the path
+/// names none, or names more than one segment.
+pub fn source_of(request: &ApiGatewayV2httpRequest) -> Option<String> {
+    if let Some(s) = request.path_parameters.get("source") {
+        return (!s.is_empty()).then(|| s.clone());
+    }
+    let path = request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())?;
+    let (_, rest) = path.split_once("/hooks/")?;
+    (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
+}
+
+/// The body bytes exactly as the provider sent them.
+pub fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Bytes, ReceiveError> {
+    let Some(body) = request.body.as_deref() else {
+        return Ok(Bytes::new());
+    };
+    if !request.is_base64_encoded {
+        return Ok(Bytes::copy_from_slice(body.as_bytes()));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map(Bytes::from)
+        .map_err(|e| ReceiveError::BadRequest(format!("body is not valid base64: {e}")))
+}
+
+fn error_response(err: &ReceiveError) -> ApiGatewayV2httpResponse {
+    json_response(err.status(), err.body())
+}
+
+fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::with_capacity(1);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(Body::Text(body));
+    response.is_base64_encoded = false;
+    response
+}
+
+/// Count one request: `received`, then what became of it.
+fn count(metrics: &mut Metrics, source: Option<&str>, result: &Result<Receipt, u16>, code: &str) {
+    metrics.incr(source, "received");
+    match result {
+        Ok(Receipt::Accepted { .. }) => metrics.incr(source, "accepted"),
+        Ok(Receipt::Duplicate { .. }) => metrics.incr(source, "duplicates"),
+        Ok(Receipt::Handshake(_)) => metrics.incr(source, "handshakes"),
+        Err(503) => metrics.incr(source, "unavailable"),
+        Err(_) => metrics.rejected(source, code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: serde_json::Value) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn base(path: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {},
+            "requestContext": {"http": {"method": "POST", "path": path}},
+            "isBase64Encoded": false,
+        })
+    }
+
+    #[test]
+    fn the_source_comes_from_the_route_or_the_path() {
+        let mut with_param = base("/hooks/ignored");
+        with_param["pathParameters"] = serde_json::json!({"source": "github"});
+        assert_eq!(source_of(&request(with_param)).as_deref(), Some("github"));
+        for (path, want) in [
+            ("/hooks/stripe", Some("stripe")),
+            ("/lambda-url/receive/hooks/github", Some("github")),
+            ("/prod/hooks/a.b-c_d", Some("a.b-c_d")),
+            ("/hooks/", None),
+            ("/hooks/a/b", None),
+            ("/other/github", None),
+            ("/", None),
+        ] {
+            assert_eq!(source_of(&request(base(path))).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_passed_as_bytes_and_bad_base64_is_a_400() {
+        let mut plain = base("/hooks/x");
+        plain["body"] = "{ \"a\" : 1 }".into();
+        assert_eq!(&raw_body(&request(plain)).unwrap()[..], b"{ \"a\" : 1 }");
+
+        let mut encoded = base("/hooks/x");
+        encoded["body"] = "AP/+e30=".into();
+        encoded["isBase64Encoded"] = true.into();
+        assert_eq!(&raw_body(&request(encoded)).unwrap()[..], b"\x00\xff\xfe{}");
+
+        for bad in ["%%%", "AAA", "A===", "Zm9v\n!"] {
+            let mut ev = base("/hooks/x");
+            ev["body"] = bad.into();
+            ev["isBase64Encoded"] = true.into();
+            let err = raw_body(&request(ev)).unwrap_err();
+            assert_eq!(err.status(), 400, "{bad}");
+            assert_eq!(err.code(), "bad_request");
+        }
+        assert!(raw_body(&request(base("/hooks/x"))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn responses_are_json_with_the_status() {
+        let r = error_response(&ReceiveError::UnknownSource);
+        assert_eq!(r.status_code, 404);
+        assert_eq!(r.headers[CONTENT_TYPE], "application/json");
+        let Some(Body::Text(body)) = &r.body else {
+            panic!("{:?}", r.body)
+        };
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"], "unknown_source");
+        // What API Gateway reads.
+        let wire = serde_json::to_value(&r).unwrap();
+        assert_eq!(wire["statusCode"], 404);
+        assert_eq!(wire["headers"]["content-type"], "application/json");
+        assert_eq!(wire["isBase64Encoded"], false);
+    }
+}

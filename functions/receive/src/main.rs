@@ -1,0 +1,26 @@
+//! The receive function's entry point: clients and config built once per
+//! execution environment, then one [`sluice_receive::handle_event`] per
+//! request.
+
+use std::time::SystemTime;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use sluice::aws::{AwsBackend, AwsSettings};
+use sluice_receive::{Ports, handle_event};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = AwsSettings::from_env()?;
+    let backend = AwsBackend::new(&sluice::aws::clients().await, &settings);
+    let ports = Ports {
+        registry: &backend.registry,
+        store: &backend.store,
+    };
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<_, Error>(handle_event(ports, event.payload, SystemTime::now()).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,994 @@
+//! The three Lambda handlers against moto (DynamoDB, DynamoDB Streams, SQS,
+//! SSM) and real HTTP destinations on 127.0.0.1, driven with the event
+//! shapes Lambda hands them: an API Gateway HTTP API request into receive,
+//! the events table's stream records into enqueue, the delivery queue's
+//! messages (real receipt handles and receive counts) into deliver.
+//!
+//! moto comes from `scripts/moto.sh` (`make test` runs it). Without it these
+//! tests fail with instructions; they are never skipped.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_sdk_sqs::types::Message;
+use aws_sdk_ssm::types::ParameterType;
+use base64::Engine;
+use serde_json::{Value, json};
+use sluice::aws::config_table::read_config;
+use sluice::aws::sqs_queue::ATTR_REASON;
+use sluice::aws::testing::{
+    MotoServer, TestResources, read_stream, read_stream_inserts, receive_all, unique_name,
+};
+use sluice::aws::{AwsBackend, SqsQueue, parse_task, put_config};
+use sluice::config::ConfigFile;
+use sluice::delivery::{HttpOptions, HttpTransport};
+use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
+use sluice::store::EventStore;
+use sluice_tests::{Sink, github_headers, standard_webhooks_valid};
+
+const GH_SECRET: &str = "gh-secret-for-aws-tests";
+const SUB_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One deployment on moto: tables, queues, SSM secrets, the config, and
+/// the adapters the functions' `main` would build.
+struct Aws {
+    res: TestResources,
+    backend: AwsBackend,
+    transport: HttpTransport,
+    /// Stream INSERTs already handed to enqueue.
+    seen_inserts: Mutex<usize>,
+}
+
+/// A config whose `{ssm}` stands for this deployment's SSM prefix.
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["ssm:{{ssm}}/github"]
+
+[[subscriptions]]
+id = "deploys"
+source = "github"
+events = ["push"]
+url = "{url}"
+signing_secret = "ssm:{{ssm}}/sub"
+retry_schedule = ["1s", "1s"]
+allow_local = true
+{extra}
+"#
+    )
+}
+
+impl Aws {
+    async fn new(config_text: &str) -> Self {
+        Self::with_secrets(config_text, &[("github", GH_SECRET), ("sub", SUB_SECRET)]).await
+    }
+
+    async fn with_secrets(config_text: &str, secrets: &[(&str, &str)]) -> Self {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let prefix = format!("/{}", unique_name("sluice-fn"));
+        for (name, value) in secrets {
+            res.clients
+                .ssm
+                .put_parameter()
+                .name(format!("{prefix}/{name}"))
+                .value(*value)
+                .r#type(ParameterType::SecureString)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+        let file = ConfigFile::parse(&config_text.replace("{ssm}", &prefix)).unwrap();
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &file)
+            .await
+            .unwrap();
+        let backend = AwsBackend::new(&res.clients, &res.settings);
+        Self {
+            res,
+            backend,
+            transport: HttpTransport::new(HttpOptions::default()).unwrap(),
+            seen_inserts: Mutex::new(0),
+        }
+    }
+
+    fn receive_ports(&self) -> sluice_receive::Ports<'_> {
+        sluice_receive::Ports {
+            registry: &self.backend.registry,
+            store: &self.backend.store,
+        }
+    }
+
+    fn enqueue_ports(&self) -> sluice_enqueue::Ports<'_> {
+        sluice_enqueue::Ports {
+            registry: &self.backend.registry,
+            queue: &self.backend.queue,
+            store: &self.backend.store,
+        }
+    }
+
+    fn deliver_ports(&self) -> sluice_deliver::Ports<'_> {
+        sluice_deliver::Ports {
+            registry: &self.backend.registry,
+            store: &self.backend.store,
+            queue: &self.backend.queue,
+            transport: &self.transport,
+        }
+    }
+
+    /// A POST through the receive handler, as API Gateway would send it.
+    async fn post(&self, source: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
+        self.send(apigw_event(source, headers, body)).await
+    }
+
+    async fn send(&self, event: Value) -> (u16, Value) {
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        let response =
+            sluice_receive::handle(self.receive_ports(), request, SystemTime::now()).await;
+        reply(&response)
+    }
+
+    /// The stream INSERTs not yet handed to enqueue, as Lambda records.
+    async fn new_inserts(&self) -> Vec<Value> {
+        let all = read_stream_inserts(&self.res.endpoint, &self.res.events_stream_arn).await;
+        let mut seen = self.seen_inserts.lock().unwrap();
+        let fresh = all[*seen..].to_vec();
+        *seen = all.len();
+        fresh
+    }
+
+    /// Run the enqueue handler on the new INSERTs; asserts it reported
+    /// nothing and returns how many there were.
+    async fn pump_enqueue(&self) -> usize {
+        let records = self.new_inserts().await;
+        let n = records.len();
+        let response = sluice_enqueue::handle(self.enqueue_ports(), stream_event(records)).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        n
+    }
+
+    /// Receive `n` delivery tasks and run the deliver handler on them.
+    async fn pump_deliver(&self, n: usize) -> (SqsEvent, SqsBatchResponse) {
+        let event = sqs_event(&self.receive_tasks(n).await);
+        let response = sluice_deliver::handle(self.deliver_ports(), event.clone()).await;
+        (event, response)
+    }
+
+    async fn receive_tasks(&self, n: usize) -> Vec<Message> {
+        let got = receive_all(&self.res.clients.sqs, &self.res.settings.queue_url, n).await;
+        assert_eq!(got.len(), n, "{got:?}");
+        got
+    }
+
+    /// Messages visible on `queue_url` right now (received, so hidden for
+    /// the queue's visibility timeout afterwards).
+    async fn visible(&self, queue_url: &str) -> Vec<Message> {
+        self.res
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    }
+
+    async fn status(&self, event_id: &str, subscription: &str) -> Option<DeliveryStatus> {
+        self.backend
+            .store
+            .delivery_status(&task("github", event_id, subscription))
+            .await
+            .unwrap()
+    }
+}
+
+fn task(source: &str, event_id: &str, subscription: &str) -> DeliveryTask {
+    DeliveryTask {
+        source: source.into(),
+        event_id: event_id.into(),
+        subscription: subscription.into(),
+    }
+}
+
+/// An HTTP API (payload 2.0) event: lowercased header names, repeated
+/// headers joined with commas, a body that is not UTF-8 sent as base64.
+fn apigw_event(source: &str, headers: &[(String, String)], body: &[u8]) -> Value {
+    let mut map: HashMap<String, String> = HashMap::new();
+    for (k, v) in headers {
+        map.entry(k.to_ascii_lowercase())
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(v);
+            })
+            .or_insert_with(|| v.clone());
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let path = format!("/hooks/{source}");
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /hooks/{source}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": map,
+        "pathParameters": {"source": source},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
+            "requestId": "r",
+            "routeKey": "POST /hooks/{source}",
+            "stage": "$default",
+            "timeEpoch": 1,
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    })
+}
+
+/// Status and JSON body of a response, checking its content type.
+fn reply(response: &ApiGatewayV2httpResponse) -> (u16, Value) {
+    assert_eq!(response.headers["content-type"], "application/json");
+    let text = match &response.body {
+        Some(Body::Text(t)) => t.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (
+        u16::try_from(response.status_code).unwrap(),
+        serde_json::from_str(&text).unwrap(),
+    )
+}
+
+fn stream_event(records: Vec<Value>) -> StreamEvent {
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// The SQS event Lambda would build from these messages.
+fn sqs_event(messages: &[Message]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: HashMap<String, String> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deliveries",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn failed_sequences(response: &DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap_or_default())
+        .collect()
+}
+
+fn receive_count(m: &Message) -> u32 {
+    m.attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn push(delivery: &str, body: &[u8]) -> Vec<(String, String)> {
+    github_headers(GH_SECRET, delivery, "push", body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_webhook_is_committed_routed_and_delivered_with_its_bytes_and_signature() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    // Odd spacing and key order: the bytes must arrive untouched.
+    let body = br#"{ "ref":"refs/heads/main",   "zeta":1, "alpha" : [1,2] }"#;
+    // Header names in any case (the event lowercases them, as API Gateway does).
+    let headers: Vec<(String, String)> = push("d-1", body)
+        .into_iter()
+        .map(|(k, v)| (k.to_uppercase(), v))
+        .collect();
+    let (status, answer) = aws.post("github", &headers, body).await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"status": "accepted", "id": "d-1"}))
+    );
+
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let key = EventKey::new("github", "d-1");
+    assert_eq!(
+        aws.backend.store.routed(&key).await.unwrap(),
+        Some(vec!["deploys".to_owned()])
+    );
+    let (event, response) = aws.pump_deliver(1).await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(
+        parse_task(event.records[0].body.as_deref().unwrap()).unwrap(),
+        task("github", "d-1", "deploys")
+    );
+
+    assert_eq!(sink.count(), 1);
+    let got = &sink.received()[0];
+    assert_eq!(&got.body[..], &body[..]);
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert_eq!(got.headers["webhook-id"], "github#d-1");
+    assert!(standard_webhooks_valid(SUB_SECRET, &got.headers, &got.body));
+    assert!(!standard_webhooks_valid(
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &got.headers,
+        &got.body
+    ));
+    assert_eq!(
+        aws.status("d-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+    let attempts = aws
+        .backend
+        .store
+        .attempts(&task("github", "d-1", "deploys"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status_code, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base64_body_is_verified_and_stored_as_the_decoded_bytes() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    // Not UTF-8, so the event carries it base64-encoded.
+    let body = b"\xff\xfe{\"ref\":\"x\"}\x00";
+    let event = apigw_event("github", &push("b64", body), body);
+    assert_eq!(event["isBase64Encoded"], true);
+    let (status, answer) = aws.send(event).await;
+    assert_eq!(
+        (status, &answer["status"]),
+        (200, &json!("accepted")),
+        "{answer}"
+    );
+    let stored = aws
+        .backend
+        .store
+        .load(&EventKey::new("github", "b64"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored.body[..], &body[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_answered_as_such_and_commits_nothing() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"a"}"#;
+    let first = aws.post("github", &push("dup", body), body).await;
+    let second = aws.post("github", &push("dup", body), body).await;
+    assert_eq!(first, (200, json!({"status": "accepted", "id": "dup"})));
+    assert_eq!(second, (200, json!({"status": "duplicate", "id": "dup"})));
+    assert_eq!(aws.new_inserts().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_with_another_body_is_still_a_duplicate_and_the_first_body_is_kept() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let first_body = br#"{"ref":"first"}"#;
+    let other_body = br#"{"ref":"second"}"#;
+    let first = aws
+        .post("github", &push("mm", first_body), first_body)
+        .await;
+    assert_eq!(first.0, 200);
+    // Correctly signed, same delivery id, different bytes.
+    let second = aws
+        .post("github", &push("mm", other_body), other_body)
+        .await;
+    assert_eq!(second, (200, json!({"status": "duplicate", "id": "mm"})));
+    let stored = aws
+        .backend
+        .store
+        .load(&EventKey::new("github", "mm"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored.body[..], &first_body[..]);
+    assert_eq!(aws.new_inserts().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_copies_commit_once_and_queue_one_task() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let headers = push("same", body);
+    let replies =
+        futures::future::join_all((0..20).map(|_| aws.post("github", &headers, body))).await;
+    let count = |status: &str| {
+        replies
+            .iter()
+            .filter(|(code, r)| *code == 200 && r["status"] == status)
+            .count()
+    };
+    assert_eq!(
+        (count("accepted"), count("duplicate")),
+        (1, 19),
+        "{replies:?}"
+    );
+
+    // Exactly one commit: one INSERT on the stream, one task on the queue.
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let tasks = aws.receive_tasks(1).await;
+    assert_eq!(
+        parse_task(tasks[0].body().unwrap()).unwrap(),
+        task("github", "same", "deploys")
+    );
+    assert!(aws.visible(&aws.res.settings.queue_url).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_commit() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"x"}"#;
+
+    let forged = github_headers("not-the-secret", "bad", "push", body);
+    let (status, answer) = aws.post("github", &forged, body).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (401, &json!("invalid_signature")),
+        "{answer}"
+    );
+    let (status, answer) = aws
+        .post("github", &push("t", body), br#"{"ref":"tampered"}"#)
+        .await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (401, &json!("invalid_signature")),
+        "{answer}"
+    );
+
+    let (status, answer) = aws.post("nope", &push("u", body), body).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (404, &json!("unknown_source")),
+        "{answer}"
+    );
+
+    // No source in the path (function URL style, no route parameters).
+    let mut no_source = apigw_event("github", &push("p", body), body);
+    no_source["pathParameters"] = json!({});
+    no_source["rawPath"] = json!("/hooks/");
+    assert_eq!(aws.send(no_source).await.0, 404);
+
+    let mut get = apigw_event("github", &push("g", body), body);
+    get["requestContext"]["http"]["method"] = json!("GET");
+    let request: ApiGatewayV2httpRequest = serde_json::from_value(get).unwrap();
+    let outcome = sluice_receive::process(aws.receive_ports(), request, SystemTime::now()).await;
+    assert_eq!(outcome.response.status_code, 405);
+    assert_eq!(outcome.response.headers["allow"], "POST");
+
+    // Metrics: the reason is a dimension; an unknown source is not.
+    let request: ApiGatewayV2httpRequest =
+        serde_json::from_value(apigw_event("github", &forged, body)).unwrap();
+    let outcome = sluice_receive::process(aws.receive_ports(), request, SystemTime::now()).await;
+    let docs = outcome.metrics.to_emf(1);
+    let rejected = docs.iter().find(|d| d.get("rejected").is_some()).unwrap();
+    assert_eq!(rejected["Reason"], "invalid_signature");
+    assert_eq!(rejected["Source"], "github");
+    let request: ApiGatewayV2httpRequest =
+        serde_json::from_value(apigw_event("probe-123", &forged, body)).unwrap();
+    let outcome = sluice_receive::process(aws.receive_ports(), request, SystemTime::now()).await;
+    let docs = outcome.metrics.to_emf(1);
+    assert!(docs.iter().all(|d| d.get("Source").is_none()), "{docs:?}");
+    assert_eq!(outcome.metrics.total("rejected"), 1);
+
+    assert!(aws.new_inserts().await.is_empty(), "nothing was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_base64_body_is_a_400_and_never_a_panic() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"x"}"#;
+    for bad in ["%%% not base64 %%%", "AAA", "e30=!"] {
+        let mut event = apigw_event("github", &push("b", body), body);
+        event["body"] = json!(bad);
+        event["isBase64Encoded"] = json!(true);
+        let (status, answer) = aws.send(event.clone()).await;
+        assert_eq!(
+            (status, &answer["error"]),
+            (400, &json!("bad_request")),
+            "{bad}: {answer}"
+        );
+        // The entry point main runs (any JSON in) answers the same.
+        let response =
+            sluice_receive::handle_event(aws.receive_ports(), event, SystemTime::now()).await;
+        assert_eq!(response.status_code, 400);
+    }
+    // An event that is not an HTTP API request at all: 400 too.
+    let response = sluice_receive::handle_event(
+        aws.receive_ports(),
+        json!({"Records": [{"eventSource": "aws:sqs"}]}),
+        SystemTime::now(),
+    )
+    .await;
+    assert_eq!(reply(&response).0, 400);
+    assert!(aws.new_inserts().await.is_empty());
+}
+
+/// Fails every SendMessageBatch that carries a task of event `e-2`.
+#[derive(Debug)]
+struct FailEventTwo;
+
+impl aws_sdk_sqs::config::Intercept for FailEventTwo {
+    fn name(&self) -> &'static str {
+        "FailEventTwo"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+        match context.input().downcast_ref::<SendMessageBatchInput>() {
+            Some(input)
+                if input
+                    .entries()
+                    .iter()
+                    .any(|e| e.message_body().contains(r#""event_id":"e-2""#)) =>
+            {
+                Err("injected SendMessageBatch failure".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_reports_only_the_failed_records_by_sequence_number() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    for id in ["e-1", "e-2", "e-3"] {
+        let body = format!(r#"{{"ref":"{id}"}}"#);
+        assert_eq!(
+            aws.post("github", &push(id, body.as_bytes()), body.as_bytes())
+                .await
+                .0,
+            200
+        );
+    }
+    let records = aws.new_inserts().await;
+    assert_eq!(records.len(), 3);
+    let sequence = |i: usize| {
+        records[i]["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let key = |id: &str| EventKey::new("github", id);
+
+    // 1. SQS refuses e-2's task (a real SDK call, failed by an interceptor).
+    let conf = aws_sdk_sqs::config::Builder::from(&MotoServer::shared().sdk_config().await)
+        .interceptor(FailEventTwo)
+        .build();
+    let failing_queue = SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(conf),
+        &aws.res.settings.queue_url,
+        &aws.res.settings.dlq_url,
+    );
+    let ports = sluice_enqueue::Ports {
+        queue: &failing_queue,
+        ..aws.enqueue_ports()
+    };
+    let outcome = sluice_enqueue::process(ports, stream_event(records.clone())).await;
+    assert_eq!(failed_sequences(&outcome.response), [sequence(1)]);
+    assert_eq!(outcome.metrics.total("failed"), 1);
+    assert_eq!(outcome.metrics.total("enqueued"), 2);
+    let store = &aws.backend.store;
+    assert_eq!(
+        store.routed(&key("e-1")).await.unwrap(),
+        Some(vec!["deploys".into()])
+    );
+    assert_eq!(
+        store.routed(&key("e-2")).await.unwrap(),
+        None,
+        "not marked routed"
+    );
+    assert_eq!(
+        store.routed(&key("e-3")).await.unwrap(),
+        Some(vec!["deploys".into()])
+    );
+    assert_eq!(aws.receive_tasks(2).await.len(), 2);
+
+    // Lambda hands the failed record back; now SQS takes it.
+    let retry =
+        sluice_enqueue::handle(aws.enqueue_ports(), stream_event(vec![records[1].clone()])).await;
+    assert!(retry.batch_item_failures.is_empty(), "{retry:?}");
+    assert_eq!(
+        store.routed(&key("e-2")).await.unwrap(),
+        Some(vec!["deploys".into()])
+    );
+    let tasks = aws.receive_tasks(1).await;
+    assert_eq!(
+        parse_task(tasks[0].body().unwrap()).unwrap().event_id,
+        "e-2"
+    );
+
+    // 2. A record whose image is not an event is reported, not dropped;
+    // the others in the batch go through.
+    let mut broken = records.clone();
+    broken[0]["dynamodb"]["NewImage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("source");
+    let response = sluice_enqueue::handle(aws.enqueue_ports(), stream_event(broken.clone())).await;
+    assert_eq!(failed_sequences(&response), [sequence(0)]);
+    // A record that is not even a stream record, through main's entry
+    // point: reported by its sequence number, the rest handled.
+    let mut raw = broken;
+    raw[0]["dynamodb"]["SizeBytes"] = json!("not a number");
+    let response =
+        sluice_enqueue::handle_json(aws.enqueue_ports(), json!({ "Records": raw })).await;
+    assert_eq!(failed_sequences(&response), [sequence(0)]);
+
+    // 3. MODIFY records (enqueue's own mark_routed) are ignored.
+    let modifies: Vec<Value> = read_stream(&aws.res.endpoint, &aws.res.events_stream_arn)
+        .await
+        .into_iter()
+        .filter(|r| r["eventName"] == "MODIFY")
+        .collect();
+    assert!(!modifies.is_empty());
+    let outcome = sluice_enqueue::process(aws.enqueue_ports(), stream_event(modifies)).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert!(outcome.metrics.is_empty(), "{:?}", outcome.metrics);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_matching_no_subscription_is_marked_routed_to_none() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"action":"opened"}"#;
+    let headers = github_headers(GH_SECRET, "iss", "issues", body);
+    assert_eq!(aws.post("github", &headers, body).await.0, 200);
+    let outcome =
+        sluice_enqueue::process(aws.enqueue_ports(), stream_event(aws.new_inserts().await)).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.metrics.total("unrouted"), 1);
+    assert_eq!(
+        aws.backend
+            .store
+            .routed(&EventKey::new("github", "iss"))
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    assert!(aws.visible(&aws.res.settings.queue_url).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_reports_only_the_message_whose_destination_failed() {
+    let ok = Sink::start(200).await;
+    let broken = Sink::start(500).await;
+    let extra = format!(
+        r#"
+[[subscriptions]]
+id = "issues"
+source = "github"
+events = ["issues.*"]
+url = "{}"
+retry_schedule = ["1s", "1s"]
+allow_local = true
+"#,
+        broken.url()
+    );
+    let aws = Aws::new(&config(&ok.url(), &extra)).await;
+    let push_body = br#"{"ref":"p"}"#;
+    let issue_body = br#"{"action":"opened"}"#;
+    assert_eq!(
+        aws.post("github", &push("p-1", push_body), push_body)
+            .await
+            .0,
+        200
+    );
+    let issue = github_headers(GH_SECRET, "i-1", "issues", issue_body);
+    assert_eq!(aws.post("github", &issue, issue_body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 2);
+
+    let (event, response) = aws.pump_deliver(2).await;
+    let issue_message = event
+        .records
+        .iter()
+        .find(|m| parse_task(m.body.as_deref().unwrap()).unwrap().subscription == "issues")
+        .unwrap();
+    assert_eq!(
+        failed_ids(&response),
+        [issue_message.message_id.clone().unwrap()]
+    );
+    assert_eq!(ok.count(), 1);
+    assert_eq!(broken.count(), 1);
+    assert_eq!(
+        aws.status("p-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+    assert_eq!(
+        aws.status("i-1", "issues").await,
+        Some(DeliveryStatus::Pending)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_count() {
+    let sink = Sink::start(200).await;
+    sink.script(&[500]);
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"r"}"#;
+    assert_eq!(aws.post("github", &push("r-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+
+    let first = aws.receive_tasks(1).await;
+    assert_eq!(receive_count(&first[0]), 1);
+    let event = sqs_event(&first);
+    let outcome = sluice_deliver::process(aws.deliver_ports(), event.clone()).await;
+    assert_eq!(
+        failed_ids(&outcome.response),
+        [event.records[0].message_id.clone().unwrap()]
+    );
+    assert_eq!(outcome.metrics.total("retried"), 1);
+    assert_eq!(outcome.metrics.latencies().len(), 1);
+    assert_eq!(
+        aws.status("r-1", "deploys").await,
+        Some(DeliveryStatus::Pending)
+    );
+    let attempts = aws
+        .backend
+        .store
+        .attempts(&task("github", "r-1", "deploys"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status_code, Some(500));
+    assert!(attempts[0].next_attempt_at_ms.is_some());
+
+    // Hidden for the backoff (1 s ± 20 %, rounded up to whole seconds)
+    // rather than the queue's 30 s visibility timeout…
+    let started = std::time::Instant::now();
+    let again = aws.receive_tasks(1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // …and back as attempt 2, which succeeds.
+    assert_eq!(receive_count(&again[0]), 2);
+    let event = sqs_event(&again);
+    let outcome = sluice_deliver::process(aws.deliver_ports(), event).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.metrics.total("delivered"), 1);
+    assert_eq!(
+        sink.received().iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 200]
+    );
+    assert_eq!(
+        aws.status("r-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+    let attempts = aws
+        .backend
+        .store
+        .attempts(&task("github", "r-1", "deploys"))
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_end_on_the_dlq_with_the_delivery_failed() {
+    let sink = Sink::start(500).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"x"}"#;
+    assert_eq!(aws.post("github", &push("x-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+
+    // retry_schedule has two waits: three attempts.
+    for attempt in 1..=3 {
+        let messages = aws.receive_tasks(1).await;
+        assert_eq!(receive_count(&messages[0]), attempt);
+        let response = sluice_deliver::handle(aws.deliver_ports(), sqs_event(&messages)).await;
+        let reported = !response.batch_item_failures.is_empty();
+        assert_eq!(reported, attempt < 3, "attempt {attempt}: {response:?}");
+    }
+    assert_eq!(sink.count(), 3);
+    assert_eq!(
+        aws.status("x-1", "deploys").await,
+        Some(DeliveryStatus::Failed)
+    );
+    let dead = receive_all(&aws.res.clients.sqs, &aws.res.settings.dlq_url, 1).await;
+    assert_eq!(
+        parse_task(dead[0].body().unwrap()).unwrap(),
+        task("github", "x-1", "deploys")
+    );
+    let reason = dead[0].message_attributes().unwrap()[ATTR_REASON]
+        .string_value()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("500"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_disables_the_subscription_in_the_config_table() {
+    let sink = Sink::start(410).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"g"}"#;
+    assert_eq!(aws.post("github", &push("g-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(
+        aws.status("g-1", "deploys").await,
+        Some(DeliveryStatus::Failed)
+    );
+
+    let stored = read_config(&aws.res.clients.dynamodb, &aws.res.settings.config_table)
+        .await
+        .unwrap();
+    assert_eq!(stored.disabled, ["deploys"]);
+    assert_eq!(
+        receive_all(&aws.res.clients.sqs, &aws.res.settings.dlq_url, 1)
+            .await
+            .len(),
+        1
+    );
+
+    // A fresh execution environment (no cache) routes nothing to it now.
+    let fresh = AwsBackend::new(&aws.res.clients, &aws.res.settings);
+    let body = br#"{"ref":"g2"}"#;
+    assert_eq!(aws.post("github", &push("g-2", body), body).await.0, 200);
+    let ports = sluice_enqueue::Ports {
+        registry: &fresh.registry,
+        queue: &fresh.queue,
+        store: &fresh.store,
+    };
+    let outcome = sluice_enqueue::process(ports, stream_event(aws.new_inserts().await)).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.metrics.total("unrouted"), 1);
+    assert_eq!(sink.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_redelivered_after_success_is_not_delivered_twice() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"once"}"#;
+    assert_eq!(aws.post("github", &push("o-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (event, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(sink.count(), 1);
+
+    // SQS delivers at least once: the same message again.
+    let outcome = sluice_deliver::process(aws.deliver_ports(), event).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.metrics.total("skipped"), 1);
+    assert_eq!(sink.count(), 1);
+    assert_eq!(
+        aws.status("o-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_is_not_a_task_is_dead_lettered_as_it_is() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    aws.res
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&aws.res.settings.queue_url)
+        .message_body("not a task {")
+        .send()
+        .await
+        .unwrap();
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let dead = receive_all(&aws.res.clients.sqs, &aws.res.settings.dlq_url, 1).await;
+    assert_eq!(dead[0].body(), Some("not a task {"));
+    let reason = dead[0].message_attributes().unwrap()[ATTR_REASON]
+        .string_value()
+        .unwrap();
+    assert!(reason.contains("not a delivery task"), "{reason}");
+    assert_eq!(sink.count(), 0);
+}
+
+fn sample(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The samples for `cargo lambda invoke --data-file` stay valid events:
+/// each deserialises into its aws_lambda_events type, and the request is
+/// signed for the watch setup's secret (`dev-github-secret`, as in
+/// examples/dev.env).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_events_are_valid_and_the_request_verifies() {
+    let request = sample("apigw-v2-github-push.json");
+    let typed: ApiGatewayV2httpRequest = serde_json::from_value(request.clone()).unwrap();
+    assert_eq!(sluice_receive::source_of(&typed).as_deref(), Some("github"));
+    let delivery = typed.headers["x-github-delivery"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let sink = Sink::start(200).await;
+    let aws = Aws::with_secrets(
+        &config(&sink.url(), ""),
+        &[("github", "dev-github-secret"), ("sub", SUB_SECRET)],
+    )
+    .await;
+    let response =
+        sluice_receive::handle_event(aws.receive_ports(), request, SystemTime::now()).await;
+    assert_eq!(
+        reply(&response),
+        (200, json!({"status": "accepted", "id": delivery}))
+    );
+
+    let stream: StreamEvent = serde_json::from_value(sample("dynamodb-insert.json")).unwrap();
+    assert_eq!(stream.records.len(), 1);
+    let (key, event_type) = sluice_enqueue::parse_image(&stream.records[0]).unwrap();
+    assert_eq!(key, EventKey::new("github", &delivery));
+    assert_eq!(event_type, "push");
+    assert!(stream.records[0].change.sequence_number.is_some());
+
+    let sqs: SqsEvent = serde_json::from_value(sample("sqs-delivery.json")).unwrap();
+    assert_eq!(sqs.records.len(), 1);
+    let task = parse_task(sqs.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(task.event_key(), key);
+    assert_eq!(sluice_deliver::receive_count(&sqs.records[0]), Some(1));
+    assert!(sqs.records[0].message_id.is_some() && sqs.records[0].receipt_handle.is_some());
+}
