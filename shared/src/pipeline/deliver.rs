@@ -100,29 +100,33 @@ pub async fn deliver(
             tracing::warn!(outcome = "retry", result = %outcome, retry_in_ms = delay.as_millis() as u64, "attempt failed, will retry");
             Ok(Disposition::Retry)
         }
+        // Dead-letter before marking failed: if the DLQ send fails the message
+        // comes back and is tried again; the other order would skip it as
+        // finished and it would never reach the DLQ. A duplicate DLQ entry is
+        // the worst case, and it is harmless.
         Decision::Exhausted => {
+            ports
+                .queue
+                .dead_letter(msg, &format!("attempts exhausted: {outcome}"))
+                .await?;
             ports
                 .store
                 .record_attempt(&attempt, DeliveryStatus::Failed)
                 .await?;
             tracing::error!(outcome = "failed", result = %outcome, "delivery failed, dead-lettered");
-            ports
-                .queue
-                .dead_letter(msg, &format!("attempts exhausted: {outcome}"))
-                .await?;
             Ok(Disposition::Done)
         }
         Decision::Gone => {
             ports
-                .store
-                .record_attempt(&attempt, DeliveryStatus::Failed)
-                .await?;
-            ports.registry.disable_subscription(&sub.id).await?;
-            tracing::error!(outcome = "failed", result = %outcome, "destination answered 410 Gone: subscription disabled");
-            ports
                 .queue
                 .dead_letter(msg, "destination answered 410 Gone; subscription disabled")
                 .await?;
+            ports.registry.disable_subscription(&sub.id).await?;
+            ports
+                .store
+                .record_attempt(&attempt, DeliveryStatus::Failed)
+                .await?;
+            tracing::error!(outcome = "failed", result = %outcome, "destination answered 410 Gone: subscription disabled");
             Ok(Disposition::Done)
         }
     }

@@ -103,6 +103,8 @@ pub struct MemQueue {
     pub dead: Mutex<Vec<(DeliveryTask, String)>>,
     /// Indexes `send` reports as failed.
     pub fail_indexes: Mutex<Vec<usize>>,
+    /// `dead_letter` fails while set.
+    pub dlq_down: Mutex<bool>,
 }
 
 #[async_trait]
@@ -127,6 +129,9 @@ impl DeliveryQueue for MemQueue {
     }
 
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
+        if *self.dlq_down.lock().unwrap() {
+            return Err(Unavailable("dlq down".into()));
+        }
         self.dead
             .lock()
             .unwrap()

@@ -458,3 +458,38 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
     assert!(deliver(&ports, &received(&key, "pushes", 1)).await.is_err());
     assert!(queue.dead.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
+    let key = committed_event(&reg, &store).await;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    *queue.dlq_down.lock().unwrap() = true;
+    // The last attempt (3 of 3) fails and the DLQ is unavailable.
+    assert!(deliver(&ports, &received(&key, "pushes", 3)).await.is_err());
+    let task = received(&key, "pushes", 3).task;
+    assert_ne!(
+        store.delivery_status(&task).await.unwrap(),
+        Some(DeliveryStatus::Failed),
+        "must not be final before it is dead-lettered"
+    );
+    // Redelivered once the DLQ is back: dead-lettered, then failed.
+    *queue.dlq_down.lock().unwrap() = false;
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 4)).await.unwrap(),
+        Disposition::Done
+    );
+    assert_eq!(queue.dead.lock().unwrap().len(), 1);
+    assert_eq!(
+        store.delivery_status(&task).await.unwrap(),
+        Some(DeliveryStatus::Failed)
+    );
+}
