@@ -2,7 +2,7 @@
 //! tool sent it (`<unix micros>-<thread>-<n>`), so the sink measures the
 //! end-to-end latency: request sent → destination receives.
 //!
-//!     load_sink 127.0.0.1:9091
+//!     cargo run --release -p sluice-cli --example load_sink -- 127.0.0.1:9091
 //!     curl 127.0.0.1:9091/stats
 
 use std::sync::{Arc, Mutex};
