@@ -179,8 +179,14 @@ async fn d_a_destination_that_always_fails_ends_failed_and_dead_lettered() {
 
     let store = h.store();
     let key = EventKey::new("github", "d-d");
-    eventually_async(WAIT, "dead letter", || async {
-        !store.dead_letters().await.unwrap().is_empty()
+    // The task is dead-lettered first, then the delivery marked failed.
+    eventually_async(WAIT, "failed status", || async {
+        store
+            .deliveries(&key)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.status == DeliveryStatus::Failed)
     })
     .await;
     let dead = store.dead_letters().await.unwrap();
@@ -321,12 +327,20 @@ url = "https://localhost:{port}/hook"
     assert!(refused.reason.contains("refused"), "{}", refused.reason);
     // The opted-out subscription reached the same server; the guarded one never did.
     eventually(WAIT, "opted-out delivery", || sink.count() == 1).await;
+    // The refused attempt is logged right after its dead letter.
+    let key = EventKey::new("github", "d-g");
+    eventually_async(WAIT, "guarded attempt logged", || async {
+        store
+            .attempts(&key)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.subscription == "guarded")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 1);
-    let attempts = store
-        .attempts(&EventKey::new("github", "d-g"))
-        .await
-        .unwrap();
+    let attempts = store.attempts(&key).await.unwrap();
     let guarded_attempts: Vec<_> = attempts
         .iter()
         .filter(|a| a.subscription == "guarded")
