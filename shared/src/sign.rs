@@ -87,35 +87,25 @@ pub fn signature(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) ->
     out
 }
 
-/// The three Standard Webhooks headers. Fails only if `msg_id` is not a
-/// valid header value.
-pub fn headers(
-    key: &SigningKey,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<[(HeaderName, HeaderValue); 3], InvalidHeaderValue> {
-    let id = HeaderValue::from_str(msg_id)?;
-    let ts = HeaderValue::from(timestamp);
-    let sig = HeaderValue::from_str(&signature(key, msg_id, timestamp, body))?;
-    Ok([
-        (WEBHOOK_ID, id),
-        (WEBHOOK_TIMESTAMP, ts),
-        (WEBHOOK_SIGNATURE, sig),
-    ])
-}
-
-/// Insert (replacing) the Standard Webhooks headers into `map`.
+/// Insert (replacing) the Standard Webhooks headers into `map`:
+/// `webhook-id` and `webhook-timestamp` always, `webhook-signature` when
+/// there is a key. All or nothing: an id that is not a valid header value
+/// inserts none, since a signature over an id the receiver never sees could
+/// not be checked.
 pub fn insert_headers(
     map: &mut HeaderMap,
-    key: &SigningKey,
+    key: Option<&SigningKey>,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],
 ) -> Result<(), InvalidHeaderValue> {
-    for (name, value) in headers(key, msg_id, timestamp, body)? {
-        map.insert(name, value);
+    let id = HeaderValue::from_str(msg_id)?;
+    if let Some(key) = key {
+        let sig = HeaderValue::from_str(&signature(key, msg_id, timestamp, body))?;
+        map.insert(WEBHOOK_SIGNATURE, sig);
     }
+    map.insert(WEBHOOK_ID, id);
+    map.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
     Ok(())
 }
 
@@ -198,11 +188,22 @@ mod tests {
         let key = SigningKey::from_whsec(SECRET).unwrap();
         let mut map = HeaderMap::new();
         map.insert(WEBHOOK_SIGNATURE, HeaderValue::from_static("stale"));
-        insert_headers(&mut map, &key, MSG_ID, TS, BODY).unwrap();
+        insert_headers(&mut map, Some(&key), MSG_ID, TS, BODY).unwrap();
         assert_eq!(map.len(), 3);
         assert_eq!(map["webhook-id"], MSG_ID);
         assert_eq!(map["webhook-timestamp"], "1614265330");
         assert_eq!(map["webhook-signature"], EXPECTED);
-        assert!(headers(&key, "bad\nid", TS, BODY).is_err());
+
+        let mut unsigned = HeaderMap::new();
+        insert_headers(&mut unsigned, None, MSG_ID, TS, BODY).unwrap();
+        assert_eq!(unsigned.len(), 2);
+        assert!(!unsigned.contains_key(WEBHOOK_SIGNATURE));
+
+        let mut bad = HeaderMap::new();
+        assert!(insert_headers(&mut bad, Some(&key), "bad\nid", TS, BODY).is_err());
+        assert!(
+            bad.is_empty(),
+            "nothing is inserted when the id is unusable"
+        );
     }
 }

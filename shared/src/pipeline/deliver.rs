@@ -167,15 +167,9 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
     }
     // The id stays the same across retries, so the receiver can dedup.
     let msg_id = event.key().to_string();
-    if let Ok(v) = HeaderValue::from_str(&msg_id) {
-        headers.insert(sign::WEBHOOK_ID, v);
-    }
-    headers.insert(sign::WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
-    if let Some(key) = &sub.signing_key {
-        let signature = sign::signature(key, &msg_id, timestamp, &event.body);
-        if let Ok(v) = HeaderValue::from_str(&signature) {
-            headers.insert(sign::WEBHOOK_SIGNATURE, v);
-        }
+    let signing_key = sub.signing_key.as_ref();
+    if sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &event.body).is_err() {
+        tracing::warn!(source = %event.source, event_id = %event.id, "event id is not a valid header value; sent without Standard Webhooks headers");
     }
     if !event.event_type.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&event.event_type) {
