@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, TryStreamExt};
 
-use super::item::{self, PK, Update, dl, ev, n, s};
+use super::item::{self, Item, PK, Update, dl, ev, n, s};
 use super::sdk_error;
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
@@ -60,38 +60,57 @@ impl DynamoStore {
 
     /// The subscriptions an event was routed to, once enqueue finished.
     pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.events_table)
-            .set_key(Some(item::event_key(key)))
-            .consistent_read(true)
-            .projection_expression("#r")
-            .expression_attribute_names("#r", ev::ROUTED)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem (events)", e))?;
-        match out.item() {
+        let found = self
+            .get(
+                &self.events_table,
+                item::event_key(key),
+                Some(ev::ROUTED),
+                "GetItem (events)",
+            )
+            .await?;
+        match found {
             None => Ok(None),
-            Some(i) => item::item_routed(i).map_err(Unavailable::new),
+            Some(i) => item::item_routed(&i).map_err(Unavailable::new),
         }
     }
 
     /// The attempt log of one delivery, oldest first.
     pub async fn attempts(&self, task: &DeliveryTask) -> Result<Vec<Attempt>, Unavailable> {
-        let out = self
+        let found = self
+            .get(
+                &self.deliveries_table,
+                item::delivery_key(task),
+                None,
+                "GetItem (deliveries)",
+            )
+            .await?;
+        match found {
+            None => Ok(Vec::new()),
+            Some(i) => item::item_attempts(&i).map_err(Unavailable::new),
+        }
+    }
+
+    /// One item, read consistently; `only` names the single attribute wanted.
+    async fn get(
+        &self,
+        table: &str,
+        key: Item,
+        only: Option<&str>,
+        what: &'static str,
+    ) -> Result<Option<Item>, Unavailable> {
+        let mut req = self
             .client
             .get_item()
-            .table_name(&self.deliveries_table)
-            .set_key(Some(item::delivery_key(task)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem (deliveries)", e))?;
-        match out.item() {
-            None => Ok(Vec::new()),
-            Some(i) => item::item_attempts(i).map_err(Unavailable::new),
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true);
+        if let Some(attribute) = only {
+            req = req
+                .projection_expression("#a")
+                .expression_attribute_names("#a", attribute);
         }
+        let out = req.send().await.map_err(|e| sdk_error(what, e))?;
+        Ok(out.item)
     }
 
     fn expires_at(&self, now_ms: i64) -> i64 {
@@ -163,18 +182,17 @@ impl EventStore for DynamoStore {
     }
 
     async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.events_table)
-            .set_key(Some(item::event_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem (events)", e))?;
-        match out.item() {
+        let found = self
+            .get(
+                &self.events_table,
+                item::event_key(key),
+                None,
+                "GetItem (events)",
+            )
+            .await?;
+        match found {
             None => Ok(None),
-            Some(i) => item::item_to_event(i)
+            Some(i) => item::item_to_event(&i)
                 .map(Some)
                 .map_err(|e| Unavailable(format!("event {key}: {e}"))),
         }
@@ -243,20 +261,17 @@ impl EventStore for DynamoStore {
         &self,
         task: &DeliveryTask,
     ) -> Result<Option<DeliveryStatus>, Unavailable> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.deliveries_table)
-            .set_key(Some(item::delivery_key(task)))
-            .consistent_read(true)
-            .projection_expression("#s")
-            .expression_attribute_names("#s", dl::STATUS)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem (deliveries)", e))?;
-        match out.item() {
+        let found = self
+            .get(
+                &self.deliveries_table,
+                item::delivery_key(task),
+                Some(dl::STATUS),
+                "GetItem (deliveries)",
+            )
+            .await?;
+        match found {
             None => Ok(None),
-            Some(i) => item::item_status(i).map_err(Unavailable::new),
+            Some(i) => item::item_status(&i).map_err(Unavailable::new),
         }
     }
 
