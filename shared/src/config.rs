@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,16 @@ pub struct ConfigFile {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// The admin API (`/admin/`); off unless a token is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: the bearer token of the admin API, a secret reference.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub token: SecretRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -79,6 +89,20 @@ pub struct SubscriptionConfig {
     /// Allow http:// and private addresses (local use only).
     #[serde(default)]
     pub allow_local: bool,
+    /// The secret a rotation replaced: deliveries are signed with both
+    /// until `until`, so receivers can switch without a gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_secret: Option<PreviousSecret>,
+}
+
+/// A replaced signing secret and the end of its overlap.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    pub secret: SecretRef,
+    /// RFC 3339, e.g. `2025-01-31T12:00:00Z`.
+    #[serde(with = "humantime_serde")]
+    pub until: SystemTime,
 }
 
 /// A duration written as `5s`, `30m`, `2h`.
@@ -230,6 +254,21 @@ impl ConfigFile {
                     })?)
                 }
             };
+            let previous_signing_key = match &sub.previous_signing_secret {
+                None => None,
+                Some(p) => {
+                    let value = secrets.resolve(&p.secret).await.map_err(|e| {
+                        ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id))
+                    })?;
+                    let key = SigningKey::from_whsec(value.expose()).map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "subscription {:?}: previous_signing_secret: {e}",
+                            sub.id
+                        ))
+                    })?;
+                    Some((key, p.until))
+                }
+            };
             subscriptions.push(Arc::new(Subscription {
                 id: sub.id.clone(),
                 source: sub.source.clone(),
@@ -237,6 +276,7 @@ impl ConfigFile {
                 url: destination_url(sub)?,
                 format: sub.format,
                 signing_key,
+                previous_signing_key,
                 retry: retry_policy(sub)?,
                 allow_local: sub.allow_local,
                 enabled: AtomicBool::new(true),
@@ -251,7 +291,7 @@ fn invalid<T>(message: String) -> Result<T, ConfigError> {
 }
 
 /// Ids appear in URLs and in `{source}#{id}` keys: keep them plain.
-fn check_id(kind: &str, id: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_id(kind: &str, id: &str) -> Result<(), ConfigError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -266,7 +306,7 @@ fn check_id(kind: &str, id: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn destination_url(sub: &SubscriptionConfig) -> Result<Url, ConfigError> {
+pub(crate) fn destination_url(sub: &SubscriptionConfig) -> Result<Url, ConfigError> {
     let url = Url::parse(&sub.url)
         .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: url: {e}", sub.id)))?;
     match url.scheme() {
@@ -283,7 +323,7 @@ fn destination_url(sub: &SubscriptionConfig) -> Result<Url, ConfigError> {
     }
 }
 
-fn retry_policy(sub: &SubscriptionConfig) -> Result<RetryPolicy, ConfigError> {
+pub(crate) fn retry_policy(sub: &SubscriptionConfig) -> Result<RetryPolicy, ConfigError> {
     match &sub.retry_schedule {
         None => Ok(RetryPolicy::default()),
         Some(schedule) => RetryPolicy::new(schedule.iter().map(|d| d.0).collect()).map_err(|e| {
@@ -312,6 +352,8 @@ pub struct Subscription {
     pub url: Url,
     pub format: Format,
     pub signing_key: Option<SigningKey>,
+    /// The replaced key, still signing until the time given.
+    pub previous_signing_key: Option<(SigningKey, SystemTime)>,
     pub retry: RetryPolicy,
     pub allow_local: bool,
     enabled: AtomicBool,
@@ -324,6 +366,14 @@ impl Subscription {
 
     pub fn set_enabled(&self, enabled: bool) {
         self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// The replaced key, if it still signs at `now`.
+    pub fn previous_key_at(&self, now: SystemTime) -> Option<&SigningKey> {
+        self.previous_signing_key
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(k, _)| k)
     }
 }
 

@@ -109,6 +109,24 @@ pub fn insert_headers(
     Ok(())
 }
 
+/// Add a second signature to `webhook-signature` (space-separated, as
+/// Standard Webhooks allows), so receivers holding either key accept the
+/// message during a rotation. Does nothing without a first signature.
+pub fn append_signature(
+    map: &mut HeaderMap,
+    key: &SigningKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<(), InvalidHeaderValue> {
+    let Some(first) = map.get(WEBHOOK_SIGNATURE).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let both = format!("{first} {}", signature(key, msg_id, timestamp, body));
+    map.insert(WEBHOOK_SIGNATURE, HeaderValue::from_str(&both)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +199,19 @@ mod tests {
         );
         let (_, other) = SigningKey::generate();
         assert_ne!(whsec, other);
+    }
+
+    #[test]
+    fn a_second_signature_is_appended_for_rotation() {
+        let key = SigningKey::from_whsec(SECRET).unwrap();
+        let (old, _) = SigningKey::generate();
+        let mut map = HeaderMap::new();
+        append_signature(&mut map, &old, MSG_ID, TS, BODY).unwrap();
+        assert!(map.is_empty(), "no first signature, nothing appended");
+        insert_headers(&mut map, Some(&key), MSG_ID, TS, BODY).unwrap();
+        append_signature(&mut map, &old, MSG_ID, TS, BODY).unwrap();
+        let want = format!("{EXPECTED} {}", signature(&old, MSG_ID, TS, BODY));
+        assert_eq!(map["webhook-signature"], want.as_str());
     }
 
     #[test]

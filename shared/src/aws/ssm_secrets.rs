@@ -92,7 +92,7 @@ impl SsmSecrets {
 impl SecretResolver for SsmSecrets {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
         let name = match reference {
-            SecretRef::Env(_) => return self.env.resolve(reference).await,
+            SecretRef::Env(_) | SecretRef::Db(_) => return self.env.resolve(reference).await,
             SecretRef::Ssm(name) => name,
         };
         if let Some(hit) = self.cached(name) {

@@ -171,6 +171,12 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
     if sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &event.body).is_err() {
         tracing::warn!(source = %event.source, event_id = %event.id, "event id is not a valid header value; sent without Standard Webhooks headers");
     }
+    // During a rotation the replaced key signs too, until its overlap ends.
+    if let Some(previous) =
+        sub.previous_key_at(crate::time::from_ms(timestamp.saturating_mul(1000)))
+    {
+        let _ = sign::append_signature(&mut headers, previous, &msg_id, timestamp, &event.body);
+    }
     if !event.event_type.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&event.event_type) {
             headers.insert(HeaderName::from_static("sluice-event-type"), v);

@@ -59,6 +59,10 @@ impl SecretResolver for EnvSecrets {
                 reference.clone(),
                 "ssm: secrets need the aws feature",
             )),
+            SecretRef::Db(_) => Err(SecretError::Unsupported(
+                reference.clone(),
+                "db: secrets live in the embedded gateway's database",
+            )),
         }
     }
 }
@@ -88,6 +92,10 @@ mod tests {
         assert_eq!(
             "ssm:/a/b".parse::<SecretRef>().unwrap(),
             SecretRef::Ssm("/a/b".into())
+        );
+        assert_eq!(
+            "db:sub.deploys.1".parse::<SecretRef>().unwrap(),
+            SecretRef::Db("sub.deploys.1".into())
         );
         assert!("plain:x".parse::<SecretRef>().is_err());
         assert!("env:".parse::<SecretRef>().is_err());

@@ -14,6 +14,9 @@ pub use env::EnvSecrets;
 pub enum SecretRef {
     Env(String),
     Ssm(String),
+    /// A value held by the gateway's own secret store (the embedded
+    /// database): secrets created through the admin API.
+    Db(String),
 }
 
 impl fmt::Display for SecretRef {
@@ -21,6 +24,7 @@ impl fmt::Display for SecretRef {
         match self {
             Self::Env(name) => write!(f, "env:{name}"),
             Self::Ssm(path) => write!(f, "ssm:{path}"),
+            Self::Db(name) => write!(f, "db:{name}"),
         }
     }
 }
@@ -37,7 +41,7 @@ impl FromStr for SecretRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (scheme, rest) = s
             .split_once(':')
-            .ok_or_else(|| format!("secret reference {s:?} must start with env: or ssm:"))?;
+            .ok_or_else(|| format!("secret reference {s:?} must start with env:, ssm: or db:"))?;
         if rest.is_empty() {
             return Err(format!(
                 "secret reference {s:?} names nothing after {scheme}:"
@@ -46,8 +50,9 @@ impl FromStr for SecretRef {
         match scheme {
             "env" => Ok(Self::Env(rest.to_owned())),
             "ssm" => Ok(Self::Ssm(rest.to_owned())),
+            "db" => Ok(Self::Db(rest.to_owned())),
             _ => Err(format!(
-                "secret reference {s:?}: unknown scheme {scheme:?} (use env: or ssm:)"
+                "secret reference {s:?}: unknown scheme {scheme:?} (use env:, ssm: or db:)"
             )),
         }
     }
@@ -99,4 +104,16 @@ pub enum SecretError {
 #[async_trait]
 pub trait SecretResolver: Send + Sync {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
+}
+
+/// Where secrets created through the admin API are kept (embedded: the
+/// database; AWS: SSM SecureString parameters). Values are never logged.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Keep `value` under `name` (a unique, plain name); returns the
+    /// reference to write into the config.
+    async fn put_secret(&self, name: &str, value: &Secret) -> Result<SecretRef, SecretError>;
+
+    /// Forget a secret this store created. Other references are ignored.
+    async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError>;
 }
