@@ -117,9 +117,19 @@ impl Transport for HttpTransport {
         Ok(DeliveryResponse {
             status,
             retry_after,
-            snippet: String::from_utf8_lossy(&buf).into_owned(),
+            snippet: snippet_text(&buf),
         })
     }
+}
+
+/// The capped bytes as text: a character cut by the cap is dropped
+/// rather than shown as a replacement character.
+fn snippet_text(buf: &[u8]) -> String {
+    let whole = match std::str::from_utf8(buf) {
+        Err(e) if e.error_len().is_none() => &buf[..e.valid_up_to()],
+        _ => buf,
+    };
+    String::from_utf8_lossy(whole).into_owned()
 }
 
 /// The URL without query, fragment and userinfo, which may hold tokens.
@@ -405,6 +415,13 @@ mod tests {
                 "{url}: expected Refused, got {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_character_cut_by_the_cap_is_dropped() {
+        assert_eq!(snippet_text("héllo".as_bytes()), "héllo");
+        assert_eq!(snippet_text(&"hé".as_bytes()[..2]), "h");
+        assert_eq!(snippet_text(b"a\xffb"), "a\u{fffd}b");
     }
 
     #[tokio::test]
