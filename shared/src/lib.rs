@@ -4,6 +4,7 @@
 //! pipeline steps (receive, enqueue, deliver) as plain async functions over
 //! small ports, and the adapters that implement those ports.
 
+pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod error;

@@ -1,0 +1,284 @@
+//! The admin API's one HTTP entry point and its route table. Adapters
+//! (axum in `sluice serve`, a Lambda on AWS) only move bytes in and out.
+
+use bytes::Bytes;
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+
+use super::config_ops::Reply;
+use super::input::Query;
+use super::ports::Kind;
+use super::{Admin, AdminError, openapi};
+
+/// Largest request body the admin API reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    OpenApi,
+    ListSources,
+    CreateSource,
+    GetSource,
+    UpdateSource,
+    DeleteSource,
+    EnableSource,
+    DisableSource,
+    AddSourceSecret,
+    RemoveSourceSecret,
+    ListSubscriptions,
+    CreateSubscription,
+    GetSubscription,
+    UpdateSubscription,
+    DeleteSubscription,
+    EnableSubscription,
+    DisableSubscription,
+    RotateSubscriptionSecret,
+    ListEvents,
+    GetEvent,
+    ReplayEvent,
+    BulkReplay,
+    ListDeadLetters,
+    RedriveDeadLetters,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    /// With `{name}` segments, as in the OpenAPI document.
+    pub path: &'static str,
+    pub op: Op,
+}
+
+const fn route(method: Method, path: &'static str, op: Op) -> Route {
+    Route { method, path, op }
+}
+
+/// Every route. The OpenAPI document lists exactly these (a test checks).
+pub const ROUTES: &[Route] = &[
+    route(Method::GET, "/admin/openapi.json", Op::OpenApi),
+    route(Method::GET, "/admin/sources", Op::ListSources),
+    route(Method::POST, "/admin/sources", Op::CreateSource),
+    route(Method::GET, "/admin/sources/{id}", Op::GetSource),
+    route(Method::PATCH, "/admin/sources/{id}", Op::UpdateSource),
+    route(Method::DELETE, "/admin/sources/{id}", Op::DeleteSource),
+    route(Method::POST, "/admin/sources/{id}/enable", Op::EnableSource),
+    route(
+        Method::POST,
+        "/admin/sources/{id}/disable",
+        Op::DisableSource,
+    ),
+    route(
+        Method::POST,
+        "/admin/sources/{id}/secrets",
+        Op::AddSourceSecret,
+    ),
+    route(
+        Method::DELETE,
+        "/admin/sources/{id}/secrets/{ref}",
+        Op::RemoveSourceSecret,
+    ),
+    route(Method::GET, "/admin/subscriptions", Op::ListSubscriptions),
+    route(Method::POST, "/admin/subscriptions", Op::CreateSubscription),
+    route(
+        Method::GET,
+        "/admin/subscriptions/{id}",
+        Op::GetSubscription,
+    ),
+    route(
+        Method::PATCH,
+        "/admin/subscriptions/{id}",
+        Op::UpdateSubscription,
+    ),
+    route(
+        Method::DELETE,
+        "/admin/subscriptions/{id}",
+        Op::DeleteSubscription,
+    ),
+    route(
+        Method::POST,
+        "/admin/subscriptions/{id}/enable",
+        Op::EnableSubscription,
+    ),
+    route(
+        Method::POST,
+        "/admin/subscriptions/{id}/disable",
+        Op::DisableSubscription,
+    ),
+    route(
+        Method::POST,
+        "/admin/subscriptions/{id}/rotate-secret",
+        Op::RotateSubscriptionSecret,
+    ),
+    route(Method::GET, "/admin/events", Op::ListEvents),
+    route(Method::GET, "/admin/events/{id}", Op::GetEvent),
+    route(Method::POST, "/admin/events/{id}/replay", Op::ReplayEvent),
+    route(Method::POST, "/admin/replay", Op::BulkReplay),
+    route(Method::GET, "/admin/dlq", Op::ListDeadLetters),
+    route(Method::POST, "/admin/dlq/redrive", Op::RedriveDeadLetters),
+];
+
+/// Serve one admin request. Never panics and never answers 500 for bad
+/// input: every failure is an [`AdminError`] with its own status.
+pub async fn handle(admin: &Admin, req: Request<Bytes>) -> Response<Bytes> {
+    match dispatch(admin, &req).await {
+        Ok(reply) => respond(reply),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The error response for `e` (adapters use it for what they catch
+/// themselves, such as a body over the limit).
+pub fn error_response(e: &AdminError) -> Response<Bytes> {
+    if let AdminError::Unavailable(u) = e {
+        tracing::warn!(error = %u, "admin request failed: store unavailable");
+    }
+    let mut resp = json_response(e.status(), &e.body());
+    match e {
+        AdminError::Unauthorized => {
+            resp.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sluice-admin\""),
+            );
+        }
+        AdminError::MethodNotAllowed { allow, .. } => {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(ALLOW, v);
+            }
+        }
+        _ => {}
+    }
+    resp
+}
+
+fn respond(reply: Reply) -> Response<Bytes> {
+    match reply.body {
+        Some(body) => json_response(reply.status, &body),
+        None => {
+            let mut resp = Response::new(Bytes::new());
+            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            resp
+        }
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn authorize(admin: &Admin, req: &Request<Bytes>) -> Result<(), AdminError> {
+    if !admin.enabled() {
+        return Err(AdminError::Disabled);
+    }
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match token {
+        Some(t) if admin.authorized(t) => Ok(()),
+        _ => Err(AdminError::Unauthorized),
+    }
+}
+
+/// Find the route for `method` and `path`; path parameters come back
+/// percent-decoded.
+pub fn match_route(
+    method: &Method,
+    path: &str,
+) -> Result<(&'static Route, Vec<String>), AdminError> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for r in ROUTES {
+        let pattern: Vec<&str> = r.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let mut matched = true;
+        for (p, s) in pattern.iter().zip(&segments) {
+            if p.starts_with('{') {
+                let decoded = percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map_err(|_| AdminError::BadRequest("path is not UTF-8".into()))?;
+                if decoded.is_empty() {
+                    matched = false;
+                    break;
+                }
+                params.push(decoded.into_owned());
+            } else if p != s {
+                matched = false;
+                break;
+            }
+        }
+        if !matched {
+            continue;
+        }
+        if r.method == *method {
+            return Ok((r, params));
+        }
+        allowed.push(r.method.as_str());
+    }
+    if allowed.is_empty() {
+        Err(AdminError::NoRoute {
+            method: method.to_string(),
+            path: path.to_owned(),
+        })
+    } else {
+        Err(AdminError::MethodNotAllowed {
+            method: method.to_string(),
+            allow: allowed.join(", "),
+        })
+    }
+}
+
+async fn dispatch(admin: &Admin, req: &Request<Bytes>) -> Result<Reply, AdminError> {
+    // Before routing, so an unauthenticated caller learns nothing of it.
+    authorize(admin, req)?;
+    let (route, params) = match_route(req.method(), req.uri().path())?;
+    let id = params.first().cloned().unwrap_or_default();
+    let second = params.get(1).cloned().unwrap_or_default();
+    let allowed: &[&str] = match route.op {
+        Op::ListSubscriptions => &["source"],
+        Op::ListEvents => &[
+            "source", "type", "status", "since", "until", "limit", "cursor",
+        ],
+        Op::ListDeadLetters => &["source", "subscription", "limit", "cursor"],
+        _ => &[],
+    };
+    let q = Query::parse(req.uri().query(), allowed)?;
+    let body = req.body().as_ref();
+    match route.op {
+        Op::OpenApi => Ok(Reply::ok(openapi::document())),
+        Op::ListSources => admin.list_sources().await,
+        Op::CreateSource => admin.create_source(body).await,
+        Op::GetSource => admin.get_source(&id).await,
+        Op::UpdateSource => admin.update_source(&id, body).await,
+        Op::DeleteSource => admin.delete_source(&id).await,
+        Op::EnableSource => admin.set_enabled(Kind::Source, &id, true).await,
+        Op::DisableSource => admin.set_enabled(Kind::Source, &id, false).await,
+        Op::AddSourceSecret => admin.add_source_secret(&id, body).await,
+        Op::RemoveSourceSecret => admin.remove_source_secret(&id, &second).await,
+        Op::ListSubscriptions => admin.list_subscriptions(&q).await,
+        Op::CreateSubscription => admin.create_subscription(body).await,
+        Op::GetSubscription => admin.get_subscription(&id).await,
+        Op::UpdateSubscription => admin.update_subscription(&id, body).await,
+        Op::DeleteSubscription => admin.delete_subscription(&id).await,
+        Op::EnableSubscription => admin.set_enabled(Kind::Subscription, &id, true).await,
+        Op::DisableSubscription => admin.set_enabled(Kind::Subscription, &id, false).await,
+        Op::RotateSubscriptionSecret => admin.rotate_subscription_secret(&id, body).await,
+        Op::ListEvents => admin.list_events(&q).await,
+        Op::GetEvent => admin.get_event(&id).await,
+        Op::ReplayEvent => admin.replay_event(&id, body).await,
+        Op::BulkReplay => admin.bulk_replay(body).await,
+        Op::ListDeadLetters => admin.list_dead_letters(&q).await,
+        Op::RedriveDeadLetters => admin.redrive(body).await,
+    }
+}

@@ -1,0 +1,867 @@
+//! Sources and subscriptions: create, read, update, delete, enable,
+//! disable, and secret rotation. Every change is checked against the
+//! config as it stands, written, then made live with a reload.
+
+use std::time::{Duration, SystemTime};
+
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::input::{self, Query, json_body, nullable};
+use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
+use super::views;
+use super::{Admin, AdminError};
+use crate::config::{
+    ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig, check_id,
+    destination_url, retry_policy,
+};
+use crate::secrets::{Secret, SecretRef};
+use crate::sign::SigningKey;
+use crate::verify::{HmacParams, Provider, Verifier};
+
+/// Default overlap of a rotated signing secret: receivers have a day to
+/// switch to the new one.
+pub(crate) const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub(crate) fn ok(body: Value) -> Self {
+        Self {
+            status: 200,
+            body: Some(body),
+        }
+    }
+
+    pub(crate) fn with_status(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+        }
+    }
+
+    fn no_content() -> Self {
+        Self {
+            status: 204,
+            body: None,
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A source secret as given: a reference (`env:NAME`, `ssm:/path`) or a
+/// value the gateway keeps (`{"value": "…"}`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretInput {
+    Ref(String),
+    Value { value: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceCreate {
+    id: String,
+    provider: Provider,
+    secrets: Vec<SecretInput>,
+    #[serde(default)]
+    tolerance_secs: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    dedupe_window: Option<Duration>,
+    #[serde(default)]
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    hmac: Option<HmacParams>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcePatch {
+    #[serde(default)]
+    provider: Option<Provider>,
+    #[serde(default)]
+    secrets: Option<Vec<SecretInput>>,
+    #[serde(default, deserialize_with = "nullable")]
+    tolerance_secs: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    dedupe_window: Option<Option<HumanDuration>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_body_bytes: Option<Option<usize>>,
+    #[serde(default, deserialize_with = "nullable")]
+    hmac: Option<Option<HmacParams>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretAdd {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default, rename = "ref")]
+    reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionCreate {
+    #[serde(default)]
+    id: Option<String>,
+    source: String,
+    url: String,
+    events: Vec<String>,
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    retry_schedule: Option<Vec<HumanDuration>>,
+    #[serde(default)]
+    allow_local: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionPatch {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    format: Option<Format>,
+    #[serde(default, deserialize_with = "nullable")]
+    retry_schedule: Option<Option<Vec<HumanDuration>>>,
+    #[serde(default)]
+    allow_local: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    /// How long the replaced secret keeps signing: `24h`, `0s`.
+    #[serde(default)]
+    overlap: Option<String>,
+}
+
+impl Admin {
+    async fn entry(&self, kind: Kind, id: &str) -> Result<ConfigEntry, AdminError> {
+        self.ports
+            .config
+            .get_config(kind, id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no {} {id:?}", kind.as_str())))
+    }
+
+    /// Entries created through the API may change; the file owns its own.
+    fn writable(entry: &ConfigEntry) -> Result<(), AdminError> {
+        match entry.origin {
+            Origin::Api => Ok(()),
+            Origin::File => Err(AdminError::ReadOnly(format!(
+                "{} {:?} is defined in the config file; change it there (the file is applied at start-up)",
+                entry.item.kind().as_str(),
+                entry.item.id()
+            ))),
+        }
+    }
+
+    /// Make a change live. It is saved already; if the reload fails the
+    /// config watcher retries, so the change is not lost.
+    async fn make_live(&self) {
+        if let Err(e) = self.ports.reload.reload().await {
+            tracing::warn!(error = %e, "config saved but not reloaded yet");
+        }
+    }
+
+    /// The whole config with `item` put in place of (or beside) its entry:
+    /// the checks the config file gets (ids, references, URLs).
+    async fn check_whole(&self, item: Option<&ConfigItem>) -> Result<(), AdminError> {
+        let mut file = ConfigFile::default();
+        for e in self.ports.config.list_config().await? {
+            if item.is_some_and(|i| i.kind() == e.item.kind() && i.id() == e.item.id()) {
+                continue;
+            }
+            match e.item {
+                ConfigItem::Source(s) => file.sources.push(s),
+                ConfigItem::Subscription(s) => file.subscriptions.push(s),
+            }
+        }
+        match item {
+            Some(ConfigItem::Source(s)) => file.sources.push(s.clone()),
+            Some(ConfigItem::Subscription(s)) => file.subscriptions.push(s.clone()),
+            None => {}
+        }
+        file.validate()
+            .map_err(|e| AdminError::invalid("config", e.to_string()))
+    }
+
+    // ---- sources ----
+
+    pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
+        let sources: Vec<Value> = self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .iter()
+            .filter_map(|e| match &e.item {
+                ConfigItem::Source(s) => Some(views::source(s, e)),
+                ConfigItem::Subscription(_) => None,
+            })
+            .collect();
+        Ok(Reply::ok(json!({ "sources": sources })))
+    }
+
+    pub(crate) async fn get_source(&self, id: &str) -> Result<Reply, AdminError> {
+        let entry = self.entry(Kind::Source, id).await?;
+        Ok(Reply::ok(source_view(&entry)))
+    }
+
+    /// Turn secret inputs into references, checking each; values given
+    /// directly are stored only once everything else is checked.
+    async fn source_secrets(
+        &self,
+        field: &str,
+        inputs: Vec<SecretInput>,
+    ) -> Result<Vec<(Option<Secret>, Option<SecretRef>)>, AdminError> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            let field = format!("{field}[{i}]");
+            match input {
+                SecretInput::Ref(r) => {
+                    let r: SecretRef = r.parse().map_err(|e| AdminError::invalid(&field, e))?;
+                    out.push((None, Some(r)));
+                }
+                SecretInput::Value { value } if value.is_empty() => {
+                    return Err(AdminError::invalid(field, "the secret value is empty"));
+                }
+                SecretInput::Value { value } => out.push((Some(Secret::new(value)), None)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolve every secret and build the verifier, as a running source
+    /// would: a source saved here is one the gateway can serve.
+    async fn check_source(
+        &self,
+        s: &SourceConfig,
+        pending_values: &[(usize, Secret)],
+    ) -> Result<(), AdminError> {
+        check_id("source", &s.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
+        if s.secrets.is_empty() && pending_values.is_empty() {
+            return Err(AdminError::invalid("secrets", "name at least one secret"));
+        }
+        match (s.provider, &s.hmac) {
+            (Provider::Hmac, None) => {
+                return Err(AdminError::invalid(
+                    "hmac",
+                    "provider \"hmac\" needs its hmac settings",
+                ));
+            }
+            (p, Some(_)) if p != Provider::Hmac => {
+                return Err(AdminError::invalid(
+                    "hmac",
+                    "the hmac settings only apply to provider \"hmac\"",
+                ));
+            }
+            _ => {}
+        }
+        if s.max_body_bytes == Some(0) {
+            return Err(AdminError::invalid("max_body_bytes", "must be above 0"));
+        }
+        let mut values = Vec::new();
+        for (i, r) in s.secrets.iter().enumerate() {
+            let v = self
+                .ports
+                .secrets
+                .resolve(r)
+                .await
+                .map_err(|e| AdminError::invalid(format!("secrets[{i}]"), e.to_string()))?;
+            values.push(v);
+        }
+        values.extend(pending_values.iter().map(|(_, v)| v.clone()));
+        Verifier::new(
+            s.provider,
+            &values,
+            s.hmac.as_ref(),
+            s.tolerance_secs.map(Duration::from_secs),
+        )
+        .map_err(|e| {
+            let field = if s.provider == Provider::Hmac {
+                "hmac"
+            } else {
+                "secrets"
+            };
+            AdminError::invalid(field, e)
+        })?;
+        Ok(())
+    }
+
+    /// Store the values given directly; returns the final reference list
+    /// in input order, and the references created (to undo on failure).
+    async fn store_values(
+        &self,
+        source: &str,
+        inputs: Vec<(Option<Secret>, Option<SecretRef>)>,
+    ) -> Result<(Vec<SecretRef>, Vec<SecretRef>), AdminError> {
+        let mut refs = Vec::with_capacity(inputs.len());
+        let mut created = Vec::new();
+        for input in inputs {
+            match input {
+                (_, Some(r)) => refs.push(r),
+                (Some(value), None) => {
+                    let name = format!("source.{source}.{}", random_hex(8));
+                    let r = self
+                        .ports
+                        .secret_store
+                        .put_secret(&name, &value)
+                        .await
+                        .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+                    created.push(r.clone());
+                    refs.push(r);
+                }
+                (None, None) => {}
+            }
+        }
+        Ok((refs, created))
+    }
+
+    async fn forget_secrets(&self, refs: &[SecretRef]) {
+        for r in refs {
+            if let Err(e) = self.ports.secret_store.delete_secret(r).await {
+                tracing::warn!(secret = %r, error = %e, "could not delete a stored secret");
+            }
+        }
+    }
+
+    /// The secret inputs split into (refs, values to store) for checking.
+    fn split_inputs(
+        inputs: &[(Option<Secret>, Option<SecretRef>)],
+    ) -> (Vec<SecretRef>, Vec<(usize, Secret)>) {
+        let mut refs = Vec::new();
+        let mut values = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match input {
+                (_, Some(r)) => refs.push(r.clone()),
+                (Some(v), None) => values.push((i, v.clone())),
+                (None, None) => {}
+            }
+        }
+        (refs, values)
+    }
+
+    pub(crate) async fn create_source(&self, body: &[u8]) -> Result<Reply, AdminError> {
+        let input: SourceCreate = json_body(body)?;
+        let _w = self.writes.lock().await;
+        let inputs = self.source_secrets("secrets", input.secrets).await?;
+        let (refs, values) = Self::split_inputs(&inputs);
+        let mut config = SourceConfig {
+            id: input.id,
+            provider: input.provider,
+            secrets: refs,
+            tolerance_secs: input.tolerance_secs,
+            dedupe_window: input.dedupe_window,
+            max_body_bytes: input.max_body_bytes,
+            hmac: input.hmac,
+        };
+        self.check_source(&config, &values).await?;
+        if self
+            .ports
+            .config
+            .get_config(Kind::Source, &config.id)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::AlreadyExists(format!(
+                "source {:?} already exists",
+                config.id
+            )));
+        }
+        let (refs, created) = self.store_values(&config.id, inputs).await?;
+        config.secrets = refs;
+        let item = ConfigItem::Source(config);
+        if !self.ports.config.create_config(&item, Origin::Api).await? {
+            self.forget_secrets(&created).await;
+            return Err(AdminError::AlreadyExists(format!(
+                "source {:?} already exists",
+                item.id()
+            )));
+        }
+        self.make_live().await;
+        let entry = self.entry(Kind::Source, item.id()).await?;
+        Ok(Reply::with_status(201, source_view(&entry)))
+    }
+
+    pub(crate) async fn update_source(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
+        let patch: SourcePatch = json_body(body)?;
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Source, id).await?;
+        Self::writable(&entry)?;
+        let ConfigItem::Source(mut config) = entry.item else {
+            return Err(AdminError::NotFound(format!("no source {id:?}")));
+        };
+        let old_refs = config.secrets.clone();
+        if let Some(p) = patch.provider {
+            config.provider = p;
+        }
+        if let Some(v) = patch.tolerance_secs {
+            config.tolerance_secs = v;
+        }
+        if let Some(v) = patch.dedupe_window {
+            config.dedupe_window = v.map(|d| d.0);
+        }
+        if let Some(v) = patch.max_body_bytes {
+            config.max_body_bytes = v;
+        }
+        if let Some(v) = patch.hmac {
+            config.hmac = v;
+        }
+        let mut inputs = None;
+        if let Some(secrets) = patch.secrets {
+            let parsed = self.source_secrets("secrets", secrets).await?;
+            let (refs, values) = Self::split_inputs(&parsed);
+            config.secrets = refs;
+            self.check_source(&config, &values).await?;
+            inputs = Some(parsed);
+        } else {
+            self.check_source(&config, &[]).await?;
+        }
+        let mut created = Vec::new();
+        if let Some(parsed) = inputs {
+            let (refs, made) = self.store_values(id, parsed).await?;
+            config.secrets = refs;
+            created = made;
+        }
+        let item = ConfigItem::Source(config.clone());
+        if !self.ports.config.update_config(&item).await? {
+            self.forget_secrets(&created).await;
+            return Err(AdminError::NotFound(format!("no source {id:?}")));
+        }
+        let dropped: Vec<SecretRef> = old_refs
+            .into_iter()
+            .filter(|r| !config.secrets.contains(r))
+            .collect();
+        self.forget_secrets(&dropped).await;
+        self.make_live().await;
+        self.get_source(id).await
+    }
+
+    pub(crate) async fn delete_source(&self, id: &str) -> Result<Reply, AdminError> {
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Source, id).await?;
+        Self::writable(&entry)?;
+        let users: Vec<String> = self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .into_iter()
+            .filter_map(|e| match e.item {
+                ConfigItem::Subscription(s) if s.source == id => Some(s.id),
+                _ => None,
+            })
+            .collect();
+        if !users.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "source {id:?} still has subscriptions: {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        self.ports.config.delete_config(Kind::Source, id).await?;
+        if let ConfigItem::Source(s) = &entry.item {
+            self.forget_secrets(&s.secrets).await;
+        }
+        self.make_live().await;
+        Ok(Reply::no_content())
+    }
+
+    pub(crate) async fn set_enabled(
+        &self,
+        kind: Kind,
+        id: &str,
+        enabled: bool,
+    ) -> Result<Reply, AdminError> {
+        let _w = self.writes.lock().await;
+        if !self.ports.config.set_enabled(kind, id, enabled).await? {
+            return Err(AdminError::NotFound(format!("no {} {id:?}", kind.as_str())));
+        }
+        self.make_live().await;
+        let entry = self.entry(kind, id).await?;
+        Ok(Reply::ok(entry_view(&entry)))
+    }
+
+    /// Rotation, step one: add the new secret beside the old ones (any of
+    /// them verifies). Step two, once the provider signs with the new one:
+    /// remove the old one.
+    pub(crate) async fn add_source_secret(
+        &self,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, AdminError> {
+        let input: SecretAdd = json_body(body)?;
+        let given = match (input.value, input.reference) {
+            (Some(v), None) => SecretInput::Value { value: v },
+            (None, Some(r)) => SecretInput::Ref(r),
+            _ => {
+                return Err(AdminError::invalid(
+                    "body",
+                    "give exactly one of \"value\" and \"ref\"",
+                ));
+            }
+        };
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Source, id).await?;
+        Self::writable(&entry)?;
+        let ConfigItem::Source(mut config) = entry.item else {
+            return Err(AdminError::NotFound(format!("no source {id:?}")));
+        };
+        let field = if matches!(given, SecretInput::Ref(_)) {
+            "ref"
+        } else {
+            "value"
+        };
+        let mut parsed = self
+            .source_secrets(field, vec![given])
+            .await
+            .map_err(|e| match e {
+                AdminError::Invalid { message, .. } => AdminError::invalid(field, message),
+                other => other,
+            })?;
+        if let Some((_, Some(r))) = parsed.first() {
+            if config.secrets.contains(r) {
+                return Err(AdminError::Conflict(format!(
+                    "source {id:?} already has secret {r}"
+                )));
+            }
+        }
+        let (_, values) = Self::split_inputs(&parsed);
+        let mut candidate = config.clone();
+        if let Some((_, Some(r))) = parsed.first() {
+            candidate.secrets.push(r.clone());
+        }
+        self.check_source(&candidate, &values)
+            .await
+            .map_err(|e| match e {
+                AdminError::Invalid { message, .. } => AdminError::invalid(field, message),
+                other => other,
+            })?;
+        let (mut refs, created) = self.store_values(id, parsed.drain(..).collect()).await?;
+        config.secrets.append(&mut refs);
+        if !self
+            .ports
+            .config
+            .update_config(&ConfigItem::Source(config))
+            .await?
+        {
+            self.forget_secrets(&created).await;
+            return Err(AdminError::NotFound(format!("no source {id:?}")));
+        }
+        self.make_live().await;
+        let entry = self.entry(Kind::Source, id).await?;
+        Ok(Reply::with_status(201, source_view(&entry)))
+    }
+
+    pub(crate) async fn remove_source_secret(
+        &self,
+        id: &str,
+        reference: &str,
+    ) -> Result<Reply, AdminError> {
+        let r: SecretRef = reference
+            .parse()
+            .map_err(|e: String| AdminError::invalid("ref", e))?;
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Source, id).await?;
+        Self::writable(&entry)?;
+        let ConfigItem::Source(mut config) = entry.item else {
+            return Err(AdminError::NotFound(format!("no source {id:?}")));
+        };
+        if !config.secrets.contains(&r) {
+            return Err(AdminError::NotFound(format!(
+                "source {id:?} has no secret {r}"
+            )));
+        }
+        if config.secrets.len() == 1 {
+            return Err(AdminError::Conflict(format!(
+                "{r} is the last secret of source {id:?}; add the new one first"
+            )));
+        }
+        config.secrets.retain(|s| s != &r);
+        self.ports
+            .config
+            .update_config(&ConfigItem::Source(config))
+            .await?;
+        self.forget_secrets(std::slice::from_ref(&r)).await;
+        self.make_live().await;
+        self.get_source(id).await
+    }
+
+    // ---- subscriptions ----
+
+    pub(crate) async fn list_subscriptions(&self, q: &Query) -> Result<Reply, AdminError> {
+        let source = q.get("source");
+        let subs: Vec<Value> = self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .iter()
+            .filter_map(|e| match &e.item {
+                ConfigItem::Subscription(s) if source.is_none_or(|src| s.source == src) => {
+                    Some(views::subscription(s, e))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(Reply::ok(json!({ "subscriptions": subs })))
+    }
+
+    pub(crate) async fn get_subscription(&self, id: &str) -> Result<Reply, AdminError> {
+        let entry = self.entry(Kind::Subscription, id).await?;
+        Ok(Reply::ok(entry_view(&entry)))
+    }
+
+    async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
+        check_id("subscription", &s.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
+        if self
+            .ports
+            .config
+            .get_config(Kind::Source, &s.source)
+            .await?
+            .is_none()
+        {
+            return Err(AdminError::invalid(
+                "source",
+                format!("no source {:?}", s.source),
+            ));
+        }
+        if s.events.is_empty() {
+            return Err(AdminError::invalid(
+                "events",
+                "name at least one event type ([\"*\"] for all)",
+            ));
+        }
+        if let Some(i) = s.events.iter().position(|e| e.trim().is_empty()) {
+            return Err(AdminError::invalid(
+                format!("events[{i}]"),
+                "an event type pattern is empty",
+            ));
+        }
+        destination_url(s).map_err(|e| AdminError::invalid("url", strip_prefix(&e.to_string())))?;
+        retry_policy(s)
+            .map_err(|e| AdminError::invalid("retry_schedule", strip_prefix(&e.to_string())))?;
+        Ok(())
+    }
+
+    /// A new `whsec_` secret, stored; returns it and its reference.
+    async fn new_signing_secret(&self, sub: &str) -> Result<(String, SecretRef), AdminError> {
+        let (_, whsec) = SigningKey::generate();
+        let name = format!("subscription.{sub}.{}", random_hex(8));
+        let r = self
+            .ports
+            .secret_store
+            .put_secret(&name, &Secret::new(whsec.clone()))
+            .await
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        Ok((whsec, r))
+    }
+
+    pub(crate) async fn create_subscription(&self, body: &[u8]) -> Result<Reply, AdminError> {
+        let input: SubscriptionCreate = json_body(body)?;
+        let _w = self.writes.lock().await;
+        let id = input.id.unwrap_or_else(|| format!("sub_{}", random_hex(8)));
+        let mut config = SubscriptionConfig {
+            id,
+            source: input.source,
+            events: input.events,
+            url: input.url,
+            format: input.format,
+            signing_secret: None,
+            retry_schedule: input.retry_schedule,
+            allow_local: input.allow_local,
+            previous_signing_secret: None,
+        };
+        self.check_subscription(&config).await?;
+        if self
+            .ports
+            .config
+            .get_config(Kind::Subscription, &config.id)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::AlreadyExists(format!(
+                "subscription {:?} already exists",
+                config.id
+            )));
+        }
+        let (whsec, r) = self.new_signing_secret(&config.id).await?;
+        config.signing_secret = Some(r.clone());
+        let item = ConfigItem::Subscription(config);
+        if let Err(e) = self.check_whole(Some(&item)).await {
+            self.forget_secrets(std::slice::from_ref(&r)).await;
+            return Err(e);
+        }
+        if !self.ports.config.create_config(&item, Origin::Api).await? {
+            self.forget_secrets(std::slice::from_ref(&r)).await;
+            return Err(AdminError::AlreadyExists(format!(
+                "subscription {:?} already exists",
+                item.id()
+            )));
+        }
+        self.make_live().await;
+        let entry = self.entry(Kind::Subscription, item.id()).await?;
+        let mut view = entry_view(&entry);
+        // Shown this once; never again.
+        view["signing_secret"] = json!(whsec);
+        Ok(Reply::with_status(201, view))
+    }
+
+    pub(crate) async fn update_subscription(
+        &self,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, AdminError> {
+        let patch: SubscriptionPatch = json_body(body)?;
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Subscription, id).await?;
+        Self::writable(&entry)?;
+        let ConfigItem::Subscription(mut config) = entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        if let Some(src) = patch.source {
+            if src != config.source {
+                return Err(AdminError::invalid(
+                    "source",
+                    "a subscription's source cannot change; create a new subscription",
+                ));
+            }
+        }
+        if let Some(v) = patch.url {
+            config.url = v;
+        }
+        if let Some(v) = patch.events {
+            config.events = v;
+        }
+        if let Some(v) = patch.format {
+            config.format = v;
+        }
+        if let Some(v) = patch.retry_schedule {
+            config.retry_schedule = v;
+        }
+        if let Some(v) = patch.allow_local {
+            config.allow_local = v;
+        }
+        self.check_subscription(&config).await?;
+        let item = ConfigItem::Subscription(config);
+        self.check_whole(Some(&item)).await?;
+        if !self.ports.config.update_config(&item).await? {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        }
+        self.make_live().await;
+        self.get_subscription(id).await
+    }
+
+    pub(crate) async fn delete_subscription(&self, id: &str) -> Result<Reply, AdminError> {
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Subscription, id).await?;
+        Self::writable(&entry)?;
+        self.ports
+            .config
+            .delete_config(Kind::Subscription, id)
+            .await?;
+        if let ConfigItem::Subscription(s) = &entry.item {
+            let refs: Vec<SecretRef> = s
+                .signing_secret
+                .iter()
+                .chain(s.previous_signing_secret.as_ref().map(|p| &p.secret))
+                .cloned()
+                .collect();
+            self.forget_secrets(&refs).await;
+        }
+        self.make_live().await;
+        Ok(Reply::no_content())
+    }
+
+    /// A new signing secret, shown once. The replaced one keeps signing
+    /// (a second `webhook-signature` entry) for `overlap`, 24 h by default,
+    /// so receivers can switch without rejecting a delivery.
+    pub(crate) async fn rotate_subscription_secret(
+        &self,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Reply, AdminError> {
+        let input: Rotate = json_body(body)?;
+        let overlap = match input.overlap.as_deref() {
+            None => DEFAULT_OVERLAP,
+            Some(v) => input::duration("overlap", v)?,
+        };
+        if overlap > MAX_OVERLAP {
+            return Err(AdminError::invalid("overlap", "must be at most 30 days"));
+        }
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Subscription, id).await?;
+        Self::writable(&entry)?;
+        let ConfigItem::Subscription(mut config) = entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        let (whsec, r) = self.new_signing_secret(id).await?;
+        let replaced = config.signing_secret.replace(r.clone());
+        let mut forget: Vec<SecretRef> = config
+            .previous_signing_secret
+            .take()
+            .map(|p| p.secret)
+            .into_iter()
+            .collect();
+        match replaced {
+            Some(old) if !overlap.is_zero() => {
+                config.previous_signing_secret = Some(PreviousSecret {
+                    secret: old,
+                    until: SystemTime::now() + overlap,
+                });
+            }
+            Some(old) => forget.push(old),
+            None => {}
+        }
+        if !self
+            .ports
+            .config
+            .update_config(&ConfigItem::Subscription(config))
+            .await?
+        {
+            self.forget_secrets(std::slice::from_ref(&r)).await;
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        }
+        self.forget_secrets(&forget).await;
+        self.make_live().await;
+        let entry = self.entry(Kind::Subscription, id).await?;
+        let mut view = entry_view(&entry);
+        view["signing_secret"] = json!(whsec);
+        Ok(Reply::ok(view))
+    }
+}
+
+/// ConfigError messages start with `subscription "id": `; the field says which.
+fn strip_prefix(message: &str) -> String {
+    match message.split_once("\": ") {
+        Some((_, rest)) => rest.to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn source_view(entry: &ConfigEntry) -> Value {
+    entry_view(entry)
+}
+
+fn entry_view(entry: &ConfigEntry) -> Value {
+    match &entry.item {
+        ConfigItem::Source(s) => views::source(s, entry),
+        ConfigItem::Subscription(s) => views::subscription(s, entry),
+    }
+}

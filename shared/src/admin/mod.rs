@@ -1,0 +1,174 @@
+//! The admin API: sources and subscriptions, the event log, replays and
+//! the dead-letter queue. The logic is plain async functions over ports
+//! ([`ports`]), with one HTTP entry point ([`handle`]) over
+//! `http::Request<Bytes>`, so the embedded gateway (axum) and an AWS
+//! Lambda serve the same contract through thin adapters.
+
+pub mod api;
+mod config_ops;
+mod event_ops;
+mod input;
+pub mod openapi;
+pub mod ports;
+pub mod sync;
+mod views;
+
+#[cfg(test)]
+mod fakes;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use api::{MAX_BODY_BYTES, ROUTES, handle};
+
+use crate::config::Registry;
+use crate::error::Unavailable;
+use crate::secrets::{Secret, SecretResolver, SecretStore};
+use ports::{ConfigStore, EventLog, Reload};
+
+/// Shortest admin token accepted: a guessable token guards everything.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// What the admin API works on.
+pub struct AdminPorts {
+    pub config: Arc<dyn ConfigStore>,
+    pub events: Arc<dyn EventLog>,
+    /// Keeps secrets created through the API (generated signing secrets,
+    /// source secrets given by value).
+    pub secret_store: Arc<dyn SecretStore>,
+    /// Resolves references, to check them before they are saved.
+    pub secrets: Arc<dyn SecretResolver>,
+    /// The running registry: replays are checked against it.
+    pub registry: Arc<dyn Registry>,
+    /// Makes config changes live.
+    pub reload: Arc<dyn Reload>,
+}
+
+/// The admin API's state.
+pub struct Admin {
+    ports: AdminPorts,
+    /// SHA-256 of the bearer token; None: the API is disabled.
+    token: Option<[u8; 32]>,
+    /// Config changes one at a time: each validates against the config as
+    /// it stands, then writes.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl Admin {
+    /// `token`: the bearer token, None to disable the API. Errors when the
+    /// token is too short to be safe.
+    pub fn new(ports: AdminPorts, token: Option<&Secret>) -> Result<Self, String> {
+        if let Some(t) = token {
+            if t.expose().len() < MIN_TOKEN_LEN {
+                return Err(format!(
+                    "the admin token must be at least {MIN_TOKEN_LEN} characters"
+                ));
+            }
+        }
+        Ok(Self {
+            ports,
+            token: token.map(|t| Sha256::digest(t.expose().as_bytes()).into()),
+            writes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Constant time: both sides are hashed first, so neither the length
+    /// nor the content of the token leaks through timing.
+    fn authorized(&self, presented: &str) -> bool {
+        let Some(expected) = &self.token else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(got.ct_eq(expected))
+    }
+}
+
+/// Every way an admin request can fail, and its one mapping to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("the admin API is disabled: set [admin] token in the config")]
+    Disabled,
+    #[error("no route {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("{method} is not allowed here (allowed: {allow})")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("body is over the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unavailable: {0}")]
+    Unavailable(#[from] Unavailable),
+}
+
+impl AdminError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status. This is the only place that decides it.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::Disabled | Self::NoRoute { .. } | Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::MalformedJson(_) | Self::BadRequest(_) => 400,
+            Self::TooLarge { .. } => 413,
+            Self::Invalid { .. } => 422,
+            Self::AlreadyExists(_) | Self::ReadOnly(_) | Self::Conflict(_) => 409,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    /// Stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Disabled => "admin_disabled",
+            Self::NoRoute { .. } | Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::BadRequest(_) => "bad_request",
+            Self::TooLarge { .. } => "body_too_large",
+            Self::Invalid { .. } => "invalid_field",
+            Self::AlreadyExists(_) => "already_exists",
+            Self::ReadOnly(_) => "read_only",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// `{"error", "message"}`, plus `field` for a 422. Never holds a secret:
+    /// messages name references and fields, not values.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        if let Self::Invalid { field, .. } = self {
+            body["field"] = serde_json::Value::String(field.clone());
+        }
+        body
+    }
+}

@@ -1,0 +1,445 @@
+//! The OpenAPI 3.1 document of the admin API, written by hand (no proc
+//! macros in the Lambda builds). A test checks that it lists exactly the
+//! routes of [`super::ROUTES`].
+
+use serde_json::{Value, json};
+
+fn error_ref() -> Value {
+    json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn body(schema: &str, required: bool) -> Value {
+    json!({
+        "required": required,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        let description = match *c {
+            "400" => "Malformed JSON or request",
+            "401" => "Missing or wrong bearer token",
+            "404" => "No such entry, or the admin API is disabled",
+            "409" => "Conflicts with the current state (exists, read-only, in use, disabled)",
+            "422" => "A value is invalid; `field` names it",
+            _ => "Error",
+        };
+        let mut e = error_ref();
+        e["description"] = json!(description);
+        m.insert((*c).to_owned(), e);
+    }
+    m.insert("503".into(), {
+        let mut e = error_ref();
+        e["description"] = json!("The store is unavailable; retry");
+        e
+    });
+    m
+}
+
+fn op(
+    summary: &str,
+    id: &str,
+    params: &[&str],
+    responses: Vec<(&str, Value)>,
+    errs: &[&str],
+) -> Value {
+    let mut r = errors(&["401"]);
+    for e in errs {
+        r.extend(errors(&[e]));
+    }
+    for (code, v) in responses {
+        r.insert(code.to_owned(), v);
+    }
+    json!({
+        "summary": summary,
+        "operationId": id,
+        "parameters": params.iter().map(|p| json!({ "$ref": format!("#/components/parameters/{p}") })).collect::<Vec<_>>(),
+        "responses": r,
+    })
+}
+
+fn with_body(mut v: Value, schema: &str, required: bool) -> Value {
+    v["requestBody"] = body(schema, required);
+    v
+}
+
+fn no_content() -> Value {
+    json!({ "description": "Deleted" })
+}
+
+/// The document served at `/admin/openapi.json`.
+pub fn document() -> Value {
+    let source = || ok("The source", "Source");
+    let sub = || ok("The subscription", "Subscription");
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sluice admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Sources and subscriptions, the event log with its delivery attempts, replays and the dead-letter queue. Every route needs `Authorization: Bearer <token>` (the `[admin] token` of the config). Errors are `{\"error\", \"message\"}`, plus `field` for a 422. Entries defined in the config file are read-only here (409 `read_only`), except enable/disable."
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/admin/openapi.json": {
+                "get": op("This document", "openapi", &[], vec![("200", json!({ "description": "OpenAPI 3.1 document", "content": { "application/json": {} } }))], &[])
+            },
+            "/admin/sources": {
+                "get": op("List sources", "listSources", &[], vec![("200", ok("Every source", "SourceList"))], &[]),
+                "post": with_body(op("Create a source", "createSource", &[], vec![("201", source())], &["400", "409", "422"]), "SourceCreate", true)
+            },
+            "/admin/sources/{id}": {
+                "get": op("Get a source", "getSource", &["id"], vec![("200", source())], &["404"]),
+                "patch": with_body(op("Update a source (absent fields unchanged, null resets)", "updateSource", &["id"], vec![("200", source())], &["400", "404", "409", "422"]), "SourcePatch", true),
+                "delete": op("Delete a source without subscriptions", "deleteSource", &["id"], vec![("204", no_content())], &["404", "409"])
+            },
+            "/admin/sources/{id}/enable": {
+                "post": op("Serve the source again", "enableSource", &["id"], vec![("200", source())], &["404"])
+            },
+            "/admin/sources/{id}/disable": {
+                "post": op("Stop serving the source (its webhooks answer 404)", "disableSource", &["id"], vec![("200", source())], &["404"])
+            },
+            "/admin/sources/{id}/secrets": {
+                "post": with_body(op("Add a verification secret (rotation, step one: both verify)", "addSourceSecret", &["id"], vec![("201", source())], &["400", "404", "409", "422"]), "SecretAdd", true)
+            },
+            "/admin/sources/{id}/secrets/{ref}": {
+                "delete": op("Remove a verification secret (rotation, step two)", "removeSourceSecret", &["id", "ref"], vec![("200", source())], &["404", "409", "422"])
+            },
+            "/admin/subscriptions": {
+                "get": op("List subscriptions", "listSubscriptions", &["sourceFilter"], vec![("200", ok("Subscriptions", "SubscriptionList"))], &["422"]),
+                "post": with_body(op("Create a subscription; its signing secret is shown once", "createSubscription", &[], vec![("201", ok("The subscription and its new signing secret", "SubscriptionWithSecret"))], &["400", "409", "422"]), "SubscriptionCreate", true)
+            },
+            "/admin/subscriptions/{id}": {
+                "get": op("Get a subscription", "getSubscription", &["id"], vec![("200", sub())], &["404"]),
+                "patch": with_body(op("Update a subscription", "updateSubscription", &["id"], vec![("200", sub())], &["400", "404", "409", "422"]), "SubscriptionPatch", true),
+                "delete": op("Delete a subscription", "deleteSubscription", &["id"], vec![("204", no_content())], &["404", "409"])
+            },
+            "/admin/subscriptions/{id}/enable": {
+                "post": op("Deliver to the subscription again", "enableSubscription", &["id"], vec![("200", sub())], &["404"])
+            },
+            "/admin/subscriptions/{id}/disable": {
+                "post": op("Stop delivering to the subscription", "disableSubscription", &["id"], vec![("200", sub())], &["404"])
+            },
+            "/admin/subscriptions/{id}/rotate-secret": {
+                "post": with_body(op("New signing secret, shown once; the old one also signs during the overlap", "rotateSubscriptionSecret", &["id"], vec![("200", ok("The subscription and its new signing secret", "SubscriptionWithSecret"))], &["400", "404", "409", "422"]), "Rotate", false)
+            },
+            "/admin/events": {
+                "get": op("List events, newest first", "listEvents", &["sourceFilter", "type", "status", "since", "until", "limit", "cursor"], vec![("200", ok("A page of events", "EventPage"))], &["422"])
+            },
+            "/admin/events/{id}": {
+                "get": op("An event with its headers, body and delivery log", "getEvent", &["eventId"], vec![("200", ok("The event", "EventDetail"))], &["404"])
+            },
+            "/admin/events/{id}/replay": {
+                "post": with_body(op("Replay an event to one subscription or to all that take it", "replayEvent", &["eventId"], vec![("202", ok("The replay, queued", "Replay"))], &["400", "404", "409", "422"]), "ReplayRequest", false)
+            },
+            "/admin/replay": {
+                "post": with_body(op("Bulk replay by status, source, subscription and time; repeatable (deliveries already replayed are left out)", "bulkReplay", &[], vec![("202", ok("Replays queued", "BulkResult")), ("200", ok("Dry run: what would be replayed", "BulkResult"))], &["400", "422"]), "BulkReplayRequest", false)
+            },
+            "/admin/dlq": {
+                "get": op("List dead letters, oldest first", "listDeadLetters", &["sourceFilter", "subscriptionFilter", "limit", "cursor"], vec![("200", ok("A page of dead letters", "DeadLetterPage"))], &["422"])
+            },
+            "/admin/dlq/redrive": {
+                "post": with_body(op("Replay dead letters (each leaves the DLQ once replayed)", "redriveDeadLetters", &[], vec![("202", ok("Replays queued", "BulkResult")), ("200", ok("Dry run", "BulkResult"))], &["400", "422"]), "RedriveRequest", false)
+            }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "parameters": {
+                "id": { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                "ref": { "name": "ref", "in": "path", "required": true, "description": "A secret reference (env:NAME, ssm:/path, db:NAME), percent-encoded", "schema": { "type": "string" } },
+                "eventId": { "name": "id", "in": "path", "required": true, "description": "`{source}#{event id}`, with `#` written `%23`", "schema": { "type": "string" } },
+                "sourceFilter": { "name": "source", "in": "query", "schema": { "type": "string" } },
+                "subscriptionFilter": { "name": "subscription", "in": "query", "schema": { "type": "string" } },
+                "type": { "name": "type", "in": "query", "description": "Event-type glob (`pull_request.*`)", "schema": { "type": "string" } },
+                "status": { "name": "status", "in": "query", "schema": { "$ref": "#/components/schemas/EventStatus" } },
+                "since": { "name": "since", "in": "query", "description": "RFC 3339 time, or a duration ago (`24h`)", "schema": { "type": "string" } },
+                "until": { "name": "until", "in": "query", "description": "RFC 3339 time, or a duration ago; exclusive", "schema": { "type": "string" } },
+                "limit": { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } },
+                "cursor": { "name": "cursor", "in": "query", "description": "`next_cursor` of the previous page", "schema": { "type": "string" } }
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let opt_time = json!({ "type": ["string", "null"], "format": "date-time" });
+    let duration = json!({ "type": "string", "description": "A duration: 5s, 30m, 2h, 7d" });
+    let mut m = serde_json::Map::new();
+    m.insert("Error".into(), json!({
+            "type": "object", "required": ["error", "message"],
+            "properties": {
+                "error": { "type": "string", "examples": ["invalid_field", "unauthorized", "not_found", "read_only"] },
+                "message": { "type": "string" },
+                "field": { "type": "string", "description": "The field at fault (422)" }
+            }
+        }));
+    m.insert("Meta".into(), json!({
+            "type": "object",
+            "properties": {
+                "enabled": { "type": "boolean" },
+                "origin": { "enum": ["file", "api"], "description": "file: defined in the config file (read-only here)" },
+                "created_at": time, "updated_at": time
+            }
+        }));
+    m.insert("SecretInput".into(), json!({
+            "description": "A reference (env:NAME, ssm:/path) or a value the gateway keeps",
+            "oneOf": [
+                { "type": "string", "examples": ["env:GITHUB_SECRET"] },
+                { "type": "object", "required": ["value"], "properties": { "value": { "type": "string" } }, "additionalProperties": false }
+            ]
+        }));
+    m.insert(
+        "SecretAdd".into(),
+        json!({
+            "type": "object", "additionalProperties": false,
+            "description": "Exactly one of value and ref",
+            "properties": { "value": { "type": "string" }, "ref": { "type": "string" } }
+        }),
+    );
+    m.insert("Provider".into(), json!({ "enum": ["github", "stripe", "slack", "shopify", "standard-webhooks", "svix", "gitlab", "hmac"] }));
+    m.insert("SourceCreate".into(), json!({
+            "type": "object", "required": ["id", "provider", "secrets"], "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                "provider": { "$ref": "#/components/schemas/Provider" },
+                "secrets": { "type": "array", "minItems": 1, "items": { "$ref": "#/components/schemas/SecretInput" } },
+                "tolerance_secs": { "type": ["integer", "null"] },
+                "dedupe_window": { "type": ["string", "null"], "description": "Also the event log's retention" },
+                "max_body_bytes": { "type": ["integer", "null"], "minimum": 1 },
+                "hmac": { "type": ["object", "null"], "description": "Settings of the generic hmac provider" }
+            }
+        }));
+    m.insert("SourcePatch".into(), json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "provider": { "$ref": "#/components/schemas/Provider" },
+                "secrets": { "type": "array", "items": { "$ref": "#/components/schemas/SecretInput" } },
+                "tolerance_secs": { "type": ["integer", "null"] },
+                "dedupe_window": { "type": ["string", "null"] },
+                "max_body_bytes": { "type": ["integer", "null"] },
+                "hmac": { "type": ["object", "null"] }
+            }
+        }));
+    m.insert("Source".into(), json!({
+            "allOf": [{ "$ref": "#/components/schemas/Meta" }, {
+                "type": "object",
+                "properties": {
+                    "id": { "type": "string" },
+                    "provider": { "$ref": "#/components/schemas/Provider" },
+                    "secrets": { "type": "array", "items": { "type": "string" }, "description": "References only, never values" },
+                    "tolerance_secs": { "type": ["integer", "null"] },
+                    "dedupe_window": { "type": ["string", "null"] },
+                    "max_body_bytes": { "type": ["integer", "null"] },
+                    "hmac": { "type": ["object", "null"] },
+                    "path": { "type": "string", "examples": ["/hooks/github"] }
+                }
+            }]
+        }));
+    m.insert("SourceList".into(), json!({ "type": "object", "properties": { "sources": { "type": "array", "items": { "$ref": "#/components/schemas/Source" } } } }));
+    m.insert("Format".into(), json!({ "type": "string", "description": "Payload shape for the destination", "examples": ["raw"] }));
+    m.insert("SubscriptionCreate".into(), json!({
+            "type": "object", "required": ["source", "url", "events"], "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string", "description": "Generated (sub_…) if absent", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                "source": { "type": "string" },
+                "url": { "type": "string", "format": "uri", "description": "https, unless allow_local" },
+                "events": { "type": "array", "minItems": 1, "items": { "type": "string" }, "examples": [["push", "pull_request.*"]] },
+                "format": { "$ref": "#/components/schemas/Format" },
+                "retry_schedule": { "type": ["array", "null"], "items": duration },
+                "allow_local": { "type": "boolean", "default": false }
+            }
+        }));
+    m.insert(
+        "SubscriptionPatch".into(),
+        json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "url": { "type": "string" },
+                "events": { "type": "array", "items": { "type": "string" } },
+                "format": { "$ref": "#/components/schemas/Format" },
+                "retry_schedule": { "type": ["array", "null"], "items": duration },
+                "allow_local": { "type": "boolean" }
+            }
+        }),
+    );
+    m.insert(
+        "Subscription".into(),
+        json!({
+            "allOf": [{ "$ref": "#/components/schemas/Meta" }, {
+                "type": "object",
+                "properties": {
+                    "id": { "type": "string" },
+                    "source": { "type": "string" },
+                    "url": { "type": "string" },
+                    "events": { "type": "array", "items": { "type": "string" } },
+                    "format": { "$ref": "#/components/schemas/Format" },
+                    "retry_schedule": { "type": ["array", "null"], "items": duration },
+                    "allow_local": { "type": "boolean" },
+                    "has_signing_secret": { "type": "boolean" },
+                    "previous_secret_until": opt_time.clone()
+                }
+            }]
+        }),
+    );
+    m.insert("SubscriptionWithSecret".into(), json!({
+            "allOf": [{ "$ref": "#/components/schemas/Subscription" }, {
+                "type": "object", "required": ["signing_secret"],
+                "properties": { "signing_secret": { "type": "string", "pattern": "^whsec_", "description": "Shown this once" } }
+            }]
+        }));
+    m.insert("SubscriptionList".into(), json!({ "type": "object", "properties": { "subscriptions": { "type": "array", "items": { "$ref": "#/components/schemas/Subscription" } } } }));
+    m.insert("Rotate".into(), json!({
+            "type": "object", "additionalProperties": false,
+            "properties": { "overlap": { "type": "string", "default": "24h", "description": "How long the replaced secret keeps signing (at most 30 days; 0s: not at all)" } }
+        }));
+    m.insert(
+        "EventStatus".into(),
+        json!({ "enum": ["pending", "delivered", "failed", "unrouted"] }),
+    );
+    m.insert("Counts".into(), json!({
+            "type": "object",
+            "properties": { "pending": { "type": "integer" }, "delivered": { "type": "integer" }, "failed": { "type": "integer" } }
+        }));
+    m.insert("EventSummary".into(), json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string", "description": "{source}#{event id}" },
+                "source": { "type": "string" },
+                "event_id": { "type": "string" },
+                "type": { "type": "string" },
+                "received_at": time.clone(),
+                "expires_at": { "type": "string", "format": "date-time", "description": "End of retention" },
+                "status": { "$ref": "#/components/schemas/EventStatus" },
+                "deliveries": { "$ref": "#/components/schemas/Counts" },
+                "replay_of": { "type": ["string", "null"] }
+            }
+        }));
+    m.insert("EventPage".into(), json!({
+            "type": "object",
+            "properties": {
+                "events": { "type": "array", "items": { "$ref": "#/components/schemas/EventSummary" } },
+                "next_cursor": { "type": ["string", "null"] }
+            }
+        }));
+    m.insert("Attempt".into(), json!({
+            "type": "object",
+            "properties": {
+                "attempt": { "type": "integer" },
+                "at": time.clone(),
+                "status_code": { "type": ["integer", "null"] },
+                "latency_ms": { "type": "integer" },
+                "error": { "type": ["string", "null"] },
+                "response": { "type": ["string", "null"], "description": "The start of the response body (at most 512 bytes)" },
+                "next_attempt_at": opt_time.clone()
+            }
+        }));
+    m.insert("Delivery".into(), json!({
+            "type": "object",
+            "properties": {
+                "subscription": { "type": "string" },
+                "status": { "enum": ["pending", "delivered", "failed"] },
+                "attempts": { "type": "object", "properties": { "total": { "type": "integer" }, "succeeded": { "type": "integer" }, "failed": { "type": "integer" } } },
+                "last_attempt": { "oneOf": [{ "type": "null" }, { "type": "object", "properties": {
+                    "at": time.clone(), "status_code": { "type": ["integer", "null"] }, "latency_ms": { "type": "integer" },
+                    "error": { "type": ["string", "null"] }, "response": { "type": ["string", "null"] } } }] },
+                "next_attempt_at": opt_time.clone(),
+                "updated_at": opt_time.clone(),
+                "attempt_log": { "type": "array", "items": { "$ref": "#/components/schemas/Attempt" } }
+            }
+        }));
+    m.insert("EventDetail".into(), json!({
+            "allOf": [{ "$ref": "#/components/schemas/EventSummary" }, {
+                "type": "object",
+                "properties": {
+                    "content_type": { "type": ["string", "null"] },
+                    "headers": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 }, "description": "[name, value] pairs; credentials removed" },
+                    "body": { "type": "string" },
+                    "body_encoding": { "enum": ["utf8", "base64"] },
+                    "routed": { "type": ["array", "null"], "items": { "type": "string" } },
+                    "replays": { "type": "array", "items": { "type": "string" } },
+                    "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } }
+                }
+            }]
+        }));
+    m.insert("ReplayRequest".into(), json!({
+            "type": "object", "additionalProperties": false,
+            "properties": { "subscription": { "type": "string", "description": "One destination; every enabled subscription that takes the event when absent" } }
+        }));
+    m.insert("Replay".into(), json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string", "description": "The replay's own event id: {source}#{original}#replay-{n}" },
+                "replay_of": { "type": "string" },
+                "subscriptions": { "type": "array", "items": { "type": "string" } }
+            }
+        }));
+    m.insert("BulkReplayRequest".into(), json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "status": { "enum": ["failed", "delivered"], "default": "failed" },
+                "source": { "type": "string" },
+                "subscription": { "type": "string" },
+                "since": { "type": "string", "description": "RFC 3339 time, or a duration ago (24h)" },
+                "until": { "type": "string" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
+                "dry_run": { "type": "boolean", "default": false }
+            }
+        }));
+    m.insert("RedriveRequest".into(), json!({
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "ids": { "type": "array", "items": { "type": "string" }, "description": "Only these dead letters" },
+                "source": { "type": "string" },
+                "subscription": { "type": "string" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
+                "dry_run": { "type": "boolean", "default": false }
+            }
+        }));
+    m.insert("BulkResult".into(), json!({
+            "type": "object",
+            "properties": {
+                "dry_run": { "type": "boolean" },
+                "replayed": { "type": "integer", "description": "Deliveries replayed (bulk replay)" },
+                "redriven": { "type": "integer", "description": "Deliveries replayed (redrive)" },
+                "replays": { "type": "array", "items": { "type": "object", "properties": {
+                    "id": { "type": ["string", "null"] }, "event": { "type": "string" }, "subscriptions": { "type": "array", "items": { "type": "string" } } } } },
+                "skipped": { "type": "array", "items": { "type": "object", "properties": {
+                    "event": { "type": "string" }, "subscription": { "type": "string" }, "reason": { "type": "string" } } } },
+                "more": { "type": "boolean", "description": "The limit was reached: call again for the rest" }
+            }
+        }));
+    m.insert(
+        "DeadLetter".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "event": { "type": "string" },
+                "source": { "type": "string" },
+                "event_id": { "type": "string" },
+                "subscription": { "type": "string" },
+                "reason": { "type": "string" },
+                "receive_count": { "type": "integer" },
+                "at": time
+            }
+        }),
+    );
+    m.insert("DeadLetterPage".into(), json!({
+            "type": "object",
+            "properties": {
+                "dead_letters": { "type": "array", "items": { "$ref": "#/components/schemas/DeadLetter" } },
+                "next_cursor": { "type": ["string", "null"] }
+            }
+        }));
+    Value::Object(m)
+}

@@ -1,0 +1,127 @@
+//! Applying a config file to the config store, idempotently: what the
+//! embedded gateway does at start-up, and what `apply` will do.
+//!
+//! The file owns the entries it declares (origin `file`): they are created
+//! or replaced, and file entries it no longer declares are deleted. Entries
+//! created through the API are left alone, unless the file declares the
+//! same id, in which case the file's entry replaces it (with a warning).
+//! The result must validate as a whole before anything is written.
+
+use super::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin};
+use crate::config::{ConfigError, ConfigFile};
+use crate::error::Unavailable;
+
+/// What applying a file changes; empty when the store already matches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub create: Vec<ConfigItem>,
+    pub update: Vec<ConfigItem>,
+    /// API entries the file takes over (also in `update`).
+    pub take_over: Vec<(Kind, String)>,
+    pub delete: Vec<(Kind, String)>,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the config file and the API-created config do not fit together: {0}")]
+    Invalid(ConfigError),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+fn items(file: &ConfigFile) -> Vec<ConfigItem> {
+    file.sources
+        .iter()
+        .cloned()
+        .map(ConfigItem::Source)
+        .chain(
+            file.subscriptions
+                .iter()
+                .cloned()
+                .map(ConfigItem::Subscription),
+        )
+        .collect()
+}
+
+/// The changes that make the store hold `file` as the entries of `origin`.
+pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Result<Plan, SyncError> {
+    let wanted = items(file);
+    let mut plan = Plan::default();
+    for item in &wanted {
+        match current
+            .iter()
+            .find(|e| e.item.kind() == item.kind() && e.item.id() == item.id())
+        {
+            None => plan.create.push(item.clone()),
+            Some(e) if e.item == *item && e.origin == origin => plan.unchanged += 1,
+            Some(e) => {
+                if e.origin != origin {
+                    plan.take_over.push((item.kind(), item.id().to_owned()));
+                }
+                plan.update.push(item.clone());
+            }
+        }
+    }
+    for e in current.iter().filter(|e| e.origin == origin) {
+        let kept = wanted
+            .iter()
+            .any(|i| i.kind() == e.item.kind() && i.id() == e.item.id());
+        if !kept {
+            plan.delete.push((e.item.kind(), e.item.id().to_owned()));
+        }
+    }
+    // The whole result must hold together (a kept API subscription whose
+    // source the file dropped, say) before anything is written.
+    let mut merged = file.clone();
+    for e in current {
+        let replaced = wanted
+            .iter()
+            .any(|i| i.kind() == e.item.kind() && i.id() == e.item.id());
+        if e.origin == origin || replaced {
+            continue;
+        }
+        match &e.item {
+            ConfigItem::Source(s) => merged.sources.push(s.clone()),
+            ConfigItem::Subscription(s) => merged.subscriptions.push(s.clone()),
+        }
+    }
+    merged.validate().map_err(SyncError::Invalid)?;
+    Ok(plan)
+}
+
+/// Plan and write. Sources are written before the subscriptions that need
+/// them, and subscriptions deleted before their sources.
+pub async fn apply(
+    store: &dyn ConfigStore,
+    file: &ConfigFile,
+    origin: Origin,
+) -> Result<Plan, SyncError> {
+    let current = store.list_config().await?;
+    let plan = plan(&current, file, origin)?;
+    for (kind, id) in &plan.take_over {
+        tracing::warn!(
+            kind = kind.as_str(),
+            id,
+            "the config file now defines an entry created through the API; the file's version replaces it"
+        );
+    }
+    let writes = plan.create.iter().chain(&plan.update);
+    let (sources, subs): (Vec<&ConfigItem>, Vec<&ConfigItem>) =
+        writes.partition(|i| i.kind() == Kind::Source);
+    for item in sources.into_iter().chain(subs) {
+        store.upsert_config(item, origin).await?;
+    }
+    let mut deletes = plan.delete.clone();
+    deletes.sort_by_key(|(k, _)| *k == Kind::Source);
+    for (kind, id) in &deletes {
+        store.delete_config(*kind, id).await?;
+    }
+    Ok(plan)
+}

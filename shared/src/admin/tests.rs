@@ -1,0 +1,986 @@
+//! The admin API's logic through its HTTP entry point, over in-memory ports.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use serde_json::{Value, json};
+
+use super::fakes::{MemConfig, MemLog, MemRegistry, MemSecrets};
+use super::ports::{
+    ConfigItem, ConfigStore, DeadLetterRecord, DeliveryRecord, EventRecord, EventStatus, Kind,
+    Origin, Reload,
+};
+use super::{Admin, AdminPorts, ROUTES, handle, openapi, sync};
+use crate::config::ConfigFile;
+use crate::model::{DeliveryStatus, DeliveryTask, Event, Headers};
+use crate::secrets::Secret;
+use crate::time::now_ms;
+
+const TOKEN: &str = "admin-token-for-tests-0123456789";
+
+struct Fixture {
+    admin: Admin,
+    config: Arc<MemConfig>,
+    secrets: Arc<MemSecrets>,
+    log: Arc<MemLog>,
+    registry: Arc<MemRegistry>,
+}
+
+async fn fixture_with(token: Option<&str>) -> Fixture {
+    let config = Arc::new(MemConfig::default());
+    let secrets = Arc::new(MemSecrets::new(&[
+        ("GH_SECRET", "gh-secret"),
+        ("GH_NEXT", "gh-next"),
+    ]));
+    let log = Arc::new(MemLog::default());
+    let registry = Arc::new(MemRegistry::new(config.clone(), secrets.clone()));
+    let file = ConfigFile::parse(
+        r#"
+        [[sources]]
+        id = "filed"
+        provider = "github"
+        secrets = ["env:GH_SECRET"]
+
+        [[subscriptions]]
+        id = "filed-sub"
+        source = "filed"
+        events = ["*"]
+        url = "https://example.com/filed"
+        "#,
+    )
+    .unwrap();
+    sync::apply(config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap();
+    registry.reload().await.unwrap();
+    let token = token.map(Secret::new);
+    let admin = Admin::new(
+        AdminPorts {
+            config: config.clone(),
+            events: log.clone(),
+            secret_store: secrets.clone(),
+            secrets: secrets.clone(),
+            registry: registry.clone(),
+            reload: registry.clone(),
+        },
+        token.as_ref(),
+    )
+    .unwrap();
+    Fixture {
+        admin,
+        config,
+        secrets,
+        log,
+        registry,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(Some(TOKEN)).await
+}
+
+impl Fixture {
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, http::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = handle(&self.admin, req.body(Bytes::from(body.to_owned())).unwrap()).await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let json = if resp.body().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(resp.body()).unwrap()
+        };
+        (status, json, headers)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (s, v, _) = self
+            .raw(method, path, Some(&format!("Bearer {TOKEN}")), &body)
+            .await;
+        (s, v)
+    }
+
+    async fn create_source(&self) {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/admin/sources",
+                json!({"id": "gh", "provider": "github", "secrets": ["env:GH_SECRET"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    async fn create_sub(&self, id: &str) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/admin/subscriptions",
+                json!({"id": id, "source": "gh", "url": "https://example.com/in", "events": ["push"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document_and_nothing_else() {
+    let doc = openapi::document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, routed);
+    // Every $ref points at something that exists.
+    let text = doc.to_string();
+    for part in text.split("\"$ref\":\"#/components/").skip(1) {
+        let target = &part[..part.find('"').unwrap()];
+        let (kind, name) = target.split_once('/').unwrap();
+        assert!(
+            !doc["components"][kind][name].is_null(),
+            "dangling $ref {target}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_token_guards_every_route_and_a_missing_token_disables_the_api() {
+    let f = fixture().await;
+    for auth in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some("Basic abc"),
+        Some(TOKEN),
+    ] {
+        let (s, v, h) = f.raw(Method::GET, "/admin/sources", auth, "").await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{auth:?}"
+        );
+        assert_eq!(h["www-authenticate"], "Bearer realm=\"sluice-admin\"");
+    }
+    // Unknown routes too: nothing is learnt without the token.
+    let (s, _, _) = f.raw(Method::GET, "/admin/nope", None, "").await;
+    assert_eq!(s, 401);
+    let (s, _, _) = f
+        .raw(
+            Method::GET,
+            "/admin/sources",
+            Some(&format!("bearer {TOKEN}")),
+            "",
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let off = fixture_with(None).await;
+    let (s, v, _) = off
+        .raw(
+            Method::GET,
+            "/admin/sources",
+            Some(&format!("Bearer {TOKEN}")),
+            "",
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("admin_disabled")));
+
+    let short = Secret::new("short");
+    let err = Admin::new(
+        AdminPorts {
+            config: f.config.clone(),
+            events: f.log.clone(),
+            secret_store: f.secrets.clone(),
+            secrets: f.secrets.clone(),
+            registry: f.registry.clone(),
+            reload: f.registry.clone(),
+        },
+        Some(&short),
+    )
+    .err()
+    .unwrap();
+    assert!(err.contains("at least 16"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let f = fixture().await;
+    let (s, v) = f
+        .call(Method::GET, "/admin/nothing/here", Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
+    let (s, v, h) = f
+        .raw(
+            Method::PUT,
+            "/admin/sources",
+            Some(&format!("Bearer {TOKEN}")),
+            "",
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(h["allow"], "GET, POST");
+    let (s, v) = f
+        .call(Method::GET, "/admin/sources?bogus=1", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("bogus")));
+    let (s, _) = f
+        .call(Method::GET, "/admin/sources/%FF%FE", Value::Null)
+        .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn a_subscription_gets_a_signing_secret_shown_once() {
+    let f = fixture().await;
+    f.create_source().await;
+    let created = f.create_sub("deploys").await;
+    let whsec = created["signing_secret"].as_str().unwrap();
+    assert!(whsec.starts_with("whsec_"));
+    let key =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &whsec[6..]).unwrap();
+    assert!((24..=32).contains(&key.len()));
+    assert_eq!(created["has_signing_secret"], true);
+    assert_eq!(created["origin"], "api");
+    assert_eq!(created["enabled"], true);
+
+    let (s, got) = f
+        .call(Method::GET, "/admin/subscriptions/deploys", Value::Null)
+        .await;
+    assert_eq!(s, 200);
+    assert!(got.get("signing_secret").is_none(), "{got}");
+    assert!(!got.to_string().contains(&whsec[6..]));
+    assert_eq!(got["has_signing_secret"], true);
+
+    // Live at once: the running registry signs with it.
+    let sub = f.registry.now_sub("deploys");
+    assert!(sub.signing_key.is_some());
+    // Kept in the secret store, referenced by the config.
+    assert!(
+        f.secrets
+            .stored
+            .lock()
+            .unwrap()
+            .values()
+            .any(|v| v == whsec)
+    );
+
+    let (s, list) = f
+        .call(Method::GET, "/admin/subscriptions?source=gh", Value::Null)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+
+    // A generated id when none is given.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"source": "gh", "url": "https://example.com/x", "events": ["*"], "format": "raw"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["id"].as_str().unwrap().starts_with("sub_"));
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"id": "deploys", "source": "gh", "url": "https://example.com/x", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("already_exists")));
+}
+
+#[tokio::test]
+async fn bad_input_is_400_or_422_naming_the_field() {
+    let f = fixture().await;
+    f.create_source().await;
+    let post = |body: &'static str| {
+        let f = &f;
+        async move {
+            f.raw(
+                Method::POST,
+                "/admin/subscriptions",
+                Some(&format!("Bearer {TOKEN}")),
+                body,
+            )
+            .await
+        }
+    };
+    let (s, v, _) = post("{not json").await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("malformed_json")),
+        "{v}"
+    );
+    let (s, _, _) = post(r#"{"source":"gh"} trailing"#).await;
+    assert_eq!(s, 400);
+
+    let cases = [
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": "push"}),
+            "events",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example"}),
+            "events",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "colour": 1}),
+            "colour",
+        ),
+        (
+            json!({"source": "gh", "url": "http://x.example", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"source": "gh", "url": "not a url", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"source": "nope", "url": "https://x.example", "events": ["*"]}),
+            "source",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": []}),
+            "events",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "id": "bad id!"}),
+            "id",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "retry_schedule": ["soon"]}),
+            "retry_schedule[0]",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "format": "fax"}),
+            "format",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "allow_local": "yes"}),
+            "allow_local",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = f
+            .call(Method::POST, "/admin/subscriptions", body.clone())
+            .await;
+        assert_eq!(s, 422, "{body} → {v}");
+        assert_eq!(v["error"], "invalid_field");
+        assert_eq!(v["field"], field, "{body} → {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(field.split('[').next().unwrap())
+                || !v["message"].as_str().unwrap().is_empty()
+        );
+    }
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "x", "provider": "github", "secrets": ["env:NOT_SET_ANYWHERE_X"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("secrets[0]")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("env:NOT_SET_ANYWHERE_X")
+    );
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "x", "provider": "nope", "secrets": ["env:GH_SECRET"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("provider")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "x", "provider": "github", "secrets": []}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("secrets")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "x", "provider": "github", "secrets": ["plain"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("secrets[0]")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "x", "provider": "hmac", "secrets": ["env:GH_SECRET"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("hmac")), "{v}");
+    let (s, v) = f
+        .call(Method::GET, "/admin/events?limit=0", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("limit")));
+    let (s, v) = f
+        .call(Method::GET, "/admin/events?status=lost", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("status")));
+    let (s, v) = f
+        .call(Method::GET, "/admin/events?since=yesterdayish", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("since")));
+    let (s, v) = f
+        .call(Method::GET, "/admin/events?cursor=zzz", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("cursor")));
+    let (s, v) = f
+        .call(Method::POST, "/admin/replay", json!({"status": "pending"}))
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("status")));
+    let (s, v) = f
+        .call(Method::POST, "/admin/replay", json!({"limit": 5000}))
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("limit")));
+
+    let (s, v) = f
+        .call(Method::GET, "/admin/subscriptions/ghost", Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
+    let (s, _) = f
+        .call(Method::GET, "/admin/events/no-hash", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = f
+        .call(Method::GET, "/admin/events/gh%23none", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn file_entries_are_read_only_but_can_be_disabled() {
+    let f = fixture().await;
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/filed-sub",
+            json!({"events": ["push"]}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("read_only")), "{v}");
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/sources/filed", Value::Null)
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/filed-sub/rotate-secret",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/filed-sub/disable",
+            Value::Null,
+        )
+        .await;
+    assert_eq!((s, v["enabled"].as_bool()), (200, Some(false)), "{v}");
+    assert!(
+        !f.registry.now_sub("filed-sub").is_enabled(),
+        "live at once"
+    );
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/filed-sub/enable",
+            Value::Null,
+        )
+        .await;
+    assert_eq!((s, v["enabled"].as_bool()), (200, Some(true)));
+    let (s, v) = f
+        .call(Method::POST, "/admin/sources/filed/disable", Value::Null)
+        .await;
+    assert_eq!(
+        (s, v["enabled"].as_bool(), v["origin"].as_str()),
+        (200, Some(false), Some("file"))
+    );
+    let (s, _) = f
+        .call(Method::POST, "/admin/sources/ghost/disable", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn update_and_delete_a_subscription_and_its_source() {
+    let f = fixture().await;
+    f.create_source().await;
+    f.create_sub("deploys").await;
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/deploys",
+            json!({"events": ["push", "release"], "retry_schedule": ["1s"], "url": "https://example.com/v2"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["events"], json!(["push", "release"]));
+    assert_eq!(
+        f.registry.now_sub("deploys").url.as_str(),
+        "https://example.com/v2"
+    );
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/deploys",
+            json!({"retry_schedule": null}),
+        )
+        .await;
+    assert_eq!((s, &v["retry_schedule"]), (200, &Value::Null));
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/deploys",
+            json!({"source": "filed"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("source")));
+
+    let (s, v) = f
+        .call(Method::DELETE, "/admin/sources/gh", Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")));
+    assert!(v["message"].as_str().unwrap().contains("deploys"));
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/subscriptions/deploys", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    assert!(
+        f.secrets.stored.lock().unwrap().is_empty(),
+        "its secret is forgotten"
+    );
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/sources/gh", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = f.call(Method::GET, "/admin/sources/gh", Value::Null).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn rotating_a_signing_secret_keeps_the_old_one_signing_for_the_overlap() {
+    let f = fixture().await;
+    f.create_source().await;
+    let first = f.create_sub("deploys").await["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/deploys/rotate-secret",
+            json!({"overlap": "1h"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let second = v["signing_secret"].as_str().unwrap();
+    assert_ne!(first, second);
+    assert!(v["previous_secret_until"].is_string());
+    let sub = f.registry.now_sub("deploys");
+    assert!(sub.previous_key_at(std::time::SystemTime::now()).is_some());
+    // Both are kept for now.
+    assert_eq!(f.secrets.stored.lock().unwrap().len(), 2);
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/deploys/rotate-secret",
+            json!({"overlap": "0s"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(v["previous_secret_until"].is_null());
+    assert!(f.registry.now_sub("deploys").previous_signing_key.is_none());
+    assert_eq!(
+        f.secrets.stored.lock().unwrap().len(),
+        1,
+        "replaced ones forgotten"
+    );
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions/deploys/rotate-secret",
+            json!({"overlap": "90d"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("overlap")));
+}
+
+#[tokio::test]
+async fn source_secrets_rotate_by_adding_then_removing() {
+    let f = fixture().await;
+    f.create_source().await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources/gh/secrets",
+            json!({"value": "brand-new"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let refs: Vec<String> = serde_json::from_value(v["secrets"].clone()).unwrap();
+    assert_eq!(refs.len(), 2);
+    assert!(
+        !v.to_string().contains("brand-new"),
+        "values are never shown"
+    );
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/sources/gh/secrets",
+            json!({"ref": "env:GH_NEXT"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources/gh/secrets",
+            json!({"ref": "env:NOT_SET_ANYWHERE_Y"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("ref")), "{v}");
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/sources/gh/secrets",
+            json!({"ref": "env:GH_NEXT", "value": "x"}),
+        )
+        .await;
+    assert_eq!(s, 422);
+
+    let (s, v) = f
+        .call(
+            Method::DELETE,
+            "/admin/sources/gh/secrets/env:GH_SECRET",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let stored = &refs[1];
+    let (s, _) = f
+        .call(
+            Method::DELETE,
+            &format!("/admin/sources/gh/secrets/{stored}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(f.secrets.stored.lock().unwrap().is_empty());
+    let (s, v) = f
+        .call(
+            Method::DELETE,
+            "/admin/sources/gh/secrets/env:GH_NEXT",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("conflict")),
+        "the last one stays"
+    );
+    let (s, _) = f
+        .call(
+            Method::DELETE,
+            "/admin/sources/gh/secrets/env:GH_SECRET",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
+fn record(id: &str, status: DeliveryStatus, subs: &[&str]) -> EventRecord {
+    EventRecord {
+        event: Event {
+            source: "gh".into(),
+            id: id.into(),
+            event_type: "push".into(),
+            received_at_ms: now_ms(),
+            expires_at: now_ms() / 1000 + 3600,
+            body: Bytes::from_static(b"\xff\x00binary"),
+            body_hash: "h".into(),
+            content_type: Some("application/octet-stream".into()),
+            headers: Headers::from_pairs(&[("x-github-event", "push")]),
+        },
+        status: EventStatus::Failed,
+        routed: Some(subs.iter().map(|s| (*s).to_owned()).collect()),
+        deliveries: subs
+            .iter()
+            .map(|s| DeliveryRecord {
+                subscription: (*s).to_owned(),
+                status,
+                next_attempt_at_ms: None,
+                updated_at_ms: now_ms(),
+            })
+            .collect(),
+        attempts: Vec::new(),
+        replay_of: None,
+        replays: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn replays_check_the_destination_and_link_to_the_original() {
+    let f = fixture().await;
+    f.create_source().await;
+    f.create_sub("deploys").await;
+    f.create_sub("audit").await;
+    f.log
+        .records
+        .lock()
+        .unwrap()
+        .push(record("e1", DeliveryStatus::Failed, &["deploys"]));
+
+    let (s, v) = f
+        .call(Method::GET, "/admin/events/gh%23e1", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["body_encoding"], "base64");
+    assert_eq!(v["deliveries"][0]["subscription"], "deploys");
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/events/gh%23e1/replay",
+            json!({"subscription": "deploys"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["id"], "gh#e1#replay-1");
+    assert_eq!(v["replay_of"], "gh#e1");
+    let (s, v) = f
+        .call(Method::POST, "/admin/events/gh%23e1/replay", Value::Null)
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(v["subscriptions"], json!(["audit", "deploys"]));
+    // A replay of a replay goes back to the original.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/events/gh%23e1%23replay-1/replay",
+            json!({"subscription": "audit"}),
+        )
+        .await;
+    assert_eq!((s, v["replay_of"].as_str()), (202, Some("gh#e1")), "{v}");
+
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/events/gh%23e1/replay",
+            json!({"subscription": "ghost"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("subscription")));
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/events/gh%23e1/replay",
+            json!({"subscription": "filed-sub"}),
+        )
+        .await;
+    assert_eq!(s, 409, "another source's subscription");
+    f.call(
+        Method::POST,
+        "/admin/subscriptions/deploys/disable",
+        Value::Null,
+    )
+    .await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/events/gh%23e1/replay",
+            json!({"subscription": "deploys"}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")));
+    let (s, _) = f
+        .call(Method::POST, "/admin/events/gh%23e9/replay", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn bulk_replay_and_redrive_skip_what_cannot_be_replayed() {
+    let f = fixture().await;
+    f.create_source().await;
+    f.create_sub("deploys").await;
+    {
+        let mut records = f.log.records.lock().unwrap();
+        records.push(record("a", DeliveryStatus::Failed, &["deploys"]));
+        records.push(record("b", DeliveryStatus::Failed, &["gone"]));
+        records.push(record("c", DeliveryStatus::Delivered, &["deploys"]));
+    }
+    let (s, v) = f
+        .call(Method::POST, "/admin/replay", json!({"dry_run": true}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["replayed"].as_u64(),
+            v["skipped"].as_array().unwrap().len()
+        ),
+        (Some(1), 1)
+    );
+    assert!(
+        f.log.replays.lock().unwrap().is_empty(),
+        "a dry run changes nothing"
+    );
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/replay",
+            json!({"status": "failed", "source": "gh", "since": "1h"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["replays"][0]["id"], "gh#a#replay-1");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer exists")
+    );
+
+    f.log.dead.lock().unwrap().push(DeadLetterRecord {
+        id: "7".into(),
+        task: DeliveryTask {
+            source: "gh".into(),
+            event_id: "c".into(),
+            subscription: "deploys".into(),
+        },
+        reason: "attempts exhausted: HTTP 503".into(),
+        receive_count: 3,
+        at_ms: now_ms(),
+    });
+    let (s, v) = f.call(Method::GET, "/admin/dlq", Value::Null).await;
+    assert_eq!((s, v["dead_letters"][0]["id"].as_str()), (200, Some("7")));
+    let (s, v) = f
+        .call(Method::POST, "/admin/dlq/redrive", json!({"ids": ["7"]}))
+        .await;
+    assert_eq!((s, v["redriven"].as_u64()), (202, Some(1)), "{v}");
+    assert!(f.log.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn syncing_a_file_is_idempotent_and_keeps_api_entries() {
+    let f = fixture().await;
+    f.create_source().await;
+    let file = ConfigFile::parse(
+        r#"
+        [[sources]]
+        id = "filed"
+        provider = "github"
+        secrets = ["env:GH_SECRET"]
+        "#,
+    )
+    .unwrap();
+    let plan = sync::apply(f.config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.delete,
+        vec![(Kind::Subscription, "filed-sub".to_owned())]
+    );
+    let again = sync::apply(f.config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(again.unchanged, 1);
+    assert!(
+        f.config
+            .get_config(Kind::Source, "gh")
+            .await
+            .unwrap()
+            .is_some(),
+        "API entries stay"
+    );
+
+    // The file takes over an API entry with the same id.
+    let mut takes = file.clone();
+    takes.sources.push(
+        match f
+            .config
+            .get_config(Kind::Source, "gh")
+            .await
+            .unwrap()
+            .unwrap()
+            .item
+        {
+            ConfigItem::Source(s) => s,
+            ConfigItem::Subscription(_) => unreachable!(),
+        },
+    );
+    let plan = sync::apply(f.config.as_ref(), &takes, Origin::File)
+        .await
+        .unwrap();
+    assert_eq!(plan.take_over, vec![(Kind::Source, "gh".to_owned())]);
+    let gh = f
+        .config
+        .get_config(Kind::Source, "gh")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gh.origin, Origin::File);
+
+    // A file that leaves an API subscription without its source is refused whole.
+    f.create_sub("deploys").await;
+    let before = f.config.list_config().await.unwrap();
+    let err = sync::apply(f.config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("deploys"), "{err}");
+    assert_eq!(f.config.list_config().await.unwrap(), before);
+}
+
+impl MemRegistry {
+    fn now_sub(&self, id: &str) -> Arc<crate::config::Subscription> {
+        self.current
+            .read()
+            .unwrap()
+            .get_subscription(id)
+            .unwrap()
+            .clone()
+    }
+}
