@@ -10,14 +10,17 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
+use sluice::admin::ports::Origin;
+use sluice::admin::{Admin, AdminError, AdminPorts};
 use sluice::config::{ConfigError, ConfigFile};
 use sluice::delivery::http::{HttpOptions, HttpTransport};
 use sluice::error::{ReceiveError, Unavailable};
-use sluice::local::SqliteStore;
-use sluice::local::runtime::{LocalRegistry, LocalRuntime, RuntimeOptions};
+use sluice::local::registry::RegistryError;
+use sluice::local::runtime::{LocalRuntime, RuntimeOptions};
+use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::pipeline::receive::{Reply, receive};
-use sluice::secrets::EnvSecrets;
+use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -57,6 +60,12 @@ pub enum ServeError {
     Store { path: String, source: Unavailable },
     #[error("delivery client: {0}")]
     Transport(String),
+    #[error(transparent)]
+    Sync(#[from] sluice::admin::sync::SyncError),
+    #[error("config: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("[admin] {0}")]
+    Admin(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -67,7 +76,7 @@ pub enum ServeError {
 struct App {
     registry: Arc<LocalRegistry>,
     store: SqliteStore,
-    max_body_bytes: usize,
+    admin: Admin,
 }
 
 /// A running embedded gateway.
@@ -84,19 +93,50 @@ impl Gateway {
     /// listen. Everything that can be wrong with the setup fails here.
     pub async fn start(opts: &ServeOptions) -> Result<Self, ServeError> {
         let file = ConfigFile::load(&opts.config)?;
-        let secrets = EnvSecrets::with_dotenv(&opts.env_file).map_err(ServeError::Secrets)?;
-        let config = file.resolve(&secrets).await?;
+        let env = EnvSecrets::with_dotenv(&opts.env_file).map_err(ServeError::Secrets)?;
         let store = SqliteStore::open(&opts.db).map_err(|source| ServeError::Store {
             path: opts.db.display().to_string(),
             source,
         })?;
-        let max_body_bytes = config.max_body_bytes();
-        let registry = Arc::new(LocalRegistry::new(config, store.clone()).await.map_err(
-            |source| ServeError::Store {
-                path: opts.db.display().to_string(),
-                source,
+        let store_error = |source| ServeError::Store {
+            path: opts.db.display().to_string(),
+            source,
+        };
+        // The file owns its entries; those created through the admin API
+        // live beside them in the database (see admin::sync).
+        let plan = sluice::admin::sync::apply(&store, &file, Origin::File).await?;
+        if !plan.is_empty() {
+            tracing::info!(
+                created = plan.create.len(),
+                updated = plan.update.len(),
+                deleted = plan.delete.len(),
+                "config file applied"
+            );
+        }
+        store.import_legacy_disabled().await.map_err(store_error)?;
+        let secrets: Arc<dyn SecretResolver> = Arc::new(LocalSecrets::new(env, store.clone()));
+        let registry = Arc::new(LocalRegistry::load(store.clone(), secrets.clone()).await?);
+        let token = match &file.admin {
+            Some(admin) => Some(
+                secrets
+                    .resolve(&admin.token)
+                    .await
+                    .map_err(|e| ServeError::Admin(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let admin = Admin::new(
+            AdminPorts {
+                config: Arc::new(store.clone()),
+                events: Arc::new(store.clone()),
+                secret_store: Arc::new(store.clone()),
+                secrets,
+                registry: registry.clone(),
+                reload: registry.clone(),
             },
-        )?);
+            token.as_ref(),
+        )
+        .map_err(ServeError::Admin)?;
         let transport = HttpTransport::new(HttpOptions::default())
             .map_err(|e| ServeError::Transport(e.to_string()))?;
         let runtime = LocalRuntime::start(
@@ -106,14 +146,17 @@ impl Gateway {
             opts.runtime.clone(),
         );
 
+        let admin_enabled = admin.enabled();
         let app = Arc::new(App {
             registry,
             store,
-            max_body_bytes,
+            admin,
         });
         let router = Router::new()
             .route("/hooks/{source}", post(hook))
             .route("/healthz", get(healthz))
+            .route("/admin", any(admin_api))
+            .route("/admin/{*rest}", any(admin_api))
             .with_state(app);
         let listener =
             TcpListener::bind(opts.listen)
@@ -137,7 +180,7 @@ impl Gateway {
                 tracing::error!(error = %e, "http server stopped");
             }
         });
-        tracing::info!(%addr, db = %opts.db.display(), "sluice gateway listening");
+        tracing::info!(%addr, db = %opts.db.display(), admin = admin_enabled, "sluice gateway listening");
         Ok(Self {
             addr,
             stop_http,
@@ -166,7 +209,8 @@ async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = match axum::body::to_bytes(body, app.max_body_bytes).await {
+    let limit = app.registry.max_body_bytes();
+    let result = match axum::body::to_bytes(body, limit).await {
         Ok(body) => {
             receive(
                 app.registry.as_ref(),
@@ -178,23 +222,48 @@ async fn hook(
             )
             .await
         }
-        Err(e) => Err(read_error(&e, app.max_body_bytes)),
+        Err(e) => Err(read_error(&e, limit)),
     };
     json_reply(Reply::from_result(&result))
 }
 
 fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
+    if too_large(e) {
+        return ReceiveError::BodyTooLarge {
+            size: limit + 1,
+            limit,
+        };
+    }
+    ReceiveError::BadRequest(format!("could not read the body: {e}"))
+}
+
+fn too_large(e: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if c.is::<http_body_util::LengthLimitError>() {
-            return ReceiveError::BodyTooLarge {
-                size: limit + 1,
-                limit,
-            };
+            return true;
         }
         cause = c.source();
     }
-    ReceiveError::BadRequest(format!("could not read the body: {e}"))
+    false
+}
+
+/// The admin API: read the body, hand the request to the shared handler.
+async fn admin_api(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = sluice::admin::MAX_BODY_BYTES;
+    let resp = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            sluice::admin::handle(&app.admin, axum::http::Request::from_parts(parts, bytes)).await
+        }
+        Err(e) if too_large(&e) => {
+            sluice::admin::api::error_response(&AdminError::TooLarge { limit })
+        }
+        Err(e) => sluice::admin::api::error_response(&AdminError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
+    };
+    resp.map(Body::from)
 }
 
 async fn healthz() -> Response {

@@ -6,6 +6,8 @@
 //! becomes an outbox flag set in the commit's own transaction; the SQS queue
 //! becomes a table with visibility timeouts, receive counts and dead letters.
 
+pub mod admin;
+pub mod registry;
 pub mod runtime;
 mod store;
 mod writer;
@@ -13,4 +15,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use admin::LocalSecrets;
+pub use registry::LocalRegistry;
 pub use store::{DeadLetter, DeliveryRow, SqliteStore};

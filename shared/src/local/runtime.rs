@@ -1,17 +1,16 @@
 //! The tokio workers that stand in for the enqueue and deliver functions on
-//! one machine, and the registry that persists 410-disabled subscriptions.
+//! one machine, plus the purge and config-watch loops.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::SqliteStore;
-use crate::config::{Registry, Source, StaticRegistry, Subscription};
+pub use super::registry::LocalRegistry;
+use crate::config::Registry;
 use crate::delivery::Transport;
-use crate::error::Unavailable;
 use crate::model::ReceivedTask;
 use crate::pipeline::deliver::{DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::enqueue;
@@ -29,6 +28,9 @@ pub struct RuntimeOptions {
     pub outbox_batch: usize,
     /// How often expired events are purged.
     pub purge_every: Duration,
+    /// How often the config table is checked for changes made by another
+    /// process (the admin API's own changes apply at once).
+    pub config_poll: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -38,49 +40,8 @@ impl Default for RuntimeOptions {
             max_in_flight: 256,
             outbox_batch: 256,
             purge_every: Duration::from_secs(3600),
+            config_poll: Duration::from_secs(2),
         }
-    }
-}
-
-/// A registry whose 410-disabled subscriptions survive a restart.
-pub struct LocalRegistry {
-    inner: StaticRegistry,
-    store: SqliteStore,
-}
-
-impl LocalRegistry {
-    /// Wrap a config's registry and apply the persisted disabled flags.
-    pub async fn new(inner: StaticRegistry, store: SqliteStore) -> Result<Self, Unavailable> {
-        for id in store.disabled_subscriptions().await? {
-            if let Some(s) = inner.get_subscription(&id) {
-                s.set_enabled(false);
-            }
-        }
-        Ok(Self { inner, store })
-    }
-
-    pub fn config(&self) -> &StaticRegistry {
-        &self.inner
-    }
-}
-
-#[async_trait]
-impl Registry for LocalRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
-        self.inner.source(id).await
-    }
-
-    async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable> {
-        self.inner.subscriptions_of(source).await
-    }
-
-    async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable> {
-        self.inner.subscription(id).await
-    }
-
-    async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
-        self.store.set_subscription_disabled(id, true).await?;
-        self.inner.disable_subscription(id).await
     }
 }
 
@@ -115,6 +76,7 @@ impl LocalRuntime {
         let mut workers = JoinSet::new();
         workers.spawn(outbox_worker(shared.clone(), stopped.clone()));
         workers.spawn(delivery_worker(shared.clone(), stopped.clone()));
+        workers.spawn(config_worker(shared.clone(), stopped.clone()));
         workers.spawn(purge_worker(shared, stopped));
         Self { stop, workers }
     }
@@ -254,9 +216,31 @@ async fn purge_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge failed"),
         }
+        match shared.store.purge_admin(now_ms()).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(purged = n, "old dead letters and replay links purged")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "dead letter purge failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(shared.options.purge_every) => {}
             _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Picks up config changes written by another process (e.g. `apply`).
+async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.options.config_poll) => {}
+            _ = stopped.changed() => return,
+        }
+        match shared.registry.reload_if_changed().await {
+            Ok(true) => tracing::info!("config changed; reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "config reload failed; the running config stays"),
         }
     }
 }

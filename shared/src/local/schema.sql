@@ -83,4 +83,53 @@ CREATE TABLE IF NOT EXISTS disabled_subscriptions (
     disabled_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The admin API's tables (local/admin.rs).
+
+-- Sources and subscriptions: the JSON of their config-file entries.
+-- origin 'file': applied from the config file at start-up, read-only
+-- through the API; 'api': created through the API.
+CREATE TABLE IF NOT EXISTS config (
+    kind          TEXT    NOT NULL CHECK (kind IN ('source', 'subscription')),
+    id            TEXT    NOT NULL,
+    origin        TEXT    NOT NULL CHECK (origin IN ('file', 'api')),
+    enabled       INTEGER NOT NULL DEFAULT 1,
+    config        TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+
+-- Bumped by every config change, whoever makes it, so a running gateway
+-- notices changes written by another process.
+CREATE TABLE IF NOT EXISTS config_version (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO config_version (one, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS config_inserted AFTER INSERT ON config
+    BEGIN UPDATE config_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS config_updated AFTER UPDATE ON config
+    BEGIN UPDATE config_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS config_deleted AFTER DELETE ON config
+    BEGIN UPDATE config_version SET version = version + 1; END;
+
+-- Secrets created through the API (db:NAME references): generated signing
+-- secrets, source secrets given by value.
+CREATE TABLE IF NOT EXISTS secrets (
+    name          TEXT    PRIMARY KEY,
+    value         TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Replays: a replay is an event row of its own (id `{original}#replay-{n}`),
+-- linked here to the original's id (same source).
+CREATE TABLE IF NOT EXISTS replays (
+    source        TEXT    NOT NULL,
+    id            TEXT    NOT NULL,
+    replay_of     TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replays_of ON replays(source, replay_of);
+
 PRAGMA user_version = 1;

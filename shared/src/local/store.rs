@@ -394,12 +394,15 @@ impl SqliteStore {
     /// task. WAL readers never wait for the writer, and such a read costs
     /// less than the two thread hand-offs of `spawn_blocking`, which on two
     /// cores were the larger share of the delivery path's CPU.
-    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T, Unavailable> {
+    pub(super) fn lookup<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> DbResult<T>,
+    ) -> Result<T, Unavailable> {
         self.inner.with_reader(f)
     }
 
     /// A read that may scan (lists, counts, the outbox), on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, Unavailable>
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, Unavailable>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
