@@ -172,10 +172,51 @@ impl Running {
         (status, json)
     }
 
+    /// An admin API call with `token` (None: no Authorization header).
+    /// A null body sends nothing.
+    pub async fn admin_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if !body.is_null() {
+            req = req.body(body.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// An admin API call with [`ADMIN_TOKEN`].
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.admin_as(Some(ADMIN_TOKEN), method, path, &body).await
+    }
+
     pub async fn stop(self) {
         self.gateway.shutdown().await;
     }
 }
+
+/// The admin token the tests configure (`env:ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// GitHub's scheme: `sha256=` + hex HMAC-SHA256 of the body.
 pub fn github_headers(

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use sluice::model::{DeliveryStatus, EventKey};
 use sluice_tests::{
-    Harness, Sink, eventually, eventually_async, github_headers, standard_webhooks_valid,
+    ADMIN_TOKEN, Harness, Running, Sink, eventually, eventually_async, github_headers,
+    standard_webhooks_valid,
 };
 
 const GH_SECRET: &str = "gh-secret-for-tests";
@@ -416,5 +418,336 @@ async fn the_http_contract_holds_for_bad_requests() {
         0,
         "nothing bad was committed"
     );
+    gw.stop().await;
+}
+
+// ---- the admin API, over HTTP against the running gateway ----
+
+const ADMIN_CONFIG: &str = r#"
+[admin]
+token = "env:ADMIN_TOKEN"
+"#;
+
+fn admin_harness() -> Harness {
+    Harness::new(ADMIN_CONFIG, &[("ADMIN_TOKEN", ADMIN_TOKEN)])
+}
+
+/// Poll the event until its status is `status`; returns the event.
+async fn event_with_status(gw: &Running, id: &str, status: &str) -> Value {
+    let path = format!("/admin/events/{}", id.replace('#', "%23"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (s, v) = gw.admin("GET", &path, Value::Null).await;
+        if s == 200 && v["status"] == status {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {id} to be {status}: {s} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn dlq(gw: &Running) -> Value {
+    gw.admin("GET", "/admin/dlq", Value::Null).await.1
+}
+
+async fn send_push(gw: &Running, delivery: &str) {
+    let body = format!(r#"{{"ref":"refs/heads/main","n":"{delivery}"}}"#);
+    let (status, reply) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, delivery, "push", body.as_bytes()),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_register_deliver_inspect_fail_replay_and_redrive() {
+    let sink = Sink::start(200).await;
+    let h = admin_harness();
+    let gw = h.start().await;
+
+    // Register a source (its secret given by value) and a subscription.
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/sources",
+            json!({"id": "github", "provider": "github", "secrets": [{"value": GH_SECRET}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(!v.to_string().contains(GH_SECRET), "never echoed: {v}");
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/subscriptions",
+            json!({"id": "deploys", "source": "github", "url": sink.url(), "events": ["push"],
+                   "format": "raw", "retry_schedule": ["100ms", "100ms"], "allow_local": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let whsec = v["signing_secret"].as_str().unwrap().to_owned();
+    assert!(whsec.starts_with("whsec_"));
+    let (_, v) = gw
+        .admin("GET", "/admin/subscriptions/deploys", Value::Null)
+        .await;
+    assert!(
+        v.get("signing_secret").is_none() && v["has_signing_secret"] == true,
+        "{v}"
+    );
+
+    // A signed webhook is delivered, signed with the new secret.
+    send_push(&gw, "d-1").await;
+    eventually(WAIT, "first delivery", || sink.count() == 1).await;
+    let got = &sink.received()[0];
+    assert!(standard_webhooks_valid(&whsec, &got.headers, &got.body));
+    let ev = event_with_status(&gw, "github#d-1", "delivered").await;
+    assert_eq!(ev["type"], "push");
+    assert_eq!(ev["body_encoding"], "utf8");
+    assert!(ev["body"].as_str().unwrap().contains("d-1"));
+    assert!(ev["headers"].to_string().contains("x-github-event"));
+    let d = &ev["deliveries"][0];
+    assert_eq!(d["subscription"], "deploys");
+    assert_eq!(
+        d["attempts"],
+        json!({"total": 1, "succeeded": 1, "failed": 0})
+    );
+    assert_eq!(d["last_attempt"]["status_code"], 200);
+    assert!(d["last_attempt"]["latency_ms"].is_u64());
+    assert!(d["last_attempt"]["at"].is_string());
+    let (s, list) = gw
+        .admin(
+            "GET",
+            "/admin/events?source=github&status=delivered",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["events"][0]["id"], "github#d-1");
+
+    // The destination fails: three attempts, failed, dead-lettered.
+    sink.set_default(503);
+    send_push(&gw, "d-2").await;
+    let ev = event_with_status(&gw, "github#d-2", "failed").await;
+    let d = &ev["deliveries"][0];
+    assert_eq!(d["status"], "failed");
+    assert_eq!(
+        d["attempts"],
+        json!({"total": 3, "succeeded": 0, "failed": 3})
+    );
+    assert_eq!(d["last_attempt"]["status_code"], 503);
+    assert!(d["next_attempt_at"].is_null());
+    assert!(ev["deliveries"][0]["attempt_log"][0]["next_attempt_at"].is_string());
+    let (_, failed) = gw
+        .admin("GET", "/admin/events?status=failed&since=1h", Value::Null)
+        .await;
+    assert_eq!(failed["events"].as_array().unwrap().len(), 1, "{failed}");
+    eventually_async(WAIT, "dead letter", || async {
+        dlq(&gw).await["dead_letters"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    send_push(&gw, "d-3").await;
+    event_with_status(&gw, "github#d-3", "failed").await;
+
+    // It recovers; replay d-2 to it: a new delivery linked to the original.
+    sink.set_default(200);
+    let before = sink.successes().len();
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/events/github%23d-2/replay",
+            json!({"subscription": "deploys"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["id"], "github#d-2#replay-1");
+    assert_eq!(v["replay_of"], "github#d-2");
+    let replay = event_with_status(&gw, "github#d-2#replay-1", "delivered").await;
+    assert_eq!(replay["replay_of"], "github#d-2");
+    assert_eq!(
+        replay["deliveries"][0]["attempts"]["total"], 1,
+        "its own attempt log"
+    );
+    eventually(WAIT, "replayed delivery", || {
+        sink.successes().len() == before + 1
+    })
+    .await;
+    let last = sink.successes().pop().unwrap();
+    assert_eq!(last.headers["webhook-id"], "github#d-2#replay-1");
+    assert!(standard_webhooks_valid(&whsec, &last.headers, &last.body));
+    let (_, orig) = gw
+        .admin("GET", "/admin/events/github%23d-2", Value::Null)
+        .await;
+    assert_eq!(orig["replays"], json!(["github#d-2#replay-1"]));
+    assert_eq!(
+        orig["deliveries"][0]["attempts"]["total"], 3,
+        "the original's log is unchanged"
+    );
+
+    // The replay settled d-2's dead letter; d-3's is redriven.
+    let dead = dlq(&gw).await;
+    let dead = dead["dead_letters"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["event"], "github#d-3");
+    let (s, v) = gw.admin("POST", "/admin/dlq/redrive", json!({})).await;
+    assert_eq!((s, v["redriven"].as_u64()), (202, Some(1)), "{v}");
+    event_with_status(&gw, "github#d-3#replay-1", "delivered").await;
+    assert!(
+        dlq(&gw).await["dead_letters"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Everything that failed has been replayed: a bulk replay finds nothing.
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/replay",
+            json!({"status": "failed", "source": "github", "since": "1h"}),
+        )
+        .await;
+    assert_eq!((s, v["replayed"].as_u64()), (202, Some(0)), "{v}");
+
+    // Rotation: during the overlap, both secrets sign.
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/subscriptions/deploys/rotate-secret",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let next = v["signing_secret"].as_str().unwrap().to_owned();
+    gw.stop().await;
+
+    // Config made through the API survives a restart.
+    let gw = h.start().await;
+    let before = sink.successes().len();
+    send_push(&gw, "d-4").await;
+    eventually(WAIT, "delivery after restart", || {
+        sink.successes().len() == before + 1
+    })
+    .await;
+    let last = sink.successes().pop().unwrap();
+    assert!(standard_webhooks_valid(&next, &last.headers, &last.body));
+    assert!(
+        standard_webhooks_valid(&whsec, &last.headers, &last.body),
+        "old one still signs"
+    );
+
+    // Disabled: the source's webhooks answer 404, the subscription gets nothing new.
+    let (s, _) = gw
+        .admin("POST", "/admin/sources/github/disable", Value::Null)
+        .await;
+    assert_eq!(s, 200);
+    let body = br#"{"x":1}"#;
+    let (s, _) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "d-5", "push", body),
+            body,
+        )
+        .await;
+    assert_eq!(s, 404);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rejects_bad_tokens_and_bad_input_with_the_field_named() {
+    let h = Harness::new(
+        &format!(
+            "{ADMIN_CONFIG}\n[[sources]]\nid = \"github\"\nprovider = \"github\"\nsecrets = [\"env:GH_SECRET\"]\n"
+        ),
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("GH_SECRET", GH_SECRET)],
+    );
+    let gw = h.start().await;
+    for token in [None, Some("not-the-token-not-the-token")] {
+        let (s, v) = gw
+            .admin_as(token, "GET", "/admin/sources", &Value::Null)
+            .await;
+        assert_eq!((s, v["error"].as_str()), (401, Some("unauthorized")));
+    }
+    let resp = gw
+        .client
+        .post(format!("{}/admin/subscriptions", gw.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .body("{\"source\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "malformed_json");
+
+    let cases = [
+        (
+            json!({"source": "github", "url": "https://example.com", "events": "push"}),
+            "events",
+        ),
+        (
+            json!({"source": "github", "url": "ftp://example.com", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"source": "nope", "url": "https://example.com", "events": ["*"]}),
+            "source",
+        ),
+        (json!({"source": "github", "events": ["*"]}), "url"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = gw.admin("POST", "/admin/subscriptions", body.clone()).await;
+        assert_eq!((s, v["field"].as_str()), (422, Some(field)), "{body}: {v}");
+    }
+    let (s, v) = gw
+        .admin("GET", "/admin/events?since=someday", Value::Null)
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("since")));
+    let (s, v) = gw
+        .admin("GET", "/admin/subscriptions/ghost", Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
+    let (s, _) = gw
+        .admin("GET", "/admin/events/github%23nothing", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = gw
+        .admin("POST", "/admin/events/github%23nothing/replay", json!({}))
+        .await;
+    assert_eq!(s, 404);
+    // The file's source is read-only here.
+    let (s, v) = gw
+        .admin(
+            "PATCH",
+            "/admin/sources/github",
+            json!({"tolerance_secs": 10}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("read_only")));
+    let (s, v) = gw.admin("DELETE", "/admin/sources", Value::Null).await;
+    assert_eq!((s, v["error"].as_str()), (405, Some("method_not_allowed")));
+
+    let (s, doc) = gw.admin("GET", "/admin/openapi.json", Value::Null).await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/admin/events/{id}"]["get"].is_object());
+    gw.stop().await;
+
+    // Without [admin], the API is off.
+    let sink = Sink::start(200).await;
+    let off = harness(&sink);
+    let gw = off.start().await;
+    let (s, v) = gw.admin("GET", "/admin/sources", Value::Null).await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("admin_disabled")));
     gw.stop().await;
 }
