@@ -528,7 +528,7 @@ impl Admin {
         } else {
             "value"
         };
-        let mut parsed = self
+        let parsed = self
             .source_secrets(field, vec![given])
             .await
             .map_err(|e| match e {
@@ -553,7 +553,7 @@ impl Admin {
                 AdminError::Invalid { message, .. } => AdminError::invalid(field, message),
                 other => other,
             })?;
-        let (mut refs, created) = self.store_values(id, parsed.drain(..).collect()).await?;
+        let (mut refs, created) = self.store_values(id, parsed).await?;
         config.secrets.append(&mut refs);
         if !self
             .ports
