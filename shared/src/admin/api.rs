@@ -121,10 +121,15 @@ pub const ROUTES: &[Route] = &[
 /// Serve one admin request. Never panics and never answers 500 for bad
 /// input: every failure is an [`AdminError`] with its own status.
 pub async fn handle(admin: &Admin, req: Request<Bytes>) -> Response<Bytes> {
-    match dispatch(admin, &req).await {
+    let resp = match dispatch(admin, &req).await {
         Ok(reply) => respond(reply),
         Err(e) => error_response(&e),
+    };
+    // An audit line for every change (paths hold ids and references only).
+    if req.method() != Method::GET {
+        tracing::info!(method = %req.method(), path = req.uri().path(), status = resp.status().as_u16(), "admin request");
     }
+    resp
 }
 
 /// The error response for `e` (adapters use it for what they catch

@@ -371,9 +371,13 @@ impl Admin {
                 event_type: String::new(),
                 subscription: d.task.subscription.clone(),
             };
+            let skip = |why: &str| {
+                let mut v = views::skipped(&candidate, why);
+                v["dead_letter"] = json!(d.id);
+                v
+            };
             let Some(record) = self.ports.events.get_event(&candidate.event).await? else {
-                plan.skipped
-                    .push(views::skipped(&candidate, "event no longer stored"));
+                plan.skipped.push(skip("event no longer stored"));
                 continue;
             };
             match self
@@ -384,7 +388,7 @@ impl Admin {
                 )
                 .await?
             {
-                Some(why) => plan.skipped.push(views::skipped(&candidate, &why)),
+                Some(why) => plan.skipped.push(skip(&why)),
                 None => plan.add(&candidate.event, &candidate.subscription),
             }
         }

@@ -414,8 +414,8 @@ fn schemas() -> Value {
                 "replays": { "type": "array", "items": { "type": "object", "properties": {
                     "id": { "type": ["string", "null"] }, "event": { "type": "string" }, "subscriptions": { "type": "array", "items": { "type": "string" } } } } },
                 "skipped": { "type": "array", "items": { "type": "object", "properties": {
-                    "event": { "type": "string" }, "subscription": { "type": "string" }, "reason": { "type": "string" } } } },
-                "more": { "type": "boolean", "description": "The limit was reached: call again for the rest" }
+                    "event": { "type": "string" }, "subscription": { "type": "string" }, "reason": { "type": "string" }, "dead_letter": { "type": "string", "description": "Redrive: the dead letter left in place" } } } },
+                "more": { "type": "boolean", "description": "The limit was reached: call again for the rest (while something was replayed; skipped entries come back every time)" }
             }
         }));
     m.insert(
