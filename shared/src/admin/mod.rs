@@ -14,7 +14,7 @@ pub mod sync;
 mod views;
 
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 #[cfg(test)]
 mod tests;
 

@@ -46,10 +46,13 @@ pub enum ConfigTableError {
 pub struct StoredConfig {
     pub file: ConfigFile,
     pub disabled: Vec<String>,
+    /// Sources disabled through the admin API: not served (404).
+    pub disabled_sources: Vec<String>,
 }
 
 struct Cached {
     registry: Arc<StaticRegistry>,
+    disabled_sources: Arc<Vec<String>>,
     /// When the cached copy stops being fresh.
     fresh_until: Instant,
 }
@@ -90,26 +93,35 @@ impl DynamoRegistry {
 
     /// The current registry: the cached one while fresh, else reloaded.
     pub async fn current(&self) -> Result<Arc<StaticRegistry>, Unavailable> {
+        Ok(self.current_with_disabled().await?.0)
+    }
+
+    /// The current registry and the ids of the disabled sources.
+    async fn current_with_disabled(
+        &self,
+    ) -> Result<(Arc<StaticRegistry>, Arc<Vec<String>>), Unavailable> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref() {
             if Instant::now() < c.fresh_until {
-                return Ok(c.registry.clone());
+                return Ok((c.registry.clone(), c.disabled_sources.clone()));
             }
         }
         match self.load().await {
-            Ok(registry) => {
+            Ok((registry, disabled_sources)) => {
                 let registry = Arc::new(registry);
+                let disabled_sources = Arc::new(disabled_sources);
                 *cache = Some(Cached {
                     registry: registry.clone(),
+                    disabled_sources: disabled_sources.clone(),
                     fresh_until: Instant::now() + self.ttl,
                 });
-                Ok(registry)
+                Ok((registry, disabled_sources))
             }
             Err(e) => match cache.as_mut() {
                 Some(c) => {
                     tracing::warn!(table = %self.table, error = %e, "config refresh failed; serving the cached copy");
                     c.fresh_until = Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl);
-                    Ok(c.registry.clone())
+                    Ok((c.registry.clone(), c.disabled_sources.clone()))
                 }
                 None => Err(Unavailable(format!("config table {}: {e}", self.table))),
             },
@@ -121,7 +133,7 @@ impl DynamoRegistry {
         *self.cache.lock().await = None;
     }
 
-    async fn load(&self) -> Result<StaticRegistry, ConfigTableError> {
+    async fn load(&self) -> Result<(StaticRegistry, Vec<String>), ConfigTableError> {
         let stored = read_config(&self.client, &self.table).await?;
         let registry = stored.file.resolve(self.secrets.as_ref()).await?;
         for id in &stored.disabled {
@@ -129,14 +141,18 @@ impl DynamoRegistry {
                 sub.set_enabled(false);
             }
         }
-        Ok(registry)
+        Ok((registry, stored.disabled_sources))
     }
 }
 
 #[async_trait]
 impl Registry for DynamoRegistry {
     async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
-        self.current().await?.source(id).await
+        let (registry, disabled) = self.current_with_disabled().await?;
+        if disabled.iter().any(|d| d == id) {
+            return Ok(None);
+        }
+        registry.source(id).await
     }
 
     async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable> {
@@ -194,6 +210,9 @@ pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, C
             let src: SourceConfig = serde_json::from_str(json()?)
                 .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?;
             check_id_matches(pk, id, &src.id)?;
+            if !enabled {
+                stored.disabled_sources.push(src.id.clone());
+            }
             stored.file.sources.push(src);
         } else if let Some(id) = pk.strip_prefix(cf::SUBSCRIPTION_PREFIX) {
             let sub: SubscriptionConfig = serde_json::from_str(json()?)
@@ -210,6 +229,7 @@ pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, C
     stored.file.sources.sort_by(|a, b| a.id.cmp(&b.id));
     stored.file.subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     stored.disabled.sort();
+    stored.disabled_sources.sort();
     Ok(stored)
 }
 

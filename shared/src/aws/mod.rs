@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::Unavailable;
 
+pub mod admin;
 pub mod config_table;
 pub mod dynamo_store;
 pub mod item;

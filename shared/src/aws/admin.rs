@@ -1,0 +1,539 @@
+//! The admin API's config and secret ports on AWS: [`ConfigStore`] over the
+//! config table (the items [`super::config_table`] reads), [`SecretStore`]
+//! over SSM SecureString parameters, and [`Reload`] for [`DynamoRegistry`].
+//!
+//! Items keep the shape `config_table` documents, plus `origin` (S, `file`
+//! or `api`) and `created_at_ms` (N); items written before have neither and
+//! read as `file` entries. The event log port (events, replays, DLQ) is not
+//! implemented on AWS yet.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_ssm::operation::delete_parameter::DeleteParameterError;
+use aws_sdk_ssm::types::ParameterType;
+
+use super::config_table::DynamoRegistry;
+use super::item::{self, Item, PK, Update, cf, n, s};
+use super::sdk_error;
+use crate::admin::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin, Reload};
+use crate::error::Unavailable;
+use crate::secrets::{Secret, SecretError, SecretRef, SecretStore};
+use crate::time::now_ms;
+
+/// Who owns the entry (`file` | `api`).
+pub const ORIGIN: &str = "origin";
+pub const CREATED_AT_MS: &str = "created_at_ms";
+
+/// The config table as the admin API's config store.
+#[derive(Debug, Clone)]
+pub struct DynamoConfigStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoConfigStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_owned(),
+        }
+    }
+}
+
+fn pk(kind: Kind, id: &str) -> String {
+    match kind {
+        Kind::Source => format!("{}{id}", cf::SOURCE_PREFIX),
+        Kind::Subscription => format!("{}{id}", cf::SUBSCRIPTION_PREFIX),
+    }
+}
+
+fn config_json(item: &ConfigItem) -> Result<String, Unavailable> {
+    match item {
+        ConfigItem::Source(s) => serde_json::to_string(s),
+        ConfigItem::Subscription(s) => serde_json::to_string(s),
+    }
+    .map_err(Unavailable::new)
+}
+
+/// None for an item of another kind (ignored, as `read_config` does).
+fn entry(it: &Item) -> Result<Option<ConfigEntry>, Unavailable> {
+    let bad = |e: &dyn std::fmt::Display| Unavailable(format!("config item: {e}"));
+    let key = item::get_s(it, PK).map_err(|e| bad(&e))?;
+    let json = || item::get_s(it, cf::CONFIG).map_err(|e| bad(&e));
+    let parsed = if key.starts_with(cf::SOURCE_PREFIX) {
+        ConfigItem::Source(serde_json::from_str(json()?).map_err(|e| bad(&e))?)
+    } else if key.starts_with(cf::SUBSCRIPTION_PREFIX) {
+        ConfigItem::Subscription(serde_json::from_str(json()?).map_err(|e| bad(&e))?)
+    } else {
+        return Ok(None);
+    };
+    let origin = match item::opt_s(it, ORIGIN).map_err(|e| bad(&e))? {
+        None => Origin::File,
+        Some(o) => Origin::parse(o).ok_or_else(|| bad(&format!("bad origin {o:?}")))?,
+    };
+    let updated: i64 = item::opt_n(it, cf::UPDATED_AT_MS)
+        .map_err(|e| bad(&e))?
+        .unwrap_or_default();
+    Ok(Some(ConfigEntry {
+        item: parsed,
+        origin,
+        enabled: item::opt_bool(it, cf::ENABLED)
+            .map_err(|e| bad(&e))?
+            .unwrap_or(true),
+        created_at_ms: item::opt_n(it, CREATED_AT_MS)
+            .map_err(|e| bad(&e))?
+            .unwrap_or(updated),
+        updated_at_ms: updated,
+    }))
+}
+
+fn update_failed(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+#[async_trait]
+impl ConfigStore for DynamoConfigStore {
+    /// One consistent, paginated Scan; sources first, each kind by id.
+    async fn list_config(&self) -> Result<Vec<ConfigEntry>, Unavailable> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("Scan (config)", e))?;
+        let mut entries = Vec::with_capacity(items.len());
+        for it in &items {
+            if let Some(e) = entry(it)? {
+                entries.push(e);
+            }
+        }
+        entries.sort_by(|a, b| {
+            (a.item.kind() == Kind::Subscription, a.item.id())
+                .cmp(&(b.item.kind() == Kind::Subscription, b.item.id()))
+        });
+        Ok(entries)
+    }
+
+    async fn get_config(&self, kind: Kind, id: &str) -> Result<Option<ConfigEntry>, Unavailable> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(kind, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem (config)", e))?;
+        match out.item() {
+            Some(it) => entry(it),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, Unavailable> {
+        let now = now_ms();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(pk(item.kind(), item.id())))
+            .item(cf::CONFIG, s(config_json(item)?))
+            .item(cf::ENABLED, AttributeValue::Bool(true))
+            .item(ORIGIN, s(origin.as_str()))
+            .item(CREATED_AT_MS, n(now))
+            .item(cf::UPDATED_AT_MS, n(now))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem (config)", e)),
+        }
+    }
+
+    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable> {
+        let now = now_ms();
+        Update::new()
+            .set(cf::CONFIG, s(config_json(item)?))
+            .set(ORIGIN, s(origin.as_str()))
+            .set(cf::UPDATED_AT_MS, n(now))
+            .set_once(cf::ENABLED, AttributeValue::Bool(true))
+            .set_once(CREATED_AT_MS, n(now))
+            .apply(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk(item.kind(), item.id()))),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateItem (config)", e))?;
+        Ok(())
+    }
+
+    async fn update_config(&self, item: &ConfigItem) -> Result<bool, Unavailable> {
+        let result = Update::new()
+            .set(cf::CONFIG, s(config_json(item)?))
+            .set(cf::UPDATED_AT_MS, n(now_ms()))
+            .condition(|u| format!("attribute_exists({})", u.name(PK)))
+            .apply(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk(item.kind(), item.id()))),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if update_failed(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem (config)", e)),
+        }
+    }
+
+    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, Unavailable> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(kind, id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem (config)", e))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn set_enabled(&self, kind: Kind, id: &str, enabled: bool) -> Result<bool, Unavailable> {
+        let result = Update::new()
+            .set(cf::ENABLED, AttributeValue::Bool(enabled))
+            .set(cf::UPDATED_AT_MS, n(now_ms()))
+            .condition(|u| format!("attribute_exists({})", u.name(PK)))
+            .apply(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk(kind, id))),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if update_failed(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem (config)", e)),
+        }
+    }
+}
+
+/// Secrets created through the admin API, as SSM SecureString parameters
+/// under a prefix (e.g. `/sluice/{stack}`); the config references them as
+/// `ssm:{prefix}/{name}`, which [`super::SsmSecrets`] resolves.
+#[derive(Debug, Clone)]
+pub struct SsmSecretStore {
+    client: aws_sdk_ssm::Client,
+    prefix: String,
+}
+
+impl SsmSecretStore {
+    pub fn new(client: aws_sdk_ssm::Client, prefix: &str) -> Self {
+        Self {
+            client,
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretStore for SsmSecretStore {
+    async fn put_secret(&self, name: &str, value: &Secret) -> Result<SecretRef, SecretError> {
+        let path = format!("{}/{name}", self.prefix);
+        let reference = SecretRef::Ssm(path.clone());
+        self.client
+            .put_parameter()
+            .name(&path)
+            .value(value.expose())
+            .r#type(ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| {
+                SecretError::Backend(
+                    reference.clone(),
+                    format!(
+                        "PutParameter: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(&e)
+                    ),
+                )
+            })?;
+        Ok(reference)
+    }
+
+    /// Only parameters under this store's prefix are deleted.
+    async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError> {
+        let SecretRef::Ssm(path) = reference else {
+            return Ok(());
+        };
+        if !path.starts_with(&format!("{}/", self.prefix)) {
+            return Ok(());
+        }
+        match self.client.delete_parameter().name(path).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteParameterError::ParameterNotFound(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(SecretError::Backend(
+                reference.clone(),
+                format!(
+                    "DeleteParameter: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(&e)
+                ),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Reload for DynamoRegistry {
+    /// The next call reads the table again (and every other Lambda
+    /// environment within its cache TTL).
+    async fn reload(&self) -> Result<(), Unavailable> {
+        self.invalidate().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::Request;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::admin::fakes::MemLog;
+    use crate::admin::{Admin, AdminPorts, handle};
+    use crate::aws::config_table::{put_config, read_config};
+    use crate::aws::ssm_secrets::SsmSecrets;
+    use crate::aws::testing::{MotoServer, TestResources};
+    use crate::config::{ConfigFile, Registry};
+    use crate::secrets::{EnvSecrets, SecretResolver};
+
+    const TOKEN: &str = "aws-admin-token-0123456789";
+
+    #[tokio::test]
+    async fn the_config_table_is_a_config_store() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let store =
+            DynamoConfigStore::new(res.clients.dynamodb.clone(), &res.settings.config_table);
+        let file = ConfigFile::parse(
+            r#"
+            [[sources]]
+            id = "gh"
+            provider = "github"
+            secrets = ["env:X"]
+            [[subscriptions]]
+            id = "deploys"
+            source = "gh"
+            events = ["push"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        // Items written by put_config (no origin) read as file entries.
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &file)
+            .await
+            .unwrap();
+        let all = store.list_config().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].item, ConfigItem::Source(file.sources[0].clone()));
+        assert_eq!((all[0].origin, all[0].enabled), (Origin::File, true));
+
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+        assert!(!store.create_config(&sub, Origin::Api).await.unwrap());
+        assert!(
+            store
+                .set_enabled(Kind::Subscription, "deploys", false)
+                .await
+                .unwrap()
+        );
+        store.upsert_config(&sub, Origin::Api).await.unwrap();
+        let got = store
+            .get_config(Kind::Subscription, "deploys")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.origin, got.enabled),
+            (Origin::Api, false),
+            "upsert keeps enabled"
+        );
+        assert_eq!(
+            read_config(&res.clients.dynamodb, &res.settings.config_table)
+                .await
+                .unwrap()
+                .disabled,
+            ["deploys"]
+        );
+
+        let mut other = file.subscriptions[0].clone();
+        other.id = "other".into();
+        let other = ConfigItem::Subscription(other);
+        assert!(!store.update_config(&other).await.unwrap(), "no such item");
+        assert!(store.create_config(&other, Origin::Api).await.unwrap());
+        assert!(store.update_config(&other).await.unwrap());
+        assert!(
+            store
+                .delete_config(Kind::Subscription, "other")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_config(Kind::Subscription, "other")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_enabled(Kind::Source, "ghost", false)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .get_config(Kind::Source, "ghost")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_runs_on_the_aws_ports() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let db = res.clients.dynamodb.clone();
+        let table = res.settings.config_table.clone();
+        let secrets = Arc::new(SsmSecrets::new(
+            res.clients.ssm.clone(),
+            EnvSecrets::new(),
+            Duration::from_secs(300),
+        ));
+        let registry = Arc::new(DynamoRegistry::new(
+            db.clone(),
+            &table,
+            secrets.clone(),
+            Duration::from_secs(60),
+        ));
+        let prefix = format!("/sluice/{table}");
+        let token = Secret::new(TOKEN);
+        let admin = Admin::new(
+            AdminPorts {
+                config: Arc::new(DynamoConfigStore::new(db.clone(), &table)),
+                events: Arc::new(MemLog::default()),
+                secret_store: Arc::new(SsmSecretStore::new(res.clients.ssm.clone(), &prefix)),
+                secrets: secrets.clone(),
+                registry: registry.clone(),
+                reload: registry.clone(),
+            },
+            Some(&token),
+        )
+        .unwrap();
+        let call = |method: &str, path: &str, body: Value| {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Bytes::from(body.to_string()))
+                .unwrap();
+            let admin = &admin;
+            async move {
+                let resp = handle(admin, req).await;
+                let v: Value = if resp.body().is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(resp.body()).unwrap()
+                };
+                (resp.status().as_u16(), v)
+            }
+        };
+
+        let (s, v) = call(
+            "POST",
+            "/admin/sources",
+            json!({"id": "gh", "provider": "github", "secrets": [{"value": "gh-secret"}]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        let stored = v["secrets"][0].as_str().unwrap().to_owned();
+        assert!(
+            stored.starts_with(&format!("ssm:{prefix}/source.gh.")),
+            "{stored}"
+        );
+        assert!(
+            registry.source("gh").await.unwrap().is_some(),
+            "live after the reload"
+        );
+
+        let (s, v) = call(
+            "POST",
+            "/admin/subscriptions",
+            json!({"id": "deploys", "source": "gh", "url": "https://example.com/in", "events": ["*"]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        let whsec = v["signing_secret"].as_str().unwrap().to_owned();
+        let sub = registry.subscription("deploys").await.unwrap().unwrap();
+        assert!(sub.signing_key.is_some());
+        let reference = read_config(&db, &table).await.unwrap().file.subscriptions[0]
+            .signing_secret
+            .clone()
+            .unwrap();
+        assert_eq!(secrets.resolve(&reference).await.unwrap().expose(), whsec);
+
+        let (s, _) = call("POST", "/admin/sources/gh/disable", Value::Null).await;
+        assert_eq!(s, 200);
+        assert!(
+            registry.source("gh").await.unwrap().is_none(),
+            "a disabled source is not served"
+        );
+        let (s, _) = call("DELETE", "/admin/subscriptions/deploys", Value::Null).await;
+        assert_eq!(s, 204);
+        secrets.clear();
+        assert!(
+            secrets.resolve(&reference).await.is_err(),
+            "its parameter is deleted"
+        );
+    }
+}
