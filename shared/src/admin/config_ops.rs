@@ -24,6 +24,8 @@ use crate::verify::{HmacParams, Provider, Verifier};
 /// switch to the new one.
 pub(crate) const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 const MAX_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest retention: expiry times stay far inside every clock's range.
+const MAX_WINDOW: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 pub(crate) struct Reply {
     pub status: u16,
@@ -276,6 +278,12 @@ impl Admin {
         }
         if s.max_body_bytes == Some(0) {
             return Err(AdminError::invalid("max_body_bytes", "must be above 0"));
+        }
+        if s.dedupe_window.is_some_and(|w| w > MAX_WINDOW) {
+            return Err(AdminError::invalid(
+                "dedupe_window",
+                "must be at most 10 years",
+            ));
         }
         let mut values = Vec::new();
         for (i, r) in s.secrets.iter().enumerate() {

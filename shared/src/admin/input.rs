@@ -144,13 +144,19 @@ pub(crate) fn opt_time_ms(field: &str, value: Option<&str>) -> Result<Option<i64
     value.map(|v| time_ms(field, v)).transpose()
 }
 
-/// RFC 3339 with milliseconds, UTC.
+/// Last millisecond humantime can format (end of year 9999).
+const MAX_FORMAT_MS: i64 = 253_402_300_799_999;
+
+/// RFC 3339 with milliseconds, UTC. Clamped to 1970..=9999: humantime
+/// panics outside that range, and a stored time must never take a
+/// response down.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(crate::time::from_ms(ms)).to_string()
+    let t = crate::time::from_ms(ms.clamp(0, MAX_FORMAT_MS));
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 pub(crate) fn rfc3339_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    rfc3339(to_ms(t))
 }
 
 /// For PATCH bodies: absent → None, `null` → Some(None), value → Some(Some).
@@ -166,4 +172,32 @@ where
 pub(crate) fn duration(field: &str, value: &str) -> Result<Duration, AdminError> {
     humantime::parse_duration(value)
         .map_err(|e| AdminError::invalid(field, format!("not a duration like 24h: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_out_of_range_are_clamped_not_panicked_on() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339_or_an_age() {
+        assert_eq!(
+            time_ms("t", "2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000
+        );
+        let ago = now_ms() - time_ms("t", "1h").unwrap();
+        assert!((3_600_000..3_700_000).contains(&ago), "{ago}");
+        assert!(
+            time_ms("t", "100000000000years").is_ok(),
+            "saturates, no panic"
+        );
+        assert!(time_ms("t", "soon").is_err());
+    }
 }
