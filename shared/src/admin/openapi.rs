@@ -310,7 +310,7 @@ fn schemas() -> Value {
             "type": "object",
             "properties": { "pending": { "type": "integer" }, "delivered": { "type": "integer" }, "failed": { "type": "integer" } }
         }));
-    m.insert("EventSummary".into(), json!({
+    m.insert("EventBase".into(), json!({
             "type": "object",
             "properties": {
                 "id": { "type": "string", "description": "{source}#{event id}" },
@@ -320,10 +320,18 @@ fn schemas() -> Value {
                 "received_at": time.clone(),
                 "expires_at": { "type": "string", "format": "date-time", "description": "End of retention" },
                 "status": { "$ref": "#/components/schemas/EventStatus" },
-                "deliveries": { "$ref": "#/components/schemas/Counts" },
-                "replay_of": { "type": ["string", "null"] }
+                "replay_of": { "type": ["string", "null"], "description": "The original, for a replay" }
             }
         }));
+    m.insert(
+        "EventSummary".into(),
+        json!({
+            "allOf": [{ "$ref": "#/components/schemas/EventBase" }, {
+                "type": "object",
+                "properties": { "deliveries": { "$ref": "#/components/schemas/Counts" } }
+            }]
+        }),
+    );
     m.insert("EventPage".into(), json!({
             "type": "object",
             "properties": {
@@ -358,7 +366,7 @@ fn schemas() -> Value {
             }
         }));
     m.insert("EventDetail".into(), json!({
-            "allOf": [{ "$ref": "#/components/schemas/EventSummary" }, {
+            "allOf": [{ "$ref": "#/components/schemas/EventBase" }, {
                 "type": "object",
                 "properties": {
                     "content_type": { "type": ["string", "null"] },
