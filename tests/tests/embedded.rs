@@ -737,6 +737,16 @@ async fn admin_rejects_bad_tokens_and_bad_input_with_the_field_named() {
     let (s, v) = gw.admin("DELETE", "/admin/sources", Value::Null).await;
     assert_eq!((s, v["error"].as_str()), (405, Some("method_not_allowed")));
 
+    let big = gw
+        .client
+        .post(format!("{}/admin/sources", gw.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+
     let (s, doc) = gw.admin("GET", "/admin/openapi.json", Value::Null).await;
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
