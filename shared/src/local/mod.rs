@@ -13,4 +13,4 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use store::{DeadLetter, DeliveryRow, SqliteStore};
+pub use store::{DeadLetter, DeliveryRow, OutboxEntry, SqliteStore};

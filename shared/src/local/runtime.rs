@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::SqliteStore;
+use super::{OutboxEntry, SqliteStore};
 use crate::config::{Registry, Source, StaticRegistry, Subscription};
 use crate::delivery::Transport;
 use crate::error::Unavailable;
 use crate::model::ReceivedTask;
 use crate::pipeline::deliver::{DeliverPorts, Disposition, deliver};
-use crate::pipeline::enqueue::enqueue;
+use crate::pipeline::enqueue::{log_routed, route};
 use crate::time::now_ms;
+
+/// Most queue messages deleted in one store write.
+const ACK_BATCH: usize = 512;
 
 /// Tuning of the embedded workers.
 #[derive(Debug, Clone)]
@@ -96,6 +99,8 @@ struct Shared {
     store: SqliteStore,
     transport: Arc<dyn Transport>,
     options: RuntimeOptions,
+    /// Handles of finished messages, deleted in batches by `ack_worker`.
+    acks: mpsc::Sender<String>,
 }
 
 impl LocalRuntime {
@@ -106,13 +111,16 @@ impl LocalRuntime {
         options: RuntimeOptions,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let (acks, ack_rx) = mpsc::channel(ACK_BATCH * 8);
+        let mut workers = JoinSet::new();
+        workers.spawn(ack_worker(store.clone(), ack_rx));
         let shared = Arc::new(Shared {
             registry,
             store,
             transport,
             options,
+            acks,
         });
-        let mut workers = JoinSet::new();
         workers.spawn(outbox_worker(shared.clone(), stopped.clone()));
         workers.spawn(delivery_worker(shared.clone(), stopped.clone()));
         workers.spawn(purge_worker(shared, stopped));
@@ -148,17 +156,15 @@ async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             .pending_outbox(shared.options.outbox_batch)
             .await
         {
-            Ok(events) if !events.is_empty() => {
-                let reg: &dyn Registry = shared.registry.as_ref();
-                let keys: Vec<_> = events.iter().map(|e| e.key()).collect();
-                let routed = events
-                    .iter()
-                    .zip(&keys)
-                    .map(|(e, key)| enqueue(reg, &shared.store, &shared.store, key, &e.event_type));
-                for (event, result) in events.iter().zip(futures::future::join_all(routed).await) {
-                    if let Err(e) = result {
-                        tracing::warn!(source = %event.source, event_id = %event.id, error = %e, "routing failed; will retry");
-                    }
+            Ok(entries) if !entries.is_empty() => {
+                if route_batch(&shared, entries).await {
+                    continue;
+                }
+                // Something failed: the entries stay in the outbox; back off
+                // rather than spin on them.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stopped.changed() => {}
                 }
                 continue;
             }
@@ -175,6 +181,36 @@ async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
         tokio::select! {
             _ = woken => {}
             _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Routes outbox entries and queues their tasks in one store write (the
+/// embedded form of the enqueue step: the same routing, with queueing and
+/// marking in one transaction). True when every entry was routed.
+async fn route_batch(shared: &Shared, entries: Vec<OutboxEntry>) -> bool {
+    let registry: &dyn Registry = shared.registry.as_ref();
+    let mut routes = Vec::with_capacity(entries.len());
+    let mut all_routed = true;
+    for entry in entries {
+        match route(registry, &entry.key.source, &entry.event_type).await {
+            Ok(subs) => routes.push((entry, subs)),
+            Err(e) => {
+                all_routed = false;
+                tracing::warn!(source = %entry.key.source, event_id = %entry.key.id, error = %e, "routing failed; will retry");
+            }
+        }
+    }
+    match shared.store.dispatch(routes).await {
+        Ok(routed) => {
+            for (entry, subs) in &routed {
+                log_routed(&entry.key, &entry.event_type, subs.len());
+            }
+            all_routed
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "queueing routed events failed; will retry");
+            false
         }
     }
 }
@@ -235,15 +271,27 @@ async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) {
     };
     match deliver(&ports, &msg).await {
         Ok(Disposition::Done) => {
-            if let Err(e) = shared.store.ack(std::slice::from_ref(&msg.handle)).await {
-                tracing::warn!(error = %e, "ack failed; the task will be seen again and skipped");
-            }
+            // Closed only once the workers are gone; then the message comes
+            // back after its visibility timeout and is skipped as finished.
+            let _ = shared.acks.send(msg.handle).await;
         }
         Ok(Disposition::Retry) => {}
         Err(e) => {
             let task = &msg.task;
             tracing::warn!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "delivery step failed; the task comes back after its visibility timeout");
         }
+    }
+}
+
+/// Deletes finished messages, as many per store write as have gathered
+/// meanwhile. Ends once every sender is gone, after the last batch.
+async fn ack_worker(store: SqliteStore, mut handles: mpsc::Receiver<String>) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while handles.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        if let Err(e) = store.ack(&batch).await {
+            tracing::warn!(error = %e, messages = batch.len(), "ack failed; the tasks will be seen again and skipped");
+        }
+        batch.clear();
     }
 }
 

@@ -43,6 +43,15 @@ pub struct DeliveryRow {
     pub next_attempt_at_ms: Option<i64>,
 }
 
+/// A committed event waiting to be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Its row, which cannot be purged while it is in the outbox.
+    pub seq: i64,
+    pub key: EventKey,
+    pub event_type: String,
+}
+
 /// A message moved off the queue for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -131,11 +140,73 @@ impl SqliteStore {
     }
 
     /// Committed events not yet routed (outbox flag set), oldest first.
-    pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<Event>, Unavailable> {
+    /// Only what routing needs: the body and headers stay on disk.
+    pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, Unavailable> {
         let limit = to_i64(limit);
         self.read(move |c| {
-            let mut st = c.prepare_cached(PENDING_OUTBOX)?;
-            st.query_map([limit], event_from_row)?.collect()
+            let mut st = c.prepare_cached(
+                "SELECT seq, source, id, event_type FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1",
+            )?;
+            st.query_map([limit], |r| {
+                Ok(OutboxEntry {
+                    seq: r.get(0)?,
+                    key: EventKey {
+                        source: r.get(1)?,
+                        id: r.get(2)?,
+                    },
+                    event_type: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Routes a batch of outbox entries in one write: for each, the queue
+    /// messages and pending delivery rows of its subscriptions, and the
+    /// event marked routed. Queueing and marking are one transaction here,
+    /// so the re-send window of the two-step port contract does not exist.
+    /// An entry some other call already routed is skipped; the entries
+    /// routed by this call are returned.
+    pub async fn dispatch(
+        &self,
+        mut routes: Vec<(OutboxEntry, Vec<String>)>,
+    ) -> Result<Vec<(OutboxEntry, Vec<String>)>, Unavailable> {
+        if routes.is_empty() {
+            return Ok(routes);
+        }
+        self.write(move |c, wake| {
+            let now = now_ms();
+            let mut mark = c.prepare_cached(
+                "UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1 AND outbox = 1",
+            )?;
+            let mut queue = c.prepare_cached(
+                "INSERT INTO queue (source, event_id, subscription, visible_at, sent_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (source, event_id, subscription) DO NOTHING",
+            )?;
+            let mut delivery = c.prepare_cached(
+                "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            let mut routed = vec![true; routes.len()];
+            for ((entry, subs), routed) in routes.iter().zip(&mut routed) {
+                let json = serde_json::to_string(subs)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                if mark.execute(params![entry.seq, json])? == 0 {
+                    *routed = false;
+                    continue;
+                }
+                for s in subs {
+                    delivery.execute(params![entry.seq, s, now])?;
+                    if queue.execute(params![entry.key.source, entry.key.id, s, now])? > 0 {
+                        wake.queue = true;
+                    }
+                }
+            }
+            let mut flags = routed.into_iter();
+            routes.retain(|_| flags.next().unwrap_or(false));
+            Ok(routes)
         })
         .await
     }
@@ -705,9 +776,6 @@ impl DeliveryQueue for SqliteStore {
 const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
-const PENDING_OUTBOX: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
-                                     content_type, headers, body
-                              FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1";
 
 fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
     let headers: String = r.get(7)?;

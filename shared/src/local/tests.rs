@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 
-use super::SqliteStore;
+use super::{OutboxEntry, SqliteStore};
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 use crate::queue::DeliveryQueue;
 use crate::store::{Commit, EventStore};
@@ -171,7 +171,7 @@ async fn outbox_is_fifo_and_mark_routed_clears_it() {
     for id in ["a", "b", "c"] {
         store.commit(&event("gh", id, id)).await.unwrap();
     }
-    let ids = |evs: Vec<Event>| evs.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let ids = |entries: Vec<OutboxEntry>| entries.into_iter().map(|e| e.key.id).collect::<Vec<_>>();
     assert_eq!(
         ids(store.pending_outbox(10).await.unwrap()),
         ["a", "b", "c"]
@@ -215,6 +215,61 @@ async fn outbox_is_fifo_and_mark_routed_clears_it() {
         .await
         .unwrap();
     assert!(store.deliveries(&key("ghost")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dispatch_queues_marks_routed_and_creates_deliveries_in_one_write() {
+    let (_dir, store) = open();
+    for id in ["a", "b", "c"] {
+        store.commit(&event("gh", id, id)).await.unwrap();
+    }
+    let before = store.write_batches();
+    let mut outbox = store.pending_outbox(10).await.unwrap().into_iter();
+    let (a, b, c) = (
+        outbox.next().unwrap(),
+        outbox.next().unwrap(),
+        outbox.next().unwrap(),
+    );
+    let subs = vec!["s1".to_owned(), "s2".to_owned()];
+    let routed = store
+        .dispatch(vec![(a.clone(), subs.clone()), (b.clone(), vec![])])
+        .await
+        .unwrap();
+    assert_eq!(routed, vec![(a.clone(), subs.clone()), (b, vec![])]);
+    assert_eq!(store.write_batches(), before + 1, "one transaction");
+
+    assert_eq!(store.routed(&key("a")).await.unwrap(), Some(subs.clone()));
+    assert_eq!(store.routed(&key("b")).await.unwrap(), Some(vec![]));
+    assert_eq!(
+        store.delivery_status(&task("a", "s2")).await.unwrap(),
+        Some(DeliveryStatus::Pending)
+    );
+    let queued = store.receive(10, Duration::from_secs(60)).await.unwrap();
+    let mut queued: Vec<_> = queued.into_iter().map(|m| m.task).collect();
+    queued.sort_by(|x, y| x.subscription.cmp(&y.subscription));
+    assert_eq!(queued, vec![task("a", "s1"), task("a", "s2")]);
+    assert_eq!(
+        store.pending_outbox(10).await.unwrap(),
+        vec![c.clone()],
+        "only the undispatched entry stays in the outbox"
+    );
+
+    // Routing an entry twice (a stale read) queues nothing more.
+    let again = store
+        .dispatch(vec![(a, vec!["s3".to_owned()]), (c.clone(), subs.clone())])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![(c, subs)]);
+    assert_eq!(
+        store.routed(&key("a")).await.unwrap(),
+        Some(vec!["s1".to_owned(), "s2".to_owned()])
+    );
+    assert_eq!(store.delivery_status(&task("a", "s3")).await.unwrap(), None);
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        4,
+        "a's two (in flight) and c's two"
+    );
 }
 
 #[tokio::test]
@@ -470,9 +525,11 @@ async fn state_survives_a_restart() {
     let outbox = store.pending_outbox(10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(
-        outbox[0],
-        event_with_time(&outbox[0], event("gh", "e2", "two"))
+        (&outbox[0].key, outbox[0].event_type.as_str()),
+        (&key("e2"), "push")
     );
+    let stored = store.load(&key("e2")).await.unwrap().unwrap();
+    assert_eq!(stored, event_with_time(&stored, event("gh", "e2", "two")));
     assert_eq!(store.queue_depth().await.unwrap(), 2);
     // The in-flight message keeps its visibility timeout across the restart.
     let visible = store.receive(10, Duration::from_secs(60)).await.unwrap();
