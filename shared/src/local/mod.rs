@@ -13,4 +13,4 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use store::{DeadLetter, DeliveryRow, OutboxEntry, SqliteStore};
+pub use store::{DeadLetter, DeliveryRow, Dispatched, OutboxEntry, SqliteStore};

@@ -52,6 +52,16 @@ pub struct OutboxEntry {
     pub event_type: String,
 }
 
+/// What [`SqliteStore::dispatch`] did.
+#[derive(Debug, Default)]
+pub struct Dispatched {
+    /// The entries it routed, with their subscriptions.
+    pub routed: Vec<(OutboxEntry, Vec<String>)>,
+    /// The messages it queued, claimed until `claimed_until_ms`.
+    pub claimed: Vec<ReceivedTask>,
+    pub claimed_until_ms: i64,
+}
+
 /// A message moved off the queue for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -162,33 +172,42 @@ impl SqliteStore {
         .await
     }
 
-    /// Routes a batch of outbox entries in one write: for each, the queue
-    /// messages and pending delivery rows of its subscriptions, and the
-    /// event marked routed. Queueing and marking are one transaction here,
-    /// so the re-send window of the two-step port contract does not exist.
-    /// An entry some other call already routed is skipped; the entries
-    /// routed by this call are returned.
+    /// Routes a batch of outbox entries in one write: for each, the pending
+    /// delivery rows and queue messages of its subscriptions, and the event
+    /// marked routed. Queueing and marking are one transaction here, so the
+    /// re-send window of the two-step port contract does not exist. An entry
+    /// some other call already routed is skipped.
+    ///
+    /// The new messages are claimed at once, as if received, for `claim`:
+    /// the caller hands them straight to a delivery worker, which saves a
+    /// receive round trip per batch. Whatever the worker does not take in
+    /// time becomes visible when the claim runs out, as any received message.
     pub async fn dispatch(
         &self,
         mut routes: Vec<(OutboxEntry, Vec<String>)>,
-    ) -> Result<Vec<(OutboxEntry, Vec<String>)>, Unavailable> {
+        claim: Duration,
+    ) -> Result<Dispatched, Unavailable> {
         if routes.is_empty() {
-            return Ok(routes);
+            return Ok(Dispatched::default());
         }
-        self.write(move |c, wake| {
+        let claim = duration_ms(claim);
+        self.write(move |c, _| {
             let now = now_ms();
+            let claimed_until_ms = now.saturating_add(claim);
             let mut mark = c.prepare_cached(
                 "UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1 AND outbox = 1",
-            )?;
-            let mut queue = c.prepare_cached(
-                "INSERT INTO queue (source, event_id, subscription, visible_at, sent_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (source, event_id, subscription) DO NOTHING",
             )?;
             let mut delivery = c.prepare_cached(
                 "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
             )?;
+            let mut queue = c.prepare_cached(
+                "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                 ON CONFLICT (source, event_id, subscription) DO NOTHING
+                 RETURNING id",
+            )?;
+            let mut claimed = Vec::new();
             let mut routed = vec![true; routes.len()];
             for ((entry, subs), routed) in routes.iter().zip(&mut routed) {
                 let json = serde_json::to_string(subs)
@@ -199,14 +218,52 @@ impl SqliteStore {
                 }
                 for s in subs {
                     delivery.execute(params![entry.seq, s, now])?;
-                    if queue.execute(params![entry.key.source, entry.key.id, s, now])? > 0 {
-                        wake.queue = true;
+                    let id: Option<i64> = queue
+                        .query_row(
+                            params![entry.key.source, entry.key.id, s, claimed_until_ms, now],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = id {
+                        claimed.push(ReceivedTask {
+                            task: DeliveryTask {
+                                source: entry.key.source.clone(),
+                                event_id: entry.key.id.clone(),
+                                subscription: s.clone(),
+                            },
+                            handle: format!("{id}:1"),
+                            receive_count: 1,
+                        });
                     }
                 }
             }
             let mut flags = routed.into_iter();
             routes.retain(|_| flags.next().unwrap_or(false));
-            Ok(routes)
+            Ok(Dispatched {
+                routed: routes,
+                claimed,
+                claimed_until_ms,
+            })
+        })
+        .await
+    }
+
+    /// Makes claimed messages visible again now (a worker that will not run
+    /// them gives them back). Stale handles are ignored.
+    pub async fn release(&self, handles: &[String]) -> Result<(), Unavailable> {
+        let parsed: Vec<(i64, u32)> = handles.iter().filter_map(|h| parse_handle(h)).collect();
+        if parsed.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c, wake| {
+            let mut st = c.prepare_cached(
+                "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+            )?;
+            let now = now_ms();
+            for (id, count) in &parsed {
+                wake.queue |= st.execute(params![id, count, now])? > 0;
+            }
+            Ok(())
         })
         .await
     }
@@ -824,7 +881,7 @@ fn count(c: &Connection, sql: &str) -> DbResult<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-fn duration_ms(d: Duration) -> i64 {
+pub(super) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

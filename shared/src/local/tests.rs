@@ -218,7 +218,7 @@ async fn outbox_is_fifo_and_mark_routed_clears_it() {
 }
 
 #[tokio::test]
-async fn dispatch_queues_marks_routed_and_creates_deliveries_in_one_write() {
+async fn dispatch_queues_claimed_marks_routed_and_creates_deliveries_in_one_write() {
     let (_dir, store) = open();
     for id in ["a", "b", "c"] {
         store.commit(&event("gh", id, id)).await.unwrap();
@@ -231,12 +231,20 @@ async fn dispatch_queues_marks_routed_and_creates_deliveries_in_one_write() {
         outbox.next().unwrap(),
     );
     let subs = vec!["s1".to_owned(), "s2".to_owned()];
-    let routed = store
-        .dispatch(vec![(a.clone(), subs.clone()), (b.clone(), vec![])])
+    let claim = Duration::from_secs(60);
+    let d = store
+        .dispatch(vec![(a.clone(), subs.clone()), (b.clone(), vec![])], claim)
         .await
         .unwrap();
-    assert_eq!(routed, vec![(a.clone(), subs.clone()), (b, vec![])]);
     assert_eq!(store.write_batches(), before + 1, "one transaction");
+    assert_eq!(d.routed, vec![(a.clone(), subs.clone()), (b, vec![])]);
+    let claimed: Vec<_> = d
+        .claimed
+        .iter()
+        .map(|m| (m.task.clone(), m.receive_count))
+        .collect();
+    assert_eq!(claimed, vec![(task("a", "s1"), 1), (task("a", "s2"), 1)]);
+    assert!(d.claimed_until_ms >= now_ms() + 59_000);
 
     assert_eq!(store.routed(&key("a")).await.unwrap(), Some(subs.clone()));
     assert_eq!(store.routed(&key("b")).await.unwrap(), Some(vec![]));
@@ -244,22 +252,37 @@ async fn dispatch_queues_marks_routed_and_creates_deliveries_in_one_write() {
         store.delivery_status(&task("a", "s2")).await.unwrap(),
         Some(DeliveryStatus::Pending)
     );
-    let queued = store.receive(10, Duration::from_secs(60)).await.unwrap();
-    let mut queued: Vec<_> = queued.into_iter().map(|m| m.task).collect();
-    queued.sort_by(|x, y| x.subscription.cmp(&y.subscription));
-    assert_eq!(queued, vec![task("a", "s1"), task("a", "s2")]);
     assert_eq!(
         store.pending_outbox(10).await.unwrap(),
         vec![c.clone()],
         "only the undispatched entry stays in the outbox"
     );
+    // Claimed: on the queue, but not visible to a receive.
+    assert_eq!(store.queue_depth().await.unwrap(), 2);
+    assert!(store.receive(10, claim).await.unwrap().is_empty());
+    // The claim handles are live: an ack deletes the message.
+    store.ack(&[d.claimed[0].handle.clone()]).await.unwrap();
+    assert_eq!(store.queue_depth().await.unwrap(), 1);
+
+    // Released claims are visible again, received as the second receive.
+    store.release(&[d.claimed[1].handle.clone()]).await.unwrap();
+    let again = store.receive(10, claim).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (&again[0].task, again[0].receive_count),
+        (&task("a", "s2"), 2)
+    );
 
     // Routing an entry twice (a stale read) queues nothing more.
-    let again = store
-        .dispatch(vec![(a, vec!["s3".to_owned()]), (c.clone(), subs.clone())])
+    let d = store
+        .dispatch(
+            vec![(a, vec!["s3".to_owned()]), (c.clone(), subs.clone())],
+            claim,
+        )
         .await
         .unwrap();
-    assert_eq!(again, vec![(c, subs)]);
+    assert_eq!(d.routed, vec![(c, subs)]);
+    assert_eq!(d.claimed.len(), 2);
     assert_eq!(
         store.routed(&key("a")).await.unwrap(),
         Some(vec!["s1".to_owned(), "s2".to_owned()])
@@ -267,8 +290,8 @@ async fn dispatch_queues_marks_routed_and_creates_deliveries_in_one_write() {
     assert_eq!(store.delivery_status(&task("a", "s3")).await.unwrap(), None);
     assert_eq!(
         store.queue_depth().await.unwrap(),
-        4,
-        "a's two (in flight) and c's two"
+        3,
+        "a/s2 in flight and c's two"
     );
 }
 
