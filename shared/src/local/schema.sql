@@ -15,15 +15,19 @@ CREATE TABLE IF NOT EXISTS events (
     body_hash      TEXT    NOT NULL,
     content_type   TEXT,
     headers        TEXT    NOT NULL,             -- JSON [[name, value], ...]
-    outbox         INTEGER NOT NULL DEFAULT 1,   -- 1 = committed, not routed yet
-    routed         TEXT,                         -- JSON [subscription, ...]; NULL until routed
     body           BLOB    NOT NULL,             -- last, so reading the other columns never
                                                  -- touches a large body's overflow pages
     UNIQUE (source, id)
 );
--- Only the pending entries are indexed, so the outbox scan stays small.
-CREATE INDEX IF NOT EXISTS events_outbox ON events(outbox) WHERE outbox = 1;
 CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at);
+
+-- Committed events not routed yet. A table of its own, so an event row is
+-- written once: routing deletes a small row here instead of rewriting the
+-- event (body and all) to clear a flag. Routed events are the ones not
+-- here; their deliveries rows say where they went (none: matched nothing).
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY                      -- events.seq
+);
 
 -- Deliveries and attempts hang off the event's seq, not its (source, id):
 -- seq grows with time, so a batch of writes lands on the same few pages at
@@ -82,5 +86,3 @@ CREATE TABLE IF NOT EXISTS disabled_subscriptions (
     id             TEXT    PRIMARY KEY,
     disabled_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-
-PRAGMA user_version = 1;

@@ -23,6 +23,8 @@ use crate::store::{Commit, EventStore};
 use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
+/// `PRAGMA user_version` of the schema above (see `migrate`).
+const SCHEMA_VERSION: i64 = 2;
 /// Scans on the blocking pool at once.
 const READERS: usize = 4;
 /// Read connections kept open: the scans plus the point lookups that run on
@@ -149,13 +151,14 @@ impl SqliteStore {
         self.inner.writer.batches()
     }
 
-    /// Committed events not yet routed (outbox flag set), oldest first.
+    /// Committed events not yet routed, oldest first.
     /// Only what routing needs: the body and headers stay on disk.
     pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, Unavailable> {
         let limit = to_i64(limit);
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT seq, source, id, event_type FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1",
+                "SELECT o.seq, e.source, e.id, e.event_type
+                 FROM outbox o JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?1",
             )?;
             st.query_map([limit], |r| {
                 Ok(OutboxEntry {
@@ -194,9 +197,7 @@ impl SqliteStore {
         self.write(move |c, _| {
             let now = now_ms();
             let claimed_until_ms = now.saturating_add(claim);
-            let mut mark = c.prepare_cached(
-                "UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1 AND outbox = 1",
-            )?;
+            let mut mark = c.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
             let mut delivery = c.prepare_cached(
                 "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
@@ -210,9 +211,7 @@ impl SqliteStore {
             let mut claimed = Vec::new();
             let mut routed = vec![true; routes.len()];
             for ((entry, subs), routed) in routes.iter().zip(&mut routed) {
-                let json = serde_json::to_string(subs)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-                if mark.execute(params![entry.seq, json])? == 0 {
+                if mark.execute([entry.seq])? == 0 {
                     *routed = false;
                     continue;
                 }
@@ -454,13 +453,22 @@ impl SqliteStore {
     /// unknown event); Some(empty): routed, matched nothing.
     pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
         self.lookup(|c| {
-            let json: Option<Option<String>> = c
-                .prepare_cached("SELECT routed FROM events WHERE source = ?1 AND id = ?2")?
-                .query_row(params![key.source, key.id], |r| r.get(0))
+            let found: Option<(i64, bool)> = c
+                .prepare_cached(
+                    "SELECT e.seq, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq)
+                     FROM events e WHERE e.source = ?1 AND e.id = ?2",
+                )?
+                .query_row(params![key.source, key.id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            json.flatten()
-                .map(|j| parse_json::<Vec<String>>(&j, 0))
-                .transpose()
+            let Some((seq, false)) = found else {
+                return Ok(None);
+            };
+            c.prepare_cached(
+                "SELECT subscription FROM deliveries WHERE event_seq = ?1 ORDER BY subscription",
+            )?
+            .query_map([seq], |r| r.get(0))?
+            .collect::<DbResult<Vec<String>>>()
+            .map(Some)
         })
     }
 
@@ -486,7 +494,8 @@ impl SqliteStore {
                         .prepare_cached(
                             "DELETE FROM events WHERE seq IN (
                                 SELECT e.seq FROM events e
-                                WHERE e.expires_at <= ?1 AND e.outbox = 0
+                                WHERE e.expires_at <= ?1
+                                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq)
                                   AND NOT EXISTS (SELECT 1 FROM deliveries d
                                                   WHERE d.event_seq = e.seq AND d.status = 'pending')
                                 LIMIT ?2)
@@ -601,6 +610,8 @@ impl EventStore for SqliteStore {
                     &ev.body[..],
                 ])?;
             if inserted == 1 {
+                c.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
+                    .execute([c.last_insert_rowid()])?;
                 wake.outbox = true;
                 return Ok(Commit::Accepted);
             }
@@ -630,30 +641,18 @@ impl EventStore for SqliteStore {
         let key = key.clone();
         let subs = subscriptions.to_vec();
         self.write(move |c, _| {
-            let found: Option<(i64, Option<String>)> = c
-                .prepare_cached("SELECT seq, routed FROM events WHERE source = ?1 AND id = ?2")?
-                .query_row(params![key.source, key.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let seq: Option<i64> = c
+                .prepare_cached("SELECT seq FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![key.source, key.id], |r| r.get(0))
                 .optional()?;
-            let Some((seq, previous)) = found else {
+            let Some(seq) = seq else {
                 // Purged or never committed: deliveries would point at nothing.
                 tracing::warn!(event = %key, "mark_routed: no such event");
                 return Ok(());
             };
-            // A re-run keeps the union, so `routed` always names every
-            // delivery row that exists.
-            let mut routed = match previous {
-                Some(j) => parse_json::<Vec<String>>(&j, 0)?,
-                None => Vec::with_capacity(subs.len()),
-            };
-            for s in &subs {
-                if !routed.contains(s) {
-                    routed.push(s.clone());
-                }
-            }
-            let routed = serde_json::to_string(&routed)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-            c.prepare_cached("UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1")?
-                .execute(params![seq, routed])?;
+            // A re-run adds to the deliveries rows; those are the routing.
+            c.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
             let now = now_ms();
             let mut ins = c.prepare_cached(
                 "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
@@ -921,9 +920,27 @@ fn open_writer(path: &Path) -> DbResult<Connection> {
          PRAGMA journal_size_limit = 67108864;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
-    conn.execute_batch(SCHEMA)?;
+    migrate(&conn)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Applies the schema (idempotent) and upgrades an older file, in one
+/// transaction.
+fn migrate(conn: &Connection) -> DbResult<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    if version == 1 {
+        // Version 1 kept the outbox as a flag (and the routing as JSON) on
+        // the event row; those columns stay, unused.
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO outbox (seq) SELECT seq FROM events WHERE outbox = 1;
+             DROP INDEX IF EXISTS events_outbox;",
+        )?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit()
 }
 
 fn open_reader(path: &Path) -> DbResult<Connection> {

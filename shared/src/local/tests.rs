@@ -296,6 +296,55 @@ async fn dispatch_queues_claimed_marks_routed_and_creates_deliveries_in_one_writ
 }
 
 #[tokio::test]
+async fn a_version_1_file_keeps_its_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    {
+        // The events table as version 1 had it: outbox flag and routing JSON on the row.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE events (
+                seq INTEGER PRIMARY KEY, source TEXT NOT NULL, id TEXT NOT NULL,
+                event_type TEXT NOT NULL, received_at_ms INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL, body_hash TEXT NOT NULL, content_type TEXT,
+                headers TEXT NOT NULL, outbox INTEGER NOT NULL DEFAULT 1, routed TEXT,
+                body BLOB NOT NULL, UNIQUE (source, id));
+             CREATE INDEX events_outbox ON events(outbox) WHERE outbox = 1;
+             INSERT INTO events (source, id, event_type, received_at_ms, expires_at, body_hash,
+                                 headers, outbox, routed, body)
+             VALUES ('gh', 'old-routed', 'push', 1, 9999999999, 'h', '[]', 0, '[]', x'7b7d'),
+                    ('gh', 'old-pending', 'push', 2, 9999999999, 'h', '[]', 1, NULL, x'7b7d');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].key, key("old-pending"));
+    assert_eq!(
+        store.routed(&key("old-routed")).await.unwrap(),
+        Some(vec![])
+    );
+    // New commits work on the old table and join the outbox.
+    store.commit(&event("gh", "new", "x")).await.unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let routes = pending.into_iter().map(|e| (e, vec![])).collect();
+    store
+        .dispatch(routes, Duration::from_secs(60))
+        .await
+        .unwrap();
+    drop(store);
+    // The flags left on the old rows are not read again.
+    let store = reopen(&dir);
+    assert!(
+        store.pending_outbox(10).await.unwrap().is_empty(),
+        "migrated once"
+    );
+}
+
+#[tokio::test]
 async fn send_dedupes_and_receive_hides_until_visibility_timeout() {
     let (_dir, store) = open();
     let tasks = vec![task("e1", "s1"), task("e1", "s2")];
