@@ -58,7 +58,7 @@ infra-check: infra-venv
 	@echo "cfn-lint"; env $(INFRA_ENV) .venv-infra/bin/cfn-lint infra/sam/template.yaml
 	@echo "checkov (terraform)"; env $(INFRA_ENV) .venv-checkov/bin/checkov $(CHECKOV_FLAGS) --framework terraform -d infra/terraform
 	@echo "checkov (cloudformation)"; env $(INFRA_ENV) .venv-checkov/bin/checkov $(CHECKOV_FLAGS) --framework cloudformation -f infra/sam/template.yaml
-	@echo "parity"; env $(INFRA_ENV) .venv-infra/bin/python -m pytest -q -p no:cacheprovider infra/tests
+	@echo "parity"; env $(INFRA_ENV) .venv-infra/bin/python -m pytest -q --tb=short -p no:cacheprovider infra/tests
 
 ## aws-sam-cli, cfn-lint, pytest… in .venv-infra; checkov in .venv-checkov.
 infra-venv:
