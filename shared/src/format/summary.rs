@@ -654,6 +654,8 @@ fn generic(s: &mut Summary, payload: Option<&Value>, body: &[u8], content_type: 
                     break;
                 }
                 match v {
+                    // The id and type are in the heading and footer already.
+                    Value::String(t) if *t == s.event_id || *t == s.event_type => {}
                     Value::String(t) => s.field(k, t),
                     Value::Number(n) => s.field(k, n.to_string()),
                     Value::Bool(b) => s.field(k, b.to_string()),
@@ -956,7 +958,7 @@ mod tests {
         assert_eq!(s.provider, "acme");
         assert_eq!(s.title, "thing.done event from acme");
         let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["count", "id", "ok", "type"]);
+        assert_eq!(names, ["count", "id", "ok"]);
         assert!(s.snippet.is_none());
 
         let nested = json!({"data": {"password": "p", "list": [1, 2]}});
