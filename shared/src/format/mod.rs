@@ -67,6 +67,8 @@ pub enum RenderError {
     Template(String),
     #[error("payload_template did not produce JSON: {0}")]
     NotJson(String),
+    #[error("payload_template must produce a JSON object for {0}")]
+    NotObject(&'static str),
     #[error("template rendered an empty message")]
     Empty,
     #[error("template needs a chat format")]
@@ -107,7 +109,14 @@ pub fn render(
             let out = t.render(event, payload.as_ref(), &summary)?;
             match t.kind() {
                 TemplateKind::Payload => {
-                    serde_json::from_str(&out).map_err(|e| RenderError::NotJson(e.to_string()))?
+                    let v: Value = serde_json::from_str(&out)
+                        .map_err(|e| RenderError::NotJson(e.to_string()))?;
+                    // Every chat platform takes an object; anything else
+                    // would be refused on every retry.
+                    if format != Format::Raw && !v.is_object() {
+                        return Err(RenderError::NotObject(format.as_str()));
+                    }
+                    v
                 }
                 TemplateKind::Text => {
                     let text = out.trim();
@@ -288,6 +297,13 @@ mod tests {
             render(Format::Slack, Some(&not_json), &e),
             Err(RenderError::NotJson(_))
         ));
+        let list = Template::for_subscription(Format::Slack, None, Some("[1, 2]"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            render(Format::Slack, Some(&list), &e),
+            Err(RenderError::NotObject("slack"))
+        );
         let empty = Template::for_subscription(Format::Slack, Some("{{ payload.missing }}"), None)
             .unwrap()
             .unwrap();

@@ -172,6 +172,10 @@ pub fn summarize(event: &Event, payload: Option<&Value>) -> Summary {
         }
         other => generic(&mut s, other, &event.body, event.content_type.as_deref()),
     }
+    // Platforms refuse an empty title or section.
+    if s.title.is_empty() {
+        s.title = format!("Event from {}", s.source);
+    }
     s
 }
 
@@ -649,7 +653,8 @@ fn generic(s: &mut Summary, payload: Option<&Value>, body: &[u8], content_type: 
             // Sorted, so the choice does not depend on serde_json's map order.
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            for (k, v) in entries.into_iter().filter(|(k, _)| !is_sensitive(k)) {
+            let shown = |k: &&String| !k.trim().is_empty() && !is_sensitive(k);
+            for (k, v) in entries.into_iter().filter(|(k, _)| shown(k)) {
                 if s.fields.len() == GENERIC_FIELDS {
                     break;
                 }
@@ -960,6 +965,12 @@ mod tests {
         let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["count", "id", "ok"]);
         assert!(s.snippet.is_none());
+
+        // An empty key would be an empty field name, which Discord refuses.
+        let odd = json!({"": "x", "object": "event", "type": "", "data": {"object": {}}});
+        let s = summary_of("acme", "", &[], &odd);
+        assert_eq!(s.title, "Event from acme", "Stripe-shaped with no type");
+        assert!(s.fields.iter().all(|f| !f.name.is_empty()));
 
         let nested = json!({"data": {"password": "p", "list": [1, 2]}});
         let s = summary_of("acme", "", &[], &nested);

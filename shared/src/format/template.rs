@@ -113,9 +113,7 @@ impl Template {
         env.set_formatter(format_value);
         env.add_filter("truncate", filter_truncate);
         env.add_filter("money", filter_money);
-        env.add_filter("first_line", |s: Cow<'_, str>| {
-            truncate::first_line(&s).to_owned()
-        });
+        env.add_filter("first_line", filter_first_line);
         env.add_template_owned(kind.key(), source.to_owned())
             .map_err(compile_error)?;
         let template = Self(Arc::new(Inner { env, kind }));
@@ -241,15 +239,41 @@ fn format_value(
     }
 }
 
-/// `{{ text | truncate(100) }}`: cut on a character boundary, with an
-/// ellipsis.
-fn filter_truncate(s: Cow<'_, str>, length: Option<usize>) -> String {
-    truncate::truncate(&s, length.unwrap_or(255)).into_owned()
+/// A value as text for the filters: none and undefined are empty, not
+/// "none".
+fn text_of(v: &minijinja::Value) -> Cow<'_, str> {
+    if v.is_none() || v.is_undefined() {
+        Cow::Borrowed("")
+    } else if let Some(s) = v.as_str() {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(v.to_string())
+    }
 }
 
-/// `{{ amount | money(currency) }}`: minor units to `20.00 USD`.
-fn filter_money(amount: i64, currency: Cow<'_, str>) -> String {
-    money::format_minor(amount, &currency)
+/// `{{ text | truncate(100) }}`: cut on a character boundary, with an
+/// ellipsis.
+fn filter_truncate(v: minijinja::Value, length: Option<usize>) -> String {
+    truncate::truncate(&text_of(&v), length.unwrap_or(255)).into_owned()
+}
+
+/// `{{ message | first_line }}`: the first non-blank line, trimmed.
+fn filter_first_line(v: minijinja::Value) -> String {
+    truncate::first_line(&text_of(&v)).to_owned()
+}
+
+/// `{{ amount | money(currency) }}`: minor units to `20.00 USD`; a missing
+/// amount is empty.
+fn filter_money(
+    amount: minijinja::Value,
+    currency: Option<minijinja::Value>,
+) -> Result<String, minijinja::Error> {
+    if amount.is_none() || amount.is_undefined() {
+        return Ok(String::new());
+    }
+    let minor = i64::try_from(amount)?;
+    let currency = currency.as_ref().map(text_of).unwrap_or_default();
+    Ok(money::format_minor(minor, &currency))
 }
 
 #[cfg(test)]
@@ -329,6 +353,27 @@ mod tests {
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v, json!({"text": "Push by o<b>", "n": 2, "x": null}));
+    }
+
+    #[test]
+    fn filters_treat_missing_values_as_empty() {
+        let out = render(
+            TemplateKind::Text,
+            Format::Teams,
+            "[{{ payload.nul | first_line }}][{{ payload.missing | truncate(3) }}]\
+             [{{ payload.missing | money('usd') }}][{{ 1234 | money }}][{{ 12 | truncate }}]",
+            br#"{"nul":null}"#,
+        )
+        .unwrap();
+        assert_eq!(out, "[][][][12.34][12]");
+        let e = render(
+            TemplateKind::Text,
+            Format::Teams,
+            "{{ 'x' | money('usd') }}",
+            b"{}",
+        )
+        .unwrap_err();
+        assert!(e.contains("template:"), "{e}");
     }
 
     #[test]
