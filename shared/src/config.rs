@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::Unavailable;
+pub use crate::format::Format;
+use crate::format::Template;
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
 use crate::secrets::{SecretRef, SecretResolver};
@@ -62,15 +64,6 @@ pub struct SourceConfig {
     pub hmac: Option<HmacParams>,
 }
 
-/// How the payload is shaped for the destination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// The original body and content type, unchanged.
-    #[default]
-    Raw,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionConfig {
@@ -81,6 +74,12 @@ pub struct SubscriptionConfig {
     pub url: String,
     #[serde(default)]
     pub format: Format,
+    /// Chat formats: a minijinja template of the message text.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// A minijinja template of the whole JSON body (any format).
+    #[serde(default)]
+    pub payload_template: Option<String>,
     /// A `whsec_…` secret: deliveries then carry Standard Webhooks headers.
     #[serde(default)]
     pub signing_secret: Option<SecretRef>,
@@ -200,6 +199,7 @@ impl ConfigFile {
             }
             destination_url(sub)?;
             retry_policy(sub)?;
+            template(sub)?;
         }
         Ok(())
     }
@@ -275,6 +275,7 @@ impl ConfigFile {
                 filter: EventFilter::new(&sub.events),
                 url: destination_url(sub)?,
                 format: sub.format,
+                template: template(sub)?,
                 signing_key,
                 previous_signing_key,
                 retry: retry_policy(sub)?,
@@ -332,6 +333,16 @@ pub(crate) fn retry_policy(sub: &SubscriptionConfig) -> Result<RetryPolicy, Conf
     }
 }
 
+/// The subscription's compiled template: errors surface at load time.
+fn template(sub: &SubscriptionConfig) -> Result<Option<Template>, ConfigError> {
+    Template::for_subscription(
+        sub.format,
+        sub.template.as_deref(),
+        sub.payload_template.as_deref(),
+    )
+    .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))
+}
+
 /// A source, ready to verify requests.
 #[derive(Debug)]
 pub struct Source {
@@ -351,6 +362,7 @@ pub struct Subscription {
     pub filter: EventFilter,
     pub url: Url,
     pub format: Format,
+    pub template: Option<Template>,
     pub signing_key: Option<SigningKey>,
     /// The replaced key, still signing until the time given.
     pub previous_signing_key: Option<(SigningKey, SystemTime)>,

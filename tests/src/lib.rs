@@ -18,6 +18,8 @@ use sha2::Sha256;
 use sluice::local::SqliteStore;
 use sluice_cli::serve::{Gateway, ServeOptions};
 
+pub mod sdk_calls;
+
 /// One request as the destination saw it.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -6,10 +6,19 @@
 //!
 //! moto comes from `scripts/moto.sh` (`make test` runs it). Without it these
 //! tests fail with instructions; they are never skipped.
+//!
+//! Each function's ports get clients of their own, whose SDK calls are
+//! recorded (`sluice_tests::sdk_calls`). Every scenario checks that each
+//! call it caused is one its function declares (`SDK_CALLS`,
+//! `SDK_RESOURCES`), and `sdk_calls_are_exactly_what_each_function_declares`
+//! checks that the scenarios together cause every declared call: the
+//! declarations, which the deployment templates' IAM policies are checked
+//! against (infra/tests), cannot drift from the code.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::dynamodb::Event as StreamEvent;
@@ -19,6 +28,8 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::types::Message;
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine;
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
 use serde_json::{Value, json};
 use sluice::aws::config_table::read_config;
 use sluice::aws::sqs_queue::ATTR_REASON;
@@ -30,16 +41,25 @@ use sluice::config::ConfigFile;
 use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
 use sluice::store::EventStore;
+use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{Sink, github_headers, standard_webhooks_valid};
 
 const GH_SECRET: &str = "gh-secret-for-aws-tests";
 const SUB_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// One deployment on moto: tables, queues, SSM secrets, the config, and
-/// the adapters the functions' `main` would build.
+/// the adapters each function's `main` would build.
 struct Aws {
     res: TestResources,
+    /// The test's own view, for setup and assertions (not recorded).
     backend: AwsBackend,
+    /// What each function's `main` builds, on clients that record its SDK
+    /// calls into the running scenario's [`CALLS`].
+    receive_fn: AwsBackend,
+    enqueue_fn: AwsBackend,
+    deliver_fn: AwsBackend,
+    calls: SdkCalls,
+    resources: Resources,
     transport: HttpTransport,
     /// Stream INSERTs already handed to enqueue.
     seen_inserts: Mutex<usize>,
@@ -92,34 +112,53 @@ impl Aws {
             .await
             .unwrap();
         let backend = AwsBackend::new(&res.clients, &res.settings);
+        let calls = CALLS.try_with(SdkCalls::clone).unwrap_or_default();
+        let resources = Resources::new(&res.settings, &prefix);
+        let function = |name| recorded_backend(&calls, &resources, &res.settings, name);
+        let (receive_fn, enqueue_fn, deliver_fn) = tokio::join!(
+            function(sluice_receive::FUNCTION),
+            function(sluice_enqueue::FUNCTION),
+            function(sluice_deliver::FUNCTION),
+        );
         Self {
             res,
             backend,
+            receive_fn,
+            enqueue_fn,
+            deliver_fn,
+            calls,
+            resources,
             transport: HttpTransport::new(HttpOptions::default()).unwrap(),
             seen_inserts: Mutex::new(0),
         }
     }
 
+    /// A new execution environment of `function` (empty caches), its
+    /// calls recorded like the others.
+    async fn fresh_backend(&self, function: &'static str) -> AwsBackend {
+        recorded_backend(&self.calls, &self.resources, &self.res.settings, function).await
+    }
+
     fn receive_ports(&self) -> sluice_receive::Ports<'_> {
         sluice_receive::Ports {
-            registry: &self.backend.registry,
-            store: &self.backend.store,
+            registry: &self.receive_fn.registry,
+            store: &self.receive_fn.store,
         }
     }
 
     fn enqueue_ports(&self) -> sluice_enqueue::Ports<'_> {
         sluice_enqueue::Ports {
-            registry: &self.backend.registry,
-            queue: &self.backend.queue,
-            store: &self.backend.store,
+            registry: &self.enqueue_fn.registry,
+            queue: &self.enqueue_fn.queue,
+            store: &self.enqueue_fn.store,
         }
     }
 
     fn deliver_ports(&self) -> sluice_deliver::Ports<'_> {
         sluice_deliver::Ports {
-            registry: &self.backend.registry,
-            store: &self.backend.store,
-            queue: &self.backend.queue,
+            registry: &self.deliver_fn.registry,
+            store: &self.deliver_fn.store,
+            queue: &self.deliver_fn.queue,
             transport: &self.transport,
         }
     }
@@ -317,7 +356,6 @@ fn push(delivery: &str, body: &[u8]) -> Vec<(String, String)> {
     github_headers(GH_SECRET, delivery, "push", body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_webhook_is_committed_routed_and_delivered_with_its_bytes_and_signature() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -372,7 +410,6 @@ async fn an_accepted_webhook_is_committed_routed_and_delivered_with_its_bytes_an
     assert_eq!(attempts[0].status_code, Some(200));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base64_body_is_verified_and_stored_as_the_decoded_bytes() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -396,7 +433,6 @@ async fn a_base64_body_is_verified_and_stored_as_the_decoded_bytes() {
     assert_eq!(&stored.body[..], &body[..]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_is_answered_as_such_and_commits_nothing() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -408,7 +444,6 @@ async fn a_duplicate_is_answered_as_such_and_commits_nothing() {
     assert_eq!(aws.new_inserts().await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_with_another_body_is_still_a_duplicate_and_the_first_body_is_kept() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -434,7 +469,6 @@ async fn a_duplicate_with_another_body_is_still_a_duplicate_and_the_first_body_i
     assert_eq!(aws.new_inserts().await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_copies_commit_once_and_queue_one_task() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -464,7 +498,6 @@ async fn twenty_concurrent_copies_commit_once_and_queue_one_task() {
     assert!(aws.visible(&aws.res.settings.queue_url).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_commit() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -524,7 +557,6 @@ async fn bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_
     assert!(aws.new_inserts().await.is_empty(), "nothing was committed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_base64_body_is_a_400_and_never_a_panic() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -584,7 +616,6 @@ impl aws_sdk_sqs::config::Intercept for FailEventTwo {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_reports_only_the_failed_records_by_sequence_number() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -683,7 +714,6 @@ async fn enqueue_reports_only_the_failed_records_by_sequence_number() {
     assert!(outcome.metrics.is_empty(), "{:?}", outcome.metrics);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_matching_no_subscription_is_marked_routed_to_none() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -705,7 +735,6 @@ async fn an_event_matching_no_subscription_is_marked_routed_to_none() {
     assert!(aws.visible(&aws.res.settings.queue_url).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_reports_only_the_message_whose_destination_failed() {
     let ok = Sink::start(200).await;
     let broken = Sink::start(500).await;
@@ -756,7 +785,6 @@ allow_local = true
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_count() {
     let sink = Sink::start(200).await;
     sink.script(&[500]);
@@ -824,7 +852,6 @@ async fn a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_cou
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_retries_end_on_the_dlq_with_the_delivery_failed() {
     let sink = Sink::start(500).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -857,7 +884,6 @@ async fn exhausted_retries_end_on_the_dlq_with_the_delivery_failed() {
     assert!(reason.contains("500"), "{reason}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_410_disables_the_subscription_in_the_config_table() {
     let sink = Sink::start(410).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -883,7 +909,7 @@ async fn a_410_disables_the_subscription_in_the_config_table() {
     );
 
     // A fresh execution environment (no cache) routes nothing to it now.
-    let fresh = AwsBackend::new(&aws.res.clients, &aws.res.settings);
+    let fresh = aws.fresh_backend(sluice_enqueue::FUNCTION).await;
     let body = br#"{"ref":"g2"}"#;
     assert_eq!(aws.post("github", &push("g-2", body), body).await.0, 200);
     let ports = sluice_enqueue::Ports {
@@ -897,7 +923,6 @@ async fn a_410_disables_the_subscription_in_the_config_table() {
     assert_eq!(sink.count(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_redelivered_after_success_is_not_delivered_twice() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -919,7 +944,6 @@ async fn a_message_redelivered_after_success_is_not_delivered_twice() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_is_not_a_task_is_dead_lettered_as_it_is() {
     let sink = Sink::start(200).await;
     let aws = Aws::new(&config(&sink.url(), "")).await;
@@ -955,7 +979,6 @@ fn sample(name: &str) -> Value {
 /// each deserialises into its aws_lambda_events type, and the request is
 /// signed for the watch setup's secret (`dev-github-secret`, as in
 /// examples/dev.env).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_events_are_valid_and_the_request_verifies() {
     let request = sample("apigw-v2-github-push.json");
     let typed: ApiGatewayV2httpRequest = serde_json::from_value(request.clone()).unwrap();
@@ -991,4 +1014,221 @@ async fn the_sample_events_are_valid_and_the_request_verifies() {
     assert_eq!(task.event_key(), key);
     assert_eq!(sluice_deliver::receive_count(&sqs.records[0]), Some(1));
     assert!(sqs.records[0].message_id.is_some() && sqs.records[0].receipt_handle.is_some());
+}
+
+// ------------------------------------------------------------------------
+// The scenarios above, as tests, and the SDK calls they record.
+
+/// The backend `function`'s `main` would build, on clients recording its
+/// SDK calls into `calls`.
+async fn recorded_backend(
+    calls: &SdkCalls,
+    resources: &Resources,
+    settings: &sluice::aws::AwsSettings,
+    function: &'static str,
+) -> AwsBackend {
+    let recorder = calls.recorder(function, resources.clone());
+    let clients = MotoServer::shared().clients_with(recorder).await;
+    AwsBackend::new(&clients, settings)
+}
+
+tokio::task_local! {
+    /// Where the running scenario's [`Aws`] records its functions' calls.
+    static CALLS: SdkCalls;
+}
+
+type Scenario = fn() -> LocalBoxFuture<'static, ()>;
+
+/// Every scenario is a test of its own (`scenarios::<name>`) and one of
+/// [`SCENARIOS`], whose union of recorded calls is checked by
+/// `sdk_calls_are_exactly_what_each_function_declares`.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), || $name().boxed_local())),*];
+
+        mod scenarios {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::scenario_test(stringify!($name), super::$name()).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios![
+    an_accepted_webhook_is_committed_routed_and_delivered_with_its_bytes_and_signature,
+    a_base64_body_is_verified_and_stored_as_the_decoded_bytes,
+    a_duplicate_is_answered_as_such_and_commits_nothing,
+    a_duplicate_with_another_body_is_still_a_duplicate_and_the_first_body_is_kept,
+    twenty_concurrent_copies_commit_once_and_queue_one_task,
+    bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_commit,
+    an_invalid_base64_body_is_a_400_and_never_a_panic,
+    enqueue_reports_only_the_failed_records_by_sequence_number,
+    an_event_matching_no_subscription_is_marked_routed_to_none,
+    deliver_reports_only_the_message_whose_destination_failed,
+    a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_count,
+    exhausted_retries_end_on_the_dlq_with_the_delivery_failed,
+    a_410_disables_the_subscription_in_the_config_table,
+    a_message_redelivered_after_success_is_not_delivered_twice,
+    a_message_that_is_not_a_task_is_dead_lettered_as_it_is,
+    the_sample_events_are_valid_and_the_request_verifies,
+];
+
+/// The scenario tests of this process: `None` while running, then the
+/// calls they recorded, or `Err` if they failed.
+type Runs = BTreeMap<&'static str, Option<Result<SdkCalls, ()>>>;
+static RUNS: Mutex<Runs> = Mutex::new(BTreeMap::new());
+
+fn runs() -> std::sync::MutexGuard<'static, Runs> {
+    RUNS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What one function declares: its `SDK_CALLS` and `SDK_RESOURCES`.
+fn declared(
+    function: &str,
+) -> (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+) {
+    match function {
+        sluice_receive::FUNCTION => (sluice_receive::SDK_CALLS, sluice_receive::SDK_RESOURCES),
+        sluice_enqueue::FUNCTION => (sluice_enqueue::SDK_CALLS, sluice_enqueue::SDK_RESOURCES),
+        sluice_deliver::FUNCTION => (sluice_deliver::SDK_CALLS, sluice_deliver::SDK_RESOURCES),
+        other => panic!("no declared SDK calls for function {other:?}"),
+    }
+}
+
+const FUNCTIONS: [&str; 3] = [
+    sluice_receive::FUNCTION,
+    sluice_enqueue::FUNCTION,
+    sluice_deliver::FUNCTION,
+];
+
+/// Run one scenario, recording its calls, and check that each is declared
+/// by its function.
+async fn run_scenario(body: impl Future<Output = ()>) -> SdkCalls {
+    let calls = SdkCalls::default();
+    CALLS.scope(calls.clone(), body).await;
+    let undeclared: Vec<String> = calls
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            let (actions, resources) = declared(c.function);
+            !actions.contains(&c.action.as_str())
+                || !resources.contains(&(c.action.as_str(), c.resource.as_str()))
+        })
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "SDK calls the functions do not declare in SDK_CALLS/SDK_RESOURCES \
+         (declare them, and grant them in infra/sam and infra/terraform):\n  {}",
+        undeclared.join("\n  ")
+    );
+    calls
+}
+
+/// One scenario as a test: its result is published in [`RUNS`], a failure
+/// included.
+async fn scenario_test(name: &'static str, body: impl Future<Output = ()>) {
+    struct Failed(&'static str);
+    impl Drop for Failed {
+        fn drop(&mut self) {
+            runs().insert(self.0, Some(Err(())));
+        }
+    }
+    runs().insert(name, None);
+    let on_panic = Failed(name);
+    let calls = run_scenario(body).await;
+    std::mem::forget(on_panic);
+    runs().insert(name, Some(Ok(calls)));
+}
+
+/// The scenarios together make every call each function declares, on the
+/// resource it declares (each scenario already checked the converse). A
+/// scenario whose test has started is waited for; one that has not (a
+/// filtered run) is run here. libtest starts tests in name order, and this
+/// name sorts after `scenarios::*`, so in a full run nothing runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_calls_are_exactly_what_each_function_declares() {
+    let vars: BTreeSet<&str> = sluice::aws::settings::ALL_VARS.into_iter().collect();
+    for function in FUNCTIONS {
+        let (actions, resources) = declared(function);
+        let mut sorted = actions.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, actions, "{function}: SDK_CALLS sorted, no repeats");
+        let resource_actions: BTreeSet<&str> = resources.iter().map(|(a, _)| *a).collect();
+        let action_set: BTreeSet<&str> = actions.iter().copied().collect();
+        assert_eq!(
+            resource_actions, action_set,
+            "{function}: SDK_RESOURCES names the actions of SDK_CALLS"
+        );
+        for (action, resource) in resources {
+            assert!(
+                vars.contains(resource) || *resource == SSM_PARAMETERS,
+                "{function}: {action} on {resource:?}: not a variable of settings.rs nor {SSM_PARAMETERS}"
+            );
+        }
+    }
+
+    let union = SdkCalls::default();
+    let mut started = Vec::new();
+    for (name, scenario) in SCENARIOS {
+        let has_started = runs().contains_key(name);
+        if has_started {
+            started.push(*name);
+        } else {
+            union.extend(&run_scenario(scenario()).await);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for name in started {
+        loop {
+            let state = runs().get(name).cloned().flatten();
+            match state {
+                Some(Ok(calls)) => {
+                    union.extend(&calls);
+                    break;
+                }
+                Some(Err(())) => panic!(
+                    "scenario {name} failed in its own test, so the calls it records are unknown"
+                ),
+                None => {
+                    assert!(Instant::now() < deadline, "scenario {name} did not finish");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    let recorded = union.calls();
+    for function in FUNCTIONS {
+        let (actions, resources) = declared(function);
+        let seen: BTreeSet<(&str, &str)> = recorded
+            .iter()
+            .filter(|c| c.function == function)
+            .map(|c| (c.action.as_str(), c.resource.as_str()))
+            .collect();
+        let never: Vec<String> = resources
+            .iter()
+            .filter(|r| !seen.contains(r))
+            .map(|(a, r)| format!("{a} on {r}"))
+            .collect();
+        assert!(
+            never.is_empty(),
+            "{function} declares calls no scenario made (remove them from SDK_CALLS/SDK_RESOURCES \
+             and the templates, or add a scenario that makes them):\n  {}",
+            never.join("\n  ")
+        );
+        let seen_actions: BTreeSet<&str> = seen.iter().map(|(a, _)| *a).collect();
+        assert_eq!(
+            seen_actions,
+            actions.iter().copied().collect::<BTreeSet<_>>(),
+            "{function}"
+        );
+    }
 }

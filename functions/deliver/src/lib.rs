@@ -26,6 +26,33 @@ use sluice::store::EventStore;
 /// The `Function` dimension of this function's metrics.
 pub const FUNCTION: &str = "deliver";
 
+/// The AWS calls this function's code makes, as IAM actions. The
+/// deployment templates grant these and no others (infra/tests checks
+/// them); tests/tests/aws_functions.rs records the calls the handler
+/// actually makes against moto and checks they are exactly these.
+pub const SDK_CALLS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+    "sqs:ChangeMessageVisibility",
+    "sqs:SendMessage",
+    "ssm:GetParameter",
+];
+
+/// What each call of [`SDK_CALLS`] is made on: the variable naming the
+/// table or queue, or `ssm:{prefix}/*` for the parameters below the
+/// deployment's SSM prefix (the `ssm:` secrets of the config).
+pub const SDK_RESOURCES: &[(&str, &str)] = &[
+    ("dynamodb:GetItem", "SLUICE_EVENTS_TABLE"),
+    ("dynamodb:GetItem", "SLUICE_DELIVERIES_TABLE"),
+    ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
+    ("dynamodb:UpdateItem", "SLUICE_DELIVERIES_TABLE"),
+    ("dynamodb:UpdateItem", "SLUICE_CONFIG_TABLE"),
+    ("sqs:ChangeMessageVisibility", "SLUICE_QUEUE_URL"),
+    ("sqs:SendMessage", "SLUICE_DLQ_URL"),
+    ("ssm:GetParameter", "ssm:{prefix}/*"),
+];
+
 /// The SQS system attribute that counts receives (the attempt number).
 pub const RECEIVE_COUNT: &str = "ApproximateReceiveCount";
 

@@ -27,6 +27,21 @@ use sluice::store::EventStore;
 /// The `Function` dimension of this function's metrics.
 pub const FUNCTION: &str = "receive";
 
+/// The AWS calls this function's code makes, as IAM actions. The
+/// deployment templates grant these and no others (infra/tests checks
+/// them); tests/tests/aws_functions.rs records the calls the handler
+/// actually makes against moto and checks they are exactly these.
+pub const SDK_CALLS: &[&str] = &["dynamodb:PutItem", "dynamodb:Scan", "ssm:GetParameter"];
+
+/// What each call of [`SDK_CALLS`] is made on: the variable naming the
+/// table or queue, or `ssm:{prefix}/*` for the parameters below the
+/// deployment's SSM prefix (the `ssm:` secrets of the config).
+pub const SDK_RESOURCES: &[(&str, &str)] = &[
+    ("dynamodb:PutItem", "SLUICE_EVENTS_TABLE"),
+    ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
+    ("ssm:GetParameter", "ssm:{prefix}/*"),
+];
+
 /// The ports receive needs.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {

@@ -16,6 +16,7 @@ use crate::config::{
     ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig, check_id,
     destination_url, retry_policy,
 };
+use crate::format::Template;
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
 use crate::verify::{HmacParams, Provider, Verifier};
@@ -122,6 +123,12 @@ struct SubscriptionCreate {
     events: Vec<String>,
     #[serde(default)]
     format: Format,
+    /// Chat formats: the message text as a minijinja template.
+    #[serde(default)]
+    template: Option<String>,
+    /// The whole JSON body as a minijinja template.
+    #[serde(default)]
+    payload_template: Option<String>,
     #[serde(default)]
     retry_schedule: Option<Vec<HumanDuration>>,
     #[serde(default)]
@@ -139,6 +146,10 @@ struct SubscriptionPatch {
     events: Option<Vec<String>>,
     #[serde(default)]
     format: Option<Format>,
+    #[serde(default, deserialize_with = "nullable")]
+    template: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    payload_template: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     retry_schedule: Option<Option<Vec<HumanDuration>>>,
     #[serde(default)]
@@ -665,6 +676,19 @@ impl Admin {
         destination_url(s).map_err(|e| AdminError::invalid("url", strip_prefix(&e.to_string())))?;
         retry_policy(s)
             .map_err(|e| AdminError::invalid("retry_schedule", strip_prefix(&e.to_string())))?;
+        Template::for_subscription(
+            s.format,
+            s.template.as_deref(),
+            s.payload_template.as_deref(),
+        )
+        .map_err(|e| {
+            let field = if s.template.is_some() {
+                "template"
+            } else {
+                "payload_template"
+            };
+            AdminError::invalid(field, e.to_string())
+        })?;
         Ok(())
     }
 
@@ -691,6 +715,8 @@ impl Admin {
             events: input.events,
             url: input.url,
             format: input.format,
+            template: input.template,
+            payload_template: input.payload_template,
             signing_secret: None,
             retry_schedule: input.retry_schedule,
             allow_local: input.allow_local,
@@ -759,6 +785,12 @@ impl Admin {
         }
         if let Some(v) = patch.format {
             config.format = v;
+        }
+        if let Some(v) = patch.template {
+            config.template = v;
+        }
+        if let Some(v) = patch.payload_template {
+            config.payload_template = v;
         }
         if let Some(v) = patch.retry_schedule {
             config.retry_schedule = v;

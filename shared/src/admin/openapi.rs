@@ -246,7 +246,7 @@ fn schemas() -> Value {
             }]
         }));
     m.insert("SourceList".into(), json!({ "type": "object", "properties": { "sources": { "type": "array", "items": { "$ref": "#/components/schemas/Source" } } } }));
-    m.insert("Format".into(), json!({ "type": "string", "description": "Payload shape for the destination", "examples": ["raw"] }));
+    m.insert("Format".into(), json!({ "enum": ["raw", "slack", "discord", "teams", "teams_messagecard"], "description": "Payload shape for the destination (chat formats render a message)" }));
     m.insert("SubscriptionCreate".into(), json!({
             "type": "object", "required": ["source", "url", "events"], "additionalProperties": false,
             "properties": {
@@ -255,6 +255,8 @@ fn schemas() -> Value {
                 "url": { "type": "string", "format": "uri", "description": "https, unless allow_local" },
                 "events": { "type": "array", "minItems": 1, "items": { "type": "string" }, "examples": [["push", "pull_request.*"]] },
                 "format": { "$ref": "#/components/schemas/Format" },
+                "template": { "type": ["string", "null"], "description": "Chat formats: the message text, a minijinja template" },
+                "payload_template": { "type": ["string", "null"], "description": "The whole JSON body, a minijinja template" },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
                 "allow_local": { "type": "boolean", "default": false }
             }
@@ -267,6 +269,8 @@ fn schemas() -> Value {
                 "url": { "type": "string" },
                 "events": { "type": "array", "items": { "type": "string" } },
                 "format": { "$ref": "#/components/schemas/Format" },
+                "template": { "type": ["string", "null"] },
+                "payload_template": { "type": ["string", "null"] },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
                 "allow_local": { "type": "boolean" }
             }
@@ -283,6 +287,8 @@ fn schemas() -> Value {
                     "url": { "type": "string" },
                     "events": { "type": "array", "items": { "type": "string" } },
                     "format": { "$ref": "#/components/schemas/Format" },
+                    "template": { "type": ["string", "null"] },
+                    "payload_template": { "type": ["string", "null"] },
                     "retry_schedule": { "type": ["array", "null"], "items": duration },
                     "allow_local": { "type": "boolean" },
                     "has_signing_secret": { "type": "boolean" },

@@ -155,6 +155,13 @@ fn every_route_is_in_the_openapi_document_and_nothing_else() {
         .map(|r| (r.method.to_string(), r.path.to_owned()))
         .collect();
     assert_eq!(documented, routed);
+    // The formats listed are the ones the config takes.
+    for f in doc["components"]["schemas"]["Format"]["enum"]
+        .as_array()
+        .unwrap()
+    {
+        serde_json::from_value::<crate::config::Format>(f.clone()).unwrap();
+    }
     // Every $ref points at something that exists.
     let text = doc.to_string();
     for part in text.split("\"$ref\":\"#/components/").skip(1) {
@@ -293,6 +300,22 @@ async fn a_subscription_gets_a_signing_secret_shown_once() {
     assert_eq!(s, 200);
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
 
+    // Chat formats and templates pass through to the config.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"id": "chat", "source": "gh", "url": "https://hooks.slack.example/x", "events": ["*"],
+                   "format": "slack", "template": "{{ event.type }}"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["format"].as_str(), v["template"].as_str()),
+        (201, Some("slack"), Some("{{ event.type }}")),
+        "{v}"
+    );
+    assert!(f.registry.now_sub("chat").template.is_some());
+
     // A generated id when none is given.
     let (s, v) = f
         .call(
@@ -383,6 +406,14 @@ async fn bad_input_is_400_or_422_naming_the_field() {
         (
             json!({"source": "gh", "url": "https://x.example", "events": ["*"], "allow_local": "yes"}),
             "allow_local",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "template": "{{ x }}"}),
+            "template",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "format": "slack", "template": "{{ x"}),
+            "template",
         ),
     ];
     for (body, field) in cases {

@@ -187,6 +187,33 @@ impl MotoServer {
         AwsClients::from_conf(&self.sdk_config().await)
     }
 
+    /// Clients for this server, as [`clients`](Self::clients), with
+    /// `interceptor` on each of them: tests observe (or fail) SDK calls
+    /// this way.
+    pub async fn clients_with<I>(&self, interceptor: I) -> AwsClients
+    where
+        I: aws_sdk_dynamodb::config::Intercept + Clone + 'static,
+    {
+        let conf = self.sdk_config().await;
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&conf)
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&conf)
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&conf)
+                    .interceptor(interceptor)
+                    .build(),
+            ),
+        }
+    }
+
     /// Clients whose endpoint refuses connections, without retries: for
     /// testing how adapters report an outage.
     pub async fn unreachable_clients() -> AwsClients {

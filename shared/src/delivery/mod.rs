@@ -48,12 +48,16 @@ pub enum DeliveryError {
     Connect(String),
     #[error("{0}")]
     Other(String),
+    /// The payload could not be rendered (a subscription template failed);
+    /// nothing was sent.
+    #[error("render failed: {0}")]
+    Render(String),
 }
 
 impl DeliveryError {
-    /// A refusal will not change by retrying.
+    /// A refusal or a render failure will not change by retrying.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Refused(_))
+        matches!(self, Self::Refused(_) | Self::Render(_))
     }
 }
 

@@ -336,7 +336,7 @@ fn counts(r: &Row<'_>, first: usize) -> DbResult<DeliveryCounts> {
 const COUNTS: &str = "coalesce(sum(d.status = 'pending'), 0),
                       coalesce(sum(d.status = 'delivered'), 0),
                       coalesce(sum(d.status = 'failed'), 0)";
-const STATUS: &str = "CASE WHEN e.outbox = 1 THEN 'pending'
+const STATUS: &str = "CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq) THEN 'pending'
                            WHEN sum(d.status = 'failed') > 0 THEN 'failed'
                            WHEN sum(d.status = 'pending') > 0 THEN 'pending'
                            WHEN sum(d.status = 'delivered') > 0 THEN 'delivered'
@@ -361,7 +361,7 @@ fn event_columns(r: &Row<'_>, first: usize) -> DbResult<Event> {
 fn get_event(c: &Connection, key: &EventKey) -> DbResult<Option<EventRecord>> {
     let found = c
         .prepare_cached(
-            "SELECT e.seq, e.outbox, e.routed, r.replay_of,
+            "SELECT e.seq, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq), r.replay_of,
                     e.source, e.id, e.event_type, e.received_at_ms, e.expires_at, e.body_hash,
                     e.content_type, e.headers, e.body
              FROM events e LEFT JOIN replays r ON r.source = e.source AND r.id = e.id
@@ -372,17 +372,13 @@ fn get_event(c: &Connection, key: &EventKey) -> DbResult<Option<EventRecord>> {
                 r.get::<_, i64>(0)?,
                 r.get::<_, bool>(1)?,
                 r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                event_columns(r, 4)?,
+                event_columns(r, 3)?,
             ))
         })
         .optional()?;
-    let Some((seq, outbox, routed, replay_of, event)) = found else {
+    let Some((seq, outbox, replay_of, event)) = found else {
         return Ok(None);
     };
-    let routed = routed
-        .map(|j| serde_json::from_str::<Vec<String>>(&j).map_err(|e| bad_column(2, e.to_string())))
-        .transpose()?;
     let deliveries = c
         .prepare_cached(
             "SELECT subscription, status, next_attempt_at_ms, updated_at_ms
@@ -426,6 +422,8 @@ fn get_event(c: &Connection, key: &EventKey) -> DbResult<Option<EventRecord>> {
         .query_map(params![key.source, key.id], |r| r.get::<_, String>(0))?
         .map(|id| id.map(|id| EventKey::new(&key.source, &id)))
         .collect::<DbResult<Vec<_>>>()?;
+    // Routed events are those out of the outbox; their deliveries say where.
+    let routed = (!outbox).then(|| deliveries.iter().map(|d| d.subscription.clone()).collect());
     let mut counts = DeliveryCounts::default();
     for d in &deliveries {
         match d.status {
@@ -446,7 +444,8 @@ fn get_event(c: &Connection, key: &EventKey) -> DbResult<Option<EventRecord>> {
 }
 
 /// The whole replay in one transaction: the copy, its link, its pending
-/// deliveries, its queued tasks, and the dead letters it settles.
+/// deliveries, its queued tasks, and the dead letters it settles. The copy
+/// never enters the outbox: it goes to the subscriptions asked for only.
 fn create_replay(
     c: &Connection,
     original: &EventKey,
@@ -487,15 +486,13 @@ fn create_replay(
         }
     };
     let now = now_ms();
-    let routed = serde_json::to_string(subscriptions)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     c.prepare_cached(
         "INSERT INTO events (source, id, event_type, received_at_ms, expires_at, body_hash,
-                             content_type, headers, outbox, routed, body)
-         SELECT source, ?2, event_type, ?3, ?4, body_hash, content_type, headers, 0, ?5, body
+                             content_type, headers, body)
+         SELECT source, ?2, event_type, ?3, ?4, body_hash, content_type, headers, body
          FROM events WHERE seq = ?1",
     )?
-    .execute(params![copy_from, id, now, expires_at, routed])?;
+    .execute(params![copy_from, id, now, expires_at])?;
     let seq = c.last_insert_rowid();
     c.prepare_cached(
         "INSERT INTO replays (source, id, replay_of, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -536,7 +533,7 @@ impl EventLog for SqliteStore {
             .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT e.seq, e.source, e.id, e.event_type, e.received_at_ms, e.expires_at,
-                            e.outbox, r.replay_of, {COUNTS}
+                            EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq), r.replay_of, {COUNTS}
                      FROM events e
                      LEFT JOIN deliveries d ON d.event_seq = e.seq
                      LEFT JOIN replays r ON r.source = e.source AND r.id = e.id
@@ -916,6 +913,8 @@ mod tests {
             events: vec!["*".into()],
             url: "https://example.com".into(),
             format: Default::default(),
+            template: None,
+            payload_template: None,
             signing_secret: None,
             retry_schedule: None,
             allow_local: false,

@@ -4,17 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::SqliteStore;
 pub use super::registry::LocalRegistry;
+use super::store::duration_ms;
+use super::{OutboxEntry, SqliteStore};
 use crate::config::Registry;
 use crate::delivery::Transport;
 use crate::model::ReceivedTask;
 use crate::pipeline::deliver::{DeliverPorts, Disposition, deliver};
-use crate::pipeline::enqueue::enqueue;
+use crate::pipeline::enqueue::{log_routed, route};
 use crate::time::now_ms;
+
+/// Most queue messages deleted in one store write.
+const ACK_BATCH: usize = 512;
+/// Free delivery slots the worker waits for before receiving from the queue.
+const RECEIVE_BATCH: usize = 16;
 
 /// Tuning of the embedded workers.
 #[derive(Debug, Clone)]
@@ -57,6 +63,8 @@ struct Shared {
     store: SqliteStore,
     transport: Arc<dyn Transport>,
     options: RuntimeOptions,
+    /// Handles of finished messages, deleted in batches by `ack_worker`.
+    acks: mpsc::Sender<String>,
 }
 
 impl LocalRuntime {
@@ -67,15 +75,19 @@ impl LocalRuntime {
         options: RuntimeOptions,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let (acks, ack_rx) = mpsc::channel(ACK_BATCH * 8);
+        let mut workers = JoinSet::new();
+        workers.spawn(ack_worker(store.clone(), ack_rx));
         let shared = Arc::new(Shared {
             registry,
             store,
             transport,
             options,
+            acks,
         });
-        let mut workers = JoinSet::new();
-        workers.spawn(outbox_worker(shared.clone(), stopped.clone()));
-        workers.spawn(delivery_worker(shared.clone(), stopped.clone()));
+        let (handoff, handoff_rx) = mpsc::channel(shared.options.max_in_flight.max(1) * 2);
+        workers.spawn(outbox_worker(shared.clone(), handoff, stopped.clone()));
+        workers.spawn(delivery_worker(shared.clone(), handoff_rx, stopped.clone()));
         workers.spawn(config_worker(shared.clone(), stopped.clone()));
         workers.spawn(purge_worker(shared, stopped));
         Self { stop, workers }
@@ -99,8 +111,19 @@ impl LocalRuntime {
     }
 }
 
+/// A message that `dispatch` queued already claimed, on its way from the
+/// outbox worker to the delivery worker.
+struct Handoff {
+    msg: ReceivedTask,
+    claimed_until_ms: i64,
+}
+
 /// Routes committed events (the outbox) to delivery tasks.
-async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn outbox_worker(
+    shared: Arc<Shared>,
+    handoff: mpsc::Sender<Handoff>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let notify = shared.store.outbox_notifier();
     while !*stopped.borrow() {
         // Register interest before reading, so a commit in between still wakes us.
@@ -110,17 +133,15 @@ async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             .pending_outbox(shared.options.outbox_batch)
             .await
         {
-            Ok(events) if !events.is_empty() => {
-                let reg: &dyn Registry = shared.registry.as_ref();
-                let keys: Vec<_> = events.iter().map(|e| e.key()).collect();
-                let routed = events
-                    .iter()
-                    .zip(&keys)
-                    .map(|(e, key)| enqueue(reg, &shared.store, &shared.store, key, &e.event_type));
-                for (event, result) in events.iter().zip(futures::future::join_all(routed).await) {
-                    if let Err(e) = result {
-                        tracing::warn!(source = %event.source, event_id = %event.id, error = %e, "routing failed; will retry");
-                    }
+            Ok(entries) if !entries.is_empty() => {
+                if route_batch(&shared, entries, &handoff).await {
+                    continue;
+                }
+                // Something failed: the entries stay in the outbox; back off
+                // rather than spin on them.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stopped.changed() => {}
                 }
                 continue;
             }
@@ -141,51 +162,162 @@ async fn outbox_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
     }
 }
 
-/// Receives delivery tasks with SQS semantics and runs each attempt.
-async fn delivery_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+/// Routes outbox entries and queues their tasks in one store write (the
+/// embedded form of the enqueue step: the same routing, with queueing and
+/// marking in one transaction), then hands the new messages to the delivery
+/// worker. True when every entry was routed.
+async fn route_batch(
+    shared: &Shared,
+    entries: Vec<OutboxEntry>,
+    handoff: &mpsc::Sender<Handoff>,
+) -> bool {
+    let registry: &dyn Registry = shared.registry.as_ref();
+    let mut routes = Vec::with_capacity(entries.len());
+    let mut all_routed = true;
+    for entry in entries {
+        match route(registry, &entry.key.source, &entry.event_type).await {
+            Ok(subs) => routes.push((entry, subs)),
+            Err(e) => {
+                all_routed = false;
+                tracing::warn!(source = %entry.key.source, event_id = %entry.key.id, error = %e, "routing failed; will retry");
+            }
+        }
+    }
+    let dispatched = match shared
+        .store
+        .dispatch(routes, shared.options.visibility_timeout)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "queueing routed events failed; will retry");
+            return false;
+        }
+    };
+    for (entry, subs) in &dispatched.routed {
+        log_routed(&entry.key, &entry.event_type, subs.len());
+    }
+    let claimed_until_ms = dispatched.claimed_until_ms;
+    let mut unsent = Vec::new();
+    for msg in dispatched.claimed {
+        let sent = handoff
+            .send(Handoff {
+                msg,
+                claimed_until_ms,
+            })
+            .await;
+        // The delivery worker has stopped: give the claim back.
+        if let Err(mpsc::error::SendError(h)) = sent {
+            unsent.push(h.msg.handle);
+        }
+    }
+    release(&shared.store, &unsent).await;
+    all_routed
+}
+
+/// Gives claimed messages back to the queue so a restart need not wait for
+/// their claims to run out.
+async fn release(store: &SqliteStore, handles: &[String]) {
+    if let Err(e) = store.release(handles).await {
+        tracing::warn!(error = %e, messages = handles.len(), "could not release claimed messages; they come back when their claim runs out");
+    }
+}
+
+/// Runs delivery attempts: the messages the outbox worker hands over, and
+/// whatever becomes visible on the queue (retries, claims that ran out, a
+/// previous run's leftovers), received with SQS semantics.
+async fn delivery_worker(
+    shared: Arc<Shared>,
+    mut handoff: mpsc::Receiver<Handoff>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let notify = shared.store.queue_notifier();
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let max = shared.options.max_in_flight.max(1);
+    // A handed-over claim must still cover a whole attempt; an older one is
+    // left to run out, and the queue hands the message out again.
+    let min_claim_ms = duration_ms(shared.options.visibility_timeout) / 2;
+    let take = |h: Handoff, in_flight: &mut JoinSet<()>| {
+        if h.claimed_until_ms - now_ms() >= min_claim_ms {
+            in_flight.spawn(deliver_one(shared.clone(), h.msg));
+        }
+    };
+    // Whether the queue may hold visible messages, and when the next
+    // invisible one turns visible: the queue is read only when it can pay.
+    let mut poll_queue = true;
+    let mut wake_at: Option<tokio::time::Instant> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
         let woken = notify.notified();
+        while in_flight.len() < max {
+            match handoff.try_recv() {
+                Ok(h) => take(h, &mut in_flight),
+                Err(_) => break,
+            }
+        }
+        // Receive only with room for a batch: one slot at a time would cost
+        // a store write per message.
         let room = max - in_flight.len();
-        let mut received = 0;
-        if room > 0 {
+        if poll_queue && (room >= RECEIVE_BATCH.min(max) || in_flight.is_empty()) {
+            let want = room.min(128);
             match shared
                 .store
-                .receive(room.min(128), shared.options.visibility_timeout)
+                .receive(want, shared.options.visibility_timeout)
                 .await
             {
                 Ok(tasks) => {
-                    received = tasks.len();
+                    let got = tasks.len();
                     for task in tasks {
                         in_flight.spawn(deliver_one(shared.clone(), task));
                     }
+                    if got < want {
+                        poll_queue = false;
+                        wake_at = next_visible(&shared.store).await;
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "queue receive failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue receive failed; retrying in 1 s");
+                    poll_queue = false;
+                    wake_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
+            }
+            if poll_queue && in_flight.len() < max {
+                continue;
             }
         }
-        if received > 0 && in_flight.len() < max {
-            continue;
-        }
-        let wake_at = match shared.store.next_visible_at().await {
-            Ok(Some(at)) => Some(Duration::from_millis((at - now_ms()).max(0) as u64)),
-            Ok(None) => None,
-            Err(_) => Some(Duration::from_secs(1)),
-        };
-        let sleep = tokio::time::sleep(wake_at.unwrap_or(Duration::from_secs(3600)));
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         tokio::select! {
-            _ = woken => {}
-            _ = sleep => {}
+            Some(h) = handoff.recv(), if in_flight.len() < max => take(h, &mut in_flight),
+            _ = woken => poll_queue = true,
+            _ = tokio::time::sleep_until(wake_at.unwrap_or(far)) => {
+                poll_queue = true;
+                wake_at = None;
+            }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = stopped.changed() => {}
         }
     }
-    // Graceful stop: let what is in flight finish.
+    // Graceful stop: hand back what was not started, let what is in flight finish.
+    handoff.close();
+    let mut unstarted = Vec::new();
+    while let Ok(h) = handoff.try_recv() {
+        unstarted.push(h.msg.handle);
+    }
+    release(&shared.store, &unstarted).await;
     while in_flight.join_next().await.is_some() {}
+}
+
+/// When the earliest invisible message turns visible (soon, if the store
+/// cannot say).
+async fn next_visible(store: &SqliteStore) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    match store.next_visible_at().await {
+        Ok(Some(at)) => Some(now + Duration::from_millis((at - now_ms()).max(0) as u64)),
+        Ok(None) => None,
+        Err(_) => Some(now + Duration::from_secs(1)),
+    }
 }
 
 async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) {
@@ -197,15 +329,27 @@ async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) {
     };
     match deliver(&ports, &msg).await {
         Ok(Disposition::Done) => {
-            if let Err(e) = shared.store.ack(std::slice::from_ref(&msg.handle)).await {
-                tracing::warn!(error = %e, "ack failed; the task will be seen again and skipped");
-            }
+            // Closed only once the workers are gone; then the message comes
+            // back after its visibility timeout and is skipped as finished.
+            let _ = shared.acks.send(msg.handle).await;
         }
         Ok(Disposition::Retry) => {}
         Err(e) => {
             let task = &msg.task;
             tracing::warn!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "delivery step failed; the task comes back after its visibility timeout");
         }
+    }
+}
+
+/// Deletes finished messages, as many per store write as have gathered
+/// meanwhile. Ends once every sender is gone, after the last batch.
+async fn ack_worker(store: SqliteStore, mut handles: mpsc::Receiver<String>) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while handles.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        if let Err(e) = store.ack(&batch).await {
+            tracing::warn!(error = %e, messages = batch.len(), "ack failed; the tasks will be seen again and skipped");
+        }
+        batch.clear();
     }
 }
 

@@ -15,15 +15,19 @@ CREATE TABLE IF NOT EXISTS events (
     body_hash      TEXT    NOT NULL,
     content_type   TEXT,
     headers        TEXT    NOT NULL,             -- JSON [[name, value], ...]
-    outbox         INTEGER NOT NULL DEFAULT 1,   -- 1 = committed, not routed yet
-    routed         TEXT,                         -- JSON [subscription, ...]; NULL until routed
     body           BLOB    NOT NULL,             -- last, so reading the other columns never
                                                  -- touches a large body's overflow pages
     UNIQUE (source, id)
 );
--- Only the pending entries are indexed, so the outbox scan stays small.
-CREATE INDEX IF NOT EXISTS events_outbox ON events(outbox) WHERE outbox = 1;
 CREATE INDEX IF NOT EXISTS events_expiry ON events(expires_at);
+
+-- Committed events not routed yet. A table of its own, so an event row is
+-- written once: routing deletes a small row here instead of rewriting the
+-- event (body and all) to clear a flag. Routed events are the ones not
+-- here; their deliveries rows say where they went (none: matched nothing).
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY                      -- events.seq
+);
 
 -- Deliveries and attempts hang off the event's seq, not its (source, id):
 -- seq grows with time, so a batch of writes lands on the same few pages at
@@ -100,18 +104,25 @@ CREATE TABLE IF NOT EXISTS config (
 ) WITHOUT ROWID;
 
 -- Bumped by every config change, whoever makes it, so a running gateway
--- notices changes written by another process.
+-- notices changes written by another process. The row appears with the
+-- first change (no write here: this file runs on every open, also beside
+-- a running gateway).
 CREATE TABLE IF NOT EXISTS config_version (
     one     INTEGER PRIMARY KEY CHECK (one = 1),
     version INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO config_version (one, version) VALUES (1, 0);
-CREATE TRIGGER IF NOT EXISTS config_inserted AFTER INSERT ON config
-    BEGIN UPDATE config_version SET version = version + 1; END;
-CREATE TRIGGER IF NOT EXISTS config_updated AFTER UPDATE ON config
-    BEGIN UPDATE config_version SET version = version + 1; END;
-CREATE TRIGGER IF NOT EXISTS config_deleted AFTER DELETE ON config
-    BEGIN UPDATE config_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS config_inserted AFTER INSERT ON config BEGIN
+    INSERT OR REPLACE INTO config_version (one, version)
+    VALUES (1, coalesce((SELECT version FROM config_version WHERE one = 1), 0) + 1);
+END;
+CREATE TRIGGER IF NOT EXISTS config_updated AFTER UPDATE ON config BEGIN
+    INSERT OR REPLACE INTO config_version (one, version)
+    VALUES (1, coalesce((SELECT version FROM config_version WHERE one = 1), 0) + 1);
+END;
+CREATE TRIGGER IF NOT EXISTS config_deleted AFTER DELETE ON config BEGIN
+    INSERT OR REPLACE INTO config_version (one, version)
+    VALUES (1, coalesce((SELECT version FROM config_version WHERE one = 1), 0) + 1);
+END;
 
 -- Secrets created through the API (db:NAME references): generated signing
 -- secrets, source secrets given by value.
@@ -131,5 +142,3 @@ CREATE TABLE IF NOT EXISTS replays (
     PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replays_of ON replays(source, replay_of);
-
-PRAGMA user_version = 1;

@@ -23,6 +23,8 @@ use crate::store::{Commit, EventStore};
 use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
+/// `PRAGMA user_version` of the schema above (see `migrate`).
+const SCHEMA_VERSION: i64 = 2;
 /// Scans on the blocking pool at once.
 const READERS: usize = 4;
 /// Read connections kept open: the scans plus the point lookups that run on
@@ -41,6 +43,25 @@ pub struct DeliveryRow {
     /// Attempts logged for this delivery, including any after it became final.
     pub attempts: u32,
     pub next_attempt_at_ms: Option<i64>,
+}
+
+/// A committed event waiting to be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Its row, which cannot be purged while it is in the outbox.
+    pub seq: i64,
+    pub key: EventKey,
+    pub event_type: String,
+}
+
+/// What [`SqliteStore::dispatch`] did.
+#[derive(Debug, Default)]
+pub struct Dispatched {
+    /// The entries it routed, with their subscriptions.
+    pub routed: Vec<(OutboxEntry, Vec<String>)>,
+    /// The messages it queued, claimed until `claimed_until_ms`.
+    pub claimed: Vec<ReceivedTask>,
+    pub claimed_until_ms: i64,
 }
 
 /// A message moved off the queue for good.
@@ -130,12 +151,118 @@ impl SqliteStore {
         self.inner.writer.batches()
     }
 
-    /// Committed events not yet routed (outbox flag set), oldest first.
-    pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<Event>, Unavailable> {
+    /// Committed events not yet routed, oldest first.
+    /// Only what routing needs: the body and headers stay on disk.
+    pub async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, Unavailable> {
         let limit = to_i64(limit);
         self.read(move |c| {
-            let mut st = c.prepare_cached(PENDING_OUTBOX)?;
-            st.query_map([limit], event_from_row)?.collect()
+            let mut st = c.prepare_cached(
+                "SELECT o.seq, e.source, e.id, e.event_type
+                 FROM outbox o JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?1",
+            )?;
+            st.query_map([limit], |r| {
+                Ok(OutboxEntry {
+                    seq: r.get(0)?,
+                    key: EventKey {
+                        source: r.get(1)?,
+                        id: r.get(2)?,
+                    },
+                    event_type: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Routes a batch of outbox entries in one write: for each, the pending
+    /// delivery rows and queue messages of its subscriptions, and the event
+    /// marked routed. Queueing and marking are one transaction here, so the
+    /// re-send window of the two-step port contract does not exist. An entry
+    /// some other call already routed is skipped.
+    ///
+    /// The new messages are claimed at once, as if received, for `claim`:
+    /// the caller hands them straight to a delivery worker, which saves a
+    /// receive round trip per batch. Whatever the worker does not take in
+    /// time becomes visible when the claim runs out, as any received message.
+    pub async fn dispatch(
+        &self,
+        mut routes: Vec<(OutboxEntry, Vec<String>)>,
+        claim: Duration,
+    ) -> Result<Dispatched, Unavailable> {
+        if routes.is_empty() {
+            return Ok(Dispatched::default());
+        }
+        let claim = duration_ms(claim);
+        self.write(move |c, _| {
+            let now = now_ms();
+            let claimed_until_ms = now.saturating_add(claim);
+            let mut mark = c.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+            let mut delivery = c.prepare_cached(
+                "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            let mut queue = c.prepare_cached(
+                "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                 ON CONFLICT (source, event_id, subscription) DO NOTHING
+                 RETURNING id",
+            )?;
+            let mut claimed = Vec::new();
+            let mut routed = vec![true; routes.len()];
+            for ((entry, subs), routed) in routes.iter().zip(&mut routed) {
+                if mark.execute([entry.seq])? == 0 {
+                    *routed = false;
+                    continue;
+                }
+                for s in subs {
+                    delivery.execute(params![entry.seq, s, now])?;
+                    let id: Option<i64> = queue
+                        .query_row(
+                            params![entry.key.source, entry.key.id, s, claimed_until_ms, now],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = id {
+                        claimed.push(ReceivedTask {
+                            task: DeliveryTask {
+                                source: entry.key.source.clone(),
+                                event_id: entry.key.id.clone(),
+                                subscription: s.clone(),
+                            },
+                            handle: format!("{id}:1"),
+                            receive_count: 1,
+                        });
+                    }
+                }
+            }
+            let mut flags = routed.into_iter();
+            routes.retain(|_| flags.next().unwrap_or(false));
+            Ok(Dispatched {
+                routed: routes,
+                claimed,
+                claimed_until_ms,
+            })
+        })
+        .await
+    }
+
+    /// Makes claimed messages visible again now (a worker that will not run
+    /// them gives them back). Stale handles are ignored.
+    pub async fn release(&self, handles: &[String]) -> Result<(), Unavailable> {
+        let parsed: Vec<(i64, u32)> = handles.iter().filter_map(|h| parse_handle(h)).collect();
+        if parsed.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c, wake| {
+            let mut st = c.prepare_cached(
+                "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+            )?;
+            let now = now_ms();
+            for (id, count) in &parsed {
+                wake.queue |= st.execute(params![id, count, now])? > 0;
+            }
+            Ok(())
         })
         .await
     }
@@ -326,13 +453,22 @@ impl SqliteStore {
     /// unknown event); Some(empty): routed, matched nothing.
     pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
         self.lookup(|c| {
-            let json: Option<Option<String>> = c
-                .prepare_cached("SELECT routed FROM events WHERE source = ?1 AND id = ?2")?
-                .query_row(params![key.source, key.id], |r| r.get(0))
+            let found: Option<(i64, bool)> = c
+                .prepare_cached(
+                    "SELECT e.seq, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq)
+                     FROM events e WHERE e.source = ?1 AND e.id = ?2",
+                )?
+                .query_row(params![key.source, key.id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            json.flatten()
-                .map(|j| parse_json::<Vec<String>>(&j, 0))
-                .transpose()
+            let Some((seq, false)) = found else {
+                return Ok(None);
+            };
+            c.prepare_cached(
+                "SELECT subscription FROM deliveries WHERE event_seq = ?1 ORDER BY subscription",
+            )?
+            .query_map([seq], |r| r.get(0))?
+            .collect::<DbResult<Vec<String>>>()
+            .map(Some)
         })
     }
 
@@ -358,7 +494,8 @@ impl SqliteStore {
                         .prepare_cached(
                             "DELETE FROM events WHERE seq IN (
                                 SELECT e.seq FROM events e
-                                WHERE e.expires_at <= ?1 AND e.outbox = 0
+                                WHERE e.expires_at <= ?1
+                                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq)
                                   AND NOT EXISTS (SELECT 1 FROM deliveries d
                                                   WHERE d.event_seq = e.seq AND d.status = 'pending')
                                 LIMIT ?2)
@@ -476,6 +613,8 @@ impl EventStore for SqliteStore {
                     &ev.body[..],
                 ])?;
             if inserted == 1 {
+                c.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
+                    .execute([c.last_insert_rowid()])?;
                 wake.outbox = true;
                 return Ok(Commit::Accepted);
             }
@@ -505,30 +644,18 @@ impl EventStore for SqliteStore {
         let key = key.clone();
         let subs = subscriptions.to_vec();
         self.write(move |c, _| {
-            let found: Option<(i64, Option<String>)> = c
-                .prepare_cached("SELECT seq, routed FROM events WHERE source = ?1 AND id = ?2")?
-                .query_row(params![key.source, key.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let seq: Option<i64> = c
+                .prepare_cached("SELECT seq FROM events WHERE source = ?1 AND id = ?2")?
+                .query_row(params![key.source, key.id], |r| r.get(0))
                 .optional()?;
-            let Some((seq, previous)) = found else {
+            let Some(seq) = seq else {
                 // Purged or never committed: deliveries would point at nothing.
                 tracing::warn!(event = %key, "mark_routed: no such event");
                 return Ok(());
             };
-            // A re-run keeps the union, so `routed` always names every
-            // delivery row that exists.
-            let mut routed = match previous {
-                Some(j) => parse_json::<Vec<String>>(&j, 0)?,
-                None => Vec::with_capacity(subs.len()),
-            };
-            for s in &subs {
-                if !routed.contains(s) {
-                    routed.push(s.clone());
-                }
-            }
-            let routed = serde_json::to_string(&routed)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-            c.prepare_cached("UPDATE events SET outbox = 0, routed = ?2 WHERE seq = ?1")?
-                .execute(params![seq, routed])?;
+            // A re-run adds to the deliveries rows; those are the routing.
+            c.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
             let now = now_ms();
             let mut ins = c.prepare_cached(
                 "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
@@ -708,9 +835,6 @@ impl DeliveryQueue for SqliteStore {
 const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
-const PENDING_OUTBOX: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
-                                     content_type, headers, body
-                              FROM events WHERE outbox = 1 ORDER BY seq LIMIT ?1";
 
 fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
     let headers: String = r.get(7)?;
@@ -759,7 +883,7 @@ fn count(c: &Connection, sql: &str) -> DbResult<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-fn duration_ms(d: Duration) -> i64 {
+pub(super) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -799,9 +923,27 @@ fn open_writer(path: &Path) -> DbResult<Connection> {
          PRAGMA journal_size_limit = 67108864;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
-    conn.execute_batch(SCHEMA)?;
+    migrate(&conn)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Applies the schema (idempotent) and upgrades an older file, in one
+/// transaction.
+fn migrate(conn: &Connection) -> DbResult<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    if version == 1 {
+        // Version 1 kept the outbox as a flag (and the routing as JSON) on
+        // the event row; those columns stay, unused.
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO outbox (seq) SELECT seq FROM events WHERE outbox = 1;
+             DROP INDEX IF EXISTS events_outbox;",
+        )?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit()
 }
 
 fn open_reader(path: &Path) -> DbResult<Connection> {

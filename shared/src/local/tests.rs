@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 
-use super::SqliteStore;
+use super::{OutboxEntry, SqliteStore};
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 use crate::queue::DeliveryQueue;
 use crate::store::{Commit, EventStore};
@@ -171,7 +171,7 @@ async fn outbox_is_fifo_and_mark_routed_clears_it() {
     for id in ["a", "b", "c"] {
         store.commit(&event("gh", id, id)).await.unwrap();
     }
-    let ids = |evs: Vec<Event>| evs.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let ids = |entries: Vec<OutboxEntry>| entries.into_iter().map(|e| e.key.id).collect::<Vec<_>>();
     assert_eq!(
         ids(store.pending_outbox(10).await.unwrap()),
         ["a", "b", "c"]
@@ -215,6 +215,133 @@ async fn outbox_is_fifo_and_mark_routed_clears_it() {
         .await
         .unwrap();
     assert!(store.deliveries(&key("ghost")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dispatch_queues_claimed_marks_routed_and_creates_deliveries_in_one_write() {
+    let (_dir, store) = open();
+    for id in ["a", "b", "c"] {
+        store.commit(&event("gh", id, id)).await.unwrap();
+    }
+    let before = store.write_batches();
+    let mut outbox = store.pending_outbox(10).await.unwrap().into_iter();
+    let (a, b, c) = (
+        outbox.next().unwrap(),
+        outbox.next().unwrap(),
+        outbox.next().unwrap(),
+    );
+    let subs = vec!["s1".to_owned(), "s2".to_owned()];
+    let claim = Duration::from_secs(60);
+    let d = store
+        .dispatch(vec![(a.clone(), subs.clone()), (b.clone(), vec![])], claim)
+        .await
+        .unwrap();
+    assert_eq!(store.write_batches(), before + 1, "one transaction");
+    assert_eq!(d.routed, vec![(a.clone(), subs.clone()), (b, vec![])]);
+    let claimed: Vec<_> = d
+        .claimed
+        .iter()
+        .map(|m| (m.task.clone(), m.receive_count))
+        .collect();
+    assert_eq!(claimed, vec![(task("a", "s1"), 1), (task("a", "s2"), 1)]);
+    assert!(d.claimed_until_ms >= now_ms() + 59_000);
+
+    assert_eq!(store.routed(&key("a")).await.unwrap(), Some(subs.clone()));
+    assert_eq!(store.routed(&key("b")).await.unwrap(), Some(vec![]));
+    assert_eq!(
+        store.delivery_status(&task("a", "s2")).await.unwrap(),
+        Some(DeliveryStatus::Pending)
+    );
+    assert_eq!(
+        store.pending_outbox(10).await.unwrap(),
+        vec![c.clone()],
+        "only the undispatched entry stays in the outbox"
+    );
+    // Claimed: on the queue, but not visible to a receive.
+    assert_eq!(store.queue_depth().await.unwrap(), 2);
+    assert!(store.receive(10, claim).await.unwrap().is_empty());
+    // The claim handles are live: an ack deletes the message.
+    store.ack(&[d.claimed[0].handle.clone()]).await.unwrap();
+    assert_eq!(store.queue_depth().await.unwrap(), 1);
+
+    // Released claims are visible again, received as the second receive.
+    store.release(&[d.claimed[1].handle.clone()]).await.unwrap();
+    let again = store.receive(10, claim).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (&again[0].task, again[0].receive_count),
+        (&task("a", "s2"), 2)
+    );
+
+    // Routing an entry twice (a stale read) queues nothing more.
+    let d = store
+        .dispatch(
+            vec![(a, vec!["s3".to_owned()]), (c.clone(), subs.clone())],
+            claim,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.routed, vec![(c, subs)]);
+    assert_eq!(d.claimed.len(), 2);
+    assert_eq!(
+        store.routed(&key("a")).await.unwrap(),
+        Some(vec!["s1".to_owned(), "s2".to_owned()])
+    );
+    assert_eq!(store.delivery_status(&task("a", "s3")).await.unwrap(), None);
+    assert_eq!(
+        store.queue_depth().await.unwrap(),
+        3,
+        "a/s2 in flight and c's two"
+    );
+}
+
+#[tokio::test]
+async fn a_version_1_file_keeps_its_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    {
+        // The events table as version 1 had it: outbox flag and routing JSON on the row.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE events (
+                seq INTEGER PRIMARY KEY, source TEXT NOT NULL, id TEXT NOT NULL,
+                event_type TEXT NOT NULL, received_at_ms INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL, body_hash TEXT NOT NULL, content_type TEXT,
+                headers TEXT NOT NULL, outbox INTEGER NOT NULL DEFAULT 1, routed TEXT,
+                body BLOB NOT NULL, UNIQUE (source, id));
+             CREATE INDEX events_outbox ON events(outbox) WHERE outbox = 1;
+             INSERT INTO events (source, id, event_type, received_at_ms, expires_at, body_hash,
+                                 headers, outbox, routed, body)
+             VALUES ('gh', 'old-routed', 'push', 1, 9999999999, 'h', '[]', 0, '[]', x'7b7d'),
+                    ('gh', 'old-pending', 'push', 2, 9999999999, 'h', '[]', 1, NULL, x'7b7d');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].key, key("old-pending"));
+    assert_eq!(
+        store.routed(&key("old-routed")).await.unwrap(),
+        Some(vec![])
+    );
+    // New commits work on the old table and join the outbox.
+    store.commit(&event("gh", "new", "x")).await.unwrap();
+    let pending = store.pending_outbox(10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let routes = pending.into_iter().map(|e| (e, vec![])).collect();
+    store
+        .dispatch(routes, Duration::from_secs(60))
+        .await
+        .unwrap();
+    drop(store);
+    // The flags left on the old rows are not read again.
+    let store = reopen(&dir);
+    assert!(
+        store.pending_outbox(10).await.unwrap().is_empty(),
+        "migrated once"
+    );
 }
 
 #[tokio::test]
@@ -470,9 +597,11 @@ async fn state_survives_a_restart() {
     let outbox = store.pending_outbox(10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(
-        outbox[0],
-        event_with_time(&outbox[0], event("gh", "e2", "two"))
+        (&outbox[0].key, outbox[0].event_type.as_str()),
+        (&key("e2"), "push")
     );
+    let stored = store.load(&key("e2")).await.unwrap().unwrap();
+    assert_eq!(stored, event_with_time(&stored, event("gh", "e2", "two")));
     assert_eq!(store.queue_depth().await.unwrap(), 2);
     // The in-flight message keeps its visibility timeout across the restart.
     let visible = store.receive(10, Duration::from_secs(60)).await.unwrap();

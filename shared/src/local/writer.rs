@@ -174,11 +174,16 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, state: &W
         if let Err(e) = &result {
             tracing::error!(error = %e, commands = batch.len(), "sqlite batch failed");
         }
+        // Counted before the replies, so a caller that saw its write succeed
+        // also sees it counted.
+        let committed = result
+            .is_ok()
+            .then(|| state.batches.fetch_add(1, Ordering::Relaxed) + 1);
         let outcome = result.as_ref().map(|_| ()).map_err(String::as_str);
         for job in batch.drain(..) {
             job.finish(outcome);
         }
-        if let Ok(wake) = result {
+        if let (Ok(wake), Some(n)) = (result, committed) {
             // notify_one stores a permit when nobody waits yet, so a worker
             // that checks and then waits cannot miss this commit.
             if wake.outbox {
@@ -187,7 +192,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, state: &W
             if wake.queue {
                 state.queue.notify_one();
             }
-            let n = state.batches.fetch_add(1, Ordering::Relaxed) + 1;
             if n % CHECKPOINT_EVERY == 0 {
                 state.checkpointer.poke();
             }

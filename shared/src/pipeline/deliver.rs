@@ -5,9 +5,10 @@ use std::time::{Instant, SystemTime};
 use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 
-use crate::config::{Format, Registry, Subscription};
+use crate::config::{Registry, Subscription};
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
+use crate::format::{self, Body, RenderError};
 use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
 use crate::queue::DeliveryQueue;
 use crate::retry::Decision;
@@ -57,8 +58,12 @@ pub async fn deliver(
 
     let started = SystemTime::now();
     let clock = Instant::now();
-    let request = build_request(&event, &sub, to_ms(started) / 1000);
-    let result = ports.transport.send(&request).await;
+    // A payload that cannot be rendered is a failed attempt, logged and
+    // dead-lettered like any other; the event itself stays stored.
+    let result = match build_request(&event, &sub, to_ms(started) / 1000) {
+        Ok(request) => ports.transport.send(&request).await,
+        Err(e) => Err(DeliveryError::Render(e.to_string())),
+    };
     let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
     let decision = sub.retry.decide(msg.receive_count, &result);
 
@@ -150,12 +155,18 @@ fn outcome_text(result: &Result<DeliveryResponse, DeliveryError>) -> String {
     }
 }
 
-/// The outbound request: the original body and content type, plus Standard
-/// Webhooks headers when the subscription has a signing secret.
-pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> OutboundRequest {
+/// The outbound request: the body the subscription's format renders (the
+/// original body and content type for `raw`), plus Standard Webhooks
+/// headers, signed over the bytes actually sent, when the subscription has
+/// a signing secret.
+pub fn build_request(
+    event: &Event,
+    sub: &Subscription,
+    timestamp: i64,
+) -> Result<OutboundRequest, RenderError> {
     let mut headers = HeaderMap::with_capacity(5);
-    match sub.format {
-        Format::Raw => {
+    let body = match format::render(sub.format, sub.template.as_ref(), event)? {
+        Body::Original => {
             let content_type = event
                 .content_type
                 .as_deref()
@@ -163,29 +174,35 @@ pub fn build_request(event: &Event, sub: &Subscription, timestamp: i64) -> Outbo
             if let Ok(v) = HeaderValue::from_str(content_type) {
                 headers.insert(CONTENT_TYPE, v);
             }
+            // Shares the stored bytes: no copy on the raw path.
+            event.body.clone()
         }
-    }
+        Body::Json(rendered) => {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            rendered
+        }
+    };
     // The id stays the same across retries, so the receiver can dedup.
     let msg_id = event.key().to_string();
     let signing_key = sub.signing_key.as_ref();
-    if sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &event.body).is_err() {
+    if sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &body).is_err() {
         tracing::warn!(source = %event.source, event_id = %event.id, "event id is not a valid header value; sent without Standard Webhooks headers");
     }
     // During a rotation the replaced key signs too, until its overlap ends.
     if let Some(previous) =
         sub.previous_key_at(crate::time::from_ms(timestamp.saturating_mul(1000)))
     {
-        let _ = sign::append_signature(&mut headers, previous, &msg_id, timestamp, &event.body);
+        let _ = sign::append_signature(&mut headers, previous, &msg_id, timestamp, &body);
     }
     if !event.event_type.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&event.event_type) {
             headers.insert(HeaderName::from_static("sluice-event-type"), v);
         }
     }
-    OutboundRequest {
+    Ok(OutboundRequest {
         url: sub.url.clone(),
-        body: event.body.clone(),
+        body,
         headers,
         allow_local: sub.allow_local,
-    }
+    })
 }

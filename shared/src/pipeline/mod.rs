@@ -6,6 +6,8 @@ pub mod enqueue;
 pub mod receive;
 
 #[cfg(test)]
+mod chat_tests;
+#[cfg(test)]
 mod fakes;
 #[cfg(test)]
 mod tests;

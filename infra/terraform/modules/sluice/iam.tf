@@ -1,0 +1,181 @@
+# One role per function. Each grants the SDK calls its code makes
+# (SDK_CALLS in functions/<name>/src/lib.rs, checked against moto by
+# tests/tests/aws_functions.rs) on the resources it makes them on, what its
+# event source mapping needs, and writing to its own log group.
+
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = each.key
+  role   = aws_iam_role.function[each.key].id
+  policy = local.function_policies[each.key]
+}
+
+# What every function needs to load the registry: the config table (one
+# Scan) and the ssm: secrets it names.
+data "aws_iam_policy_document" "registry_read" {
+  statement {
+    sid       = "ScanConfig"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.config.arn]
+  }
+
+  statement {
+    sid       = "ReadSecrets"
+    actions   = ["ssm:GetParameter"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${var.ssm_parameter_prefix}/*"]
+  }
+
+  # Only for a customer managed key: the aws/ssm key's policy already allows
+  # decryption through SSM for the account's principals.
+  dynamic "statement" {
+    for_each = var.secrets_kms_key_arn == "" ? [] : [var.secrets_kms_key_arn]
+
+    content {
+      sid       = "DecryptSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_policy" "registry_read" {
+  name        = "${var.name}-registry-read"
+  description = "sluice functions read the config table and the ssm secrets below the prefix."
+  policy      = data.aws_iam_policy_document.registry_read.json
+  tags        = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "registry_read" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.registry_read.arn
+}
+
+data "aws_iam_policy_document" "receive" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["receive"].arn}:*"]
+  }
+
+  statement {
+    sid       = "CommitEvents"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.events.arn]
+  }
+}
+
+data "aws_iam_policy_document" "enqueue" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["enqueue"].arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadStream"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    resources = [aws_dynamodb_table.events.stream_arn]
+  }
+
+  statement {
+    sid       = "ListStreams"
+    actions   = ["dynamodb:ListStreams"]
+    resources = ["${aws_dynamodb_table.events.arn}/stream/*"]
+  }
+
+  statement {
+    sid       = "MarkRouted"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.events.arn]
+  }
+
+  statement {
+    sid       = "CreateDeliveries"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.deliveries.arn]
+  }
+
+  statement {
+    sid       = "SendTasks"
+    actions   = ["sqs:SendMessageBatch"]
+    resources = [aws_sqs_queue.delivery.arn]
+  }
+
+  statement {
+    sid       = "StreamFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.stream_failure.arn]
+  }
+}
+
+data "aws_iam_policy_document" "deliver" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["deliver"].arn}:*"]
+  }
+
+  statement {
+    sid       = "PollQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.delivery.arn]
+  }
+
+  statement {
+    sid       = "Backoff"
+    actions   = ["sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.delivery.arn]
+  }
+
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "ReadEvents"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.events.arn]
+  }
+
+  statement {
+    sid       = "RecordAttempts"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.deliveries.arn]
+  }
+
+  statement {
+    sid       = "DisableOnGone"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.config.arn]
+  }
+}

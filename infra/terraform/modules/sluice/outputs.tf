@@ -1,0 +1,32 @@
+output "webhook_base_url" {
+  description = "Providers post to <this>/<source id>."
+  value       = "${aws_apigatewayv2_api.http.api_endpoint}/hooks"
+}
+
+output "events_table_name" {
+  value = aws_dynamodb_table.events.name
+}
+
+output "deliveries_table_name" {
+  value = aws_dynamodb_table.deliveries.name
+}
+
+output "config_table_name" {
+  value = aws_dynamodb_table.config.name
+}
+
+output "delivery_queue_url" {
+  value = aws_sqs_queue.delivery.url
+}
+
+output "dead_letter_queue_url" {
+  value = aws_sqs_queue.dead_letter.url
+}
+
+output "stream_failure_queue_url" {
+  value = aws_sqs_queue.stream_failure.url
+}
+
+output "function_names" {
+  value = { for name, fn in aws_lambda_function.this : name => fn.function_name }
+}

@@ -1,0 +1,173 @@
+"""What the Rust code says the deployment must provide.
+
+Facts are read from the source: the environment variables of
+shared/src/aws/settings.rs, each function's SDK_CALLS and SDK_RESOURCES
+(which tests/tests/aws_functions.rs keeps equal to the calls the handlers
+really make), the item attribute names, the default retry schedule, the
+delivery timeout and the deliveries' retention. Only the templates must be
+parsed as what they are; reading these few Rust constants with patterns is
+enough, and every pattern fails loudly when it stops matching.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The resource name SDK_RESOURCES uses for the SSM parameters below the
+# deployment's prefix (see tests/src/sdk_calls.rs).
+SSM_PARAMETERS = "ssm:{prefix}/*"
+
+
+def _read(rel: str) -> str:
+    return (ROOT / rel).read_text()
+
+
+def _one(pattern: str, text: str, what: str, flags: int = 0) -> re.Match[str]:
+    found = re.search(pattern, text, flags)
+    if found is None:
+        raise AssertionError(f"cannot find {what} (pattern {pattern!r}); update infra/tests/code.py")
+    return found
+
+
+def _int_expr(text: str, names: dict[str, int] | None = None) -> int:
+    """An integer expression of the Rust source: literals, named
+    constants, `*` and `+` (`14 * 24 * 3600`, `5 * MIN`)."""
+    names = names or {}
+    ops = {ast.Mult: operator.mul, ast.Add: operator.add}
+
+    def ev(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left), ev(node.right))
+        raise AssertionError(f"unsupported expression in the Rust source: {text!r}")
+
+    return ev(ast.parse(text.replace("_", ""), mode="eval").body)
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda function crate."""
+
+    name: str  # the binary, also the FUNCTION constant
+    crate: str
+    reads_settings: bool  # main.rs calls AwsSettings::from_env()
+    sdk_calls: tuple[str, ...]
+    sdk_resources: frozenset[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Code:
+    functions: dict[str, Function]
+    all_vars: tuple[str, ...]
+    required_vars: tuple[str, ...]
+    # optional variable -> its default when unset (whole seconds)
+    var_defaults: dict[str, int]
+    key_attributes: dict[str, tuple[str, ...]]  # table variable -> (hash, range?)
+    ttl_attributes: dict[str, str]  # table variable -> TTL attribute
+    retry_schedule_secs: tuple[int, ...]
+    retry_jitter: float
+    http_timeout_secs: int
+    delivery_retention_secs: int
+
+
+def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
+    text = _read("shared/src/aws/settings.rs")
+    consts = dict(re.findall(r'pub const (\w+): &str = "(\w+)";', text))
+    body = _one(r"pub const ALL_VARS: \[&str; \d+\] = \[(.*?)\];", text, "ALL_VARS", re.S).group(1)
+    all_vars = tuple(consts[n] for n in re.findall(r"\w+", body))
+    lookup = _one(r"fn from_lookup\(.*?\n    \}\n", text, "AwsSettings::from_lookup", re.S).group(0)
+    required = tuple(consts[n] for n in re.findall(r"required\((\w+)\)", lookup))
+    assert required and set(required) <= set(all_vars), (required, all_vars)
+    # secs(CONFIG_TTL_SECS, DEFAULT_CONFIG_TTL) and the constant's value
+    durations = dict(re.findall(r"pub const (\w+): Duration = Duration::from_secs\((\d+)\);", text))
+    defaults = {consts[var]: int(durations[d]) for var, d in re.findall(r"secs\((\w+), (\w+)\)", lookup)}
+    assert set(defaults) == set(all_vars) - set(required), (defaults, all_vars, required)
+    return all_vars, required, defaults
+
+
+def _string_list(text: str, name: str) -> tuple[str, ...]:
+    body = _one(rf"pub const {name}: &\[&str\] = &\[(.*?)\];", text, name, re.S).group(1)
+    return tuple(re.findall(r'"([^"]*)"', body))
+
+
+def _pair_list(text: str, name: str) -> frozenset[tuple[str, str]]:
+    body = _one(rf"pub const {name}: &\[\(&str, &str\)\] = &\[(.*?)\];", text, name, re.S).group(1)
+    return frozenset(re.findall(r'\(\s*"([^"]*)",\s*"([^"]*)"\s*\)', body))
+
+
+def _functions() -> dict[str, Function]:
+    workspace = tomllib.loads(_read("Cargo.toml"))
+    found = {}
+    for member in workspace["workspace"]["members"]:
+        if not member.startswith("functions/"):
+            continue
+        manifest = tomllib.loads(_read(f"{member}/Cargo.toml"))
+        (binary,) = manifest["bin"]
+        lib = _read(f"{member}/{manifest['lib']['path']}")
+        main = _read(f"{member}/{binary['path']}")
+        name = binary["name"]
+        function_const = _one(r'pub const FUNCTION: &str = "(\w+)";', lib, f"{member} FUNCTION").group(1)
+        assert function_const == name, f"{member}: binary {name} but FUNCTION {function_const}"
+        found[name] = Function(
+            name=name,
+            crate=manifest["package"]["name"],
+            reads_settings="AwsSettings::from_env()" in main,
+            sdk_calls=_string_list(lib, "SDK_CALLS"),
+            sdk_resources=_pair_list(lib, "SDK_RESOURCES"),
+        )
+    assert found, "no functions/* members in the workspace"
+    return found
+
+
+def load() -> Code:
+    all_vars, required, defaults = _settings()
+    item = _read("shared/src/aws/item.rs")
+    pk = _one(r'pub const PK: &str = "(\w+)";', item, "PK").group(1)
+    sk = _one(r'pub const SK: &str = "(\w+)";', item, "SK").group(1)
+    ttl = {}
+    for module, var in (("ev", "SLUICE_EVENTS_TABLE"), ("dl", "SLUICE_DELIVERIES_TABLE")):
+        block = _one(rf"pub mod {module} \{{(.*?)\n\}}", item, f"item::{module}", re.S).group(1)
+        ttl[var] = _one(r'pub const EXPIRES_AT: &str = "(\w+)";', block, f"{module}::EXPIRES_AT").group(1)
+
+    retry = _read("shared/src/retry.rs")
+    default = _one(r"impl Default for RetryPolicy \{(.*?)\n\}", retry, "RetryPolicy::default", re.S).group(1)
+    units = {n: _int_expr(v) for n, v in re.findall(r"const (\w+): u64 = ([\d_]+);", default)}
+    schedule = _one(r"schedule: \[(.*?)\]", default, "the default schedule", re.S).group(1)
+    steps = tuple(_int_expr(s.strip(), units) for s in schedule.split(",") if s.strip())
+    jitter = float(_one(r"jitter: ([\d.]+)", default, "the default jitter").group(1))
+
+    http = _read("shared/src/delivery/http.rs")
+    http_default = _one(r"impl Default for HttpOptions \{(.*?)\n\}", http, "HttpOptions::default", re.S).group(1)
+    http_timeout = _int_expr(_one(r"\btimeout: Duration::from_secs\(([^)]+)\)", http_default, "timeout").group(1))
+
+    store = _read("shared/src/aws/dynamo_store.rs")
+    retention = _one(
+        r"DEFAULT_DELIVERY_RETENTION: Duration = Duration::from_secs\(([^)]+)\)", store, "delivery retention"
+    ).group(1)
+
+    return Code(
+        functions=_functions(),
+        all_vars=all_vars,
+        required_vars=required,
+        var_defaults=defaults,
+        key_attributes={
+            "SLUICE_EVENTS_TABLE": (pk,),
+            "SLUICE_DELIVERIES_TABLE": (pk, sk),
+            "SLUICE_CONFIG_TABLE": (pk,),
+        },
+        ttl_attributes=ttl,
+        retry_schedule_secs=steps,
+        retry_jitter=jitter,
+        http_timeout_secs=http_timeout,
+        delivery_retention_secs=_int_expr(retention),
+    )

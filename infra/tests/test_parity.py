@@ -1,0 +1,327 @@
+"""The SAM template and the Terraform module deploy the same stack, and
+that stack is the one the code needs.
+
+* Every environment variable the code reads (shared/src/aws/settings.rs)
+  is set on every function that reads it, pointing at the right resource.
+* Each function's role grants exactly what it needs: the SDK calls its
+  code makes (SDK_CALLS/SDK_RESOURCES in functions/<f>/src/lib.rs, which
+  tests/tests/aws_functions.rs keeps equal to the calls observed against
+  moto), what its event source mapping needs, and writing its own logs.
+* Queue, stream, mapping, table, function, API and alarm settings agree
+  between the two templates and with the code (retry schedule, timeouts,
+  attribute names).
+
+`make infra-check` runs this with the pinned pytest of .venv-infra.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import pytest
+
+import codefacts
+from codefacts import SSM_PARAMETERS
+from templates import KMS_KEY, KMS_KEY_GIVEN, STREAM_FAILURE_QUEUE, Grant, Stack, load_sam, load_terraform, log_group
+
+CODE = codefacts.load()
+SAM = load_sam()
+TF = load_terraform()
+STACKS = [pytest.param(SAM, id="sam"), pytest.param(TF, id="terraform")]
+
+EVENTS, DELIVERIES, CONFIG = "SLUICE_EVENTS_TABLE", "SLUICE_DELIVERIES_TABLE", "SLUICE_CONFIG_TABLE"
+QUEUE, DLQ = "SLUICE_QUEUE_URL", "SLUICE_DLQ_URL"
+TABLE_VARS = {EVENTS, DELIVERIES, CONFIG}
+QUEUE_VARS = {QUEUE, DLQ}
+
+# Which function each event source feeds (DESIGN.md): the events table's
+# stream -> enqueue, the delivery queue -> deliver, the webhook route ->
+# receive.
+STREAM_FUNCTION, QUEUE_FUNCTION = "enqueue", "deliver"
+WEBHOOK_ROUTE = ("POST /hooks/{source}", "receive")
+
+# What an event source mapping needs from the function's role (Lambda's
+# pollers act as the function): AWSLambdaDynamoDBExecutionRole and
+# AWSLambdaSQSQueueExecutionRole, scoped to the source, and SendMessage on
+# a stream mapping's on-failure queue.
+STREAM_POLLER = {
+    ("dynamodb:DescribeStream", "#stream"),
+    ("dynamodb:GetRecords", "#stream"),
+    ("dynamodb:GetShardIterator", "#stream"),
+    ("dynamodb:ListStreams", "#stream/*"),
+}
+QUEUE_POLLER = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def expected_grants(stack: Stack, function: str) -> set[Grant]:
+    """What `function`'s role must grant, and all it may grant."""
+    fn = CODE.functions[function]
+    grants = {Grant(action, resource) for action, resource in fn.sdk_resources}
+    grants |= {Grant(action, log_group(function)) for action in LOGS}
+    mapping = stack.mappings.get(function)
+    if mapping is not None:
+        source = mapping["source"]
+        if source.endswith("#stream"):
+            table = source.removesuffix("#stream")
+            grants |= {Grant(action, table + suffix) for action, suffix in STREAM_POLLER}
+            if mapping["on_failure"] is not None:
+                grants.add(Grant("sqs:SendMessage", mapping["on_failure"]))
+        else:
+            grants |= {Grant(action, source) for action in QUEUE_POLLER}
+    # SecureString parameters are decrypted by SSM with their KMS key. With
+    # the default key (aws/ssm) the key policy already allows it for any
+    # principal of the account that may call GetParameter: nothing to
+    # grant. With a customer managed key, kms:Decrypt on that key alone, only
+    # through SSM, and only when the key is given.
+    if "ssm:GetParameter" in fn.sdk_calls:
+        via_ssm = (("StringEquals", "kms:ViaService", ("ssm.{region}.amazonaws.com",)),)
+        grants.add(Grant("kms:Decrypt", KMS_KEY, KMS_KEY_GIVEN, via_ssm))
+    return grants
+
+
+# ------------------------------------------------------------ the code itself
+
+
+def test_the_code_facts_hold_together() -> None:
+    assert {"receive", "enqueue", "deliver"} <= set(CODE.functions)
+    for fn in CODE.functions.values():
+        assert fn.reads_settings, f"{fn.name}: main.rs reads AwsSettings::from_env()"
+        assert list(fn.sdk_calls) == sorted(set(fn.sdk_calls)), f"{fn.name}: SDK_CALLS sorted, no repeats"
+        assert {a for a, _ in fn.sdk_resources} == set(fn.sdk_calls), fn.name
+        for action, resource in fn.sdk_resources:
+            assert resource in CODE.all_vars or resource == SSM_PARAMETERS, (fn.name, action, resource)
+            assert action.split(":")[0] in {"dynamodb", "sqs", "ssm"}, (fn.name, action)
+    assert CODE.retry_schedule_secs and all(w > 0 for w in CODE.retry_schedule_secs)
+    assert 0 <= CODE.retry_jitter < 1
+
+
+# ------------------------------------------------------------- environment
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_function_gets_every_variable_it_reads(stack: Stack) -> None:
+    assert set(stack.functions) == set(CODE.functions), f"{stack.source}: functions"
+    for name, fn in CODE.functions.items():
+        env = stack.environment[name]
+        wanted = set(CODE.all_vars) if fn.reads_settings else set()
+        missing = sorted(set(CODE.required_vars) & wanted - set(env))
+        assert not missing, f"{stack.source}: {name} lacks required {missing}"
+        unknown = sorted(v for v in env if v.startswith("SLUICE_") and v not in CODE.all_vars)
+        assert not unknown, f"{stack.source}: {name} sets {unknown}, which the code does not read"
+        for var in set(CODE.all_vars) - set(CODE.required_vars):
+            assert var in env, f"{stack.source}: {name} lacks {var} (optional, but the template's knob)"
+            assert env[var].startswith("{param:"), f"{stack.source}: {name} {var} comes from a parameter"
+            param = env[var][len("{param:") : -1]
+            assert stack.parameters[param] == CODE.var_defaults[var], (
+                f"{stack.source}: {param} defaults to the code's {var} default"
+            )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_variable_names_its_own_resource(stack: Stack) -> None:
+    for var in TABLE_VARS | QUEUE_VARS:
+        targets = stack.wiring.get(var, set())
+        assert len(targets) == 1, f"{stack.source}: {var} is set to one resource everywhere: {targets}"
+        (target,) = targets
+        if stack is SAM:
+            kind = "AWS::DynamoDB::Table" if var in TABLE_VARS else "AWS::SQS::Queue"
+            assert target.startswith("!Ref ") and target.endswith(f"({kind})"), (var, target)
+        else:
+            kind, attr = ("aws_dynamodb_table", "name") if var in TABLE_VARS else ("aws_sqs_queue", "url")
+            assert target.startswith(kind + ".") and target.endswith("." + attr), (var, target)
+    resources = [next(iter(t)) for v, t in stack.wiring.items() if v in TABLE_VARS | QUEUE_VARS]
+    assert len(set(resources)) == len(resources), f"{stack.source}: two variables name one resource"
+    # The tables and queues the variables name are the ones the stack wires.
+    assert set(stack.tables) == TABLE_VARS, stack.tables.keys()
+    assert set(stack.queues) == QUEUE_VARS | {STREAM_FAILURE_QUEUE}, stack.queues.keys()
+    assert stack.mappings[STREAM_FUNCTION]["source"] == EVENTS + "#stream"
+    assert stack.mappings[QUEUE_FUNCTION]["source"] == QUEUE
+    assert stack.queues[QUEUE]["redrive"][0] == DLQ
+
+
+# --------------------------------------------------------------------- IAM
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("function", sorted(CODE.functions))
+def test_each_role_grants_what_its_function_needs_and_no_more(stack: Stack, function: str) -> None:
+    want = expected_grants(stack, function)
+    got = stack.grants[function]
+    missing = sorted(map(str, want - got))
+    extra = sorted(map(str, got - want))
+    assert not missing and not extra, (
+        f"{stack.source}: the {function} role\n"
+        f"  lacks: {missing}\n"
+        f"  grants beyond the code's needs: {extra}\n"
+        f"(the code's calls: SDK_CALLS/SDK_RESOURCES in functions/{function}/src/lib.rs)"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_roles_are_for_lambda_and_name_no_wildcards(stack: Stack) -> None:
+    for function, grants in stack.grants.items():
+        assert stack.functions[function]["trust"] == [("Allow", '{"Service": "lambda.amazonaws.com"}', "sts:AssumeRole")]
+        for g in grants:
+            assert "*" not in g.action, f"{stack.source}: {function}: {g}"
+            assert g.resource not in ("*", ""), f"{stack.source}: {function}: {g}"
+
+
+# ---------------------------------------------------------- the two agree
+
+
+def _without_build(functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f: {k: v for k, v in s.items() if k != "build"} for f, s in functions.items()}
+
+
+@pytest.mark.parametrize(
+    "aspect",
+    ["environment", "grants", "tables", "queues", "mappings", "routes", "throttling", "alarms", "outputs"],
+)
+def test_sam_and_terraform_agree(aspect: str) -> None:
+    assert getattr(SAM, aspect) == getattr(TF, aspect), aspect
+
+
+def test_sam_and_terraform_functions_agree() -> None:
+    assert _without_build(SAM.functions) == _without_build(TF.functions)
+
+
+def test_sam_parameters_are_terraform_variables_with_the_same_defaults() -> None:
+    for name, default in SAM.parameters.items():
+        assert name in TF.parameters, f"SAM parameter {name} has no Terraform variable"
+        assert TF.parameters[name] == default, f"{name}: SAM {default!r}, Terraform {TF.parameters[name]!r}"
+    only_tf = set(TF.parameters) - set(SAM.parameters)
+    assert only_tf == {"name", "lambda_artifacts_dir", "tags"}, only_tf
+
+
+# --------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_functions_are_arm64_al2023_json_logging(stack: Stack) -> None:
+    for name, fn in stack.functions.items():
+        assert fn["runtime"] == "provided.al2023", name
+        assert fn["architectures"] == ["arm64"], name
+        assert fn["handler"] == "bootstrap", name
+        assert fn["log_format"] == "JSON", name
+        # EMF metric lines carry no level: Lambda files them under INFO.
+        assert fn["application_log_level"] == "INFO", name
+        assert fn["log_group"] == log_group(name), name
+        assert 128 <= fn["memory"] <= 1024, name
+    # Deliver outlasts one HTTP attempt (the transport's timeout).
+    assert stack.functions[QUEUE_FUNCTION]["timeout"] > CODE.http_timeout_secs
+    # Providers give up after 10 s (GitHub); receive answers within that.
+    assert stack.functions[WEBHOOK_ROUTE[1]]["timeout"] <= 10
+
+
+def test_sam_builds_each_binary_of_the_workspace_with_cargo_lambda() -> None:
+    for name, fn in SAM.functions.items():
+        method, code_uri = fn["build"]
+        assert method == "rust-cargolambda", name
+        assert code_uri == codefacts.ROOT, f"{name}: CodeUri is the repository root"
+        assert "workspace" in tomllib.loads((code_uri / "Cargo.toml").read_text())
+
+
+def test_terraform_deploys_the_zips_of_make_build() -> None:
+    for name, fn in TF.functions.items():
+        assert fn["build"] == ("cargo-lambda-zip", "{param:lambda_artifacts_dir}/" + name + "/bootstrap.zip")
+
+
+# ------------------------------------------------------------------ tables
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_tables_match_the_item_layout(stack: Stack) -> None:
+    for var, table in stack.tables.items():
+        assert table["keys"] == CODE.key_attributes[var], var
+        assert set(table["key_types"]) == {"S"}, var
+        assert table["ttl"] == CODE.ttl_attributes.get(var), f"{var}: TTL attribute"
+        assert table["billing"] == "PAY_PER_REQUEST", var
+        assert table["pitr"] is True, var
+        assert table["sse"] is True, var
+        assert table["stream"] == ("NEW_IMAGE" if var == EVENTS else None), var
+
+
+# ------------------------------------------------------------------ queues
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_queues_hold_a_task_through_its_whole_retry_schedule(stack: Stack) -> None:
+    longest_wait = sum(CODE.retry_schedule_secs) * (1 + CODE.retry_jitter)
+    attempts = len(CODE.retry_schedule_secs) + 1
+    queue = stack.queues[QUEUE]
+    assert queue["retention"] >= longest_wait, "retention covers the default schedule with jitter"
+    assert queue["retention"] <= CODE.delivery_retention_secs, "no task outlives its delivery record"
+    assert queue["visibility"] >= 6 * stack.functions[QUEUE_FUNCTION]["timeout"]
+    target, max_receives = queue["redrive"]
+    assert target == DLQ
+    assert max_receives > attempts, "the redrive never cuts the schedule short"
+    assert stack.queues[DLQ]["retention"] >= queue["retention"]
+    for name, q in stack.queues.items():
+        assert q["sse"] is not None, f"{name}: encrypted"
+
+
+# ---------------------------------------------------------------- mappings
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stream_mapping_enqueues_inserts_with_bounded_retries(stack: Stack) -> None:
+    m = stack.mappings[STREAM_FUNCTION]
+    assert m["source"] == EVENTS + "#stream"
+    assert m["filters"] == [{"eventName": ["INSERT"]}]
+    assert m["bisect"] is True
+    assert m["response_types"] == ["ReportBatchItemFailures"]
+    assert isinstance(m["max_retries"], int) and 0 <= m["max_retries"] <= 100
+    assert m["on_failure"] == STREAM_FAILURE_QUEUE
+    assert m["starting_position"] == "TRIM_HORIZON"
+    assert 1 <= m["batch_size"] <= 1000
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_queue_mapping_reports_item_failures_with_bounded_concurrency(stack: Stack) -> None:
+    m = stack.mappings[QUEUE_FUNCTION]
+    assert m["source"] == QUEUE
+    assert m["response_types"] == ["ReportBatchItemFailures"]
+    assert 2 <= m["max_concurrency"] <= 1000
+    # A batch is delivered concurrently inside one invocation.
+    assert 1 <= m["batch_size"] <= 10
+    assert set(stack.mappings) == {STREAM_FUNCTION, QUEUE_FUNCTION}
+
+
+# ------------------------------------------------------------ API, alarms
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_webhook_route_reaches_receive_with_nonzero_throttling(stack: Stack) -> None:
+    route, function = WEBHOOK_ROUTE
+    assert stack.routes[route] == {"function": function, "authorization": "NONE", "payload_format": "2.0"}
+    for key, r in stack.routes.items():
+        assert r["function"] in CODE.functions, key
+        # The webhook route is the only public one (receive verifies the
+        # providers' signatures); any other route (admin) is IAM-authorised.
+        assert key == route or r["authorization"] == "AWS_IAM", f"{stack.source}: {key} is public"
+    assert stack.throttling["rate"] >= 1 and stack.throttling["burst"] >= 1
+    assert stack.throttling["access_logs"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_alarms_watch_the_dlq_errors_and_the_stream(stack: Stack) -> None:
+    watched = {
+        (dict(a)["namespace"], dict(a)["metric"], dict(a)["dimensions"], dict(a)["comparison"], dict(a)["threshold"])
+        for a in stack.alarms
+    }
+    gt = "GreaterThanThreshold"
+    for queue in (DLQ, STREAM_FAILURE_QUEUE):
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", (("QueueName", queue),), gt, 0) in watched
+    for function in CODE.functions:
+        assert ("AWS/Lambda", "Errors", (("FunctionName", "function:" + function),), gt, 0) in watched
+    ages = [w for w in watched if w[1] == "IteratorAge"]
+    assert [w[2] for w in ages] == [(("FunctionName", "function:" + STREAM_FUNCTION),)]
+    for a in stack.alarms:
+        assert dict(a)["actions"] == "alarm_topic_arn != ''", "alarms notify the topic when one is given"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_name_the_url_the_tables_and_the_queues(stack: Stack) -> None:
+    assert {"webhook-base-url", *TABLE_VARS, *QUEUE_VARS} <= stack.outputs

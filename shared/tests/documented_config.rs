@@ -1,0 +1,63 @@
+//! The chat examples in README.md and examples/sluice.toml load: their
+//! formats parse and their templates compile.
+
+use std::path::Path;
+
+use sluice::config::ConfigFile;
+
+const SOURCES: &str = r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["env:GITHUB_SECRET"]
+
+[[sources]]
+id = "stripe"
+provider = "stripe"
+secrets = ["env:STRIPE_SECRET"]
+"#;
+
+fn read(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+#[test]
+fn readme_chat_examples_load() {
+    let readme = read("README.md");
+    let section = readme
+        .split("### Chat destinations")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Chat destinations section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    for block in blocks {
+        let config = format!("{SOURCES}\n{block}");
+        if let Err(e) = ConfigFile::parse(&config) {
+            panic!("{e}\n{block}");
+        }
+    }
+}
+
+#[test]
+fn example_config_loads_with_its_chat_subscription_uncommented() {
+    let example = read("examples/sluice.toml");
+    ConfigFile::parse(&example).unwrap();
+    let (head, chat) = example
+        .split_once("# [[subscriptions]]")
+        .expect("examples/sluice.toml has a commented chat subscription");
+    let uncommented: String = std::iter::once("[[subscriptions]]")
+        .chain(chat.lines().map(|l| l.strip_prefix("# ").unwrap_or(l)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = format!("{head}\n{uncommented}\n");
+    let parsed = ConfigFile::parse(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
+    assert!(parsed.subscriptions.iter().any(|s| s.id == "team-chat"));
+}
