@@ -932,7 +932,11 @@ fn open_writer(path: &Path) -> DbResult<Connection> {
 /// transaction.
 fn migrate(conn: &Connection) -> DbResult<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let tx = conn.unchecked_transaction()?;
+    // IMMEDIATE: take the write lock up front, waiting (busy timeout) for a
+    // running gateway's writer. A deferred transaction that reads the schema
+    // and then writes the version gets SQLITE_BUSY at once instead: SQLite
+    // never waits to upgrade a read transaction.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
     if version == 1 {
         // Version 1 kept the outbox as a flag (and the routing as JSON) on
