@@ -309,11 +309,17 @@ async fn delivery_worker(
     while in_flight.join_next().await.is_some() {}
 }
 
-/// When the earliest invisible message turns visible (soon, if the store
-/// cannot say).
+/// When to look at the queue again: the earliest `visible_at` of any
+/// message (soon, if the store cannot say). A message that turned visible
+/// just after the receive that found none is due at once; asking only for
+/// messages still invisible would miss it and sleep past it.
 async fn next_visible(store: &SqliteStore) -> Option<tokio::time::Instant> {
     let now = tokio::time::Instant::now();
-    match store.next_visible_at().await {
+    let earliest = store.lookup(|c| {
+        c.prepare_cached("SELECT min(visible_at) FROM queue")?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))
+    });
+    match earliest {
         Ok(Some(at)) => Some(now + Duration::from_millis((at - now_ms()).max(0) as u64)),
         Ok(None) => None,
         Err(_) => Some(now + Duration::from_secs(1)),
