@@ -180,3 +180,54 @@ async fn template_errors_stop_the_config_and_name_the_subscription() {
     let err = registry(&unknown).await.unwrap_err().to_string();
     assert!(err.contains("unknown variant `msteams`"), "{err}");
 }
+
+#[tokio::test]
+async fn during_a_rotation_both_keys_sign_the_sent_bytes() {
+    const OLD: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let config = CONFIG.replace(
+        "signing_secret = \"env:SUB_SECRET\"",
+        "signing_secret = \"env:SUB_SECRET\"\n\
+         previous_signing_secret = { secret = \"env:OLD_SECRET\", until = \"2999-01-01T00:00:00Z\" }",
+    );
+    let secrets = EnvSecrets::from_map(HashMap::from([
+        ("GH_SECRET".to_owned(), "s".to_owned()),
+        ("SUB_SECRET".to_owned(), SECRET.to_owned()),
+        ("OLD_SECRET".to_owned(), OLD.to_owned()),
+    ]));
+    let reg = ConfigFile::parse(&config)
+        .unwrap()
+        .resolve(&secrets)
+        .await
+        .unwrap();
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
+    let key = stored_push(&store);
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    deliver(&ports, &task(&key, "chat", 1)).await.unwrap();
+    let req = transport.requests.lock().unwrap()[0].clone();
+    let ts: i64 = req.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sigs: Vec<&str> = req.headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .collect();
+    let sign_with = |whsec: &str| {
+        signature(
+            &SigningKey::from_whsec(whsec).unwrap(),
+            "gh#d-1",
+            ts,
+            &req.body,
+        )
+    };
+    assert_eq!(sigs, [sign_with(SECRET), sign_with(OLD)]);
+}
