@@ -905,7 +905,7 @@ fn open_connection(path: &Path) -> DbResult<Connection> {
 }
 
 fn open_writer(path: &Path) -> DbResult<Connection> {
-    let conn = open_connection(path)?;
+    let mut conn = open_connection(path)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::FromSqlConversionFailure(
@@ -923,20 +923,18 @@ fn open_writer(path: &Path) -> DbResult<Connection> {
          PRAGMA journal_size_limit = 67108864;
          PRAGMA wal_autocheckpoint = 0;",
     )?;
-    migrate(&conn)?;
+    migrate(&mut conn)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
 /// Applies the schema (idempotent) and upgrades an older file, in one
-/// transaction.
-fn migrate(conn: &Connection) -> DbResult<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    // IMMEDIATE: take the write lock up front, waiting (busy timeout) for a
-    // running gateway's writer. A deferred transaction that reads the schema
-    // and then writes the version gets SQLITE_BUSY at once instead: SQLite
-    // never waits to upgrade a read transaction.
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+/// transaction. IMMEDIATE: another process (a running gateway) may be
+/// writing; taking the write lock up front waits for it (busy timeout),
+/// where upgrading a read transaction would fail at once.
+fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     tx.execute_batch(SCHEMA)?;
     if version == 1 {
         // Version 1 kept the outbox as a flag (and the routing as JSON) on
@@ -946,7 +944,9 @@ fn migrate(conn: &Connection) -> DbResult<()> {
              DROP INDEX IF EXISTS events_outbox;",
         )?;
     }
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    if version != SCHEMA_VERSION {
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    }
     tx.commit()
 }
 
