@@ -1096,7 +1096,11 @@ async fn applying_a_file_shows_its_plan_then_writes_exactly_that() {
     let reloads = *f.registry.reloads.lock().unwrap();
     let applied = f.admin.apply_file(&file, &plan).await.unwrap();
     assert_eq!(applied, plan);
-    assert_eq!(*f.registry.reloads.lock().unwrap(), reloads + 1, "made live");
+    assert_eq!(
+        *f.registry.reloads.lock().unwrap(),
+        reloads + 1,
+        "made live"
+    );
     assert!(
         f.config
             .get_config(Kind::Source, "more")
