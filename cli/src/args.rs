@@ -289,3 +289,29 @@ pub struct RedriveArgs {
     #[arg(long)]
     pub dry_run: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backend_flags_go_before_or_after_the_command() {
+        let cli =
+            Cli::try_parse_from(["sluice", "events", "list", "--db", "x.db", "--json"]).unwrap();
+        assert_eq!(cli.backend.db, PathBuf::from("x.db"));
+        assert!(cli.json);
+        let cli = Cli::try_parse_from(["sluice", "--db", "y.db", "dlq", "list"]).unwrap();
+        assert_eq!(cli.backend.db, PathBuf::from("y.db"));
+        // redrive needs ids or --all, not both.
+        assert!(Cli::try_parse_from(["sluice", "dlq", "redrive"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "dlq", "redrive", "7", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "apply", "--yes", "--dry-run"]).is_err());
+    }
+}

@@ -63,3 +63,28 @@ pub fn report(e: &CliError) -> ExitCode {
     eprintln!("sluice: {}", crate::table::clean_line(&e.to_string()));
     e.exit_code()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn api_statuses_map_to_the_documented_exit_codes() {
+        let body = json!({ "error": "x", "message": "no source \"a\"" });
+        assert_eq!(CliError::from_api(404, &body).code(), exit::FAILED);
+        assert_eq!(CliError::from_api(409, &body).code(), exit::FAILED);
+        assert_eq!(CliError::from_api(422, &body).code(), exit::USAGE);
+        assert_eq!(CliError::from_api(400, &body).code(), exit::USAGE);
+        assert_eq!(CliError::from_api(503, &body).code(), exit::UNAVAILABLE);
+        assert_eq!(
+            CliError::from_api(404, &body).to_string(),
+            "no source \"a\""
+        );
+        assert_eq!(
+            CliError::from_api(500, &json!(null)).to_string(),
+            "the admin API answered 500"
+        );
+    }
+}

@@ -52,6 +52,15 @@ fn snippet(v: &Value) -> String {
     }
 }
 
+/// The start of an attempt's response, or of its error.
+fn outcome(attempt: &Value) -> String {
+    match (&attempt["response"], &attempt["error"]) {
+        (Value::Null, Value::Null) => "-".to_owned(),
+        (Value::Null, e) => snippet(e),
+        (r, _) => snippet(r),
+    }
+}
+
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v[key].as_array().map(Vec::as_slice).unwrap_or(&[])
 }
@@ -226,14 +235,14 @@ pub fn event(v: &Value) -> String {
         "CODE",
         "LATENCY",
         "NEXT ATTEMPT",
-        "RESPONSE",
+        "RESPONSE / ERROR",
     ]);
     let deliveries = items(v, "deliveries");
     for d in deliveries {
         let last = &d["last_attempt"];
         let code = match (&last["status_code"], &last["error"]) {
             (Value::Null, Value::Null) => "-".to_owned(),
-            (Value::Null, e) => s(e),
+            (Value::Null, _) => "error".to_owned(),
             (c, _) => s(c),
         };
         t.row([
@@ -248,7 +257,7 @@ pub fn event(v: &Value) -> String {
                 .as_u64()
                 .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
             time(&d["next_attempt_at"]),
-            snippet(&last["response"]),
+            outcome(last),
         ]);
     }
     out.push_str(&table_or(&t, "  none yet"));
@@ -258,7 +267,7 @@ pub fn event(v: &Value) -> String {
             continue;
         }
         let _ = writeln!(out, "\nattempts to {}:", clean_line(&s(&d["subscription"])));
-        let mut t = Table::new(&["#", "AT", "CODE", "LATENCY", "ERROR", "NEXT", "RESPONSE"]);
+        let mut t = Table::new(&["#", "AT", "CODE", "LATENCY", "NEXT", "RESPONSE / ERROR"]);
         for a in log {
             t.row([
                 s(&a["attempt"]),
@@ -267,9 +276,8 @@ pub fn event(v: &Value) -> String {
                 a["latency_ms"]
                     .as_u64()
                     .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
-                s(&a["error"]),
                 time(&a["next_attempt_at"]),
-                snippet(&a["response"]),
+                outcome(a),
             ]);
         }
         out.push_str(&t.render());

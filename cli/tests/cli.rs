@@ -287,6 +287,16 @@ async fn operate_a_running_gateway_register_inspect_fail_replay_redrive() {
         .json();
     assert_eq!(preview["replayed"], 1, "{preview}");
     assert_eq!(preview["replays"][0]["event"], "github#d-3", "{preview}");
+    // By id, as a dry run: counted, nothing moves.
+    let id = dlq["dead_letters"][0]["id"].as_str().unwrap().to_owned();
+    let dry = cli
+        .run(&["dlq", "redrive", &id, "--dry-run", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(dry["redriven"], 1, "{dry}");
+    let still = cli.run(&["dlq", "list", "--json"]).await.ok().json();
+    assert_eq!(still["dead_letters"][0]["id"], id.as_str());
     sink.set_default(200);
     let redrive = cli
         .run(&["dlq", "redrive", "--all", "--json"])
