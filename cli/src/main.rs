@@ -48,28 +48,30 @@ async fn main() -> ExitCode {
 /// Help and version as clap prints them; a usage error as one line.
 fn usage(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = e.print();
-        return ExitCode::from(
-            if e.kind() == ErrorKind::DisplayHelp || e.kind() == ErrorKind::DisplayVersion {
-                exit::OK
-            } else {
-                exit::USAGE
-            },
-        );
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::from(exit::OK)
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(exit::USAGE)
+        }
+        _ => {
+            // The message is the first paragraph (a list of missing
+            // arguments runs over several lines); the usage text follows.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let line = message.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            report(&CliError::Usage(format!("{line} (see sluice --help)")))
+        }
     }
-    let text = e.render().to_string();
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid usage");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    report(&CliError::Usage(format!("{line} (see sluice --help)")))
 }
 
 /// The gateway logs at info; an operator command only says what went wrong

@@ -426,6 +426,8 @@ async fn bad_input_is_one_line_and_the_documented_exit_code() {
         .await
         .fails(2);
     cli.run(&["events", "list", "--bogus"]).await.fails(2);
+    let out = cli.run(&["sources", "add", "x"]).await.fails(2);
+    assert!(out.stderr.contains("--provider"), "{out:?}");
     cli.run(&["replay"]).await.fails(2);
     cli.run(&["dlq", "redrive"]).await.fails(2);
     cli.run(&[
