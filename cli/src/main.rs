@@ -1,81 +1,84 @@
 //! The `sluice` binary.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use sluice_cli::args::{Cli, Command, LogFormat};
+use sluice_cli::error::{CliError, exit, report};
 use sluice_cli::serve::{Gateway, ServeOptions};
 use tracing_subscriber::EnvFilter;
 
-#[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "Webhook gateway: verify, dedup, commit and deliver webhooks"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the embedded gateway (SQLite) on one machine.
-    Serve {
-        /// The TOML config file.
-        #[arg(long, short, env = "SLUICE_CONFIG")]
-        config: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
-        listen: SocketAddr,
-        /// The SQLite database file (created if missing).
-        #[arg(long, default_value = "sluice.db", env = "SLUICE_DB")]
-        db: PathBuf,
-        /// A KEY=value file for env: secrets (read if present).
-        #[arg(long, default_value = ".env")]
-        env_file: PathBuf,
-    },
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // One line, never a backtrace, whatever goes wrong.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("sluice: internal error: {info}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_tracing(cli.log_format, serving);
     match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            db,
-            env_file,
-        } => {
-            let mut opts = ServeOptions::new(config, listen, db);
-            opts.env_file = env_file;
+        Command::Serve { listen } => {
+            let Some(config) = cli.backend.config else {
+                return report(&CliError::Usage(
+                    "serve needs --config FILE (or SLUICE_CONFIG)".into(),
+                ));
+            };
+            let mut opts = ServeOptions::new(config, listen, cli.backend.db);
+            opts.env_file = cli.backend.env_file;
             let gateway = match Gateway::start(&opts).await {
                 Ok(g) => g,
-                Err(e) => {
-                    eprintln!("sluice: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return report(&CliError::Usage(e.to_string())),
             };
             shutdown_signal().await;
             tracing::info!("shutting down: finishing in-flight deliveries");
             gateway.shutdown().await;
             ExitCode::SUCCESS
         }
+        command => match sluice_cli::ops::run(command, &cli.backend, cli.json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report(&e),
+        },
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Help and version as clap prints them; a usage error as one line.
+fn usage(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::from(exit::OK)
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(exit::USAGE)
+        }
+        _ => {
+            // The message is the first paragraph (a list of missing
+            // arguments runs over several lines); the usage text follows.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let line = message.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            report(&CliError::Usage(format!("{line} (see sluice --help)")))
+        }
+    }
+}
+
+/// The gateway logs at info; an operator command only says what went wrong
+/// (its answer is on stdout, its error on one stderr line).
+fn init_tracing(format: LogFormat, serving: bool) {
+    let default = if serving { "info" } else { "error" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use sluice::admin::ports::Origin;
-use sluice::admin::{Admin, AdminError, AdminPorts};
+use sluice::admin::{Admin, AdminError};
 use sluice::config::{ConfigError, ConfigFile};
 use sluice::delivery::http::{HttpOptions, HttpTransport};
 use sluice::error::{ReceiveError, Unavailable};
@@ -126,14 +126,7 @@ impl Gateway {
             None => None,
         };
         let admin = Admin::new(
-            AdminPorts {
-                config: Arc::new(store.clone()),
-                events: Arc::new(store.clone()),
-                secret_store: Arc::new(store.clone()),
-                secrets,
-                registry: registry.clone(),
-                reload: registry.clone(),
-            },
+            crate::backend::embedded_ports(&store, secrets, registry.clone(), registry.clone()),
             token.as_ref(),
         )
         .map_err(ServeError::Admin)?;

@@ -187,7 +187,7 @@ impl Admin {
 
     /// Make a change live. It is saved already; if the reload fails the
     /// config watcher retries, so the change is not lost.
-    async fn make_live(&self) {
+    pub(super) async fn make_live(&self) {
         if let Err(e) = self.ports.reload.reload().await {
             tracing::warn!(error = %e, "config saved but not reloaded yet");
         }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use api::{MAX_BODY_BYTES, ROUTES, handle};
+pub use api::{MAX_BODY_BYTES, ROUTES, handle, handle_trusted};
 
 use crate::config::Registry;
 use crate::error::Unavailable;

@@ -1,5 +1,6 @@
 //! Applying a config file to the config store, idempotently: what the
-//! embedded gateway does at start-up, and what `apply` will do.
+//! embedded gateway does at start-up, and what `sluice apply` does (through
+//! [`Admin::plan_file`] and [`Admin::apply_file`]).
 //!
 //! The file owns the entries it declares (origin `file`): they are created
 //! or replaced, and file entries it no longer declares are deleted. Entries
@@ -8,6 +9,7 @@
 //! The result must validate as a whole before anything is written.
 
 use super::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin};
+use super::{Admin, AdminError};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::Unavailable;
 
@@ -16,6 +18,8 @@ use crate::error::Unavailable;
 pub struct Plan {
     pub create: Vec<ConfigItem>,
     pub update: Vec<ConfigItem>,
+    /// The stored versions of `update`, in the same order (for a diff).
+    pub before: Vec<ConfigItem>,
     /// API entries the file takes over (also in `update`).
     pub take_over: Vec<(Kind, String)>,
     pub delete: Vec<(Kind, String)>,
@@ -66,6 +70,7 @@ pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Resul
                     plan.take_over.push((item.kind(), item.id().to_owned()));
                 }
                 plan.update.push(item.clone());
+                plan.before.push(e.item.clone());
             }
         }
     }
@@ -79,6 +84,16 @@ pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Resul
     }
     // The whole result must hold together (a kept API subscription whose
     // source the file dropped, say) before anything is written.
+    merged(current, file, origin)
+        .validate()
+        .map_err(SyncError::Invalid)?;
+    Ok(plan)
+}
+
+/// The config as it will stand: the file's entries, and the other
+/// origin's entries the file does not replace.
+fn merged(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> ConfigFile {
+    let wanted = items(file);
     let mut merged = file.clone();
     for e in current {
         let replaced = wanted
@@ -92,8 +107,7 @@ pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Resul
             ConfigItem::Subscription(s) => merged.subscriptions.push(s.clone()),
         }
     }
-    merged.validate().map_err(SyncError::Invalid)?;
-    Ok(plan)
+    merged
 }
 
 /// Plan and write. Sources are written before the subscriptions that need
@@ -124,4 +138,56 @@ pub async fn apply(
         store.delete_config(*kind, id).await?;
     }
     Ok(plan)
+}
+
+impl From<SyncError> for AdminError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Invalid(_) => AdminError::invalid("config", e.to_string()),
+            SyncError::Unavailable(u) => AdminError::Unavailable(u),
+        }
+    }
+}
+
+impl Admin {
+    /// What applying `file` (as the file's entries) would change. The
+    /// result is checked whole, with every secret resolved, as a running
+    /// gateway would load it.
+    pub async fn plan_file(&self, file: &ConfigFile) -> Result<Plan, AdminError> {
+        let current = self.ports.config.list_config().await?;
+        self.check_plan(&current, file).await
+    }
+
+    async fn check_plan(
+        &self,
+        current: &[ConfigEntry],
+        file: &ConfigFile,
+    ) -> Result<Plan, AdminError> {
+        let plan = plan(current, file, Origin::File)?;
+        merged(current, file, Origin::File)
+            .resolve(self.ports.secrets.as_ref())
+            .await
+            .map_err(|e| AdminError::invalid("config", e.to_string()))?;
+        Ok(plan)
+    }
+
+    /// Apply `file` if its plan is still `shown` (what the operator
+    /// agreed to); a config changed meanwhile is a conflict, and nothing
+    /// is written. Returns the plan applied.
+    pub async fn apply_file(&self, file: &ConfigFile, shown: &Plan) -> Result<Plan, AdminError> {
+        let _w = self.writes.lock().await;
+        let current = self.ports.config.list_config().await?;
+        let now = self.check_plan(&current, file).await?;
+        if now != *shown {
+            return Err(AdminError::Conflict(
+                "the stored config changed since the plan was made; run apply again".into(),
+            ));
+        }
+        if now.is_empty() {
+            return Ok(now);
+        }
+        let applied = apply(self.ports.config.as_ref(), file, Origin::File).await?;
+        self.make_live().await;
+        Ok(applied)
+    }
 }

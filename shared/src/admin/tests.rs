@@ -1015,3 +1015,114 @@ impl MemRegistry {
             .clone()
     }
 }
+
+#[tokio::test]
+async fn the_trusted_entry_skips_only_the_token_check() {
+    // No token at all: HTTP callers get the disabled API, the in-process
+    // caller gets the same routes, validation and errors.
+    let f = fixture_with(None).await;
+    let get = |path: &str| {
+        Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Bytes::new())
+            .unwrap()
+    };
+    let resp = handle(&f.admin, get("/admin/sources")).await;
+    assert_eq!(resp.status(), 404);
+    let resp = super::handle_trusted(&f.admin, get("/admin/sources")).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(v["sources"][0]["id"], "filed");
+    let resp = super::handle_trusted(&f.admin, get("/admin/nowhere")).await;
+    assert_eq!(resp.status(), 404);
+    let resp = super::handle_trusted(&f.admin, get("/admin/events?bogus=1")).await;
+    assert_eq!(resp.status(), 422);
+}
+
+#[tokio::test]
+async fn applying_a_file_shows_its_plan_then_writes_exactly_that() {
+    let f = fixture().await;
+    let file = ConfigFile::parse(
+        r#"
+        [[sources]]
+        id = "filed"
+        provider = "github"
+        secrets = ["env:GH_NEXT"]
+
+        [[sources]]
+        id = "more"
+        provider = "github"
+        secrets = ["env:GH_SECRET"]
+        "#,
+    )
+    .unwrap();
+    let plan = f.admin.plan_file(&file).await.unwrap();
+    assert_eq!(plan.create.len(), 1);
+    assert_eq!(plan.update.len(), 1);
+    assert_eq!(plan.before.len(), 1);
+    match (&plan.before[0], &plan.update[0]) {
+        (ConfigItem::Source(old), ConfigItem::Source(new)) => {
+            assert_eq!(old.secrets[0].to_string(), "env:GH_SECRET");
+            assert_eq!(new.secrets[0].to_string(), "env:GH_NEXT");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        plan.delete,
+        vec![(Kind::Subscription, "filed-sub".to_owned())]
+    );
+    // Planning wrote nothing.
+    assert!(
+        f.config
+            .get_config(Kind::Source, "more")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A plan that no longer matches the store is refused, nothing written.
+    let stale = super::sync::Plan::default();
+    let err = f.admin.apply_file(&file, &stale).await.unwrap_err();
+    assert_eq!(err.status(), 409, "{err}");
+    assert!(
+        f.config
+            .get_config(Kind::Source, "more")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let reloads = *f.registry.reloads.lock().unwrap();
+    let applied = f.admin.apply_file(&file, &plan).await.unwrap();
+    assert_eq!(applied, plan);
+    assert_eq!(
+        *f.registry.reloads.lock().unwrap(),
+        reloads + 1,
+        "made live"
+    );
+    assert!(
+        f.config
+            .get_config(Kind::Source, "more")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = f.admin.plan_file(&file).await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged, 2);
+
+    // A secret that does not resolve is refused at planning time.
+    let bad = ConfigFile::parse(
+        r#"
+        [[sources]]
+        id = "filed"
+        provider = "github"
+        secrets = ["env:NOT_SET_ANYWHERE"]
+        "#,
+    )
+    .unwrap();
+    let err = f.admin.plan_file(&bad).await.unwrap_err();
+    assert_eq!(err.status(), 422);
+    assert!(err.to_string().contains("NOT_SET_ANYWHERE"), "{err}");
+}

@@ -156,15 +156,25 @@ impl ConfigStore for SqliteStore {
     async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable> {
         let (kind, id) = (item.kind(), item.id().to_owned());
         let json = to_json(item).map_err(Unavailable::new)?;
+        // UPDATE, then INSERT if there was no row; not an UPSERT: SQLite lets
+        // the outer statement's conflict policy override the version
+        // trigger's INSERT OR REPLACE, so an UPSERT that updated an entry
+        // failed on the version row ("UNIQUE constraint failed").
         self.write(move |c, _| {
             let now = now_ms();
-            c.prepare_cached(
-                "INSERT INTO config (kind, id, origin, enabled, config, created_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?5)
-                 ON CONFLICT (kind, id) DO UPDATE SET origin = excluded.origin,
-                     config = excluded.config, updated_at_ms = excluded.updated_at_ms",
-            )?
-            .execute(params![kind.as_str(), id, origin.as_str(), json, now])?;
+            let updated = c
+                .prepare_cached(
+                    "UPDATE config SET origin = ?3, config = ?4, updated_at_ms = ?5
+                     WHERE kind = ?1 AND id = ?2",
+                )?
+                .execute(params![kind.as_str(), id, origin.as_str(), json, now])?;
+            if updated == 0 {
+                c.prepare_cached(
+                    "INSERT INTO config (kind, id, origin, enabled, config, created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?5)",
+                )?
+                .execute(params![kind.as_str(), id, origin.as_str(), json, now])?;
+            }
             Ok(())
         })
         .await
@@ -834,6 +844,23 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].item, src, "sources first, same JSON back");
         assert_eq!((all[1].origin, all[1].enabled), (Origin::Api, true));
+
+        // Upserting an existing entry replaces it (keeping its creation time)
+        // and bumps the version, also once the version row exists.
+        let v1 = store.config_version().await.unwrap();
+        let mut changed = file.subscriptions[0].clone();
+        changed.events.push("issues".into());
+        let changed = ConfigItem::Subscription(changed);
+        store.upsert_config(&changed, Origin::File).await.unwrap();
+        store.upsert_config(&changed, Origin::File).await.unwrap();
+        assert!(store.config_version().await.unwrap() >= v1 + 2);
+        let now = store
+            .get_config(Kind::Subscription, "deploys")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&now.item, now.origin), (&changed, Origin::File));
+        assert_eq!(now.created_at_ms, all[1].created_at_ms);
 
         // A registry over it resolves db: secrets from the same database.
         store

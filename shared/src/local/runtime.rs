@@ -326,6 +326,17 @@ async fn next_visible(store: &SqliteStore) -> Option<tokio::time::Instant> {
     }
 }
 
+/// Whether a queued task is visible now (one indexed read). A spurious
+/// yes costs the delivery worker one empty receive.
+fn queue_due(store: &SqliteStore) -> bool {
+    store
+        .lookup(|c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue WHERE visible_at <= ?1)")?
+                .query_row([now_ms()], |r| r.get::<_, bool>(0))
+        })
+        .unwrap_or(false)
+}
+
 async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) {
     let ports = DeliverPorts {
         registry: shared.registry.as_ref(),
@@ -380,12 +391,19 @@ async fn purge_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Picks up config changes written by another process (e.g. `apply`).
+/// Picks up config changes written by another process (e.g. `apply`),
+/// and queue tasks another process added (a replay or a DLQ redrive by the
+/// `sluice` CLI): those do not reach this process's queue notifier, and an
+/// idle delivery worker would otherwise sleep past them.
 async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let queue = shared.store.queue_notifier();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(shared.options.config_poll) => {}
             _ = stopped.changed() => return,
+        }
+        if queue_due(&shared.store) {
+            queue.notify_one();
         }
         match shared.registry.reload_if_changed().await {
             Ok(true) => tracing::info!("config changed; reloaded"),

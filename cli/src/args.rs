@@ -1,0 +1,317 @@
+//! The command line: every command and flag of `sluice`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Webhook gateway: verify, dedup, commit and deliver webhooks",
+    after_help = "Exit codes: 0 ok, 1 operation failed or not found, 2 usage or config error, 3 backend unavailable."
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Print the admin API's JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the gateway's state is: the same flags as `sluice serve`.
+#[derive(Args, Clone)]
+pub struct BackendArgs {
+    /// The SQLite database file.
+    #[arg(long, global = true, default_value = "sluice.db", env = "SLUICE_DB")]
+    pub db: PathBuf,
+    /// The TOML config file (`serve`: required; `apply`: the default file).
+    #[arg(long, short, global = true, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A KEY=value file for env: secrets (read if present).
+    #[arg(long, global = true, default_value = ".env")]
+    pub env_file: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the embedded gateway (SQLite) on one machine.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
+        listen: SocketAddr,
+    },
+    /// Sources: where providers post (`/hooks/{id}`).
+    #[command(subcommand)]
+    Sources(SourceCmd),
+    /// Subscriptions: destinations of a source's events.
+    #[command(subcommand, visible_alias = "subs")]
+    Subscriptions(SubscriptionCmd),
+    /// Sync a TOML config file into the gateway, showing the changes first.
+    Apply(ApplyArgs),
+    /// The event log.
+    #[command(subcommand)]
+    Events(EventCmd),
+    /// Replay one event, or in bulk the deliveries that match filters.
+    Replay(ReplayArgs),
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCmd),
+}
+
+#[derive(Subcommand)]
+pub enum SourceCmd {
+    /// List every source.
+    List,
+    /// One source.
+    Show { id: String },
+    /// Create a source.
+    Add(SourceAdd),
+    /// Delete a source (its subscriptions first).
+    Rm { id: String },
+    /// Rotate a verification secret: add the new one (both verify), then
+    /// remove the old one once the provider signs with the new one.
+    Rotate(SourceRotate),
+    /// Serve the source's webhooks again.
+    Enable { id: String },
+    /// Answer the source's webhooks 404 until enabled.
+    Disable { id: String },
+}
+
+#[derive(Args)]
+pub struct SourceAdd {
+    pub id: String,
+    /// Provider preset: github, stripe, slack, shopify, standard-webhooks, hmac, …
+    #[arg(long)]
+    pub provider: String,
+    /// A secret reference (env:NAME, ssm:/path); repeat for several.
+    #[arg(long = "secret", value_name = "REF")]
+    pub secrets: Vec<String>,
+    /// Read one secret value from stdin and keep it in the database.
+    #[arg(long)]
+    pub secret_stdin: bool,
+    /// Replay window in seconds (timestamped schemes).
+    #[arg(long)]
+    pub tolerance_secs: Option<u64>,
+    /// How long an event id is remembered, e.g. 7d.
+    #[arg(long)]
+    pub dedupe_window: Option<String>,
+    #[arg(long)]
+    pub max_body_bytes: Option<u64>,
+    /// Provider "hmac": its settings as JSON, as in the config file's [sources.hmac].
+    #[arg(long, value_name = "JSON")]
+    pub hmac: Option<String>,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).args(["add", "add_stdin", "remove"])))]
+pub struct SourceRotate {
+    pub id: String,
+    /// Step one: add this secret reference.
+    #[arg(long, value_name = "REF")]
+    pub add: Option<String>,
+    /// Step one: add a secret value read from stdin (kept in the database).
+    #[arg(long)]
+    pub add_stdin: bool,
+    /// Step two: remove this secret reference.
+    #[arg(long, value_name = "REF")]
+    pub remove: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionCmd {
+    /// List subscriptions.
+    List {
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// One subscription.
+    Show { id: String },
+    /// Create a subscription; prints its new signing secret, once.
+    Add(SubscriptionAdd),
+    /// Delete a subscription.
+    Rm { id: String },
+    /// A new signing secret, printed once; the old one keeps signing for the overlap.
+    Rotate {
+        id: String,
+        /// How long the old secret keeps signing, e.g. 24h (the default), 0s.
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    /// Route events to it again.
+    Enable { id: String },
+    /// Stop routing events to it.
+    Disable { id: String },
+}
+
+#[derive(Args)]
+pub struct SubscriptionAdd {
+    /// Its id (generated when absent).
+    #[arg(long)]
+    pub id: Option<String>,
+    #[arg(long)]
+    pub source: String,
+    /// The destination URL (https; http and private addresses need --allow-local).
+    #[arg(long)]
+    pub url: String,
+    /// Event types or globs (push, pull_request.*, *); comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub events: Vec<String>,
+    /// raw, slack, discord or teams.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Chat formats: the message text as a minijinja template.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// The whole JSON body as a minijinja template.
+    #[arg(long)]
+    pub payload_template: Option<String>,
+    /// Waits between attempts, comma-separated: 5s,5m,30m.
+    #[arg(long, value_delimiter = ',')]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Allow http:// and private addresses (local use only).
+    #[arg(long)]
+    pub allow_local: bool,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The config file (default: --config / SLUICE_CONFIG).
+    pub file: Option<PathBuf>,
+    /// Apply without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Only show the changes.
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand)]
+pub enum EventCmd {
+    /// Events, newest first.
+    List(EventFilters),
+    /// One event: headers, body, and per destination its deliveries and attempts.
+    Show { id: String },
+}
+
+#[derive(Args)]
+pub struct EventFilters {
+    #[arg(long)]
+    pub source: Option<String>,
+    /// An event type or glob.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// pending, delivered, failed or unrouted.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// RFC 3339 time, or an age such as 24h.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many (1-500, default 50).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// The next page, from a previous listing.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// The event to replay ({source}#{event id}); without it, a bulk replay.
+    pub event: Option<String>,
+    /// Only to this subscription.
+    #[arg(long)]
+    pub subscription: Option<String>,
+    /// Bulk: only this source's events.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Bulk: deliveries in this state, failed (the default) or delivered.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Bulk: events received since (RFC 3339, or an age such as 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Bulk: events received before.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Bulk: replay at most this many deliveries.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Bulk: only show what would be replayed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand)]
+pub enum DlqCmd {
+    /// Dead letters, oldest first.
+    List {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        subscription: Option<String>,
+        /// At most this many (1-500, default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Replay dead letters to their subscriptions (which removes them).
+    Redrive(RedriveArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
+pub struct RedriveArgs {
+    /// Dead-letter ids from `sluice dlq list`.
+    pub ids: Vec<String>,
+    /// Every dead letter (narrowed by --source / --subscription).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, requires = "all")]
+    pub source: Option<String>,
+    #[arg(long, requires = "all")]
+    pub subscription: Option<String>,
+    /// Only show what would be redriven.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backend_flags_go_before_or_after_the_command() {
+        let cli =
+            Cli::try_parse_from(["sluice", "events", "list", "--db", "x.db", "--json"]).unwrap();
+        assert_eq!(cli.backend.db, PathBuf::from("x.db"));
+        assert!(cli.json);
+        let cli = Cli::try_parse_from(["sluice", "--db", "y.db", "dlq", "list"]).unwrap();
+        assert_eq!(cli.backend.db, PathBuf::from("y.db"));
+        // redrive needs ids or --all, not both.
+        assert!(Cli::try_parse_from(["sluice", "dlq", "redrive"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "dlq", "redrive", "7", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "apply", "--yes", "--dry-run"]).is_err());
+    }
+}

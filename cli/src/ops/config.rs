@@ -1,0 +1,216 @@
+//! `sluice sources …` and `sluice subscriptions …`: the admin API's
+//! config routes.
+
+use std::io::Read as _;
+
+use http::Method;
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, seg, with_query};
+use crate::args::{SourceAdd, SourceCmd, SourceRotate, SubscriptionAdd, SubscriptionCmd};
+use crate::error::CliError;
+use crate::render;
+
+pub async fn sources(ctx: &Ctx, cmd: SourceCmd) -> Result<(), CliError> {
+    match cmd {
+        SourceCmd::List => {
+            let v = ctx.call(Method::GET, "/admin/sources", None).await?;
+            ctx.print(&v, render::sources);
+        }
+        SourceCmd::Show { id } => {
+            let v = ctx
+                .call(Method::GET, &format!("/admin/sources/{}", seg(&id)), None)
+                .await?;
+            ctx.print(&v, render::source);
+        }
+        SourceCmd::Add(a) => {
+            let body = source_body(a)?;
+            let v = ctx.call(Method::POST, "/admin/sources", Some(body)).await?;
+            ctx.print(&v, |v| format!("created source\n{}", render::source(v)));
+        }
+        SourceCmd::Rm { id } => {
+            ctx.call(
+                Method::DELETE,
+                &format!("/admin/sources/{}", seg(&id)),
+                None,
+            )
+            .await?;
+            ctx.print(&json!({ "deleted": id }), |_| {
+                format!("deleted source {}\n", crate::table::clean_line(&id))
+            });
+        }
+        SourceCmd::Rotate(r) => rotate_source(ctx, r).await?,
+        SourceCmd::Enable { id } => set_enabled(ctx, "sources", &id, true).await?,
+        SourceCmd::Disable { id } => set_enabled(ctx, "sources", &id, false).await?,
+    }
+    Ok(())
+}
+
+fn source_body(a: SourceAdd) -> Result<Value, CliError> {
+    let mut secrets: Vec<Value> = a.secrets.into_iter().map(Value::String).collect();
+    if a.secret_stdin {
+        secrets.push(json!({ "value": read_secret()? }));
+    }
+    if secrets.is_empty() {
+        return Err(CliError::Usage(
+            "name a secret: --secret env:NAME (or ssm:/path), or --secret-stdin".into(),
+        ));
+    }
+    let mut body = Map::new();
+    body.insert("id".into(), json!(a.id));
+    body.insert("provider".into(), json!(a.provider));
+    body.insert("secrets".into(), Value::Array(secrets));
+    if let Some(v) = a.tolerance_secs {
+        body.insert("tolerance_secs".into(), json!(v));
+    }
+    if let Some(v) = a.dedupe_window {
+        body.insert("dedupe_window".into(), json!(v));
+    }
+    if let Some(v) = a.max_body_bytes {
+        body.insert("max_body_bytes".into(), json!(v));
+    }
+    if let Some(h) = a.hmac {
+        let h: Value = serde_json::from_str(&h)
+            .map_err(|e| CliError::Usage(format!("--hmac is not JSON: {e}")))?;
+        body.insert("hmac".into(), h);
+    }
+    Ok(Value::Object(body))
+}
+
+/// A secret value from stdin (never from the command line, where shell
+/// history and `ps` would keep it).
+fn read_secret() -> Result<String, CliError> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::Usage(format!("cannot read the secret from stdin: {e}")))?;
+    let s = s.trim_end_matches(['\r', '\n']).to_owned();
+    if s.is_empty() {
+        return Err(CliError::Usage(
+            "the secret read from stdin is empty".into(),
+        ));
+    }
+    Ok(s)
+}
+
+async fn rotate_source(ctx: &Ctx, r: SourceRotate) -> Result<(), CliError> {
+    let base = format!("/admin/sources/{}/secrets", seg(&r.id));
+    let v = if let Some(old) = r.remove {
+        ctx.call(Method::DELETE, &format!("{base}/{}", seg(&old)), None)
+            .await?
+    } else {
+        let body = match r.add {
+            Some(reference) => json!({ "ref": reference }),
+            None => json!({ "value": read_secret()? }),
+        };
+        ctx.call(Method::POST, &base, Some(body)).await?
+    };
+    ctx.print(&v, render::source);
+    Ok(())
+}
+
+async fn set_enabled(ctx: &Ctx, kind: &str, id: &str, enabled: bool) -> Result<(), CliError> {
+    let action = if enabled { "enable" } else { "disable" };
+    let v = ctx
+        .call(
+            Method::POST,
+            &format!("/admin/{kind}/{}/{action}", seg(id)),
+            None,
+        )
+        .await?;
+    ctx.print(&v, |v| {
+        format!(
+            "{} {} {}d\n",
+            kind.trim_end_matches('s'),
+            render::s(&v["id"]),
+            action
+        )
+    });
+    Ok(())
+}
+
+pub async fn subscriptions(ctx: &Ctx, cmd: SubscriptionCmd) -> Result<(), CliError> {
+    match cmd {
+        SubscriptionCmd::List { source } => {
+            let path = with_query("/admin/subscriptions", &[("source", source)]);
+            let v = ctx.call(Method::GET, &path, None).await?;
+            ctx.print(&v, render::subscriptions);
+        }
+        SubscriptionCmd::Show { id } => {
+            let v = ctx
+                .call(
+                    Method::GET,
+                    &format!("/admin/subscriptions/{}", seg(&id)),
+                    None,
+                )
+                .await?;
+            ctx.print(&v, render::subscription);
+        }
+        SubscriptionCmd::Add(a) => {
+            let v = ctx
+                .call(
+                    Method::POST,
+                    "/admin/subscriptions",
+                    Some(subscription_body(a)),
+                )
+                .await?;
+            ctx.print(&v, |v| {
+                format!("created subscription\n{}", render::subscription(v))
+            });
+        }
+        SubscriptionCmd::Rm { id } => {
+            ctx.call(
+                Method::DELETE,
+                &format!("/admin/subscriptions/{}", seg(&id)),
+                None,
+            )
+            .await?;
+            ctx.print(&json!({ "deleted": id }), |_| {
+                format!("deleted subscription {}\n", crate::table::clean_line(&id))
+            });
+        }
+        SubscriptionCmd::Rotate { id, overlap } => {
+            let body = match overlap {
+                Some(o) => json!({ "overlap": o }),
+                None => json!({}),
+            };
+            let v = ctx
+                .call(
+                    Method::POST,
+                    &format!("/admin/subscriptions/{}/rotate-secret", seg(&id)),
+                    Some(body),
+                )
+                .await?;
+            ctx.print(&v, render::subscription);
+        }
+        SubscriptionCmd::Enable { id } => set_enabled(ctx, "subscriptions", &id, true).await?,
+        SubscriptionCmd::Disable { id } => set_enabled(ctx, "subscriptions", &id, false).await?,
+    }
+    Ok(())
+}
+
+fn subscription_body(a: SubscriptionAdd) -> Value {
+    let mut body = Map::new();
+    if let Some(id) = a.id {
+        body.insert("id".into(), json!(id));
+    }
+    body.insert("source".into(), json!(a.source));
+    body.insert("url".into(), json!(a.url));
+    body.insert("events".into(), json!(a.events));
+    if let Some(v) = a.format {
+        body.insert("format".into(), json!(v));
+    }
+    if let Some(v) = a.template {
+        body.insert("template".into(), json!(v));
+    }
+    if let Some(v) = a.payload_template {
+        body.insert("payload_template".into(), json!(v));
+    }
+    if let Some(v) = a.retry_schedule {
+        body.insert("retry_schedule".into(), json!(v));
+    }
+    if a.allow_local {
+        body.insert("allow_local".into(), json!(true));
+    }
+    Value::Object(body)
+}

@@ -1,0 +1,461 @@
+//! The `sluice` operator CLI as a real process, against a running gateway
+//! on the same database, with a real HTTP destination on 127.0.0.1.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_tests::{Harness, Running, Sink, eventually, github_headers, standard_webhooks_valid};
+
+const GH_SECRET: &str = "gh-secret-for-cli-tests";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+
+    /// A failure: the documented exit code and one `sluice: …` line.
+    fn fails(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "{self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {self:?}");
+        assert!(lines[0].starts_with("sluice: "), "{self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        self
+    }
+}
+
+struct Sluice {
+    db: PathBuf,
+    env_file: PathBuf,
+}
+
+impl Sluice {
+    fn of(h: &Harness) -> Self {
+        Self {
+            db: h.db_path(),
+            env_file: h.opts.env_file.clone(),
+        }
+    }
+
+    /// Run `sluice --db … --env-file … ARGS` with no terminal on stdin.
+    async fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("--db")
+            .arg(&self.db)
+            .arg("--env-file")
+            .arg(&self.env_file)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// Run until `cond` holds for the JSON it prints.
+    async fn until(&self, args: &[&str], what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let out = self.run(args).await.ok();
+            let v = out.json();
+            if cond(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn harness() -> Harness {
+    // The gateway starts with no sources: the CLI registers them.
+    Harness::new("", &[("GH_SECRET", GH_SECRET)])
+}
+
+/// Post a signed push until the gateway (which notices config written by
+/// another process within 2 s) accepts it.
+async fn send_push(gw: &Running, delivery: &str, body: &[u8]) {
+    let headers = github_headers(GH_SECRET, delivery, "push", body);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, reply) = gw.post("github", &headers, body).await;
+        if status == 200 {
+            assert_eq!(reply["status"], "accepted", "{reply}");
+            return;
+        }
+        assert_eq!(status, 404, "{reply}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "source never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn delivery<'a>(event: &'a Value, sub: &str) -> &'a Value {
+    event["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["subscription"] == sub)
+        .unwrap_or_else(|| panic!("no delivery to {sub}: {event}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operate_a_running_gateway_register_inspect_fail_replay_redrive() {
+    let sink = Sink::start(200).await;
+    let h = harness();
+    let gw = h.start().await;
+    let cli = Sluice::of(&h);
+
+    // Register a source and a subscription; the signing secret is shown once.
+    cli.run(&[
+        "sources",
+        "add",
+        "github",
+        "--provider",
+        "github",
+        "--secret",
+        "env:GH_SECRET",
+    ])
+    .await
+    .ok();
+    let created = cli
+        .run(&[
+            "subscriptions",
+            "add",
+            "--id",
+            "deploys",
+            "--source",
+            "github",
+            "--url",
+            &sink.url(),
+            "--events",
+            "push",
+            "--retry-schedule",
+            "100ms,100ms",
+            "--allow-local",
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    let whsec = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(whsec.starts_with("whsec_"), "{created}");
+    let listed = cli.run(&["subscriptions", "list"]).await.ok();
+    assert!(listed.stdout.starts_with("ID "), "{listed:?}");
+    assert!(listed.stdout.contains("deploys"), "{listed:?}");
+    assert!(!listed.stdout.contains(&whsec), "shown once only");
+    let shown = cli
+        .run(&["subscriptions", "show", "deploys", "--json"])
+        .await
+        .ok();
+    assert!(!shown.stdout.contains("whsec_"), "{shown:?}");
+
+    // A signed webhook is delivered, signed with that secret.
+    let body = br#"{"ref":"refs/heads/main","n":1}"#;
+    send_push(&gw, "d-1", body).await;
+    eventually(WAIT, "first delivery", || sink.count() == 1).await;
+    let got = &sink.received()[0];
+    assert!(standard_webhooks_valid(&whsec, &got.headers, &got.body));
+
+    let events = cli
+        .until(&["events", "list", "--json"], "d-1 delivered", |v| {
+            v["events"][0]["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(events["events"][0]["id"], "github#d-1");
+    let table = cli
+        .run(&["events", "list", "--source", "github"])
+        .await
+        .ok();
+    let row = table.stdout.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("github#d-1 ") && row.contains("delivered"),
+        "{table:?}"
+    );
+
+    let shown = cli.run(&["events", "show", "github#d-1"]).await.ok();
+    assert!(shown.stdout.contains("x-github-delivery: d-1"), "{shown:?}");
+    assert!(
+        shown.stdout.contains(r#""ref":"refs/heads/main""#),
+        "{shown:?}"
+    );
+    let row = shown
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("deploys "))
+        .unwrap();
+    assert!(row.contains("delivered") && row.contains(" 200 "), "{row}");
+
+    // The destination fails: three attempts, then a dead letter.
+    sink.set_default(500);
+    send_push(&gw, "d-2", br#"{"n":2}"#).await;
+    let dlq = cli
+        .until(&["dlq", "list", "--json"], "a dead letter", |v| {
+            v["dead_letters"].as_array().is_some_and(|d| d.len() == 1)
+        })
+        .await;
+    assert_eq!(dlq["dead_letters"][0]["event"], "github#d-2");
+    let failed = cli
+        .until(
+            &["events", "show", "github#d-2", "--json"],
+            "d-2 failed",
+            |v| v["status"] == "failed",
+        )
+        .await;
+    let d = delivery(&failed, "deploys");
+    assert_eq!(d["attempts"]["total"], 3, "{d}");
+    assert_eq!(d["attempts"]["failed"], 3, "{d}");
+    assert_eq!(d["attempts"]["succeeded"], 0, "{d}");
+    assert_eq!(d["last_attempt"]["status_code"], 500, "{d}");
+    assert!(d["last_attempt"]["latency_ms"].is_u64(), "{d}");
+    let filtered = cli
+        .run(&["events", "list", "--status", "failed", "--json"])
+        .await
+        .ok()
+        .json();
+    let ids: Vec<&Value> = filtered["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(ids, vec!["github#d-2"]);
+
+    // It recovers; a replay written by this other process is delivered by
+    // the running gateway.
+    sink.set_default(200);
+    let replay = cli.run(&["replay", "github#d-2"]).await.ok();
+    assert!(
+        replay
+            .stdout
+            .starts_with("queued replay github#d-2#replay-1 of github#d-2"),
+        "{replay:?}"
+    );
+    eventually(WAIT, "the replay delivered", || {
+        sink.successes()
+            .iter()
+            .any(|r| &r.body[..] == br#"{"n":2}"#)
+    })
+    .await;
+    cli.until(
+        &["dlq", "list", "--json"],
+        "the replay settles the dead letter",
+        |v| v["dead_letters"].as_array().is_some_and(Vec::is_empty),
+    )
+    .await;
+
+    // Another failure, listed by a bulk dry run, then redriven from the DLQ.
+    sink.set_default(503);
+    send_push(&gw, "d-3", br#"{"n":3}"#).await;
+    let dlq = cli
+        .until(&["dlq", "list", "--json"], "d-3 dead-lettered", |v| {
+            v["dead_letters"].as_array().is_some_and(|d| d.len() == 1)
+        })
+        .await;
+    assert_eq!(dlq["dead_letters"][0]["event"], "github#d-3");
+    let preview = cli
+        .run(&["replay", "--status", "failed", "--dry-run", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(preview["replayed"], 1, "{preview}");
+    assert_eq!(preview["replays"][0]["event"], "github#d-3", "{preview}");
+    // By id, as a dry run: counted, nothing moves.
+    let id = dlq["dead_letters"][0]["id"].as_str().unwrap().to_owned();
+    let dry = cli
+        .run(&["dlq", "redrive", &id, "--dry-run", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(dry["redriven"], 1, "{dry}");
+    let still = cli.run(&["dlq", "list", "--json"]).await.ok().json();
+    assert_eq!(still["dead_letters"][0]["id"], id.as_str());
+    sink.set_default(200);
+    let redrive = cli
+        .run(&["dlq", "redrive", "--all", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(redrive["redriven"], 1, "{redrive}");
+    eventually(WAIT, "the redrive delivered", || {
+        sink.successes()
+            .iter()
+            .any(|r| &r.body[..] == br#"{"n":3}"#)
+    })
+    .await;
+    let table = cli.run(&["dlq", "list"]).await.ok();
+    assert_eq!(table.stdout, "no dead letters\n");
+    // Nothing failed is left un-replayed: a bulk replay finds nothing again.
+    let again = cli
+        .run(&["replay", "--status", "failed", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["replayed"], 0, "{again}");
+
+    // Refusals: one line, the documented code, nothing changed.
+    cli.run(&["sources", "rm", "github"]).await.fails(1);
+    cli.run(&["events", "show", "github#nope"]).await.fails(1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_shows_the_diff_applies_once_and_then_has_nothing_to_do() {
+    let sink = Sink::start(200).await;
+    let h = harness();
+    let gw = h.start().await;
+    let cli = Sluice::of(&h);
+    let file = h.dir.path().join("more.toml");
+    let write = |events: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["env:GH_SECRET"]
+
+[[subscriptions]]
+id = "all"
+source = "github"
+events = [{events}]
+url = "{}"
+allow_local = true
+"#,
+                sink.url()
+            ),
+        )
+        .unwrap();
+    };
+    write(r#""push""#);
+    let path = file.to_str().unwrap();
+
+    let dry = cli.run(&["apply", path, "--dry-run"]).await.ok();
+    assert!(dry.stdout.contains("+ source github"), "{dry:?}");
+    assert!(dry.stdout.contains("+ subscription all"), "{dry:?}");
+    // Without a terminal and without --yes: refused, nothing written.
+    cli.run(&["apply", path]).await.fails(2);
+    let none = cli.run(&["sources", "list", "--json"]).await.ok().json();
+    assert_eq!(none["sources"], Value::Array(vec![]));
+
+    let applied = cli
+        .run(&["apply", path, "--yes", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(applied["applied"], true);
+    assert_eq!(applied["create"].as_array().unwrap().len(), 2, "{applied}");
+    let again = cli.run(&["apply", path, "--yes"]).await.ok();
+    assert_eq!(again.stdout, "no changes (2 unchanged)\n");
+    let again = cli
+        .run(&["apply", path, "--yes", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["applied"], false);
+    assert!(again["create"].as_array().unwrap().is_empty());
+    assert!(again["update"].as_array().unwrap().is_empty());
+    assert!(again["delete"].as_array().unwrap().is_empty());
+
+    // A change shows field by field; the running gateway serves the result.
+    write(r#""push", "issues""#);
+    let diff = cli.run(&["apply", path, "--yes"]).await.ok();
+    assert!(diff.stdout.contains("~ subscription all"), "{diff:?}");
+    assert!(
+        diff.stdout
+            .contains(r#"events: ["push"] -> ["push","issues"]"#),
+        "{diff:?}"
+    );
+    send_push(&gw, "a-1", b"{}").await;
+    eventually(WAIT, "delivery of the applied config", || sink.count() == 1).await;
+
+    // A file that does not parse, or names a secret that does not resolve.
+    std::fs::write(&file, "[[sources]]\nid = 3\n").unwrap();
+    cli.run(&["apply", path, "--yes"]).await.fails(2);
+    write(r#""push""#);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("env:GH_SECRET", "env:NOT_SET");
+    std::fs::write(&file, text).unwrap();
+    let out = cli.run(&["apply", path, "--yes"]).await.fails(2);
+    assert!(out.stderr.contains("NOT_SET"), "{out:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_one_line_and_the_documented_exit_code() {
+    let h = harness();
+    // The database exists once a gateway has opened it.
+    h.store();
+    let cli = Sluice::of(&h);
+    // Usage: a bad value, an unknown flag, a missing argument.
+    let out = cli
+        .run(&["events", "list", "--status", "bogus"])
+        .await
+        .fails(2);
+    assert!(out.stderr.contains("status"), "{out:?}");
+    cli.run(&["events", "list", "--since", "soon"])
+        .await
+        .fails(2);
+    cli.run(&["events", "list", "--bogus"]).await.fails(2);
+    let out = cli.run(&["sources", "add", "x"]).await.fails(2);
+    assert!(out.stderr.contains("--provider"), "{out:?}");
+    cli.run(&["replay"]).await.fails(2);
+    cli.run(&["dlq", "redrive"]).await.fails(2);
+    cli.run(&[
+        "subscriptions",
+        "add",
+        "--source",
+        "nope",
+        "--url",
+        "https://example.com/x",
+        "--events",
+        "push",
+    ])
+    .await
+    .fails(2);
+    // Not found.
+    cli.run(&["sources", "show", "nope"]).await.fails(1);
+    cli.run(&["subscriptions", "rm", "nope"]).await.fails(1);
+    // No database there: the backend is unavailable, and none is created.
+    let missing = h.dir.path().join("elsewhere.db");
+    let other = Sluice {
+        db: missing.clone(),
+        env_file: h.opts.env_file.clone(),
+    };
+    other.run(&["events", "list"]).await.fails(3);
+    assert!(!missing.exists());
+    // An empty listing is still a table (or JSON), exit 0.
+    let out = cli.run(&["events", "list"]).await.ok();
+    assert_eq!(out.stdout, "no events\n");
+    let out = cli.run(&["events", "list", "--json"]).await.ok().json();
+    assert_eq!(out["events"], Value::Array(vec![]));
+}
