@@ -18,7 +18,7 @@
 //!   alarm's signal and the archive of raw messages; a replay deletes the
 //!   DLQ messages of the tasks it settles, as far as one bounded sweep of
 //!   the DLQ finds them (best effort: a stale message is harmless, since its
-//!   delivery is final and deliver skips it).
+//!   delivery is final and deliver skips it, and it expires in 14 days).
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,8 +47,9 @@ use crate::time::now_ms;
 const PROBE_CHUNK: u32 = 8;
 /// A replay whose number was taken meanwhile tries the next, this often.
 const MAX_REPLAY_TRIES: u32 = 16;
-/// Receives (of up to 10 messages) per DLQ sweep.
-const SWEEP_ROUNDS: usize = 10;
+/// Receives (of up to 10 messages) per DLQ sweep: a replay's sweep is best
+/// effort and must stay cheap in a bulk replay.
+const SWEEP_ROUNDS: usize = 3;
 /// How long swept DLQ messages stay hidden before they are released.
 const SWEEP_VISIBILITY_SECS: i32 = 30;
 
@@ -190,17 +191,20 @@ fn delivery_row(it: &Item) -> Result<DeliveryRow, item::ItemError> {
     })
 }
 
+/// The replays made of one original: (number, subscriptions) each.
+type Replays = Vec<(u32, Vec<String>)>;
+
 /// Both tables as the listings see them.
 struct Snapshot {
     events: HashMap<String, EventRow>,
     deliveries: Vec<DeliveryRow>,
     /// (source, root) -> the replays made of it: (number, subscriptions).
-    replays: HashMap<(String, String), Vec<(u32, Vec<String>)>>,
+    replays: HashMap<(String, String), Replays>,
 }
 
 impl Snapshot {
     fn new(events: Vec<EventRow>, deliveries: Vec<DeliveryRow>) -> Self {
-        let mut replays: HashMap<(String, String), Vec<(u32, Vec<String>)>> = HashMap::new();
+        let mut replays: HashMap<(String, String), Replays> = HashMap::new();
         for e in events.iter().filter(|e| e.replay_of.is_some()) {
             replays
                 .entry((e.key.source.clone(), e.root().to_owned()))
@@ -221,7 +225,12 @@ impl Snapshot {
         let (root, number) = match self.events.get(&d.pk) {
             Some(e) => (e.root().to_owned(), e.replay_number()),
             // The event is gone: what it was is in the delivery's own id.
-            None => (d.task.event_id.clone(), 0),
+            None => d
+                .task
+                .event_id
+                .rsplit_once("#replay-")
+                .and_then(|(root, n)| Some((root.to_owned(), n.parse::<u32>().ok()?)))
+                .unwrap_or_else(|| (d.task.event_id.clone(), 0)),
         };
         self.replays
             .get(&(d.task.source.clone(), root))
