@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lint fmt fmt-check moto bench load sink clean build infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lint fmt fmt-check moto bench load sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -35,9 +35,29 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip. Needs cargo-lambda.
-build:
-	cargo lambda build --release --arm64 --output-format zip -p sluice-receive -p sluice-enqueue -p sluice-deliver
+## cargo-lambda and zig in .venv-lambda (and the arm64 Rust target).
+LAMBDA_BIN = $(CURDIR)/.venv-lambda/bin
+lambda-venv:
+	@scripts/lambda-venv.sh >/dev/null
+
+## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip, built
+## with the `lambda` profile of Cargo.toml (see docs/ARCHITECTURE.md).
+LAMBDAS := -p sluice-receive -p sluice-enqueue -p sluice-deliver
+build: lambda-venv
+	PATH="$(LAMBDA_BIN):$$PATH" $(CARGO) lambda build --profile lambda --arm64 --output-format zip $(LAMBDAS)
+	@ls -l target/lambda/*/bootstrap.zip
+
+## The three functions under `cargo lambda watch` (127.0.0.1:9000) against
+## a moto server holding the tables, queues and an example config; see
+## README "On AWS". Ctrl-C stops both.
+watch: lambda-venv moto
+	scripts/watch.sh
+
+## While `make watch` runs: what the events / deliveries tables hold.
+watch-events:
+	@scripts/watch-aws.sh events
+watch-deliveries:
+	@scripts/watch-aws.sh deliveries
 
 ## Offline checks of infra/: terraform fmt, sam validate --lint, cfn-lint,
 ## checkov on both templates, and the parity test (templates vs code).
@@ -89,4 +109,4 @@ load:
 clean:
 	$(CARGO) clean
 	rm -f $(DB) $(DB)-wal $(DB)-shm
-	rm -rf .venv-moto .venv-infra .venv-checkov
+	rm -rf .venv-moto .venv-infra .venv-checkov .venv-lambda
