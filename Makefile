@@ -88,8 +88,11 @@ infra-venv:
 ## Deploy with SAM (needs cargo-lambda and AWS credentials). The first run is
 ## guided and saves infra/sam/samconfig.toml; later runs reuse it.
 SAM ?= $(CURDIR)/.venv-infra/bin/sam
-deploy-sam: infra-venv
-	cd infra/sam && $(SAM) build --beta-features
+# sam build runs `cargo lambda build --release`: the variables give it the
+# settings of Cargo.toml's [profile.lambda] (cargo-lambda adds panic=abort).
+SAM_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z PATH="$(LAMBDA_BIN):$$PATH"
+deploy-sam: infra-venv lambda-venv
+	cd infra/sam && env $(SAM_BUILD_ENV) $(SAM) build --beta-features
 	cd infra/sam && $(SAM) deploy $(if $(wildcard infra/sam/samconfig.toml),,--guided --capabilities CAPABILITY_IAM)
 
 ## Deploy with Terraform: build the zips, then apply the example root.
