@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lint fmt fmt-check moto bench load sink clean build infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lint fmt fmt-check moto bench load sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -35,9 +35,29 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip. Needs cargo-lambda.
-build:
-	cargo lambda build --release --arm64 --output-format zip -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin
+## cargo-lambda and zig in .venv-lambda (and the arm64 Rust target).
+LAMBDA_BIN = $(CURDIR)/.venv-lambda/bin
+lambda-venv:
+	@scripts/lambda-venv.sh >/dev/null
+
+## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip, built
+## with the `lambda` profile of Cargo.toml (see docs/ARCHITECTURE.md).
+LAMBDAS := -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin
+build: lambda-venv
+	PATH="$(LAMBDA_BIN):$$PATH" $(CARGO) lambda build --profile lambda --arm64 --output-format zip $(LAMBDAS)
+	@ls -l target/lambda/*/bootstrap.zip
+
+## The three functions under `cargo lambda watch` (127.0.0.1:9000) against
+## a moto server holding the tables, queues and an example config; see
+## README "On AWS". Ctrl-C stops both.
+watch: lambda-venv moto
+	scripts/watch.sh
+
+## While `make watch` runs: what the events / deliveries tables hold.
+watch-events:
+	@scripts/watch-aws.sh events
+watch-deliveries:
+	@scripts/watch-aws.sh deliveries
 
 ## Offline checks of infra/: terraform fmt, sam validate --lint, cfn-lint,
 ## checkov on both templates, and the parity test (templates vs code).
@@ -69,8 +89,11 @@ infra-venv:
 ## Deploy with SAM (needs cargo-lambda and AWS credentials). The first run is
 ## guided and saves infra/sam/samconfig.toml; later runs reuse it.
 SAM ?= $(CURDIR)/.venv-infra/bin/sam
-deploy-sam: infra-venv
-	cd infra/sam && $(SAM) build --beta-features
+# sam build runs `cargo lambda build --release`: the variables give it the
+# settings of Cargo.toml's [profile.lambda] (cargo-lambda adds panic=abort).
+SAM_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z PATH="$(LAMBDA_BIN):$$PATH"
+deploy-sam: infra-venv lambda-venv
+	cd infra/sam && env $(SAM_BUILD_ENV) $(SAM) build --beta-features
 	cd infra/sam && $(SAM) deploy $(if $(wildcard infra/sam/samconfig.toml),,--guided --capabilities CAPABILITY_IAM)
 
 ## Deploy with Terraform: build the zips, then apply the example root.
@@ -90,4 +113,4 @@ load:
 clean:
 	$(CARGO) clean
 	rm -f $(DB) $(DB)-wal $(DB)-shm
-	rm -rf .venv-moto .venv-infra .venv-checkov
+	rm -rf .venv-moto .venv-infra .venv-checkov .venv-lambda

@@ -257,6 +257,51 @@ mod tests {
         }
     }
 
+    /// The event `cargo lambda watch` (1.9) sends for
+    /// `POST /lambda-url/receive/hooks/github`: the `/lambda-url/receive`
+    /// prefix is stripped from `rawPath` and `requestContext.http.path`,
+    /// there are no path parameters, the route is `$default`, and a body
+    /// whose content type is not text or JSON arrives base64-encoded.
+    #[test]
+    fn cargo_lambda_watch_requests_are_routed_by_their_path() {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/hooks/github",
+            "rawQueryString": null,
+            "headers": {
+                "content-type": "application/x-www-form-urlencoded",
+                "x-github-event": "push",
+                "lambda-runtime-aws-request-id": "15f20586-9944-4928-bb2f-bcd6fb266b59",
+            },
+            "queryStringParameters": {},
+            "pathParameters": {},
+            "stageVariables": {},
+            "requestContext": {
+                "routeKey": "$default",
+                "stage": "$default",
+                "requestId": "15f20586-9944-4928-bb2f-bcd6fb266b59",
+                "domainName": "localhost",
+                "domainPrefix": "receive",
+                "http": {
+                    "method": "POST",
+                    "path": "/hooks/github",
+                    "protocol": "http",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "cargo-lambda",
+                },
+                "time": "02/Dec/2026:07:21:06 +0000",
+                "timeEpoch": 1796196066,
+            },
+            "body": "cGF5bG9hZD0lN0IlN0Q=",
+            "isBase64Encoded": true,
+        });
+        let request = request(event);
+        assert_eq!(source_of(&request).as_deref(), Some("github"));
+        assert_eq!(request.request_context.http.method, Method::POST);
+        assert_eq!(&raw_body(&request).unwrap()[..], b"payload=%7B%7D");
+    }
+
     #[test]
     fn bodies_are_passed_as_bytes_and_bad_base64_is_a_400() {
         let mut plain = base("/hooks/x");
