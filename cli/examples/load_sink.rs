@@ -1,10 +1,13 @@
 //! Destination for the load test. Each event id carries the time the load
 //! tool sent it (`<unix micros>-<thread>-<n>`), so the sink measures the
-//! end-to-end latency: request sent → destination receives.
+//! end-to-end latency: request sent → destination receives. It also counts
+//! ids seen twice (duplicate deliveries) and the span from the first send
+//! to the last receive, for the delivered rate.
 //!
 //!     cargo run --release -p sluice-cli --example load_sink -- 127.0.0.1:9091
 //!     curl 127.0.0.1:9091/stats
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +20,10 @@ use axum::routing::{get, post};
 struct Stats {
     latencies_us: Vec<u64>,
     received: u64,
+    seen: HashSet<String>,
+    duplicates: u64,
+    first_sent_us: Option<u64>,
+    last_received_us: u64,
 }
 
 type Shared = Arc<Mutex<Stats>>;
@@ -41,15 +48,21 @@ async fn receive(State(stats): State<Shared>, headers: HeaderMap) -> &'static st
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let sent_us = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+    let sent_us = id
         .and_then(|id| id.rsplit('#').next())
         .and_then(|id| id.split('-').next())
         .and_then(|us| us.parse::<u64>().ok());
     let mut s = stats.lock().expect("stats");
     s.received += 1;
+    s.last_received_us = s.last_received_us.max(now_us);
+    if let Some(id) = id {
+        if !s.seen.insert(id.to_owned()) {
+            s.duplicates += 1;
+        }
+    }
     if let Some(sent) = sent_us {
+        s.first_sent_us = Some(s.first_sent_us.map_or(sent, |f| f.min(sent)));
         s.latencies_us.push(now_us.saturating_sub(sent));
     }
     "ok"
@@ -66,9 +79,22 @@ async fn report(State(stats): State<Shared>) -> String {
             l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
         }
     };
+    // From the first request sent to the last delivery received.
+    let span_s = s
+        .first_sent_us
+        .map_or(0.0, |f| s.last_received_us.saturating_sub(f) as f64 / 1e6);
+    let rate = if span_s > 0.0 {
+        s.received as f64 / span_s
+    } else {
+        0.0
+    };
     format!(
-        "{{\"received\":{},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}\n",
+        "{{\"received\":{},\"unique\":{},\"duplicates\":{},\"span_s\":{:.2},\"delivered_per_s\":{:.0},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}\n",
         s.received,
+        s.seen.len(),
+        s.duplicates,
+        span_s,
+        rate,
         pct(0.5),
         pct(0.9),
         pct(0.99),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rusqlite::types::Type;
+use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::{Notify, Semaphore};
 
@@ -19,7 +19,7 @@ use super::writer::{DbResult, Wake, Writer};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
 use crate::queue::DeliveryQueue;
-use crate::store::{Commit, EventStore};
+use crate::store::{Commit, EventStore, ForDelivery};
 use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -683,6 +683,30 @@ impl EventStore for SqliteStore {
         })
     }
 
+    /// One read: the event joined with this delivery's row.
+    async fn load_for_delivery(&self, task: &DeliveryTask) -> Result<ForDelivery, Unavailable> {
+        self.lookup(|c| {
+            let found = c
+                .prepare_cached(LOAD_FOR_DELIVERY)?
+                .query_row(
+                    params![task.source, task.event_id, task.subscription],
+                    |r| {
+                        // The status first: a finished delivery never reads the body.
+                        let status = match r.get_ref(9)? {
+                            ValueRef::Null => None,
+                            _ => Some(status_from(r, 9)?),
+                        };
+                        match status {
+                            Some(s) if s.is_final() => Ok(ForDelivery::Finished(s)),
+                            _ => event_from_row(r).map(ForDelivery::Event),
+                        }
+                    },
+                )
+                .optional()?;
+            Ok(found.unwrap_or(ForDelivery::NoEvent))
+        })
+    }
+
     /// The attempt is always logged (it happened, even if a concurrent
     /// delivery already settled the row); only the status change is
     /// conditional. A missing delivery row is created. For an event that is
@@ -835,6 +859,13 @@ impl DeliveryQueue for SqliteStore {
 const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
+
+// LOAD_EVENT's columns, then the delivery's status (NULL: no row yet).
+const LOAD_FOR_DELIVERY: &str = "SELECT e.source, e.id, e.event_type, e.received_at_ms, e.expires_at,
+                                        e.body_hash, e.content_type, e.headers, e.body, d.status
+                                 FROM events e
+                                 LEFT JOIN deliveries d ON d.event_seq = e.seq AND d.subscription = ?3
+                                 WHERE e.source = ?1 AND e.id = ?2";
 
 fn event_from_row(r: &Row<'_>) -> DbResult<Event> {
     let headers: String = r.get(7)?;

@@ -10,7 +10,7 @@ use tokio::sync::Barrier;
 use super::{OutboxEntry, SqliteStore};
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 use crate::queue::DeliveryQueue;
-use crate::store::{Commit, EventStore};
+use crate::store::{Commit, EventStore, ForDelivery};
 use crate::time::now_ms;
 
 fn open() -> (TempDir, SqliteStore) {
@@ -472,6 +472,63 @@ async fn dead_letter_moves_the_message() {
     store.dead_letter(&stale, "nope").await.unwrap();
     assert_eq!(store.dead_letters().await.unwrap().len(), 1);
     assert_eq!(store.queue_depth().await.unwrap(), 1);
+}
+
+/// The one-read `load_for_delivery` answers what `delivery_status` then
+/// `load` would: the event while the delivery is pending or has no row, the
+/// status once it is final, and nothing for an unknown event.
+#[tokio::test]
+async fn load_for_delivery_joins_the_event_and_its_delivery() {
+    let (_dir, store) = open();
+    let e = event("gh", "e1", "the body");
+    store.commit(&e).await.unwrap();
+    store
+        .mark_routed(&key("e1"), &["s1".to_owned(), "s2".to_owned()])
+        .await
+        .unwrap();
+    let loaded = |sub: &'static str| {
+        let store = store.clone();
+        async move { store.load_for_delivery(&task("e1", sub)).await.unwrap() }
+    };
+    let ForDelivery::Event(got) = loaded("s1").await else {
+        panic!("a pending delivery loads its event");
+    };
+    assert_eq!(event_with_time(&got, e.clone()), got);
+    assert_eq!(got.body, Bytes::from("the body"));
+    // No delivery row (routed elsewhere, or a replay): still the event.
+    assert!(matches!(loaded("other").await, ForDelivery::Event(_)));
+
+    store
+        .record_attempt(
+            &attempt("e1", "s1", 1, Some(200)),
+            DeliveryStatus::Delivered,
+        )
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt("e1", "s2", 1, Some(500)), DeliveryStatus::Pending)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded("s1").await,
+        ForDelivery::Finished(DeliveryStatus::Delivered)
+    );
+    assert!(matches!(loaded("s2").await, ForDelivery::Event(_)));
+    store
+        .record_attempt(&attempt("e1", "s2", 2, Some(400)), DeliveryStatus::Failed)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded("s2").await,
+        ForDelivery::Finished(DeliveryStatus::Failed)
+    );
+    assert_eq!(
+        store
+            .load_for_delivery(&task("missing", "s1"))
+            .await
+            .unwrap(),
+        ForDelivery::NoEvent
+    );
 }
 
 #[tokio::test]

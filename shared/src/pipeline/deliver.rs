@@ -13,7 +13,7 @@ use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
 use crate::queue::DeliveryQueue;
 use crate::retry::Decision;
 use crate::sign;
-use crate::store::EventStore;
+use crate::store::{EventStore, ForDelivery};
 use crate::time::to_ms;
 
 /// The ports delivery needs.
@@ -46,14 +46,13 @@ pub async fn deliver(
     if !sub.is_enabled() {
         return dead_letter(ports, msg, "subscription is disabled").await;
     }
-    if let Some(status) = ports.store.delivery_status(task).await? {
-        if status.is_final() {
+    let event = match ports.store.load_for_delivery(task).await? {
+        ForDelivery::Event(event) => event,
+        ForDelivery::Finished(status) => {
             tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, status = status.as_str(), "already finished, skipped");
             return Ok(Disposition::Done);
         }
-    }
-    let Some(event) = ports.store.load(&task.event_key()).await? else {
-        return dead_letter(ports, msg, "event no longer stored").await;
+        ForDelivery::NoEvent => return dead_letter(ports, msg, "event no longer stored").await,
     };
 
     let started = SystemTime::now();

@@ -16,6 +16,20 @@ pub enum Commit {
     Duplicate { body_hash: Option<String> },
 }
 
+/// What [`EventStore::load_for_delivery`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Returned once per attempt and matched at once: boxing the event would add
+// an allocation per delivery to save a move of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
+pub enum ForDelivery {
+    /// The delivery is already final: nothing to send.
+    Finished(DeliveryStatus),
+    /// The event, to send (the delivery is pending or not recorded yet).
+    Event(Event),
+    /// The event is not (or no longer) stored.
+    NoEvent,
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Commit the event unless its key exists. This one write is the commit:
@@ -36,6 +50,19 @@ pub trait EventStore: Send + Sync {
         &self,
         task: &DeliveryTask,
     ) -> Result<Option<DeliveryStatus>, Unavailable>;
+
+    /// What one delivery attempt reads first: the delivery's status and,
+    /// unless that is final, the event. The default asks twice; a store
+    /// that can answer in one read (SQLite: one join) overrides it.
+    async fn load_for_delivery(&self, task: &DeliveryTask) -> Result<ForDelivery, Unavailable> {
+        match self.delivery_status(task).await? {
+            Some(status) if status.is_final() => Ok(ForDelivery::Finished(status)),
+            _ => Ok(match self.load(&task.event_key()).await? {
+                Some(event) => ForDelivery::Event(event),
+                None => ForDelivery::NoEvent,
+            }),
+        }
+    }
 
     /// Append an attempt to the log and move the delivery to `status`. The
     /// status change is conditional: a final status (delivered, failed) is
