@@ -1373,8 +1373,8 @@ async fn the_admin_function_manages_config_and_secrets_and_requires_an_iam_ident
         .remove("authorizer");
     let response = sluice_admin::handle_event(&aws.admin_fn, event).await;
     assert_eq!(response.status_code, 401);
-    // A bearer token of the caller's own is no way in either: the
-    // process token is never shown, and IAM is the gate.
+    // A bearer token of the caller's own is no way in either: IAM is
+    // the gate.
     let mut event = admin_event("GET", "/admin/sources", &Value::Null);
     event["requestContext"]
         .as_object_mut()

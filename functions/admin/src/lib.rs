@@ -3,14 +3,13 @@
 //! authorizer, so every request is SigV4-signed by a principal that IAM
 //! allowed `execute-api:Invoke` on them.
 //!
-//! **IAM is the gate, and the only one to manage.** The shared admin API
-//! checks a bearer token; here that token is a random value made at start-up
-//! that never leaves the process (no secret to store, rotate or hand out).
-//! A request reaches the admin API only when its request context carries
-//! the IAM identity API Gateway verified (a missing one means the route is
-//! not IAM-authorised, a misconfiguration: 401, and nothing runs); the
-//! caller's own `Authorization` header (its SigV4 signature) is replaced by
-//! the process token. Changes are logged with the caller's ARN.
+//! **IAM is the gate, and the only one to manage.** There is no bearer
+//! token (no secret to store, rotate or hand out): a request reaches the
+//! admin API, through its trusted entry, only when its request context
+//! carries the IAM identity API Gateway verified. A missing one means the
+//! route is not IAM-authorised, a misconfiguration: 401, and nothing runs.
+//! The caller's own `Authorization` header (its SigV4 signature) is dropped.
+//! Changes are logged with the caller's ARN.
 //!
 //! The event is taken as raw JSON, as in the receive function: lambda_http's
 //! adapter decodes `isBase64Encoded` bodies with a decoder that panics on
@@ -19,14 +18,12 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::aws_lambda_events::encodings::Body;
-use rand::Rng;
 use sluice::admin::api::error_response;
-use sluice::admin::{Admin, AdminError, AdminPorts, MAX_BODY_BYTES, handle};
-use sluice::secrets::Secret;
+use sluice::admin::{Admin, AdminError, AdminPorts, MAX_BODY_BYTES, handle_trusted};
 
 /// The `Function` name, as the templates and the parity checks know it.
 pub const FUNCTION: &str = "admin";
@@ -77,22 +74,17 @@ pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("ssm:PutParameter", "ssm:{prefix}/*"),
 ];
 
-/// The admin API behind IAM: the shared [`Admin`] with a process-only token.
+/// The admin API behind IAM: the shared [`Admin`], without a bearer token
+/// (IAM authorised the caller before the request got here).
 pub struct IamGate {
     admin: Admin,
-    /// `Bearer {token}`, put on every IAM-authorised request.
-    bearer: HeaderValue,
 }
 
 impl IamGate {
-    /// Errors only when the random token cannot be used (it always can).
     pub fn new(ports: AdminPorts) -> Result<Self, String> {
-        let token = hex::encode(rand::rng().random::<[u8; 32]>());
-        let admin = Admin::new(ports, Some(&Secret::new(token.as_str())))?;
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|e| format!("admin token header: {e}"))?;
-        bearer.set_sensitive(true);
-        Ok(Self { admin, bearer })
+        Ok(Self {
+            admin: Admin::new(ports, None)?,
+        })
     }
 }
 
@@ -132,14 +124,14 @@ pub async fn handle_request(
         );
         return to_lambda(error_response(&AdminError::Unauthorized));
     };
-    let req = match to_http(&request, &gate.bearer) {
+    let req = match to_http(&request) {
         Ok(req) => req,
         Err(e) => return to_lambda(error_response(&e)),
     };
     if req.method() != http::Method::GET {
         tracing::info!(caller = %caller, method = %req.method(), path = req.uri().path(), "admin request by");
     }
-    to_lambda(handle(&gate.admin, req).await)
+    to_lambda(handle_trusted(&gate.admin, req).await)
 }
 
 /// The path the admin API routes on: `rawPath`, without the stage prefix
@@ -163,11 +155,8 @@ fn admin_path(request: &ApiGatewayV2httpRequest) -> String {
 }
 
 /// The request as the admin API takes it: method, path and query as sent,
-/// the headers with the caller's Authorization replaced, the body decoded.
-pub fn to_http(
-    request: &ApiGatewayV2httpRequest,
-    bearer: &HeaderValue,
-) -> Result<Request<Bytes>, AdminError> {
+/// the headers without the caller's Authorization, the body decoded.
+pub fn to_http(request: &ApiGatewayV2httpRequest) -> Result<Request<Bytes>, AdminError> {
     let body = match request.body.as_deref() {
         None => Bytes::new(),
         Some(b) if request.is_base64_encoded => base64::engine::general_purpose::STANDARD
@@ -192,7 +181,7 @@ pub fn to_http(
         .body(body)
         .map_err(|e| AdminError::BadRequest(format!("request line {uri:?}: {e}")))?;
     let mut headers: HeaderMap = request.headers.clone();
-    headers.insert(AUTHORIZATION, bearer.clone());
+    headers.remove(AUTHORIZATION);
     *req.headers_mut() = headers;
     Ok(req)
 }
@@ -257,10 +246,6 @@ mod tests {
         })
     }
 
-    fn bearer() -> HeaderValue {
-        HeaderValue::from_static("Bearer process-token")
-    }
-
     #[test]
     fn the_iam_identity_is_required() {
         let with = request(iam_event("GET", "/admin/events", ""));
@@ -285,21 +270,21 @@ mod tests {
     }
 
     #[test]
-    fn the_request_keeps_method_path_and_query_and_gets_the_process_token() {
+    fn the_request_keeps_method_path_query_and_body_but_not_the_signature() {
         let mut ev = iam_event("POST", "/admin/events/gh%23e1/replay", "a=1&b=two");
         ev["body"] = "{\"subscription\":\"x\"}".into();
-        let req = to_http(&request(ev), &bearer()).unwrap();
+        let req = to_http(&request(ev)).unwrap();
         assert_eq!(req.method(), http::Method::POST);
         assert_eq!(req.uri().path(), "/admin/events/gh%23e1/replay");
         assert_eq!(req.uri().query(), Some("a=1&b=two"));
-        assert_eq!(req.headers()[AUTHORIZATION], "Bearer process-token");
+        assert!(req.headers().get(AUTHORIZATION).is_none());
         assert_eq!(req.headers()["content-type"], "application/json");
         assert_eq!(&req.body()[..], b"{\"subscription\":\"x\"}");
 
         // A named stage prefixes rawPath; the admin API routes without it.
         let mut staged = iam_event("GET", "/prod/admin/sources", "");
         staged["requestContext"]["stage"] = "prod".into();
-        let req = to_http(&request(staged), &bearer()).unwrap();
+        let req = to_http(&request(staged)).unwrap();
         assert_eq!(req.uri().path(), "/admin/sources");
         assert_eq!(req.uri().query(), None);
     }
@@ -309,16 +294,13 @@ mod tests {
         let mut ev = iam_event("POST", "/admin/sources", "");
         ev["body"] = "e30=".into();
         ev["isBase64Encoded"] = true.into();
-        assert_eq!(
-            &to_http(&request(ev.clone()), &bearer()).unwrap().body()[..],
-            b"{}"
-        );
+        assert_eq!(&to_http(&request(ev.clone())).unwrap().body()[..], b"{}");
         ev["body"] = "%%%".into();
-        let err = to_http(&request(ev.clone()), &bearer()).unwrap_err();
+        let err = to_http(&request(ev.clone())).unwrap_err();
         assert_eq!(err.status(), 400);
         ev["body"] = "a".repeat(MAX_BODY_BYTES + 1).into();
         ev["isBase64Encoded"] = false.into();
-        let err = to_http(&request(ev), &bearer()).unwrap_err();
+        let err = to_http(&request(ev)).unwrap_err();
         assert_eq!(err.status(), 413);
     }
 
