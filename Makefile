@@ -37,7 +37,7 @@ fmt-check:
 
 ## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip. Needs cargo-lambda.
 build:
-	cargo lambda build --release --arm64 --output-format zip -p sluice-receive -p sluice-enqueue -p sluice-deliver
+	cargo lambda build --release --arm64 --output-format zip -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin
 
 ## Offline checks of infra/: terraform fmt, sam validate --lint, cfn-lint,
 ## checkov on both templates, and the parity test (templates vs code).

@@ -70,8 +70,8 @@ class Code:
     functions: dict[str, Function]
     all_vars: tuple[str, ...]
     required_vars: tuple[str, ...]
-    # optional variable -> its default when unset (whole seconds)
-    var_defaults: dict[str, int]
+    # optional variable -> its default when unset (whole seconds, or text)
+    var_defaults: dict[str, int | str]
     key_attributes: dict[str, tuple[str, ...]]  # table variable -> (hash, range?)
     ttl_attributes: dict[str, str]  # table variable -> TTL attribute
     retry_schedule_secs: tuple[int, ...]
@@ -82,7 +82,7 @@ class Code:
 
 def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
     text = _read("shared/src/aws/settings.rs")
-    consts = dict(re.findall(r'pub const (\w+): &str = "(\w+)";', text))
+    consts = dict(re.findall(r'pub const (\w+): &str = "([\w/]+)";', text))
     body = _one(r"pub const ALL_VARS: \[&str; \d+\] = \[(.*?)\];", text, "ALL_VARS", re.S).group(1)
     all_vars = tuple(consts[n] for n in re.findall(r"\w+", body))
     lookup = _one(r"fn from_lookup\(.*?\n    \}\n", text, "AwsSettings::from_lookup", re.S).group(0)
@@ -90,7 +90,11 @@ def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
     assert required and set(required) <= set(all_vars), (required, all_vars)
     # secs(CONFIG_TTL_SECS, DEFAULT_CONFIG_TTL) and the constant's value
     durations = dict(re.findall(r"pub const (\w+): Duration = Duration::from_secs\((\d+)\);", text))
-    defaults = {consts[var]: int(durations[d]) for var, d in re.findall(r"secs\((\w+), (\w+)\)", lookup)}
+    defaults: dict[str, int | str] = {
+        consts[var]: int(durations[d]) for var, d in re.findall(r"secs\((\w+), (\w+)\)", lookup)
+    }
+    # text(SSM_PREFIX, DEFAULT_SSM_PREFIX) and the constant's value
+    defaults |= {consts[var]: consts[d] for var, d in re.findall(r"text\((\w+), (\w+)\)", lookup)}
     assert set(defaults) == set(all_vars) - set(required), (defaults, all_vars, required)
     return all_vars, required, defaults
 

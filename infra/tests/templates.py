@@ -466,7 +466,12 @@ def load_sam(path: Path = SAM_TEMPLATE) -> Stack:
         if isinstance(value, Ref):
             stack.outputs.add(canon(value))
         elif isinstance(value, str) and "execute-api" in value:
-            stack.outputs.add("webhook-base-url" if value.endswith("/hooks") else value)
+            if value.endswith("/hooks"):
+                stack.outputs.add("webhook-base-url")
+            elif value.endswith("/admin"):
+                stack.outputs.add("admin-base-url")
+            else:
+                stack.outputs.add(value)
     return stack
 
 
@@ -880,4 +885,6 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
                     stack.outputs.add(canon(value))
                 elif isinstance(value, str) and value.endswith("/hooks"):
                     stack.outputs.add("webhook-base-url")
+                elif isinstance(value, str) and value.endswith("/admin"):
+                    stack.outputs.add("admin-base-url")
     return stack

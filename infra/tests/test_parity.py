@@ -40,6 +40,7 @@ QUEUE_VARS = {QUEUE, DLQ}
 # receive.
 STREAM_FUNCTION, QUEUE_FUNCTION = "enqueue", "deliver"
 WEBHOOK_ROUTE = ("POST /hooks/{source}", "receive")
+ADMIN_ROUTE = ("ANY /admin/{proxy+}", "admin")
 
 # What an event source mapping needs from the function's role (Lambda's
 # pollers act as the function): AWSLambdaDynamoDBExecutionRole and
@@ -85,7 +86,7 @@ def expected_grants(stack: Stack, function: str) -> set[Grant]:
 
 
 def test_the_code_facts_hold_together() -> None:
-    assert {"receive", "enqueue", "deliver"} <= set(CODE.functions)
+    assert {"receive", "enqueue", "deliver", "admin"} <= set(CODE.functions)
     for fn in CODE.functions.values():
         assert fn.reads_settings, f"{fn.name}: main.rs reads AwsSettings::from_env()"
         assert list(fn.sdk_calls) == sorted(set(fn.sdk_calls)), f"{fn.name}: SDK_CALLS sorted, no repeats"
@@ -301,6 +302,9 @@ def test_the_webhook_route_reaches_receive_with_nonzero_throttling(stack: Stack)
         # The webhook route is the only public one (receive verifies the
         # providers' signatures); any other route (admin) is IAM-authorised.
         assert key == route or r["authorization"] == "AWS_IAM", f"{stack.source}: {key} is public"
+    # The admin API is reachable only with SigV4 (IAM): the function trusts it.
+    route, function = ADMIN_ROUTE
+    assert stack.routes[route] == {"function": function, "authorization": "AWS_IAM", "payload_format": "2.0"}
     assert stack.throttling["rate"] >= 1 and stack.throttling["burst"] >= 1
     assert stack.throttling["access_logs"] is True
 
@@ -324,4 +328,4 @@ def test_alarms_watch_the_dlq_errors_and_the_stream(stack: Stack) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_name_the_url_the_tables_and_the_queues(stack: Stack) -> None:
-    assert {"webhook-base-url", *TABLE_VARS, *QUEUE_VARS} <= stack.outputs
+    assert {"webhook-base-url", "admin-base-url", *TABLE_VARS, *QUEUE_VARS} <= stack.outputs

@@ -123,6 +123,20 @@ fn iam_prefix(service: &str) -> String {
     service.to_ascii_lowercase()
 }
 
+/// The IAM action that authorises an operation. SQS has no permissions of
+/// its own for its batch operations: `SendMessageBatch` is allowed by
+/// `sqs:SendMessage`, and so on.
+pub fn iam_action(service: &str, operation: &str) -> String {
+    let prefix = iam_prefix(service);
+    let name = match (prefix.as_str(), operation) {
+        ("sqs", "SendMessageBatch") => "SendMessage",
+        ("sqs", "DeleteMessageBatch") => "DeleteMessage",
+        ("sqs", "ChangeMessageVisibilityBatch") => "ChangeMessageVisibility",
+        _ => operation,
+    };
+    format!("{prefix}:{name}")
+}
+
 impl Recorder {
     /// The resource of a call, from its input.
     fn resource(&self, context: &BeforeSerializationInterceptorContextRef<'_>) -> String {
@@ -139,6 +153,20 @@ impl Recorder {
             r.table_or_queue(i.table_name())
         } else if let Some(i) = input.downcast_ref::<ddb::scan::ScanInput>() {
             r.table_or_queue(i.table_name())
+        } else if let Some(i) = input.downcast_ref::<ddb::query::QueryInput>() {
+            r.table_or_queue(i.table_name())
+        } else if let Some(i) = input.downcast_ref::<ddb::delete_item::DeleteItemInput>() {
+            r.table_or_queue(i.table_name())
+        } else if let Some(i) = input.downcast_ref::<sqs::receive_message::ReceiveMessageInput>() {
+            r.table_or_queue(i.queue_url())
+        } else if let Some(i) =
+            input.downcast_ref::<sqs::delete_message_batch::DeleteMessageBatchInput>()
+        {
+            r.table_or_queue(i.queue_url())
+        } else if let Some(i) = input.downcast_ref::<
+            sqs::change_message_visibility_batch::ChangeMessageVisibilityBatchInput,
+        >() {
+            r.table_or_queue(i.queue_url())
         } else if let Some(i) = input.downcast_ref::<sqs::send_message::SendMessageInput>() {
             r.table_or_queue(i.queue_url())
         } else if let Some(i) =
@@ -150,6 +178,11 @@ impl Recorder {
         {
             r.table_or_queue(i.queue_url())
         } else if let Some(i) = input.downcast_ref::<ssm::get_parameter::GetParameterInput>() {
+            r.parameter(i.name())
+        } else if let Some(i) = input.downcast_ref::<ssm::put_parameter::PutParameterInput>() {
+            r.parameter(i.name())
+        } else if let Some(i) = input.downcast_ref::<ssm::delete_parameter::DeleteParameterInput>()
+        {
             r.parameter(i.name())
         } else {
             // An operation this recorder does not know: visible as such.
@@ -178,7 +211,7 @@ impl Intercept for Recorder {
             .ok_or("SdkCallRecorder: the call carries no operation metadata")?;
         let call = Call {
             function: self.function,
-            action: format!("{}:{}", iam_prefix(meta.service()), meta.name()),
+            action: iam_action(meta.service(), meta.name()),
             resource: self.resource(context),
         };
         self.calls.lock().insert(call);

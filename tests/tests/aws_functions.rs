@@ -1,8 +1,9 @@
-//! The three Lambda handlers against moto (DynamoDB, DynamoDB Streams, SQS,
+//! The four Lambda handlers against moto (DynamoDB, DynamoDB Streams, SQS,
 //! SSM) and real HTTP destinations on 127.0.0.1, driven with the event
 //! shapes Lambda hands them: an API Gateway HTTP API request into receive,
 //! the events table's stream records into enqueue, the delivery queue's
-//! messages (real receipt handles and receive counts) into deliver.
+//! messages (real receipt handles and receive counts) into deliver, and
+//! IAM-authorised HTTP API requests into admin.
 //!
 //! moto comes from `scripts/moto.sh` (`make test` runs it). Without it these
 //! tests fail with instructions; they are never skipped.
@@ -58,6 +59,8 @@ struct Aws {
     receive_fn: AwsBackend,
     enqueue_fn: AwsBackend,
     deliver_fn: AwsBackend,
+    /// What the admin function's `main` builds, recorded like the others.
+    admin_fn: sluice_admin::IamGate,
     calls: SdkCalls,
     resources: Resources,
     transport: HttpTransport,
@@ -93,8 +96,9 @@ impl Aws {
     }
 
     async fn with_secrets(config_text: &str, secrets: &[(&str, &str)]) -> Self {
-        let res = TestResources::create(MotoServer::shared()).await;
+        let mut res = TestResources::create(MotoServer::shared()).await;
         let prefix = format!("/{}", unique_name("sluice-fn"));
+        res.settings.ssm_prefix = prefix.clone();
         for (name, value) in secrets {
             res.clients
                 .ssm
@@ -120,12 +124,19 @@ impl Aws {
             function(sluice_enqueue::FUNCTION),
             function(sluice_deliver::FUNCTION),
         );
+        let admin_clients = MotoServer::shared()
+            .clients_with(calls.recorder(sluice_admin::FUNCTION, resources.clone()))
+            .await;
+        let admin_fn =
+            sluice_admin::IamGate::new(sluice::aws::admin_ports(&admin_clients, &res.settings))
+                .unwrap();
         Self {
             res,
             backend,
             receive_fn,
             enqueue_fn,
             deliver_fn,
+            admin_fn,
             calls,
             resources,
             transport: HttpTransport::new(HttpOptions::default()).unwrap(),
@@ -225,6 +236,21 @@ impl Aws {
             .unwrap_or_default()
     }
 
+    /// An admin API call through the admin handler, as API Gateway sends an
+    /// IAM-authorised request. A null body sends none.
+    async fn admin(&self, method: &str, path_and_query: &str, body: Value) -> (u16, Value) {
+        let response =
+            sluice_admin::handle_event(&self.admin_fn, admin_event(method, path_and_query, &body))
+                .await;
+        let status = u16::try_from(response.status_code).unwrap();
+        let json = match &response.body {
+            None => Value::Null,
+            Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
+            other => panic!("expected a text body, got {other:?}"),
+        };
+        (status, json)
+    }
+
     async fn status(&self, event_id: &str, subscription: &str) -> Option<DeliveryStatus> {
         self.backend
             .store
@@ -278,6 +304,50 @@ fn apigw_event(source: &str, headers: &[(String, String)], body: &[u8]) -> Value
         "body": body,
         "isBase64Encoded": encoded,
     })
+}
+
+/// An HTTP API (payload 2.0) request on the `ANY /admin/{proxy+}` route,
+/// with the request context API Gateway's IAM authorizer fills in.
+fn admin_event(method: &str, path_and_query: &str, body: &Value) -> Value {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "ANY /admin/{proxy+}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "authorization": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0",
+            "content-type": "application/json",
+            "host": "api.execute-api.us-east-1.amazonaws.com",
+            "x-amz-date": "20260101T000000Z",
+        },
+        "pathParameters": {"proxy": path.trim_start_matches("/admin/")},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": {"iam": {
+                "accessKey": "AKIAEXAMPLE",
+                "accountId": "123456789012",
+                "callerId": "AIDAEXAMPLE",
+                "cognitoIdentity": null,
+                "principalOrgId": null,
+                "userArn": "arn:aws:iam::123456789012:user/operator",
+                "userId": "AIDAEXAMPLE",
+            }},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "curl/8"},
+            "requestId": "r",
+            "routeKey": "ANY /admin/{proxy+}",
+            "stage": "$default",
+            "timeEpoch": 1,
+        },
+        "isBase64Encoded": false,
+    });
+    if !body.is_null() {
+        event["body"] = json!(body.to_string());
+    }
+    event
 }
 
 /// Status and JSON body of a response, checking its content type.
@@ -967,6 +1037,362 @@ async fn a_message_that_is_not_a_task_is_dead_lettered_as_it_is() {
     assert_eq!(sink.count(), 0);
 }
 
+/// The whole loop on AWS: a webhook fails at its destination until its
+/// retries run out (dead letter), the admin function lists and shows it,
+/// the destination recovers, a replay through the admin function is one
+/// new events item that the stream takes through enqueue and deliver, and
+/// the dead letter is settled (listing and DLQ). A bulk replay then finds
+/// nothing left to replay.
+async fn a_failed_event_is_listed_shown_and_replayed_through_the_admin_function() {
+    let sink = Sink::start(500).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"refs/heads/main","admin":true}"#;
+    assert_eq!(aws.post("github", &push("a-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    for attempt in 1..=3 {
+        let messages = aws.receive_tasks(1).await;
+        let response = sluice_deliver::handle(aws.deliver_ports(), sqs_event(&messages)).await;
+        assert_eq!(response.batch_item_failures.is_empty(), attempt == 3);
+    }
+    assert_eq!(
+        aws.status("a-1", "deploys").await,
+        Some(DeliveryStatus::Failed)
+    );
+
+    let (s, v) = aws
+        .admin("GET", "/admin/events?status=failed", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["events"][0]["id"], "github#a-1");
+    assert_eq!(v["events"][0]["type"], "push");
+    assert_eq!(
+        v["events"][0]["deliveries"],
+        json!({"pending": 0, "delivered": 0, "failed": 1})
+    );
+    let (_, v) = aws
+        .admin("GET", "/admin/events?status=delivered", Value::Null)
+        .await;
+    assert_eq!(v["events"], json!([]));
+
+    let (s, v) = aws
+        .admin("GET", "/admin/events/github%23a-1", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["body"], std::str::from_utf8(body).unwrap());
+    assert_eq!(v["routed"], json!(["deploys"]));
+    let delivery = &v["deliveries"][0];
+    assert_eq!(delivery["subscription"], "deploys");
+    assert_eq!(delivery["status"], "failed");
+    assert_eq!(delivery["attempts"]["total"], 3);
+    assert_eq!(delivery["attempt_log"][2]["status_code"], 500);
+    assert!(
+        v["headers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["x-github-event", "push"])),
+        "{v}"
+    );
+
+    let (s, v) = aws.admin("GET", "/admin/dlq", Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["dead_letters"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["dead_letters"][0]["id"], "github#a-1#deploys");
+    assert_eq!(v["dead_letters"][0]["receive_count"], 3);
+    assert!(
+        v["dead_letters"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{v}"
+    );
+
+    // The destination recovers; the operator replays.
+    sink.set_default(200);
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/events/github%23a-1/replay",
+            json!({"subscription": "deploys"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["id"], "github#a-1#replay-1");
+    assert_eq!(v["replay_of"], "github#a-1");
+    // Settled: out of the listing, and its DLQ message deleted.
+    let (_, v) = aws.admin("GET", "/admin/dlq", Value::Null).await;
+    assert_eq!(v["dead_letters"], json!([]), "{v}");
+    assert!(aws.visible(&aws.res.settings.dlq_url).await.is_empty());
+
+    // One durable write: the replay reaches deliver through the stream.
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let replay = EventKey::new("github", "a-1#replay-1");
+    assert_eq!(
+        aws.backend.store.routed(&replay).await.unwrap(),
+        Some(vec!["deploys".to_owned()])
+    );
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let delivered = sink.successes();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(&delivered[0].body[..], &body[..]);
+    assert_eq!(delivered[0].headers["webhook-id"], "github#a-1#replay-1");
+    assert!(standard_webhooks_valid(
+        SUB_SECRET,
+        &delivered[0].headers,
+        &delivered[0].body
+    ));
+
+    let (_, v) = aws
+        .admin("GET", "/admin/events/github%23a-1", Value::Null)
+        .await;
+    assert_eq!(v["replays"], json!(["github#a-1#replay-1"]));
+    let (_, v) = aws
+        .admin("GET", "/admin/events/github%23a-1%23replay-1", Value::Null)
+        .await;
+    assert_eq!(v["status"], "delivered", "{v}");
+    assert_eq!(v["replay_of"], "github#a-1");
+    let (_, v) = aws.admin("GET", "/admin/events?limit=1", Value::Null).await;
+    assert_eq!(v["events"][0]["id"], "github#a-1#replay-1", "newest first");
+    let cursor = v["next_cursor"].as_str().unwrap().to_owned();
+    let (_, v) = aws
+        .admin(
+            "GET",
+            &format!("/admin/events?limit=1&cursor={cursor}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v["events"][0]["id"], "github#a-1");
+    let (s, _) = aws
+        .admin("GET", "/admin/events?cursor=nope", Value::Null)
+        .await;
+    assert_eq!(s, 422);
+
+    // Repeatable: the failed delivery is already followed by a replay.
+    let (s, v) = aws
+        .admin("POST", "/admin/replay", json!({"status": "failed"}))
+        .await;
+    assert_eq!((s, &v["replayed"]), (202, &json!(0)), "{v}");
+    let (_, v) = aws
+        .admin(
+            "POST",
+            "/admin/replay",
+            json!({"status": "delivered", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(v["replayed"], 1, "{v}");
+    assert_eq!(v["replays"][0]["event"], "github#a-1#replay-1");
+}
+
+/// Two subscriptions fail; a replay to one reaches only that one (enqueue
+/// routes a replay to the subscriptions it names, even though the other
+/// matches the event), and its DLQ sweep leaves the other's dead letter,
+/// which a redrive then replays. Concurrent replays get distinct numbers.
+async fn a_replay_goes_to_the_named_subscription_only_and_the_dlq_redrives() {
+    let sink = Sink::start(503).await;
+    let text = format!(
+        r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["ssm:{{ssm}}/github"]
+
+[[subscriptions]]
+id = "deploys"
+source = "github"
+events = ["push"]
+url = "{url}"
+retry_schedule = []
+allow_local = true
+
+[[subscriptions]]
+id = "audit"
+source = "github"
+events = ["*"]
+url = "{url}"
+retry_schedule = []
+allow_local = true
+"#,
+        url = sink.url()
+    );
+    let aws = Aws::new(&text).await;
+    let body = br#"{"ref":"two"}"#;
+    assert_eq!(aws.post("github", &push("t-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(2).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let (_, v) = aws
+        .admin("GET", "/admin/dlq?subscription=audit", Value::Null)
+        .await;
+    assert_eq!(v["dead_letters"].as_array().unwrap().len(), 1, "{v}");
+    let (_, v) = aws.admin("GET", "/admin/dlq?limit=1", Value::Null).await;
+    assert_eq!(v["dead_letters"].as_array().unwrap().len(), 1, "{v}");
+    let cursor = v["next_cursor"].as_str().unwrap().to_owned();
+    let (_, v2) = aws
+        .admin(
+            "GET",
+            &format!("/admin/dlq?limit=1&cursor={cursor}"),
+            Value::Null,
+        )
+        .await;
+    assert_ne!(v["dead_letters"][0]["id"], v2["dead_letters"][0]["id"]);
+
+    sink.set_default(200);
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/events/github%23t-1/replay",
+            json!({"subscription": "deploys"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (event, _) = aws.pump_deliver(1).await;
+    assert_eq!(
+        parse_task(event.records[0].body.as_deref().unwrap()).unwrap(),
+        task("github", "t-1#replay-1", "deploys")
+    );
+    assert!(
+        aws.visible(&aws.res.settings.queue_url).await.is_empty(),
+        "no task for audit"
+    );
+    // audit's dead letter is still listed and still on the DLQ.
+    let (_, v) = aws.admin("GET", "/admin/dlq", Value::Null).await;
+    assert_eq!(v["dead_letters"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["dead_letters"][0]["id"], "github#t-1#audit");
+    let dlq = receive_all(&aws.res.clients.sqs, &aws.res.settings.dlq_url, 1).await;
+    assert_eq!(
+        parse_task(dlq[0].body().unwrap()).unwrap(),
+        task("github", "t-1", "audit")
+    );
+    aws.res
+        .clients
+        .sqs
+        .change_message_visibility()
+        .queue_url(&aws.res.settings.dlq_url)
+        .receipt_handle(dlq[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/dlq/redrive",
+            json!({"ids": ["github#t-1#audit"]}),
+        )
+        .await;
+    assert_eq!((s, &v["redriven"]), (202, &json!(1)), "{v}");
+    assert_eq!(v["replays"][0]["id"], "github#t-1#replay-2");
+    assert!(aws.visible(&aws.res.settings.dlq_url).await.is_empty());
+    let (_, v) = aws.admin("GET", "/admin/dlq", Value::Null).await;
+    assert_eq!(v["dead_letters"], json!([]), "{v}");
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (event, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        parse_task(event.records[0].body.as_deref().unwrap()).unwrap(),
+        task("github", "t-1#replay-2", "audit")
+    );
+
+    // Concurrent replays of one event: distinct numbers, each committed once.
+    let replays = futures::future::join_all((0..4).map(|_| {
+        aws.admin(
+            "POST",
+            "/admin/events/github%23t-1/replay",
+            json!({"subscription": "audit"}),
+        )
+    }))
+    .await;
+    let mut ids: Vec<String> = replays
+        .iter()
+        .map(|(s, v)| {
+            assert_eq!(*s, 202, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(aws.pump_enqueue().await, 4);
+}
+
+/// Config changes and secrets through the admin function, on the config
+/// table and SSM; and without the IAM authorizer's identity nothing runs.
+async fn the_admin_function_manages_config_and_secrets_and_requires_an_iam_identity() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/subscriptions",
+            json!({"id": "ops", "source": "github", "url": sink.url(), "events": ["*"], "allow_local": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["signing_secret"].as_str().unwrap().starts_with("whsec_"));
+    let (s, _) = aws
+        .admin("POST", "/admin/subscriptions/ops/disable", Value::Null)
+        .await;
+    assert_eq!(s, 200);
+    let stored = read_config(&aws.res.clients.dynamodb, &aws.res.settings.config_table)
+        .await
+        .unwrap();
+    assert_eq!(stored.disabled, ["ops"]);
+    let reference = stored
+        .file
+        .subscriptions
+        .iter()
+        .find(|s| s.id == "ops")
+        .unwrap()
+        .signing_secret
+        .clone()
+        .unwrap();
+    let sluice::secrets::SecretRef::Ssm(path) = &reference else {
+        panic!("{reference:?}")
+    };
+    assert!(path.starts_with(&aws.res.settings.ssm_prefix), "{path}");
+    let (s, _) = aws
+        .admin("DELETE", "/admin/subscriptions/ops", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let gone = aws.res.clients.ssm.get_parameter().name(path).send().await;
+    assert!(gone.is_err(), "its parameter is deleted");
+    let (s, v) = aws
+        .admin("GET", "/admin/events/github%23none", Value::Null)
+        .await;
+    assert_eq!((s, &v["error"]), (404, &json!("not_found")));
+
+    // No IAM identity (the route is not IAM-authorised): refused.
+    let mut event = admin_event("GET", "/admin/sources", &Value::Null);
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let response = sluice_admin::handle_event(&aws.admin_fn, event).await;
+    assert_eq!(response.status_code, 401);
+    // A bearer token of the caller's own is no way in either: the
+    // process token is never shown, and IAM is the gate.
+    let mut event = admin_event("GET", "/admin/sources", &Value::Null);
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    event["headers"]["authorization"] = json!("Bearer guess-guess-guess-guess");
+    let response = sluice_admin::handle_event(&aws.admin_fn, event).await;
+    assert_eq!(response.status_code, 401);
+    // Not an HTTP API event at all: a 400, not a panic.
+    let response = sluice_admin::handle_event(&aws.admin_fn, json!({"Records": []})).await;
+    assert_eq!(response.status_code, 400);
+    let mut bad = admin_event("POST", "/admin/sources", &Value::Null);
+    bad["body"] = json!("%%%");
+    bad["isBase64Encoded"] = json!(true);
+    let response = sluice_admin::handle_event(&aws.admin_fn, bad).await;
+    assert_eq!(response.status_code, 400);
+}
+
 fn sample(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("events")
@@ -1003,15 +1429,16 @@ async fn the_sample_events_are_valid_and_the_request_verifies() {
 
     let stream: StreamEvent = serde_json::from_value(sample("dynamodb-insert.json")).unwrap();
     assert_eq!(stream.records.len(), 1);
-    let (key, event_type) = sluice_enqueue::parse_image(&stream.records[0]).unwrap();
-    assert_eq!(key, EventKey::new("github", &delivery));
-    assert_eq!(event_type, "push");
+    let image = sluice_enqueue::parse_image(&stream.records[0]).unwrap();
+    assert_eq!(image.key, EventKey::new("github", &delivery));
+    assert_eq!(image.event_type, "push");
+    assert_eq!(image.replay_to, None);
     assert!(stream.records[0].change.sequence_number.is_some());
 
     let sqs: SqsEvent = serde_json::from_value(sample("sqs-delivery.json")).unwrap();
     assert_eq!(sqs.records.len(), 1);
     let task = parse_task(sqs.records[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(task.event_key(), key);
+    assert_eq!(task.event_key(), image.key);
     assert_eq!(sluice_deliver::receive_count(&sqs.records[0]), Some(1));
     assert!(sqs.records[0].message_id.is_some() && sqs.records[0].receipt_handle.is_some());
 }
@@ -1074,6 +1501,9 @@ scenarios![
     a_message_redelivered_after_success_is_not_delivered_twice,
     a_message_that_is_not_a_task_is_dead_lettered_as_it_is,
     the_sample_events_are_valid_and_the_request_verifies,
+    a_failed_event_is_listed_shown_and_replayed_through_the_admin_function,
+    a_replay_goes_to_the_named_subscription_only_and_the_dlq_redrives,
+    the_admin_function_manages_config_and_secrets_and_requires_an_iam_identity,
 ];
 
 /// The scenario tests of this process: `None` while running, then the
@@ -1097,14 +1527,16 @@ fn declared(
         sluice_receive::FUNCTION => (sluice_receive::SDK_CALLS, sluice_receive::SDK_RESOURCES),
         sluice_enqueue::FUNCTION => (sluice_enqueue::SDK_CALLS, sluice_enqueue::SDK_RESOURCES),
         sluice_deliver::FUNCTION => (sluice_deliver::SDK_CALLS, sluice_deliver::SDK_RESOURCES),
+        sluice_admin::FUNCTION => (sluice_admin::SDK_CALLS, sluice_admin::SDK_RESOURCES),
         other => panic!("no declared SDK calls for function {other:?}"),
     }
 }
 
-const FUNCTIONS: [&str; 3] = [
+const FUNCTIONS: [&str; 4] = [
     sluice_receive::FUNCTION,
     sluice_enqueue::FUNCTION,
     sluice_deliver::FUNCTION,
+    sluice_admin::FUNCTION,
 ];
 
 /// Run one scenario, recording its calls, and check that each is declared

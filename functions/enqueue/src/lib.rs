@@ -8,6 +8,9 @@
 //! the records after it are handled again: enqueue is idempotent (a task
 //! sent twice is skipped by deliver once the delivery is final, and
 //! marking an event routed twice changes nothing).
+//!
+//! A replay (an item with `replay_to`, written by the admin API) is queued
+//! to the subscriptions it names and to no other.
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -16,7 +19,7 @@ use sluice::aws::Metrics;
 use sluice::aws::item::{PK, ev};
 use sluice::config::Registry;
 use sluice::model::EventKey;
-use sluice::pipeline::enqueue::enqueue;
+use sluice::pipeline::enqueue::{enqueue, enqueue_replay};
 use sluice::queue::DeliveryQueue;
 use sluice::store::EventStore;
 
@@ -30,7 +33,7 @@ pub const FUNCTION: &str = "enqueue";
 pub const SDK_CALLS: &[&str] = &[
     "dynamodb:Scan",
     "dynamodb:UpdateItem",
-    "sqs:SendMessageBatch",
+    "sqs:SendMessage",
     "ssm:GetParameter",
 ];
 
@@ -41,7 +44,8 @@ pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_EVENTS_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_DELIVERIES_TABLE"),
-    ("sqs:SendMessageBatch", "SLUICE_QUEUE_URL"),
+    // SendMessageBatch: IAM authorises it as sqs:SendMessage.
+    ("sqs:SendMessage", "SLUICE_QUEUE_URL"),
     ("ssm:GetParameter", "ssm:{prefix}/*"),
 ];
 
@@ -162,7 +166,11 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
     if record.event_name != "INSERT" {
         return RecordOutcome::Ignored;
     }
-    let (key, event_type) = match parse_image(record) {
+    let Image {
+        key,
+        event_type,
+        replay_to,
+    } = match parse_image(record) {
         Ok(parsed) => parsed,
         // Reported, not dropped: this record is the only outbox entry of
         // an event the provider was already told is accepted, so skipping
@@ -174,7 +182,11 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
             return RecordOutcome::Failed { source: None };
         }
     };
-    match enqueue(ports.registry, ports.queue, ports.store, &key, &event_type).await {
+    let result = match &replay_to {
+        Some(subs) => enqueue_replay(ports.queue, ports.store, &key, &event_type, subs).await,
+        None => enqueue(ports.registry, ports.queue, ports.store, &key, &event_type).await,
+    };
+    match result {
         Ok(tasks) => RecordOutcome::Routed {
             source: key.source,
             tasks,
@@ -188,9 +200,20 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
     }
 }
 
-/// The event key and type in a record's `NewImage` (attribute names from
-/// [`sluice::aws::item`]). `event_type` may be empty or absent.
-pub fn parse_image(record: &EventRecord) -> Result<(EventKey, String), String> {
+/// What enqueue reads of a stream record's `NewImage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub key: EventKey,
+    /// May be empty.
+    pub event_type: String,
+    /// A replay's subscriptions; None for an event to route.
+    pub replay_to: Option<Vec<String>>,
+}
+
+/// The event key, type and (for a replay) subscriptions in a record's
+/// `NewImage` (attribute names from [`sluice::aws::item`]). `event_type`
+/// may be empty or absent.
+pub fn parse_image(record: &EventRecord) -> Result<Image, String> {
     let image = &record.change.new_image;
     if image.is_empty() {
         return Err("the record has no NewImage (the events table's stream must be NEW_IMAGE or NEW_AND_OLD_IMAGES)".to_owned());
@@ -207,13 +230,29 @@ pub fn parse_image(record: &EventRecord) -> Result<(EventKey, String), String> {
     let source = required(ev::SOURCE)?;
     let id = required(ev::ID)?;
     let event_type = string(ev::EVENT_TYPE)?.unwrap_or_default();
+    let replay_to = match image.get(ev::REPLAY_TO) {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::L(list)) => Some(
+            list.iter()
+                .map(|v| match v {
+                    AttributeValue::S(s) if !s.is_empty() => Ok(s.clone()),
+                    _ => Err(format!("{} holds a non-string", ev::REPLAY_TO)),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(format!("{} is not a list", ev::REPLAY_TO)),
+    };
     let key = EventKey::new(source, id);
     if let Some(pk) = string(PK)? {
         if pk != key.to_string() {
             return Err(format!("{PK} {pk:?} does not match {source:?} and {id:?}"));
         }
     }
-    Ok((key, event_type.to_owned()))
+    Ok(Image {
+        key,
+        event_type: event_type.to_owned(),
+        replay_to,
+    })
 }
 
 #[cfg(test)]
@@ -245,10 +284,22 @@ mod tests {
         }));
         assert_eq!(
             parse_image(&r).unwrap(),
-            (EventKey::new("gh", "d-1"), "push".to_owned())
+            Image {
+                key: EventKey::new("gh", "d-1"),
+                event_type: "push".to_owned(),
+                replay_to: None,
+            }
         );
         let untyped = record(serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d-1"}}));
-        assert_eq!(parse_image(&untyped).unwrap().1, "");
+        assert_eq!(parse_image(&untyped).unwrap().event_type, "");
+        let replay = record(serde_json::json!({
+            "source": {"S": "gh"}, "id": {"S": "d-1#replay-1"}, "replay_of": {"S": "d-1"},
+            "replay_to": {"L": [{"S": "a"}, {"S": "b"}]},
+        }));
+        assert_eq!(
+            parse_image(&replay).unwrap().replay_to,
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
     }
 
     #[test]
@@ -271,6 +322,14 @@ mod tests {
             (
                 serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d"}, "event_type": {"BOOL": true}}),
                 "event_type",
+            ),
+            (
+                serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d"}, "replay_to": {"S": "a"}}),
+                "replay_to is not a list",
+            ),
+            (
+                serde_json::json!({"source": {"S": "gh"}, "id": {"S": "d"}, "replay_to": {"L": [{"N": "1"}]}}),
+                "replay_to holds",
             ),
         ] {
             let err = parse_image(&record(image.clone())).unwrap_err();

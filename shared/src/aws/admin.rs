@@ -4,8 +4,8 @@
 //!
 //! Items keep the shape `config_table` documents, plus `origin` (S, `file`
 //! or `api`) and `created_at_ms` (N); items written before have neither and
-//! read as `file` entries. The event log port (events, replays, DLQ) is not
-//! implemented on AWS yet.
+//! read as `file` entries. The event log port is [`super::event_log`];
+//! [`super::admin_ports`] builds them all.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;

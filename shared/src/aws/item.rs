@@ -15,6 +15,8 @@
 //! | `headers` | S | JSON array of `[name, value]` pairs |
 //! | `routed` | L of S | set by enqueue: the subscriptions it routed to |
 //! | `routed_at_ms` | N | |
+//! | `replay_of` | S | a replay only: the id (same source) of the event it replays, never another replay |
+//! | `replay_to` | L of S | a replay only: the subscriptions it goes to; enqueue routes it to these alone |
 //!
 //! Deliveries table item (`pk` = `{source}#{id}`, `sk` = subscription id):
 //!
@@ -61,6 +63,8 @@ pub mod ev {
     pub const HEADERS: &str = "headers";
     pub const ROUTED: &str = "routed";
     pub const ROUTED_AT_MS: &str = "routed_at_ms";
+    pub const REPLAY_OF: &str = "replay_of";
+    pub const REPLAY_TO: &str = "replay_to";
 }
 
 /// Deliveries table attributes.
@@ -215,18 +219,28 @@ pub fn item_to_event(item: &Item) -> Result<Event, ItemError> {
 
 /// The `routed` list of an events item, if routing has finished.
 pub fn item_routed(item: &Item) -> Result<Option<Vec<String>>, ItemError> {
-    match item.get(ev::ROUTED) {
+    opt_string_list(item, ev::ROUTED)
+}
+
+/// A list of strings, if the attribute is there.
+pub fn opt_string_list(item: &Item, name: &str) -> Result<Option<Vec<String>>, ItemError> {
+    match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::L(list)) => list
             .iter()
             .map(|v| match v {
                 AttributeValue::S(s) => Ok(s.clone()),
-                _ => Err(ItemError(format!("{} holds a non-string", ev::ROUTED))),
+                _ => Err(ItemError(format!("{name} holds a non-string"))),
             })
             .collect::<Result<_, _>>()
             .map(Some),
-        Some(_) => Err(ItemError(format!("{} is not a list", ev::ROUTED))),
+        Some(_) => Err(ItemError(format!("{name} is not a list"))),
     }
+}
+
+/// A list of strings as an attribute value.
+pub fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.clone())).collect())
 }
 
 /// One entry of a delivery's `attempts` list.

@@ -8,6 +8,8 @@
 //! | [`sqs_queue`] | `DeliveryQueue` | delivery queue and DLQ |
 //! | [`ssm_secrets`] | `SecretResolver` | `ssm:/path` via GetParameter (decrypted), cached; `env:` as usual |
 //! | [`config_table`] | `Registry` | config table, scanned and cached |
+//! | [`admin`] | `ConfigStore`, `SecretStore`, `Reload` | config table, SSM SecureString parameters |
+//! | [`event_log`] | `EventLog` | events and deliveries tables (scans, replays as new events items), DLQ |
 //! | [`item`] | | the one mapping between records and DynamoDB attribute values |
 //! | [`settings`] | | the environment variables |
 //! | [`metrics`] | | CloudWatch Embedded Metric Format lines of the functions |
@@ -25,6 +27,7 @@ use crate::error::Unavailable;
 pub mod admin;
 pub mod config_table;
 pub mod dynamo_store;
+pub mod event_log;
 pub mod item;
 pub mod metrics;
 pub mod settings;
@@ -35,6 +38,7 @@ pub mod testing;
 
 pub use config_table::{ConfigTableError, DynamoRegistry, put_config};
 pub use dynamo_store::DynamoStore;
+pub use event_log::DynamoEventLog;
 pub use metrics::Metrics;
 pub use settings::{AwsSettings, SettingsError};
 pub use sqs_queue::{SqsQueue, parse_task};
@@ -106,6 +110,45 @@ impl AwsBackend {
             ),
             secrets,
         }
+    }
+}
+
+/// The admin API's ports on AWS, built from one set of clients and
+/// settings: the config table, SSM (secrets under `settings.ssm_prefix`),
+/// the event log over the events and deliveries tables and the DLQ, and a
+/// registry of its own that each config change reloads. Other Lambda
+/// environments see a change within their config cache TTL.
+pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin::AdminPorts {
+    let secrets = Arc::new(SsmSecrets::new(
+        clients.ssm.clone(),
+        crate::secrets::EnvSecrets::new(),
+        settings.secrets_ttl,
+    ));
+    let registry = Arc::new(DynamoRegistry::new(
+        clients.dynamodb.clone(),
+        &settings.config_table,
+        secrets.clone(),
+        settings.config_ttl,
+    ));
+    crate::admin::AdminPorts {
+        config: Arc::new(admin::DynamoConfigStore::new(
+            clients.dynamodb.clone(),
+            &settings.config_table,
+        )),
+        events: Arc::new(DynamoEventLog::new(
+            clients.dynamodb.clone(),
+            clients.sqs.clone(),
+            &settings.events_table,
+            &settings.deliveries_table,
+            &settings.dlq_url,
+        )),
+        secret_store: Arc::new(admin::SsmSecretStore::new(
+            clients.ssm.clone(),
+            &settings.ssm_prefix,
+        )),
+        secrets,
+        registry: registry.clone(),
+        reload: registry,
     }
 }
 

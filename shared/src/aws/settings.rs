@@ -9,6 +9,7 @@
 //! | `SLUICE_DLQ_URL` | yes | SQS dead-letter queue URL (deliver sends exhausted tasks there explicitly) |
 //! | `SLUICE_CONFIG_TTL_SECS` | no, default 60 | how long the config table is cached in memory |
 //! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
+//! | `SLUICE_SSM_PREFIX` | no, default `/sluice` | the SSM path the `ssm:` secrets live under; the admin API keeps the secrets it creates there |
 //!
 //! The AWS SDK reads its own standard variables: `AWS_REGION`, the
 //! credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -28,9 +29,10 @@ pub const QUEUE_URL: &str = "SLUICE_QUEUE_URL";
 pub const DLQ_URL: &str = "SLUICE_DLQ_URL";
 pub const CONFIG_TTL_SECS: &str = "SLUICE_CONFIG_TTL_SECS";
 pub const SECRETS_TTL_SECS: &str = "SLUICE_SECRETS_TTL_SECS";
+pub const SSM_PREFIX: &str = "SLUICE_SSM_PREFIX";
 
 /// Every variable, required ones first (for docs and parity checks).
-pub const ALL_VARS: [&str; 7] = [
+pub const ALL_VARS: [&str; 8] = [
     EVENTS_TABLE,
     DELIVERIES_TABLE,
     CONFIG_TABLE,
@@ -38,10 +40,12 @@ pub const ALL_VARS: [&str; 7] = [
     DLQ_URL,
     CONFIG_TTL_SECS,
     SECRETS_TTL_SECS,
+    SSM_PREFIX,
 ];
 
 pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
+pub const DEFAULT_SSM_PREFIX: &str = "/sluice";
 
 /// Where the AWS resources are, and how long to cache what they hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,8 @@ pub struct AwsSettings {
     pub dlq_url: String,
     pub config_ttl: Duration,
     pub secrets_ttl: Duration,
+    /// No trailing slash: `/sluice`.
+    pub ssm_prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +111,19 @@ impl AwsSettings {
                     reason: format!("expected whole seconds: {e}"),
                 }),
         };
+        let text = |name: &'static str, default: &str| {
+            get(name).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
+        };
+        let ssm_prefix = text(SSM_PREFIX, DEFAULT_SSM_PREFIX)
+            .trim_end_matches('/')
+            .to_owned();
+        if !ssm_prefix.starts_with('/') {
+            return Err(SettingsError::Invalid {
+                var: SSM_PREFIX,
+                value: ssm_prefix,
+                reason: "must be an SSM path starting with /".to_owned(),
+            });
+        }
         Ok(Self {
             events_table,
             deliveries_table,
@@ -113,6 +132,7 @@ impl AwsSettings {
             dlq_url,
             config_ttl: secs(CONFIG_TTL_SECS, DEFAULT_CONFIG_TTL)?,
             secrets_ttl: secs(SECRETS_TTL_SECS, DEFAULT_SECRETS_TTL)?,
+            ssm_prefix,
         })
     }
 
@@ -127,6 +147,7 @@ impl AwsSettings {
             (DLQ_URL, self.dlq_url.clone()),
             (CONFIG_TTL_SECS, self.config_ttl.as_secs().to_string()),
             (SECRETS_TTL_SECS, self.secrets_ttl.as_secs().to_string()),
+            (SSM_PREFIX, self.ssm_prefix.clone()),
         ]
     }
 }
@@ -161,6 +182,7 @@ mod tests {
         assert_eq!(s.dlq_url, "https://sqs/dlq");
         assert_eq!(s.config_ttl, Duration::from_secs(60));
         assert_eq!(s.secrets_ttl, Duration::from_secs(300));
+        assert_eq!(s.ssm_prefix, "/sluice");
         let back: HashMap<&str, String> = s.to_vars().into_iter().collect();
         let again = AwsSettings::from_lookup(|n| back.get(n).cloned()).unwrap();
         assert_eq!(again, s);
@@ -196,6 +218,14 @@ mod tests {
         let s = AwsSettings::from_lookup(lookup(&env)).unwrap();
         assert_eq!(s.config_ttl, Duration::from_secs(5));
         assert_eq!(s.secrets_ttl, Duration::ZERO);
+        env.insert(SSM_PREFIX, "/x/y/");
+        assert_eq!(
+            AwsSettings::from_lookup(lookup(&env)).unwrap().ssm_prefix,
+            "/x/y"
+        );
+        env.insert(SSM_PREFIX, "x");
+        assert!(AwsSettings::from_lookup(lookup(&env)).is_err());
+        env.remove(SSM_PREFIX);
         env.insert(SECRETS_TTL_SECS, "5m");
         let err = AwsSettings::from_lookup(lookup(&env)).unwrap_err();
         assert!(

@@ -431,6 +431,7 @@ impl TestResources {
                 dlq_url,
                 config_ttl: Duration::from_secs(60),
                 secrets_ttl: Duration::from_secs(300),
+                ssm_prefix: format!("/{base}"),
             },
             endpoint: moto.endpoint().to_owned(),
             events_stream_arn,

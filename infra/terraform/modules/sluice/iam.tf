@@ -123,9 +123,10 @@ data "aws_iam_policy_document" "enqueue" {
     resources = [aws_dynamodb_table.deliveries.arn]
   }
 
+  # SendMessageBatch is authorised as sqs:SendMessage.
   statement {
     sid       = "SendTasks"
-    actions   = ["sqs:SendMessageBatch"]
+    actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.delivery.arn]
   }
 
@@ -177,5 +178,47 @@ data "aws_iam_policy_document" "deliver" {
     sid       = "DisableOnGone"
     actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.config.arn]
+  }
+}
+
+# The admin API: the config table (config store), the event log (scans,
+# event reads, a replay's PutItem), the DLQ messages a replay settles (the
+# batch calls are authorised as DeleteMessage and ChangeMessageVisibility),
+# and the secrets it creates under the prefix.
+data "aws_iam_policy_document" "admin" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["admin"].arn}:*"]
+  }
+
+  statement {
+    sid       = "ConfigStore"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.config.arn]
+  }
+
+  statement {
+    sid       = "EventLog"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.events.arn]
+  }
+
+  statement {
+    sid       = "DeliveryLog"
+    actions   = ["dynamodb:Query", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.deliveries.arn]
+  }
+
+  statement {
+    sid       = "SettleDeadLetters"
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "WriteSecrets"
+    actions   = ["ssm:DeleteParameter", "ssm:PutParameter"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${var.ssm_parameter_prefix}/*"]
   }
 }

@@ -9,9 +9,8 @@ locals {
   # while doubling the CPU-bound parts; more would buy CPU that mostly
   # waits on the network.
   #
-  # Adding a function (the admin API is next): an entry here, its policy
-  # document in iam.tf and in local.function_policies, and for an HTTP
-  # route an entry in local.routes.
+  # Adding a function: an entry here, its policy document in iam.tf and in
+  # local.function_policies, and for an HTTP route an entry in local.routes.
   functions = {
     # Verify, dedup, commit. Providers give up on a webhook after 10 s
     # (GitHub) or less, and a warm request takes a few ms; the headroom
@@ -24,14 +23,18 @@ locals {
     # (the transport's timeout), plus the reads before and the writes after
     # it, with SDK retries.
     deliver = { memory_size = 256, timeout = 60 }
+    # The admin API. 30 s is API Gateway's integration limit: a bulk replay
+    # of many events makes a few calls per event.
+    admin = { memory_size = 256, timeout = 30 }
   }
 
   # HTTP API routes: route key => the function behind it and its
   # authorization. The webhook route is public; receive verifies each
-  # provider's signature. (The admin routes will be
-  # "ANY /admin/{proxy+}" = { function = "admin", authorization_type = "AWS_IAM" }.)
+  # provider's signature. The admin routes take SigV4-signed requests only
+  # (callers need execute-api:Invoke on them); the function trusts IAM.
   routes = {
     "POST /hooks/{source}" = { function = "receive", authorization_type = "NONE" }
+    "ANY /admin/{proxy+}"  = { function = "admin", authorization_type = "AWS_IAM" }
   }
 
   # Every function reads the same variables (shared/src/aws/settings.rs);
@@ -44,6 +47,7 @@ locals {
     SLUICE_DLQ_URL          = aws_sqs_queue.dead_letter.url
     SLUICE_CONFIG_TTL_SECS  = tostring(var.config_cache_ttl_seconds)
     SLUICE_SECRETS_TTL_SECS = tostring(var.secrets_cache_ttl_seconds)
+    SLUICE_SSM_PREFIX       = var.ssm_parameter_prefix
   }
 
   # Each function's own policy (iam.tf); all of them also get
@@ -52,6 +56,7 @@ locals {
     receive = data.aws_iam_policy_document.receive.json
     enqueue = data.aws_iam_policy_document.enqueue.json
     deliver = data.aws_iam_policy_document.deliver.json
+    admin   = data.aws_iam_policy_document.admin.json
   }
 
   # SQS settings. Retention is the maximum, 14 days: the default retry

@@ -3,6 +3,11 @@ output "webhook_base_url" {
   value       = "${aws_apigatewayv2_api.http.api_endpoint}/hooks"
 }
 
+output "admin_base_url" {
+  description = "The admin API (SigV4-signed requests, execute-api:Invoke), e.g. <this>/events."
+  value       = "${aws_apigatewayv2_api.http.api_endpoint}/admin"
+}
+
 output "events_table_name" {
   value = aws_dynamodb_table.events.name
 }
