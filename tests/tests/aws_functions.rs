@@ -5,6 +5,10 @@
 //! messages (real receipt handles and receive counts) into deliver, and
 //! IAM-authorised HTTP API requests into admin.
 //!
+//! The `sluice` CLI with `--aws` runs as a real process (the binary
+//! `cargo test --workspace` builds beside this one) against the same
+//! deployment, found through a CloudFormation stack's outputs on moto.
+//!
 //! moto comes from `scripts/moto.sh` (`make test` runs it). Without it these
 //! tests fail with instructions; they are never skipped.
 //!
