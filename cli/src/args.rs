@@ -31,7 +31,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the gateway's state is: the same flags as `sluice serve`.
+/// Where the gateway's state is: the embedded database (the same flags as
+/// `sluice serve`), or with `--aws` a deployment on AWS.
 #[derive(Args, Clone)]
 pub struct BackendArgs {
     /// The SQLite database file.
@@ -43,6 +44,29 @@ pub struct BackendArgs {
     /// A KEY=value file for env: secrets (read if present).
     #[arg(long, global = true, default_value = ".env")]
     pub env_file: PathBuf,
+    /// Operate a deployment on AWS (implied by --stack and --outputs-file);
+    /// without either, its SLUICE_* variables say where it is.
+    #[arg(long, global = true)]
+    pub aws: bool,
+    /// AWS: the CloudFormation (SAM) stack, read with DescribeStacks.
+    #[arg(long, global = true, value_name = "NAME", env = "SLUICE_STACK")]
+    pub stack: Option<String>,
+    /// AWS: the outputs of `terraform output -json`, saved to a file.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "stack")]
+    pub outputs_file: Option<PathBuf>,
+    /// AWS: the region (default: the profile's, or AWS_REGION).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// AWS: the shared config/credentials profile.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+}
+
+impl BackendArgs {
+    /// Whether the commands go to AWS rather than the embedded database.
+    pub fn on_aws(&self) -> bool {
+        self.aws || self.stack.is_some() || self.outputs_file.is_some()
+    }
 }
 
 #[derive(Subcommand)]
@@ -313,5 +337,43 @@ mod tests {
         assert!(Cli::try_parse_from(["sluice", "dlq", "redrive"]).is_err());
         assert!(Cli::try_parse_from(["sluice", "dlq", "redrive", "7", "--all"]).is_err());
         assert!(Cli::try_parse_from(["sluice", "apply", "--yes", "--dry-run"]).is_err());
+    }
+
+    #[test]
+    fn aws_is_chosen_by_flag_stack_or_outputs_file() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["sluice"];
+            all.extend(args);
+            Cli::try_parse_from(all).unwrap().backend
+        };
+        assert!(!parse(&["events", "list", "--db", "x.db"]).on_aws());
+        let b = parse(&[
+            "--aws",
+            "--region",
+            "eu-west-1",
+            "--profile",
+            "ops",
+            "dlq",
+            "list",
+        ]);
+        assert!(b.on_aws());
+        assert_eq!(b.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(b.profile.as_deref(), Some("ops"));
+        let b = parse(&["events", "list", "--stack", "sluice-prod"]);
+        assert!(b.on_aws());
+        assert_eq!(b.stack.as_deref(), Some("sluice-prod"));
+        assert!(parse(&["sources", "list", "--outputs-file", "tf.json"]).on_aws());
+        assert!(
+            Cli::try_parse_from([
+                "sluice",
+                "--stack",
+                "a",
+                "--outputs-file",
+                "b",
+                "dlq",
+                "list"
+            ])
+            .is_err()
+        );
     }
 }

@@ -2,17 +2,19 @@
 //! builds the admin API's ports ([`AdminPorts`]) for where the gateway
 //! keeps its state. The commands only ever see the resulting [`Admin`].
 //!
-//! Embedded (SQLite, the database `sluice serve` runs on) is the one
-//! backend today. An AWS backend (stack outputs, region, profile) goes
-//! beside it as another [`BackendOptions`] variant and builder function over
-//! the shared crate's AWS ports; nothing else in the CLI changes.
+//! Two backends: embedded (SQLite, the database `sluice serve` runs on) and
+//! AWS ([`sluice::aws::admin_ports`] over the deployment's tables, queues
+//! and SSM parameters, found from its stack outputs or `SLUICE_*`
+//! variables). The commands are the same on both.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice::admin::ports::Reload;
 use sluice::admin::{Admin, AdminPorts};
+use sluice::aws::{self, AwsClients, AwsSettings};
 use sluice::config::{Registry, Source, Subscription};
 use sluice::error::Unavailable;
 use sluice::local::registry::RegistryError;
@@ -26,6 +28,19 @@ use crate::error::CliError;
 #[derive(Debug, Clone)]
 pub enum BackendOptions {
     Embedded(EmbeddedOptions),
+    Aws(AwsOptions),
+}
+
+/// Where a deployment on AWS says where its resources are: one of these,
+/// else the `SLUICE_*` variables the functions read.
+#[derive(Debug, Clone)]
+pub struct AwsOptions {
+    /// A CloudFormation (SAM) stack's outputs.
+    pub stack: Option<String>,
+    /// `terraform output -json`, saved.
+    pub outputs_file: Option<PathBuf>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +57,9 @@ pub struct EmbeddedOptions {
 /// An opened backend: the admin API over its ports.
 pub struct Backend {
     pub admin: Admin,
-    registry: Arc<LazyRegistry>,
+    /// Embedded only: on AWS the registry loads the config table when the
+    /// admin API first needs it, and reports a failure as its own answer.
+    registry: Option<Arc<LazyRegistry>>,
 }
 
 impl Backend {
@@ -50,7 +67,10 @@ impl Backend {
     /// fail as a config error (a secret this process cannot resolve), not
     /// midway.
     pub async fn load_config(&self) -> Result<(), CliError> {
-        self.registry.get().await.map(|_| ()).map_err(|e| {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        registry.get().await.map(|_| ()).map_err(|e| {
             CliError::Usage(format!(
                 "config: {e} (secrets resolve as for `sluice serve`: give the same --env-file)"
             ))
@@ -61,7 +81,112 @@ impl Backend {
 pub async fn open(opts: &BackendOptions) -> Result<Backend, CliError> {
     match opts {
         BackendOptions::Embedded(o) => embedded(o),
+        BackendOptions::Aws(o) => aws(o).await,
     }
+}
+
+/// The AWS backend: the admin function's own ports, on this process's
+/// credentials (profile, region, `AWS_ENDPOINT_URL` as the SDK reads them).
+pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = &opts.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &opts.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        return Err(CliError::Usage(
+            "no AWS region: give --region, set AWS_REGION, or use a profile with one".into(),
+        ));
+    }
+    let settings = aws_settings(opts, &conf).await?;
+    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings);
+    let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
+    Ok(Backend {
+        admin,
+        registry: None,
+    })
+}
+
+async fn aws_settings(
+    opts: &AwsOptions,
+    conf: &aws_config::SdkConfig,
+) -> Result<AwsSettings, CliError> {
+    if let Some(stack) = &opts.stack {
+        let outputs = stack_outputs(&aws_sdk_cloudformation::Client::new(conf), stack).await?;
+        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), false).map_err(|e| {
+            CliError::Usage(format!(
+                "stack {stack}: {e} (deploy the current infra/sam/template.yaml)"
+            ))
+        });
+    }
+    if let Some(path) = &opts.outputs_file {
+        let outputs = terraform_outputs(path)?;
+        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), true).map_err(|e| {
+            CliError::Usage(format!(
+                "{}: {e} (the root module must output the sluice module's outputs, as infra/terraform/examples/complete does)",
+                path.display()
+            ))
+        });
+    }
+    AwsSettings::from_env().map_err(|e| {
+        CliError::Usage(format!(
+            "{e} (give --stack NAME or --outputs-file FILE, or set the variables the functions read)"
+        ))
+    })
+}
+
+/// The stack's outputs by name. A stack that does not exist is a usage
+/// error; anything else (credentials, network) means AWS is unavailable.
+async fn stack_outputs(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<HashMap<String, String>, CliError> {
+    use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+    let out = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.code() == Some("ValidationError") {
+                let why = e.message().unwrap_or("not found");
+                CliError::Usage(format!("stack {stack}: {why}"))
+            } else {
+                CliError::Unavailable(format!(
+                    "DescribeStacks {stack}: {}",
+                    DisplayErrorContext(e)
+                ))
+            }
+        })?;
+    let Some(found) = out.stacks().first() else {
+        return Err(CliError::Usage(format!("stack {stack} does not exist")));
+    };
+    Ok(found
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+/// `terraform output -json`: `{"name": {"value": …, "type": …}, …}`; the
+/// string outputs by name.
+fn terraform_outputs(path: &Path) -> Result<HashMap<String, String>, CliError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        CliError::Usage(format!(
+            "{}: {e} (expected the JSON of `terraform output -json`)",
+            path.display()
+        ))
+    };
+    let text = std::fs::read(path).map_err(|e| bad(&e))?;
+    let doc: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&text).map_err(|e| bad(&e))?;
+    Ok(doc
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.get("value")?.as_str()?.to_owned())))
+        .collect())
 }
 
 /// The embedded backend: the same store and secrets `sluice serve` builds.
@@ -85,7 +210,10 @@ pub fn embedded(opts: &EmbeddedOptions) -> Result<Backend, CliError> {
         None,
     )
     .map_err(CliError::Usage)?;
-    Ok(Backend { admin, registry })
+    Ok(Backend {
+        admin,
+        registry: Some(registry),
+    })
 }
 
 /// The admin ports over the embedded database; `sluice serve` and the CLI

@@ -22,6 +22,11 @@ async fn main() -> ExitCode {
     init_tracing(cli.log_format, serving);
     match cli.command {
         Command::Serve { listen } => {
+            if cli.backend.aws {
+                return report(&CliError::Usage(
+                    "serve runs the embedded gateway; --aws is for the operator commands".into(),
+                ));
+            }
             let Some(config) = cli.backend.config else {
                 return report(&CliError::Usage(
                     "serve needs --config FILE (or SLUICE_CONFIG)".into(),

@@ -430,6 +430,21 @@ async fn bad_input_is_one_line_and_the_documented_exit_code() {
     assert!(out.stderr.contains("--provider"), "{out:?}");
     cli.run(&["replay"]).await.fails(2);
     cli.run(&["dlq", "redrive"]).await.fails(2);
+    // serve is embedded only; an outputs file that is not there.
+    cli.run(&["--aws", "serve"]).await.fails(2);
+    let nowhere = h.dir.path().join("no-outputs.json");
+    let out = cli
+        .run(&[
+            "--outputs-file",
+            nowhere.to_str().unwrap(),
+            "--region",
+            "us-east-1",
+            "events",
+            "list",
+        ])
+        .await
+        .fails(2);
+    assert!(out.stderr.contains("terraform output -json"), "{out:?}");
     cli.run(&[
         "subscriptions",
         "add",

@@ -69,6 +69,9 @@ class Function:
 class Code:
     functions: dict[str, Function]
     all_vars: tuple[str, ...]
+    # output name (CloudFormation; Terraform's is its snake_case) -> the
+    # variable it carries, as the CLI reads them (STACK_OUTPUTS)
+    stack_outputs: dict[str, str]
     required_vars: tuple[str, ...]
     # optional variable -> its default when unset (whole seconds, or text)
     var_defaults: dict[str, int | str]
@@ -97,6 +100,15 @@ def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
     defaults |= {consts[var]: consts[d] for var, d in re.findall(r"text\((\w+), (\w+)\)", lookup)}
     assert set(defaults) == set(all_vars) - set(required), (defaults, all_vars, required)
     return all_vars, required, defaults
+
+
+def _stack_outputs() -> dict[str, str]:
+    text = _read("shared/src/aws/settings.rs")
+    consts = dict(re.findall(r'pub const (\w+): &str = "([\w/]+)";', text))
+    body = _one(r"pub const STACK_OUTPUTS: \[\(&str, &str\); \d+\] = \[(.*?)\];", text, "STACK_OUTPUTS", re.S).group(1)
+    pairs = re.findall(r'\(\s*"(\w+)",\s*(\w+)\s*\)', body)
+    assert pairs, "STACK_OUTPUTS is empty"
+    return {name: consts[var] for name, var in pairs}
 
 
 def _string_list(text: str, name: str) -> tuple[str, ...]:
@@ -162,6 +174,7 @@ def load() -> Code:
     return Code(
         functions=_functions(),
         all_vars=all_vars,
+        stack_outputs=_stack_outputs(),
         required_vars=required,
         var_defaults=defaults,
         key_attributes={

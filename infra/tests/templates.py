@@ -94,6 +94,8 @@ class Stack:
     alarms: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
     # what the outputs expose (canonical names, or webhook-base-url)
     outputs: set[str] = field(default_factory=set)
+    # output name -> what it is set to (canonical, as in `environment`)
+    named_outputs: dict[str, Any] = field(default_factory=dict)
     # variable -> the resources (logical ids / addresses) it is set to,
     # over all functions: one each, and a different one per variable
     wiring: dict[str, set[str]] = field(default_factory=dict)
@@ -461,8 +463,9 @@ def load_sam(path: Path = SAM_TEMPLATE) -> Stack:
         )
 
     # Outputs: which canonical resources (or the API) they expose.
-    for out in sam.doc.get("Outputs", {}).values():
+    for name, out in sam.doc.get("Outputs", {}).items():
         value = sam.resolve(out["Value"])
+        stack.named_outputs[name] = canon(value)
         if isinstance(value, Ref):
             stack.outputs.add(canon(value))
         elif isinstance(value, str) and "execute-api" in value:
@@ -879,8 +882,9 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
     for path in sorted(module.glob("*.tf")):
         doc = hcl2.loads(path.read_text(), serialization_options=_HCL)
         for block in doc.get("output", []):
-            for _, body in block.items():
+            for name, body in block.items():
                 value = tf.resolve(body["value"])
+                stack.named_outputs[name] = canon(value)
                 if isinstance(value, Ref):
                     stack.outputs.add(canon(value))
                 elif isinstance(value, str) and value.endswith("/hooks"):

@@ -23,9 +23,13 @@ import pytest
 
 import codefacts
 from codefacts import SSM_PARAMETERS
+import hcl2
+
+from templates import TF_MODULE, snake
 from templates import KMS_KEY, KMS_KEY_GIVEN, STREAM_FAILURE_QUEUE, Grant, Stack, load_sam, load_terraform, log_group
 
 CODE = codefacts.load()
+TF_EXAMPLE = TF_MODULE.parents[1] / "examples/complete"
 SAM = load_sam()
 TF = load_terraform()
 STACKS = [pytest.param(SAM, id="sam"), pytest.param(TF, id="terraform")]
@@ -329,3 +333,24 @@ def test_alarms_watch_the_dlq_errors_and_the_stream(stack: Stack) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_name_the_url_the_tables_and_the_queues(stack: Stack) -> None:
     assert {"webhook-base-url", "admin-base-url", *TABLE_VARS, *QUEUE_VARS} <= stack.outputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_carry_what_the_cli_reads_set_as_the_functions_are(stack: Stack) -> None:
+    """`sluice --aws --stack` (CloudFormation names) and `--outputs-file`
+    (Terraform's, snake_case) find the settings in the outputs: each is set
+    to what the functions' variable is set to."""
+    assert set(CODE.stack_outputs.values()) == set(CODE.required_vars) | {"SLUICE_SSM_PREFIX"}
+    env = stack.environment["admin"]
+    for name, var in CODE.stack_outputs.items():
+        if stack is TF:
+            name = snake(name)
+        assert name in stack.named_outputs, f"{stack.source}: no output {name} (for {var})"
+        assert stack.named_outputs[name] == env[var], (stack.source, name, var)
+
+
+def test_the_terraform_example_outputs_what_the_cli_reads() -> None:
+    doc = hcl2.loads((TF_EXAMPLE / "main.tf").read_text())
+    outputs = {name.strip('"'): body["value"] for block in doc.get("output", []) for name, body in block.items()}
+    for name in map(snake, CODE.stack_outputs):
+        assert outputs.get(name) == f"${{module.sluice.{name}}}", f"examples/complete: output {name}"

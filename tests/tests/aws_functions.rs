@@ -5,6 +5,10 @@
 //! messages (real receipt handles and receive counts) into deliver, and
 //! IAM-authorised HTTP API requests into admin.
 //!
+//! The `sluice` CLI with `--aws` runs as a real process (the binary
+//! `cargo test --workspace` builds beside this one) against the same
+//! deployment, found through a CloudFormation stack's outputs on moto.
+//!
 //! moto comes from `scripts/moto.sh` (`make test` runs it). Without it these
 //! tests fail with instructions; they are never skipped.
 //!
@@ -1663,4 +1667,335 @@ async fn sdk_calls_are_exactly_what_each_function_declares() {
             "{function}"
         );
     }
+}
+
+// ------------------------------------------------------------------------
+// The `sluice` CLI with `--aws`, as a real process, against the same
+// deployment the handlers run on.
+
+/// The `sluice` binary beside this test binary (`target/debug/sluice`:
+/// `cargo test --workspace` builds it, for cli/tests).
+fn sluice_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let bin = dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no {}: build it with `cargo build -p sluice-cli --bin sluice` (`cargo test --workspace` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct CliOut {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl CliOut {
+    fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// `sluice` on AWS as an operator runs it: credentials and region from a
+/// profile only, `AWS_ENDPOINT_URL` pointing at moto, nothing else of this
+/// process's environment.
+struct AwsCli {
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl AwsCli {
+    fn new(endpoint: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            "[profile moto]\nregion = us-east-1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("credentials"),
+            "[moto]\naws_access_key_id = test\naws_secret_access_key = test\n",
+        )
+        .unwrap();
+        Self {
+            dir,
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str], env: &[(&str, String)]) -> CliOut {
+        let mut cmd = std::process::Command::new(sluice_bin());
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_CONFIG_FILE", self.dir.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .envs(env.iter().map(|(k, v)| (*k, v)))
+            .stdin(std::process::Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        CliOut {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// `sluice --stack STACK --profile moto ARGS`.
+    async fn stack(&self, stack: &str, args: &[&str]) -> CliOut {
+        let mut all = vec!["--stack", stack, "--profile", "moto"];
+        all.extend(args);
+        self.run(&all, &[]).await
+    }
+}
+
+/// A CloudFormation stack on moto whose outputs are this deployment's
+/// resources, named as infra/sam/template.yaml names them.
+async fn create_stack(res: &TestResources) -> String {
+    let name = unique_name("sluice-stack");
+    let vars: HashMap<&str, String> = res.settings.to_vars().into_iter().collect();
+    let outputs: serde_json::Map<String, Value> = sluice::aws::settings::STACK_OUTPUTS
+        .iter()
+        .map(|(output, var)| ((*output).to_owned(), json!({ "Value": vars[var] })))
+        .collect();
+    let template = json!({
+        "Resources": { "Handle": { "Type": "AWS::CloudFormation::WaitConditionHandle" } },
+        "Outputs": outputs,
+    });
+    let cf = aws_sdk_cloudformation::Client::new(&MotoServer::shared().sdk_config().await);
+    cf.create_stack()
+        .stack_name(&name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// Fail every attempt of the one task on the queue (3 with the schedule
+/// below), which ends it on the DLQ.
+async fn exhaust(aws: &Aws) {
+    for attempt in 1..=3 {
+        let messages = aws.receive_tasks(1).await;
+        let response = sluice_deliver::handle(aws.deliver_ports(), sqs_event(&messages)).await;
+        assert_eq!(response.batch_item_failures.is_empty(), attempt == 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_operates_a_stack_register_fail_inspect_replay_redrive() {
+    let sink = Sink::start(500).await;
+    // Nothing configured: the CLI registers the source and subscription.
+    let aws = Aws::with_secrets("", &[("github", GH_SECRET)]).await;
+    let stack = create_stack(&aws.res).await;
+    let cli = AwsCli::new(&aws.res.endpoint);
+    let prefix = aws.res.settings.ssm_prefix.clone();
+
+    cli.stack(
+        &stack,
+        &[
+            "sources",
+            "add",
+            "github",
+            "--provider",
+            "github",
+            "--secret",
+            &format!("ssm:{prefix}/github"),
+        ],
+    )
+    .await
+    .ok();
+    let created = cli
+        .stack(
+            &stack,
+            &[
+                "subscriptions",
+                "add",
+                "--id",
+                "deploys",
+                "--source",
+                "github",
+                "--url",
+                &sink.url(),
+                "--events",
+                "push",
+                "--retry-schedule",
+                "1s,1s",
+                "--allow-local",
+                "--json",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    let whsec = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(whsec.starts_with("whsec_"), "{created}");
+    // Written where the functions read it: the config table, its secret in SSM.
+    let file = read_config(&aws.res.clients.dynamodb, &aws.res.settings.config_table)
+        .await
+        .unwrap();
+    assert_eq!(file.file.sources[0].id, "github");
+    assert_eq!(file.file.subscriptions[0].id, "deploys");
+
+    // A signed webhook fails at its destination until it is dead-lettered.
+    let body = br#"{"ref":"refs/heads/main","cli":true}"#;
+    assert_eq!(aws.post("github", &push("c-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    exhaust(&aws).await;
+
+    let listed = cli
+        .stack(&stack, &["events", "list", "--status", "failed", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(listed["events"][0]["id"], "github#c-1", "{listed}");
+    assert_eq!(
+        listed["events"][0]["deliveries"],
+        json!({"pending": 0, "delivered": 0, "failed": 1})
+    );
+    let shown = cli
+        .stack(&stack, &["events", "show", "github#c-1", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["deliveries"][0]["attempts"]["total"], 3, "{shown}");
+    assert_eq!(shown["deliveries"][0]["attempt_log"][2]["status_code"], 500);
+    // The table an operator reads says the same.
+    let table = cli
+        .stack(&stack, &["events", "show", "github#c-1"])
+        .await
+        .ok();
+    assert!(table.stdout.contains("deploys"), "{table:?}");
+    assert!(table.stdout.contains("500"), "{table:?}");
+    // The Terraform way: `terraform output -json` saved to a file.
+    let tf: serde_json::Map<String, Value> = sluice::aws::settings::STACK_OUTPUTS
+        .iter()
+        .map(|(output, var)| {
+            let name = sluice::aws::settings::terraform_name(output);
+            let value = aws
+                .res
+                .settings
+                .to_vars()
+                .into_iter()
+                .find(|(v, _)| v == var)
+                .unwrap()
+                .1;
+            (
+                name,
+                json!({ "sensitive": false, "type": "string", "value": value }),
+            )
+        })
+        .collect();
+    let tf_file = cli.dir.path().join("outputs.json");
+    std::fs::write(&tf_file, Value::Object(tf).to_string()).unwrap();
+    let dlq = cli
+        .run(
+            &[
+                "--outputs-file",
+                tf_file.to_str().unwrap(),
+                "--profile",
+                "moto",
+                "dlq",
+                "list",
+                "--json",
+            ],
+            &[],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(dlq["dead_letters"][0]["id"], "github#c-1#deploys", "{dlq}");
+
+    // The destination recovers; the operator replays.
+    sink.set_default(200);
+    let replayed = cli
+        .stack(&stack, &["replay", "github#c-1", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(replayed["id"], "github#c-1#replay-1", "{replayed}");
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let delivered = sink.successes();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(&delivered[0].body[..], &body[..]);
+    assert!(standard_webhooks_valid(
+        &whsec,
+        &delivered[0].headers,
+        &delivered[0].body
+    ));
+    let shown = cli
+        .stack(&stack, &["events", "show", "github#c-1#replay-1", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "delivered", "{shown}");
+    // Settled: its dead letter is gone.
+    let dlq = cli
+        .stack(&stack, &["dlq", "list", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(dlq["dead_letters"], json!([]), "{dlq}");
+
+    // Another failure, redriven from the DLQ; the settings from SLUICE_*
+    // variables, as the functions read them.
+    sink.set_default(500);
+    let body = br#"{"ref":"refs/heads/main","cli":2}"#;
+    assert_eq!(aws.post("github", &push("c-2", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    exhaust(&aws).await;
+    sink.set_default(200);
+    let mut env = aws.res.settings.to_vars();
+    env.push(("AWS_PROFILE", "moto".to_owned()));
+    let redriven = cli
+        .run(&["--aws", "dlq", "redrive", "--all", "--json"], &env)
+        .await
+        .ok()
+        .json();
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(sink.successes().len(), 2);
+    assert_eq!(&sink.successes()[1].body[..], &body[..]);
+    let dlq = cli
+        .stack(&stack, &["dlq", "list", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(dlq["dead_letters"], json!([]), "{dlq}");
+
+    // A stack that does not exist, or no stack at all: one line, exit 2.
+    let out = cli.stack("no-such-stack", &["events", "list"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.starts_with("sluice: stack no-such-stack"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let out = cli
+        .run(&["--aws", "--profile", "moto", "events", "list"], &[])
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("SLUICE_EVENTS_TABLE"), "{out:?}");
 }

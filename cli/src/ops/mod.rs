@@ -16,7 +16,7 @@ use serde_json::Value;
 use sluice::admin::{Admin, handle_trusted};
 
 use crate::args::{BackendArgs, Command};
-use crate::backend::{self, Backend, BackendOptions, EmbeddedOptions};
+use crate::backend::{self, AwsOptions, Backend, BackendOptions, EmbeddedOptions};
 use crate::error::CliError;
 
 /// What every command works with.
@@ -99,11 +99,20 @@ fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
 
 /// Run an operator command (anything but `serve`).
 pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Result<(), CliError> {
-    let opts = BackendOptions::Embedded(EmbeddedOptions {
-        db: backend_args.db.clone(),
-        env_file: backend_args.env_file.clone(),
-        create: matches!(command, Command::Apply(_)),
-    });
+    let opts = if backend_args.on_aws() {
+        BackendOptions::Aws(AwsOptions {
+            stack: backend_args.stack.clone(),
+            outputs_file: backend_args.outputs_file.clone(),
+            region: backend_args.region.clone(),
+            profile: backend_args.profile.clone(),
+        })
+    } else {
+        BackendOptions::Embedded(EmbeddedOptions {
+            db: backend_args.db.clone(),
+            env_file: backend_args.env_file.clone(),
+            create: matches!(command, Command::Apply(_)),
+        })
+    };
     let backend = backend::open(&opts).await?;
     let ctx = Ctx { backend, json };
     match command {

@@ -43,6 +43,19 @@ pub const ALL_VARS: [&str; 8] = [
     SSM_PREFIX,
 ];
 
+/// The deployment's outputs that carry the settings, for the CLI
+/// (`sluice --aws --stack`): CloudFormation output name and the variable it
+/// stands for. Terraform's outputs are the same names in snake_case
+/// (`events_table_name`). The TTLs are the functions' business, not outputs.
+pub const STACK_OUTPUTS: [(&str, &str); 6] = [
+    ("EventsTableName", EVENTS_TABLE),
+    ("DeliveriesTableName", DELIVERIES_TABLE),
+    ("ConfigTableName", CONFIG_TABLE),
+    ("DeliveryQueueUrl", QUEUE_URL),
+    ("DeadLetterQueueUrl", DLQ_URL),
+    ("SsmParameterPrefix", SSM_PREFIX),
+];
+
 pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_SSM_PREFIX: &str = "/sluice";
@@ -66,6 +79,9 @@ pub enum SettingsError {
     /// Names every required variable that is unset or empty.
     #[error("missing required environment variable{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     Missing(Vec<&'static str>),
+    /// Names every output of [`STACK_OUTPUTS`] that is absent or empty.
+    #[error("missing output{}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    MissingOutputs(Vec<String>),
     #[error("environment variable {var}={value:?}: {reason}")]
     Invalid {
         var: &'static str,
@@ -136,6 +152,40 @@ impl AwsSettings {
         })
     }
 
+    /// Read the settings from a deployment's outputs ([`STACK_OUTPUTS`]),
+    /// by their CloudFormation names, or with `snake_case` their Terraform
+    /// names. Every output is required: a stack without one was deployed
+    /// from an older template.
+    pub fn from_outputs(
+        outputs: impl Fn(&str) -> Option<String>,
+        snake_case: bool,
+    ) -> Result<Self, SettingsError> {
+        let name = |output: &str| {
+            if snake_case {
+                terraform_name(output)
+            } else {
+                output.to_owned()
+            }
+        };
+        let mut vars = Vec::with_capacity(STACK_OUTPUTS.len());
+        let mut missing = Vec::new();
+        for (output, var) in STACK_OUTPUTS {
+            let output = name(output);
+            match outputs(&output).filter(|v| !v.trim().is_empty()) {
+                Some(v) => vars.push((var, v)),
+                None => missing.push(output),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SettingsError::MissingOutputs(missing));
+        }
+        Self::from_lookup(|n| {
+            vars.iter()
+                .find(|(var, _)| *var == n)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
     /// The settings as `(variable, value)` pairs: the inverse of
     /// [`from_lookup`](Self::from_lookup), for templates and tests.
     pub fn to_vars(&self) -> Vec<(&'static str, String)> {
@@ -150,6 +200,23 @@ impl AwsSettings {
             (SSM_PREFIX, self.ssm_prefix.clone()),
         ]
     }
+}
+
+/// A CloudFormation output's Terraform name: `EventsTableName` ->
+/// `events_table_name`.
+pub fn terraform_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -233,6 +300,48 @@ mod tests {
                 "environment variable SLUICE_SECRETS_TTL_SECS=\"5m\": expected whole seconds"
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn outputs_by_cloudformation_or_terraform_name() {
+        let s = AwsSettings::from_lookup(lookup(&full())).unwrap();
+        let by_var: HashMap<&str, String> = s.to_vars().into_iter().collect();
+        let cfn: HashMap<String, String> = STACK_OUTPUTS
+            .iter()
+            .map(|(o, var)| ((*o).to_owned(), by_var[var].clone()))
+            .collect();
+        assert_eq!(
+            AwsSettings::from_outputs(|n| cfn.get(n).cloned(), false).unwrap(),
+            s
+        );
+        let tf: HashMap<String, String> = cfn
+            .iter()
+            .map(|(k, v)| (terraform_name(k), v.clone()))
+            .collect();
+        assert!(tf.contains_key("dead_letter_queue_url"), "{tf:?}");
+        assert!(tf.contains_key("ssm_parameter_prefix"), "{tf:?}");
+        assert_eq!(
+            AwsSettings::from_outputs(|n| tf.get(n).cloned(), true).unwrap(),
+            s
+        );
+        // Terraform names are not CloudFormation names; each missing one is named.
+        let err = AwsSettings::from_outputs(|n| tf.get(n).cloned(), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "missing outputs: {}",
+                STACK_OUTPUTS.map(|(o, _)| o).join(", ")
+            )
+        );
+        let mut partial = cfn.clone();
+        partial.remove("ConfigTableName");
+        partial.insert("SsmParameterPrefix".into(), " ".into());
+        assert_eq!(
+            AwsSettings::from_outputs(|n| partial.get(n).cloned(), false)
+                .unwrap_err()
+                .to_string(),
+            "missing outputs: ConfigTableName, SsmParameterPrefix"
         );
     }
 

@@ -62,10 +62,30 @@ output "webhook_base_url" {
   value = module.sluice.webhook_base_url
 }
 
+output "admin_base_url" {
+  value = module.sluice.admin_base_url
+}
+
+output "events_table_name" {
+  value = module.sluice.events_table_name
+}
+
+output "deliveries_table_name" {
+  value = module.sluice.deliveries_table_name
+}
+
 output "config_table_name" {
   value = module.sluice.config_table_name
 }
 
+output "delivery_queue_url" {
+  value = module.sluice.delivery_queue_url
+}
+
 output "dead_letter_queue_url" {
   value = module.sluice.dead_letter_queue_url
+}
+
+output "ssm_parameter_prefix" {
+  value = module.sluice.ssm_parameter_prefix
 }

@@ -32,6 +32,11 @@ output "stream_failure_queue_url" {
   value = aws_sqs_queue.stream_failure.url
 }
 
+output "ssm_parameter_prefix" {
+  description = "Where the ssm secrets live (sluice --aws --outputs-file reads these outputs)."
+  value       = var.ssm_parameter_prefix
+}
+
 output "function_names" {
   value = { for name, fn in aws_lambda_function.this : name => fn.function_name }
 }
