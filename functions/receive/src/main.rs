@@ -12,7 +12,7 @@ use sluice_receive::{Ports, handle_event};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
-    let backend = AwsBackend::new(&sluice::aws::clients().await, &settings);
+    let backend = AwsBackend::new(&sluice::aws::clients(), &settings);
     let ports = Ports {
         registry: &backend.registry,
         store: &backend.store,

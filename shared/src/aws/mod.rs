@@ -14,13 +14,14 @@
 //! | [`settings`] | | the environment variables |
 //! | [`metrics`] | | CloudWatch Embedded Metric Format lines of the functions |
 //!
-//! Clients are built once per process with [`clients`]; the SDK reads
-//! `AWS_REGION`, the credentials and `AWS_ENDPOINT_URL` itself.
+//! Clients are built once per process with [`clients`], from the Lambda
+//! environment ([`sdk_config`]): region, credentials, `AWS_ENDPOINT_URL`.
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use tokio::sync::OnceCell;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 
 use crate::error::Unavailable;
 
@@ -63,20 +64,49 @@ impl AwsClients {
     }
 }
 
-/// The SDK configuration from the standard sources (environment, profile,
-/// container/instance metadata), including `AWS_ENDPOINT_URL`.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+/// The SDK configuration of a Lambda execution environment, read from the
+/// variables Lambda sets: `AWS_REGION` (else `AWS_DEFAULT_REGION`), the
+/// role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), plus `AWS_ENDPOINT_URL` (an emulator such as
+/// moto), `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT`.
+///
+/// Not aws-config's default chain: profiles, SSO, web identity, container
+/// and instance metadata never supply credentials to a Lambda function,
+/// and that chain (with the STS client it carries) was about 210 KB of
+/// each zip and a probe of every source at init. The CLI, which runs on
+/// operators' machines, uses the full chain.
+pub fn sdk_config() -> SdkConfig {
+    sdk_config_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
 }
 
-/// The process-wide clients, built on first use and shared afterwards
-/// (a Lambda builds them once per execution environment).
-pub async fn clients() -> AwsClients {
-    static CLIENTS: OnceCell<AwsClients> = OnceCell::const_new();
-    CLIENTS
-        .get_or_init(|| async { AwsClients::from_conf(&sdk_config().await) })
-        .await
-        .clone()
+fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
+    let flag = |name: &str| var(name).map(|v| v.eq_ignore_ascii_case("true"));
+    let mut conf = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(
+            var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .map(Region::new),
+        )
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ));
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        conf = conf.endpoint_url(url);
+    }
+    if let Some(fips) = flag("AWS_USE_FIPS_ENDPOINT") {
+        conf = conf.use_fips(fips);
+    }
+    if let Some(dual) = flag("AWS_USE_DUALSTACK_ENDPOINT") {
+        conf = conf.use_dual_stack(dual);
+    }
+    conf.build()
+}
+
+/// The clients of a Lambda execution environment ([`sdk_config`]). Each
+/// function's `main` builds them once and shares them for its lifetime.
+pub fn clients() -> AwsClients {
+    AwsClients::from_conf(&sdk_config())
 }
 
 /// Everything the three functions need, built from one set of clients and
@@ -215,6 +245,38 @@ mod tests {
         assert_eq!(store.load(&key).await.unwrap().unwrap().body_hash, "h");
     }
 
+    #[test]
+    fn sdk_config_reads_the_lambda_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            sdk_config_from(move |name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let conf = env(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5050"),
+            ("AWS_USE_FIPS_ENDPOINT", "TRUE"),
+        ]);
+        assert_eq!(conf.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(conf.endpoint_url(), Some("http://127.0.0.1:5050"));
+        assert_eq!(conf.use_fips(), Some(true));
+        assert_eq!(conf.use_dual_stack(), None);
+        assert!(conf.credentials_provider().is_some());
+        assert!(conf.behavior_version().is_some());
+
+        let conf = env(&[
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]);
+        assert_eq!(conf.region().map(|r| r.as_ref()), Some("us-east-2"));
+        assert_eq!(conf.endpoint_url(), None);
+        assert_eq!(conf.use_dual_stack(), Some(false));
+        assert_eq!(env(&[]).region(), None);
+    }
+
     /// The child half of the test above; does nothing in a normal run.
     #[tokio::test]
     async fn env_child() {
@@ -222,7 +284,7 @@ mod tests {
             return;
         }
         let settings = AwsSettings::from_env().unwrap();
-        let first = clients().await;
+        let first = clients();
         let backend = AwsBackend::new(&first, &settings);
         let event = Event {
             source: "envsrc".into(),
