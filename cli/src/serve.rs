@@ -209,7 +209,7 @@ async fn hook(
                 app.registry.as_ref(),
                 &app.store,
                 &source,
-                &headers,
+                headers,
                 body,
                 SystemTime::now(),
             )

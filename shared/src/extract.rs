@@ -47,7 +47,7 @@ pub fn extract(
             let event_type = match text(headers, &GITHUB_EVENT) {
                 None => String::new(),
                 Some(e) => match Fields::parse(body, ACTION).and_then(|f| f.action) {
-                    Some(a) => format!("{e}.{a}"),
+                    Some(a) => [e, ".", &a].concat(),
                     None => e.to_owned(),
                 },
             };

@@ -95,7 +95,7 @@ pub async fn handle(
 /// count what happened. Prints nothing.
 pub async fn process(
     ports: Ports<'_>,
-    request: ApiGatewayV2httpRequest,
+    mut request: ApiGatewayV2httpRequest,
     now: SystemTime,
 ) -> Outcome {
     let mut metrics = Metrics::new(FUNCTION);
@@ -122,7 +122,7 @@ pub async fn process(
         count(&mut metrics, None, &Err(405), "method_not_allowed");
         return Outcome { response, metrics };
     }
-    let body = match raw_body(&request) {
+    let body = match raw_body(&mut request) {
         Ok(body) => body,
         Err(err) => {
             tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
@@ -137,7 +137,7 @@ pub async fn process(
         ports.registry,
         ports.store,
         &source,
-        &request.headers,
+        std::mem::take(&mut request.headers),
         body,
         now,
     )
@@ -178,13 +178,14 @@ pub fn source_of(request: &ApiGatewayV2httpRequest) -> Option<String> {
     (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
 }
 
-/// The body bytes exactly as the provider sent them.
-pub fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Bytes, ReceiveError> {
-    let Some(body) = request.body.as_deref() else {
+/// The body bytes exactly as the provider sent them, taken out of the
+/// request (a text body moves, it is not copied).
+pub fn raw_body(request: &mut ApiGatewayV2httpRequest) -> Result<Bytes, ReceiveError> {
+    let Some(body) = request.body.take() else {
         return Ok(Bytes::new());
     };
     if !request.is_base64_encoded {
-        return Ok(Bytes::copy_from_slice(body.as_bytes()));
+        return Ok(Bytes::from(body));
     }
     base64::engine::general_purpose::STANDARD
         .decode(body)
@@ -296,32 +297,38 @@ mod tests {
             "body": "cGF5bG9hZD0lN0IlN0Q=",
             "isBase64Encoded": true,
         });
-        let request = request(event);
+        let mut request = request(event);
         assert_eq!(source_of(&request).as_deref(), Some("github"));
         assert_eq!(request.request_context.http.method, Method::POST);
-        assert_eq!(&raw_body(&request).unwrap()[..], b"payload=%7B%7D");
+        assert_eq!(&raw_body(&mut request).unwrap()[..], b"payload=%7B%7D");
     }
 
     #[test]
     fn bodies_are_passed_as_bytes_and_bad_base64_is_a_400() {
         let mut plain = base("/hooks/x");
         plain["body"] = "{ \"a\" : 1 }".into();
-        assert_eq!(&raw_body(&request(plain)).unwrap()[..], b"{ \"a\" : 1 }");
+        assert_eq!(
+            &raw_body(&mut request(plain)).unwrap()[..],
+            b"{ \"a\" : 1 }"
+        );
 
         let mut encoded = base("/hooks/x");
         encoded["body"] = "AP/+e30=".into();
         encoded["isBase64Encoded"] = true.into();
-        assert_eq!(&raw_body(&request(encoded)).unwrap()[..], b"\x00\xff\xfe{}");
+        assert_eq!(
+            &raw_body(&mut request(encoded)).unwrap()[..],
+            b"\x00\xff\xfe{}"
+        );
 
         for bad in ["%%%", "AAA", "A===", "Zm9v\n!"] {
             let mut ev = base("/hooks/x");
             ev["body"] = bad.into();
             ev["isBase64Encoded"] = true.into();
-            let err = raw_body(&request(ev)).unwrap_err();
+            let err = raw_body(&mut request(ev)).unwrap_err();
             assert_eq!(err.status(), 400, "{bad}");
             assert_eq!(err.code(), "bad_request");
         }
-        assert!(raw_body(&request(base("/hooks/x"))).unwrap().is_empty());
+        assert!(raw_body(&mut request(base("/hooks/x"))).unwrap().is_empty());
     }
 
     #[test]

@@ -70,7 +70,7 @@ async fn receive_commits_once_and_reports_duplicates() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "uuid-1");
     let now = SystemTime::now();
-    let first = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+    let first = receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
         .await
         .unwrap();
     assert_eq!(
@@ -79,7 +79,7 @@ async fn receive_commits_once_and_reports_duplicates() {
             id: "uuid-1".into()
         }
     );
-    let again = receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+    let again = receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
         .await
         .unwrap();
     assert_eq!(
@@ -113,7 +113,7 @@ async fn receive_maps_each_failure_to_its_status() {
         &reg,
         &store,
         "nope",
-        &gitlab_headers("tok-123", "u"),
+        gitlab_headers("tok-123", "u"),
         body.clone(),
         now,
     )
@@ -125,7 +125,7 @@ async fn receive_maps_each_failure_to_its_status() {
         &reg,
         &store,
         "gl",
-        &gitlab_headers("tok-999", "u"),
+        gitlab_headers("tok-999", "u"),
         body.clone(),
         now,
     )
@@ -140,15 +140,7 @@ async fn receive_maps_each_failure_to_its_status() {
     );
 
     let big = Bytes::from(vec![b'x'; 65]);
-    let too_big = receive(
-        &reg,
-        &store,
-        "gl",
-        &gitlab_headers("tok-123", "u"),
-        big,
-        now,
-    )
-    .await;
+    let too_big = receive(&reg, &store, "gl", gitlab_headers("tok-123", "u"), big, now).await;
     assert!(matches!(
         too_big,
         Err(ReceiveError::BodyTooLarge {
@@ -163,7 +155,7 @@ async fn receive_maps_each_failure_to_its_status() {
         &reg,
         &store,
         "gl",
-        &gitlab_headers("tok-123", &long_id),
+        gitlab_headers("tok-123", &long_id),
         body.clone(),
         now,
     )
@@ -175,7 +167,7 @@ async fn receive_maps_each_failure_to_its_status() {
         &reg,
         &store,
         "gl",
-        &gitlab_headers("tok-123", "u"),
+        gitlab_headers("tok-123", "u"),
         body,
         now,
     )
@@ -193,11 +185,13 @@ async fn duplicate_with_a_different_body_is_still_a_duplicate() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "same-id");
     let now = SystemTime::now();
-    receive(&reg, &store, "gl", &h, Bytes::from_static(PUSH), now)
+    receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
         .await
         .unwrap();
     let other = Bytes::from_static(br#"{"object_kind":"push","x":1}"#);
-    let r = receive(&reg, &store, "gl", &h, other, now).await.unwrap();
+    let r = receive(&reg, &store, "gl", h.clone(), other, now)
+        .await
+        .unwrap();
     assert_eq!(
         r,
         Receipt::Duplicate {
@@ -259,12 +253,11 @@ async fn enqueue_send_failure_leaves_the_event_unrouted() {
 }
 
 async fn committed_event(reg: &StaticRegistry, store: &MemStore) -> EventKey {
-    let h = gitlab_headers("tok-123", "evt-9");
     receive(
         reg,
         store,
         "gl",
-        &h,
+        gitlab_headers("tok-123", "evt-9"),
         Bytes::from_static(PUSH),
         SystemTime::now(),
     )
