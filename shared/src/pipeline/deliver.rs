@@ -4,6 +4,7 @@ use std::time::{Instant, SystemTime};
 
 use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use crate::config::{Registry, Subscription};
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
@@ -66,7 +67,7 @@ pub async fn deliver(
     let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
     let decision = sub.retry.decide(msg.receive_count, &result);
 
-    let mut attempt = Attempt {
+    let attempt = Attempt {
         source: task.source.clone(),
         event_id: task.event_id.clone(),
         subscription: task.subscription.clone(),
@@ -83,8 +84,25 @@ pub async fn deliver(
         next_attempt_at_ms: None,
     };
     let outcome = outcome_text(&result);
+    // Instrumented, not entered: a guard held across the awaits below would
+    // leave this span on whatever ran on the thread meanwhile, and the lines
+    // logged after a resume on another thread would carry no event ids.
     let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt = msg.receive_count, latency_ms);
-    let _guard = span.enter();
+    settle(ports, msg, &sub.id, decision, attempt, started, &outcome)
+        .instrument(span)
+        .await
+}
+
+/// Records the attempt and acts on the retry decision.
+async fn settle(
+    ports: &DeliverPorts<'_>,
+    msg: &ReceivedTask,
+    subscription: &str,
+    decision: Decision,
+    mut attempt: Attempt,
+    started: SystemTime,
+    outcome: &str,
+) -> Result<Disposition, Unavailable> {
     match decision {
         Decision::Delivered => {
             ports
@@ -125,7 +143,7 @@ pub async fn deliver(
                 .queue
                 .dead_letter(msg, "destination answered 410 Gone; subscription disabled")
                 .await?;
-            ports.registry.disable_subscription(&sub.id).await?;
+            ports.registry.disable_subscription(subscription).await?;
             ports
                 .store
                 .record_attempt(&attempt, DeliveryStatus::Failed)

@@ -1,10 +1,11 @@
 //! In-memory ports for the pipeline's unit tests.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
@@ -105,6 +106,9 @@ pub struct MemQueue {
     pub fail_indexes: Mutex<Vec<usize>>,
     /// `dead_letter` fails while set.
     pub dlq_down: Mutex<bool>,
+    /// When set, `retry_in` signals the first and waits for the second:
+    /// a test can act while a delivery is suspended there.
+    pub pause_retry: Option<(Arc<Notify>, Arc<Notify>)>,
 }
 
 #[async_trait]
@@ -121,6 +125,10 @@ impl DeliveryQueue for MemQueue {
     }
 
     async fn retry_in(&self, msg: &ReceivedTask, delay: Duration) -> Result<(), Unavailable> {
+        if let Some((entered, release)) = &self.pause_retry {
+            entered.notify_one();
+            release.notified().await;
+        }
         self.retries
             .lock()
             .unwrap()

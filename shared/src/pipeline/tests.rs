@@ -1,10 +1,12 @@
 //! The pipeline through in-memory ports: no disk, no network.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use tokio::sync::Notify;
 
 use super::deliver::{DeliverPorts, Disposition, deliver};
 use super::enqueue::enqueue;
@@ -485,4 +487,75 @@ async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
         store.delivery_status(&task).await.unwrap(),
         Some(DeliveryStatus::Failed)
     );
+}
+
+/// A log event's message and the names of the spans it was inside, root first.
+type LoggedEvent = (String, Vec<String>);
+
+/// Every event logged while it is the subscriber.
+#[derive(Clone, Default)]
+struct SpanLog(Arc<std::sync::Mutex<Vec<LoggedEvent>>>);
+
+impl<S> tracing_subscriber::Layer<S> for SpanLog
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut message = String::new();
+        event.record(&mut |f: &tracing::field::Field, v: &dyn std::fmt::Debug| {
+            if f.name() == "message" {
+                message = format!("{v:?}");
+            }
+        });
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| scope.from_root().map(|s| s.name().to_owned()).collect())
+            .unwrap_or_default();
+        self.0.lock().unwrap().push((message, spans));
+    }
+}
+
+/// The attempt's span covers the lines it logs after awaiting the store
+/// and the queue, and nothing else that runs while it is suspended.
+#[tokio::test]
+async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let log = SpanLog::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(log.clone()));
+    let reg = registry().await;
+    let store = MemStore::default();
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let queue = MemQueue {
+        pause_retry: Some((entered.clone(), release.clone())),
+        ..MemQueue::default()
+    };
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
+    let key = committed_event(&reg, &store).await;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    let msg = received(&key, "pushes", 1);
+    let other = async {
+        entered.notified().await;
+        tracing::info!("unrelated work while the attempt waits");
+        release.notify_one();
+    };
+    let (disposition, ()) = tokio::join!(deliver(&ports, &msg), other);
+    assert_eq!(disposition.unwrap(), Disposition::Retry);
+
+    let events = log.0.lock().unwrap().clone();
+    let spans_of = |text: &str| {
+        events
+            .iter()
+            .find(|(m, _)| m.contains(text))
+            .map(|(_, spans)| spans.clone())
+            .unwrap_or_else(|| panic!("no {text:?} in {events:?}"))
+    };
+    assert_eq!(spans_of("unrelated work"), Vec::<String>::new());
+    assert_eq!(spans_of("will retry"), vec!["attempt".to_owned()]);
 }
