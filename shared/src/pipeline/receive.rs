@@ -153,13 +153,7 @@ pub fn verify_and_build(
 /// A cheap fingerprint of the body. It only flags a duplicate id whose body
 /// differs; the signature check already authenticated the bytes.
 pub fn body_fingerprint(body: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for b in xxhash_rust::xxh3::xxh3_128(body).to_be_bytes() {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(xxhash_rust::xxh3::xxh3_128(body).to_be_bytes())
 }
 
 fn kept_headers(mut headers: HeaderMap) -> Headers {
