@@ -163,14 +163,14 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
     }
 
     /// True if some key's tag over the concatenation of `parts` equals
-    /// `expected` (constant-time compare via `verify_slice`).
+    /// `expected`, compared in constant time.
     pub(super) fn matches(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
         self.macs.iter().any(|mac| {
             let mut m = mac.clone();
             for p in parts {
                 m.update(p);
             }
-            m.verify_slice(expected).is_ok()
+            tag_eq(&m.finalize().into_bytes(), expected).into()
         })
     }
 
@@ -188,11 +188,31 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
             candidates
                 .iter()
                 .fold(subtle::Choice::from(0), |acc, c| {
-                    acc | tag.as_slice().ct_eq(c.as_ref())
+                    acc | tag_eq(&tag, c.as_ref())
                 })
                 .into()
         })
     }
+}
+
+/// Constant-time equality of a computed tag and a candidate, a machine
+/// word at a time: subtle's slice compare passes every byte through its
+/// optimisation barrier, which cost as much as the rest of the check. Only
+/// the length, which is public (fixed per algorithm), may end it early.
+pub(super) fn tag_eq(tag: &[u8], candidate: &[u8]) -> subtle::Choice {
+    if tag.len() != candidate.len() {
+        return subtle::Choice::from(0);
+    }
+    fn words(s: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        s.chunks(8).map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_ne_bytes(w)
+        })
+    }
+    words(tag)
+        .zip(words(candidate))
+        .fold(subtle::Choice::from(1), |acc, (a, b)| acc & a.ct_eq(&b))
 }
 
 /// Up to `SigList::CAP` decoded 32-byte signatures, on the stack. Extra
@@ -393,6 +413,25 @@ mod tests {
         assert!(!keys.matches_any(&[b"a", b"b"], &[[0u8; 32]]));
         assert!(keys.matches(&[b"ab"], &good));
         assert!(!keys.matches(&[b"abc"], &good));
+    }
+
+    #[test]
+    fn tag_eq_sees_a_difference_in_any_byte_and_any_length() {
+        // 20 (SHA-1: a partial last word), 32 and 64 bytes.
+        for len in [20usize, 32, 64] {
+            let tag: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert!(bool::from(tag_eq(&tag, &tag.clone())));
+            for i in 0..len {
+                let mut other = tag.clone();
+                other[i] ^= 0x01;
+                assert!(!bool::from(tag_eq(&tag, &other)), "len {len}, byte {i}");
+            }
+            assert!(!bool::from(tag_eq(&tag, &tag[..len - 1])));
+            let mut longer = tag.clone();
+            longer.push(0);
+            assert!(!bool::from(tag_eq(&tag, &longer)));
+        }
+        assert!(!bool::from(tag_eq(&[1; 32], &[])));
     }
 
     #[test]

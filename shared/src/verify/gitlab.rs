@@ -4,10 +4,9 @@
 
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::VerifyError;
-use super::common::{header, ok_if};
+use super::common::{header, ok_if, tag_eq};
 use crate::secrets::Secret;
 
 pub(super) const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
@@ -41,7 +40,7 @@ impl Gitlab {
         let matched = self
             .digests
             .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_eq(&got));
+            .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
         ok_if(matched.into())
     }
 }
