@@ -27,7 +27,7 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
     for c in codes {
         let description = match *c {
             "400" => "Malformed JSON or request",
-            "401" => "Missing or wrong bearer token",
+            "401" => "Missing or wrong bearer token (sluice serve), or no IAM identity (AWS)",
             "404" => "No such entry, or the admin API is disabled",
             "409" => "Conflicts with the current state (exists, read-only, in use, disabled)",
             "422" => "A value is invalid; `field` names it",
@@ -85,9 +85,9 @@ pub fn document() -> Value {
         "info": {
             "title": "sluice admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Sources and subscriptions, the event log with its delivery attempts, replays and the dead-letter queue. Every route needs `Authorization: Bearer <token>` (the `[admin] token` of the config). Errors are `{\"error\", \"message\"}`, plus `field` for a 422. Entries defined in the config file are read-only here (409 `read_only`), except enable/disable."
+            "description": "Sources and subscriptions, the event log with its delivery attempts, replays and the dead-letter queue. Authentication depends on where it runs. `sluice serve`: every route needs `Authorization: Bearer <token>` (the `[admin] token` of the config). AWS: the admin routes sit behind API Gateway's IAM authorizer; sign each request with SigV4 (service `execute-api`) as a principal allowed `execute-api:Invoke` on them, and API Gateway refuses unsigned or badly signed requests (403) before they reach the function. Errors are `{\"error\", \"message\"}`, plus `field` for a 422. Entries defined in the config file are read-only here (409 `read_only`), except enable/disable."
         },
-        "security": [{ "bearer": [] }],
+        "security": [{ "bearer": [] }, { "sigv4": [] }],
         "paths": {
             "/admin/openapi.json": {
                 "get": op("This document", "openapi", &[], vec![("200", json!({ "description": "OpenAPI 3.1 document", "content": { "application/json": {} } }))], &[])
@@ -151,7 +151,12 @@ pub fn document() -> Value {
             }
         },
         "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "sluice serve: the `[admin] token` of the config" },
+                // OpenAPI has no SigV4 type; this is how API Gateway's own
+                // exports describe its IAM authorizer.
+                "sigv4": { "type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4", "description": "AWS: a SigV4 signature for execute-api" }
+            },
             "parameters": {
                 "id": { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                 "ref": { "name": "ref", "in": "path", "required": true, "description": "A secret reference (env:NAME, ssm:/path, db:NAME), percent-encoded", "schema": { "type": "string" } },

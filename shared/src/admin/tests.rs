@@ -162,6 +162,25 @@ fn every_route_is_in_the_openapi_document_and_nothing_else() {
     {
         serde_json::from_value::<crate::config::Format>(f.clone()).unwrap();
     }
+    // Both ways in are described (bearer on `sluice serve`, SigV4 on AWS),
+    // each by a scheme that exists.
+    let schemes: BTreeSet<&str> = doc["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|alt| alt.as_object().unwrap().keys().map(String::as_str))
+        .collect();
+    assert_eq!(schemes, BTreeSet::from(["bearer", "sigv4"]));
+    for name in schemes {
+        assert!(
+            !doc["components"]["securitySchemes"][name].is_null(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"],
+        "awsSigv4"
+    );
     // Every $ref points at something that exists.
     let text = doc.to_string();
     for part in text.split("\"$ref\":\"#/components/").skip(1) {
