@@ -17,7 +17,7 @@ use sluice::config::{ConfigError, ConfigFile};
 use sluice::delivery::http::{HttpOptions, HttpTransport};
 use sluice::error::{ReceiveError, Unavailable};
 use sluice::local::registry::RegistryError;
-use sluice::local::runtime::{LocalRuntime, RuntimeOptions};
+use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::pipeline::receive::{Reply, receive};
 use sluice::secrets::{EnvSecrets, SecretResolver};
@@ -75,7 +75,8 @@ pub enum ServeError {
 
 struct App {
     registry: Arc<LocalRegistry>,
-    store: SqliteStore,
+    /// Commits and routes received events (see `RoutingStore`).
+    store: RoutingStore,
     admin: Admin,
 }
 
@@ -142,7 +143,7 @@ impl Gateway {
         let admin_enabled = admin.enabled();
         let app = Arc::new(App {
             registry,
-            store,
+            store: runtime.receive_store(),
             admin,
         });
         let router = Router::new()

@@ -17,4 +17,4 @@ mod tests;
 
 pub use admin::LocalSecrets;
 pub use registry::LocalRegistry;
-pub use store::{DeadLetter, DeliveryRow, Dispatched, OutboxEntry, SqliteStore};
+pub use store::{DeadLetter, DeliveryRow, Dispatched, OutboxEntry, RoutedCommit, SqliteStore};

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -12,9 +13,11 @@ use super::store::duration_ms;
 use super::{OutboxEntry, SqliteStore};
 use crate::config::Registry;
 use crate::delivery::Transport;
-use crate::model::ReceivedTask;
+use crate::error::Unavailable;
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
 use crate::pipeline::deliver::{DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::{log_routed, route};
+use crate::store::{Commit, EventStore, ForDelivery};
 use crate::time::now_ms;
 
 /// Most queue messages deleted in one store write.
@@ -61,6 +64,7 @@ impl Default for RuntimeOptions {
 pub struct LocalRuntime {
     stop: watch::Sender<bool>,
     workers: JoinSet<()>,
+    receive_store: RoutingStore,
 }
 
 struct Shared {
@@ -91,11 +95,27 @@ impl LocalRuntime {
             acks,
         });
         let (handoff, handoff_rx) = mpsc::channel(shared.options.max_in_flight.max(1) * 2);
+        let receive_store = RoutingStore {
+            store: shared.store.clone(),
+            registry: shared.registry.clone(),
+            handoff: handoff.clone(),
+            claim: shared.options.visibility_timeout,
+        };
         workers.spawn(outbox_worker(shared.clone(), handoff, stopped.clone()));
         workers.spawn(delivery_worker(shared.clone(), handoff_rx, stopped.clone()));
         workers.spawn(config_worker(shared.clone(), stopped.clone()));
         workers.spawn(purge_worker(shared, stopped));
-        Self { stop, workers }
+        Self {
+            stop,
+            workers,
+            receive_store,
+        }
+    }
+
+    /// The store the receive path should commit through: it routes each
+    /// new event in its commit and hands the deliveries to these workers.
+    pub fn receive_store(&self) -> RoutingStore {
+        self.receive_store.clone()
     }
 
     /// Stop taking new work and let in-flight deliveries finish, for at
@@ -113,6 +133,102 @@ impl LocalRuntime {
             );
             self.workers.shutdown().await;
         }
+    }
+}
+
+/// The event store of the embedded receive path. A commit routes the
+/// event first (the registry is in memory) and commits it together with
+/// its deliveries and queue messages, then hands the messages straight to
+/// the delivery worker: no outbox entry, no second commit to wait for, no
+/// outbox read. What the worker has no room for is queued visible and
+/// received from the queue instead. An event whose routing fails goes
+/// through the outbox, as replays and a previous run's leftovers do.
+/// Everything else is the plain [`SqliteStore`].
+#[derive(Clone)]
+pub struct RoutingStore {
+    store: SqliteStore,
+    registry: Arc<LocalRegistry>,
+    handoff: mpsc::Sender<Handoff>,
+    claim: Duration,
+}
+
+impl RoutingStore {
+    async fn commit_and_hand_over(&self, event: Event) -> Result<Commit, Unavailable> {
+        let subs = match route(self.registry.as_ref(), &event.source, &event.event_type).await {
+            Ok(subs) => subs,
+            Err(e) => {
+                tracing::warn!(source = %event.source, event_id = %event.id, error = %e, "routing at commit failed; the outbox routes it");
+                return self.store.commit(&event).await;
+            }
+        };
+        // Room on the handoff is reserved before the commit, so a message
+        // is claimed only when the worker is sure to get it.
+        let deliveries = subs.len();
+        let permits = self.handoff.try_reserve_many(deliveries).ok();
+        let claim = permits.as_ref().map(|_| self.claim);
+        let key = event.key();
+        let event_type = event.event_type.clone();
+        let routed = self.store.commit_routed(event, subs, claim).await?;
+        if routed.commit == Commit::Accepted {
+            log_routed(&key, &event_type, deliveries);
+        }
+        if let Some(permits) = permits {
+            let claimed_until_ms = routed.claimed_until_ms;
+            for (permit, msg) in permits.zip(routed.claimed) {
+                permit.send(Handoff {
+                    msg,
+                    claimed_until_ms,
+                });
+            }
+        }
+        Ok(routed.commit)
+    }
+}
+
+#[async_trait]
+impl EventStore for RoutingStore {
+    /// On its own task: a request whose client hangs up is dropped, and
+    /// with it any future it awaits, but a commit that may have landed must
+    /// still hand its claimed messages over (or they would wait out their
+    /// claim). The task owns a clone of the event, which the write needs
+    /// anyway.
+    async fn commit(&self, event: &Event) -> Result<Commit, Unavailable> {
+        let this = self.clone();
+        let event = event.clone(); // the body is `Bytes`: a refcount, not a copy
+        tokio::spawn(async move { this.commit_and_hand_over(event).await })
+            .await
+            .map_err(|e| Unavailable(format!("commit task failed: {e}")))?
+    }
+
+    async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
+        self.store.load(key).await
+    }
+
+    async fn mark_routed(
+        &self,
+        key: &EventKey,
+        subscriptions: &[String],
+    ) -> Result<(), Unavailable> {
+        self.store.mark_routed(key, subscriptions).await
+    }
+
+    async fn delivery_status(
+        &self,
+        task: &DeliveryTask,
+    ) -> Result<Option<DeliveryStatus>, Unavailable> {
+        self.store.delivery_status(task).await
+    }
+
+    async fn load_for_delivery(&self, task: &DeliveryTask) -> Result<ForDelivery, Unavailable> {
+        self.store.load_for_delivery(task).await
+    }
+
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+    ) -> Result<bool, Unavailable> {
+        self.store.record_attempt(attempt, status).await
     }
 }
 
@@ -415,5 +531,161 @@ async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "config reload failed; the running config stays"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::admin::ports::Origin;
+    use crate::config::ConfigFile;
+    use crate::local::LocalSecrets;
+    use crate::model::Headers;
+    use crate::secrets::EnvSecrets;
+
+    const CONFIG: &str = r#"
+        [[sources]]
+        id = "gh"
+        provider = "github"
+        secrets = ["env:GH"]
+        [[subscriptions]]
+        id = "a"
+        source = "gh"
+        events = ["push"]
+        url = "https://example.com/a"
+        [[subscriptions]]
+        id = "b"
+        source = "gh"
+        events = ["push", "issues"]
+        url = "https://example.com/b"
+    "#;
+
+    fn event(id: &str, event_type: &str) -> Event {
+        Event {
+            source: "gh".to_owned(),
+            id: id.to_owned(),
+            event_type: event_type.to_owned(),
+            received_at_ms: now_ms(),
+            expires_at: now_ms() / 1000 + 3600,
+            body: Bytes::from_static(b"{}"),
+            body_hash: "h".to_owned(),
+            content_type: None,
+            headers: Headers::from_pairs::<&str, &str>(&[]),
+        }
+    }
+
+    fn subscriptions(handoffs: &[Handoff]) -> Vec<(&str, &str)> {
+        handoffs
+            .iter()
+            .map(|h| {
+                (
+                    h.msg.task.event_id.as_str(),
+                    h.msg.task.subscription.as_str(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_commit_routes_the_event_and_hands_its_claimed_messages_over_or_queues_them_visible()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sluice.db")).unwrap();
+        let file = ConfigFile::parse(CONFIG).unwrap();
+        crate::admin::sync::apply(&store, &file, Origin::File)
+            .await
+            .unwrap();
+        let env = EnvSecrets::from_map(HashMap::from([("GH".to_owned(), "s".to_owned())]));
+        let secrets = Arc::new(LocalSecrets::new(env, store.clone()));
+        let registry = Arc::new(LocalRegistry::load(store.clone(), secrets).await.unwrap());
+        // Room for two handed-over messages, and no worker taking them.
+        let (handoff, mut handed) = mpsc::channel(2);
+        let claim = Duration::from_secs(60);
+        let commits = RoutingStore {
+            store: store.clone(),
+            registry,
+            handoff,
+            claim,
+        };
+        let take = |handed: &mut mpsc::Receiver<Handoff>| {
+            std::iter::from_fn(|| handed.try_recv().ok()).collect::<Vec<_>>()
+        };
+
+        // One write: the event, its deliveries and claimed messages; no outbox.
+        let before = store.write_batches();
+        let c = commits.commit(&event("1", "push")).await.unwrap();
+        assert_eq!(c, Commit::Accepted);
+        assert_eq!(store.write_batches(), before + 1);
+        let got = take(&mut handed);
+        assert_eq!(subscriptions(&got), [("1", "a"), ("1", "b")]);
+        assert!(got.iter().all(|h| h.claimed_until_ms >= now_ms() + 59_000));
+        let key = EventKey::new("gh", "1");
+        let both = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(store.routed(&key).await.unwrap(), Some(both.clone()));
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        assert!(
+            store.receive(10, claim).await.unwrap().is_empty(),
+            "claimed"
+        );
+        // The handles are live: an ack deletes the message.
+        store.ack(&[got[0].msg.handle.clone()]).await.unwrap();
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+
+        // A duplicate writes and hands over nothing.
+        let c = commits.commit(&event("1", "push")).await.unwrap();
+        assert_eq!(
+            c,
+            Commit::Duplicate {
+                body_hash: Some("h".to_owned())
+            }
+        );
+        assert!(take(&mut handed).is_empty());
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+
+        // One slot taken: the next two-subscription event finds no room for
+        // both, so its messages are queued visible and a receive gets them.
+        commits.commit(&event("2", "issues")).await.unwrap();
+        commits.commit(&event("3", "push")).await.unwrap();
+        let got = take(&mut handed);
+        assert_eq!(subscriptions(&got), [("2", "b")]);
+        let received = store.receive(10, claim).await.unwrap();
+        let tasks: Vec<_> = received
+            .iter()
+            .map(|m| {
+                (
+                    m.task.event_id.as_str(),
+                    m.task.subscription.as_str(),
+                    m.receive_count,
+                )
+            })
+            .collect();
+        assert_eq!(tasks, [("3", "a", 1), ("3", "b", 1)]);
+        assert_eq!(
+            store.routed(&EventKey::new("gh", "3")).await.unwrap(),
+            Some(both)
+        );
+
+        // A request dropped mid-commit (its client hung up) still commits
+        // and hands over: polled once, then dropped, the commit goes on.
+        assert!(commits.commit(&event("5", "issues")).now_or_never().is_none());
+        let handed_over = tokio::time::timeout(Duration::from_secs(10), handed.recv())
+            .await
+            .expect("handed over")
+            .expect("open");
+        assert_eq!(subscriptions(&[handed_over]), [("5", "b")]);
+
+        // An event nobody wants is committed and routed to nothing.
+        commits.commit(&event("4", "star")).await.unwrap();
+        assert_eq!(
+            store.routed(&EventKey::new("gh", "4")).await.unwrap(),
+            Some(vec![])
+        );
+        assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        assert!(take(&mut handed).is_empty());
     }
 }

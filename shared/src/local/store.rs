@@ -64,6 +64,15 @@ pub struct Dispatched {
     pub claimed_until_ms: i64,
 }
 
+/// What [`SqliteStore::commit_routed`] did.
+#[derive(Debug)]
+pub struct RoutedCommit {
+    pub commit: Commit,
+    /// The messages it queued claimed, until `claimed_until_ms`.
+    pub claimed: Vec<ReceivedTask>,
+    pub claimed_until_ms: i64,
+}
+
 /// A message moved off the queue for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -198,16 +207,6 @@ impl SqliteStore {
             let now = now_ms();
             let claimed_until_ms = now.saturating_add(claim);
             let mut mark = c.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
-            let mut delivery = c.prepare_cached(
-                "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            let mut queue = c.prepare_cached(
-                "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
-                 ON CONFLICT (source, event_id, subscription) DO NOTHING
-                 RETURNING id",
-            )?;
             let mut claimed = Vec::new();
             let mut routed = vec![true; routes.len()];
             for ((entry, subs), routed) in routes.iter().zip(&mut routed) {
@@ -215,26 +214,14 @@ impl SqliteStore {
                     *routed = false;
                     continue;
                 }
-                for s in subs {
-                    delivery.execute(params![entry.seq, s, now])?;
-                    let id: Option<i64> = queue
-                        .query_row(
-                            params![entry.key.source, entry.key.id, s, claimed_until_ms, now],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if let Some(id) = id {
-                        claimed.push(ReceivedTask {
-                            task: DeliveryTask {
-                                source: entry.key.source.clone(),
-                                event_id: entry.key.id.clone(),
-                                subscription: s.clone(),
-                            },
-                            handle: format!("{id}:1"),
-                            receive_count: 1,
-                        });
-                    }
-                }
+                claimed.extend(queue_deliveries(
+                    c,
+                    entry.seq,
+                    &entry.key,
+                    subs,
+                    now,
+                    Some(claimed_until_ms),
+                )?);
             }
             let mut flags = routed.into_iter();
             routes.retain(|_| flags.next().unwrap_or(false));
@@ -242,6 +229,44 @@ impl SqliteStore {
                 routed: routes,
                 claimed,
                 claimed_until_ms,
+            })
+        })
+        .await
+    }
+
+    /// Commits a new event already routed to `subscriptions`, in one
+    /// write: the event, its pending deliveries and their queue messages,
+    /// and no outbox entry (nothing is left to route). With `claim`, the
+    /// messages are claimed for that long, for the caller to hand straight
+    /// to a delivery worker; without, they are visible now. A duplicate
+    /// writes nothing.
+    pub async fn commit_routed(
+        &self,
+        ev: Event,
+        subscriptions: Vec<String>,
+        claim: Option<Duration>,
+    ) -> Result<RoutedCommit, Unavailable> {
+        let headers = serde_json::to_string(&ev.headers).map_err(Unavailable::new)?;
+        self.write(move |c, wake| {
+            let Some(seq) = insert_event(c, &ev, &headers)? else {
+                return Ok(RoutedCommit {
+                    commit: duplicate(c, &ev)?,
+                    claimed: Vec::new(),
+                    claimed_until_ms: 0,
+                });
+            };
+            let now = now_ms();
+            let claimed_until = claim.map(|d| now.saturating_add(duration_ms(d)));
+            let queued = queue_deliveries(c, seq, &ev.key(), &subscriptions, now, claimed_until)?;
+            wake.queue = claimed_until.is_none() && !queued.is_empty();
+            Ok(RoutedCommit {
+                commit: Commit::Accepted,
+                claimed: if claimed_until.is_some() {
+                    queued
+                } else {
+                    Vec::new()
+                },
+                claimed_until_ms: claimed_until.unwrap_or(now),
             })
         })
         .await
@@ -594,36 +619,13 @@ impl EventStore for SqliteStore {
         let headers = serde_json::to_string(&event.headers).map_err(Unavailable::new)?;
         let ev = event.clone(); // the body is `Bytes`: a refcount, not a copy
         self.write(move |c, wake| {
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO events (source, id, event_type, received_at_ms, expires_at,
-                                         body_hash, content_type, headers, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (source, id) DO NOTHING",
-                )?
-                .execute(params![
-                    ev.source,
-                    ev.id,
-                    ev.event_type,
-                    ev.received_at_ms,
-                    ev.expires_at,
-                    ev.body_hash,
-                    ev.content_type,
-                    headers,
-                    &ev.body[..],
-                ])?;
-            if inserted == 1 {
-                c.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
-                    .execute([c.last_insert_rowid()])?;
-                wake.outbox = true;
-                return Ok(Commit::Accepted);
-            }
-            // Same transaction, single writer: the row that won is visible here.
-            let body_hash = c
-                .prepare_cached("SELECT body_hash FROM events WHERE source = ?1 AND id = ?2")?
-                .query_row(params![ev.source, ev.id], |r| r.get(0))
-                .optional()?;
-            Ok(Commit::Duplicate { body_hash })
+            let Some(seq) = insert_event(c, &ev, &headers)? else {
+                return duplicate(c, &ev);
+            };
+            c.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
+                .execute([seq])?;
+            wake.outbox = true;
+            Ok(Commit::Accepted)
         })
         .await
     }
@@ -856,6 +858,88 @@ impl DeliveryQueue for SqliteStore {
 }
 
 // The column order `event_from_row` reads.
+/// Inserts the event unless its key exists; its row's seq when it did.
+fn insert_event(c: &Connection, ev: &Event, headers: &str) -> DbResult<Option<i64>> {
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO events (source, id, event_type, received_at_ms, expires_at,
+                                 body_hash, content_type, headers, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (source, id) DO NOTHING",
+        )?
+        .execute(params![
+            ev.source,
+            ev.id,
+            ev.event_type,
+            ev.received_at_ms,
+            ev.expires_at,
+            ev.body_hash,
+            ev.content_type,
+            headers,
+            &ev.body[..],
+        ])?;
+    Ok((inserted == 1).then(|| c.last_insert_rowid()))
+}
+
+/// The answer for a key that exists. Same transaction, single writer: the
+/// row that won is visible here.
+fn duplicate(c: &Connection, ev: &Event) -> DbResult<Commit> {
+    let body_hash = c
+        .prepare_cached("SELECT body_hash FROM events WHERE source = ?1 AND id = ?2")?
+        .query_row(params![ev.source, ev.id], |r| r.get(0))
+        .optional()?;
+    Ok(Commit::Duplicate { body_hash })
+}
+
+/// The pending delivery row and the queue message of each subscription of
+/// a routed event, inside the caller's transaction. The messages are
+/// visible now or, with `claimed_until`, claimed until then, as if received
+/// once. Returns the messages it queued (a message that exists already is
+/// left alone).
+fn queue_deliveries(
+    c: &Connection,
+    seq: i64,
+    key: &EventKey,
+    subscriptions: &[String],
+    now: i64,
+    claimed_until: Option<i64>,
+) -> DbResult<Vec<ReceivedTask>> {
+    let mut delivery = c.prepare_cached(
+        "INSERT INTO deliveries (event_seq, subscription, updated_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+    )?;
+    let visible_at = claimed_until.unwrap_or(now);
+    let receive_count = u32::from(claimed_until.is_some());
+    let mut queue = c.prepare_cached(
+        "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (source, event_id, subscription) DO NOTHING
+         RETURNING id",
+    )?;
+    let mut queued = Vec::with_capacity(subscriptions.len());
+    for s in subscriptions {
+        delivery.execute(params![seq, s, now])?;
+        let id: Option<i64> = queue
+            .query_row(
+                params![key.source, key.id, s, visible_at, receive_count, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            queued.push(ReceivedTask {
+                task: DeliveryTask {
+                    source: key.source.clone(),
+                    event_id: key.id.clone(),
+                    subscription: s.clone(),
+                },
+                handle: format!("{id}:{receive_count}"),
+                receive_count,
+            });
+        }
+    }
+    Ok(queued)
+}
+
 const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
