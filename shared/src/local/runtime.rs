@@ -141,8 +141,8 @@ impl LocalRuntime {
 /// its deliveries and queue messages, then hands the messages straight to
 /// the delivery worker: no outbox entry, no second commit to wait for, no
 /// outbox read. What the worker has no room for is queued visible and
-/// received from the queue instead. An event whose routing fails goes
-/// through the outbox, as replays and a previous run's leftovers do.
+/// received from the queue instead. An event whose routing fails is
+/// committed with an outbox entry, and the outbox worker routes it later.
 /// Everything else is the plain [`SqliteStore`].
 #[derive(Clone)]
 pub struct RoutingStore {
@@ -672,7 +672,12 @@ mod tests {
 
         // A request dropped mid-commit (its client hung up) still commits
         // and hands over: polled once, then dropped, the commit goes on.
-        assert!(commits.commit(&event("5", "issues")).now_or_never().is_none());
+        assert!(
+            commits
+                .commit(&event("5", "issues"))
+                .now_or_never()
+                .is_none()
+        );
         let handed_over = tokio::time::timeout(Duration::from_secs(10), handed.recv())
             .await
             .expect("handed over")

@@ -217,7 +217,7 @@ impl SqliteStore {
                 claimed.extend(queue_deliveries(
                     c,
                     entry.seq,
-                    &entry.key,
+                    (&entry.key.source, &entry.key.id),
                     subs,
                     now,
                     Some(claimed_until_ms),
@@ -257,7 +257,14 @@ impl SqliteStore {
             };
             let now = now_ms();
             let claimed_until = claim.map(|d| now.saturating_add(duration_ms(d)));
-            let queued = queue_deliveries(c, seq, &ev.key(), &subscriptions, now, claimed_until)?;
+            let queued = queue_deliveries(
+                c,
+                seq,
+                (&ev.source, &ev.id),
+                &subscriptions,
+                now,
+                claimed_until,
+            )?;
             wake.queue = claimed_until.is_none() && !queued.is_empty();
             Ok(RoutedCommit {
                 commit: Commit::Accepted,
@@ -857,7 +864,6 @@ impl DeliveryQueue for SqliteStore {
     }
 }
 
-// The column order `event_from_row` reads.
 /// Inserts the event unless its key exists; its row's seq when it did.
 fn insert_event(c: &Connection, ev: &Event, headers: &str) -> DbResult<Option<i64>> {
     let inserted = c
@@ -899,7 +905,7 @@ fn duplicate(c: &Connection, ev: &Event) -> DbResult<Commit> {
 fn queue_deliveries(
     c: &Connection,
     seq: i64,
-    key: &EventKey,
+    (source, event_id): (&str, &str),
     subscriptions: &[String],
     now: i64,
     claimed_until: Option<i64>,
@@ -921,15 +927,15 @@ fn queue_deliveries(
         delivery.execute(params![seq, s, now])?;
         let id: Option<i64> = queue
             .query_row(
-                params![key.source, key.id, s, visible_at, receive_count, now],
+                params![source, event_id, s, visible_at, receive_count, now],
                 |r| r.get(0),
             )
             .optional()?;
         if let Some(id) = id {
             queued.push(ReceivedTask {
                 task: DeliveryTask {
-                    source: key.source.clone(),
-                    event_id: key.id.clone(),
+                    source: source.to_owned(),
+                    event_id: event_id.to_owned(),
                     subscription: s.clone(),
                 },
                 handle: format!("{id}:{receive_count}"),
@@ -940,6 +946,7 @@ fn queue_deliveries(
     Ok(queued)
 }
 
+// The column order `event_from_row` reads.
 const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires_at, body_hash,
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
