@@ -165,13 +165,7 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
     /// True if some key's tag over the concatenation of `parts` equals
     /// `expected`, compared in constant time.
     pub(super) fn matches(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
-        self.macs.iter().any(|mac| {
-            let mut m = mac.clone();
-            for p in parts {
-                m.update(p);
-            }
-            tag_eq(&m.finalize().into_bytes(), expected).into()
-        })
+        self.matches_any(parts, &[expected])
     }
 
     /// Like `matches`, for several candidate signatures: each key's tag is
