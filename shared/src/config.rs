@@ -148,10 +148,11 @@ impl ConfigFile {
 
     /// Checks that need no secrets: ids, references, URLs, schedules.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut sources = HashSet::new();
+        let mut sources = HashMap::new();
         for s in &self.sources {
             check_id("source", &s.id)?;
-            if !sources.insert(s.id.as_str()) {
+            let window = s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
+            if sources.insert(s.id.as_str(), window).is_some() {
                 return invalid(format!("source {:?} is defined twice", s.id));
             }
             if s.secrets.is_empty() {
@@ -185,12 +186,12 @@ impl ConfigFile {
             if !subs.insert(sub.id.as_str()) {
                 return invalid(format!("subscription {:?} is defined twice", sub.id));
             }
-            if !sources.contains(sub.source.as_str()) {
+            let Some(window) = sources.get(sub.source.as_str()) else {
                 return invalid(format!(
                     "subscription {:?}: source {:?} is not defined",
                     sub.id, sub.source
                 ));
-            }
+            };
             if sub.events.is_empty() {
                 return invalid(format!(
                     "subscription {:?}: events is empty (use [\"*\"] for all)",
@@ -198,7 +199,7 @@ impl ConfigFile {
                 ));
             }
             destination_url(sub)?;
-            retry_policy(sub)?;
+            retention_covers_retries(sub, &retry_policy(sub)?, *window)?;
             template(sub)?;
         }
         Ok(())
@@ -333,6 +334,35 @@ pub(crate) fn retry_policy(sub: &SubscriptionConfig) -> Result<RetryPolicy, Conf
     }
 }
 
+/// How long an event outlives its subscriptions' longest retry schedule
+/// at least: the attempts themselves, and DynamoDB's TTL sweep is no
+/// earlier than the expiry.
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(3600);
+
+/// The event is kept for its source's `dedupe_window` (on AWS the events
+/// item's TTL): every retry must come before that, or it would find the
+/// body gone. (`Retry-After` waits are cut to fit at delivery.)
+fn retention_covers_retries(
+    sub: &SubscriptionConfig,
+    policy: &RetryPolicy,
+    dedupe_window: Duration,
+) -> Result<(), ConfigError> {
+    let span = policy.longest_span();
+    if span + RETENTION_MARGIN <= dedupe_window {
+        return Ok(());
+    }
+    invalid(format!(
+        "subscription {:?}: retry_schedule can take up to {} (with jitter), and source {:?} keeps \
+         an event for its dedupe_window of {}: shorten retry_schedule or make dedupe_window at \
+         least {}",
+        sub.id,
+        humantime::format_duration(span),
+        sub.source,
+        humantime::format_duration(dedupe_window),
+        humantime::format_duration(span + RETENTION_MARGIN),
+    ))
+}
+
 /// The subscription's compiled template: errors surface at load time.
 fn template(sub: &SubscriptionConfig) -> Result<Option<Template>, ConfigError> {
     Template::for_subscription(
@@ -453,6 +483,10 @@ impl StaticRegistry {
 
     pub fn get_subscription(&self, id: &str) -> Option<&Arc<Subscription>> {
         self.subscriptions.get(id)
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Arc<Subscription>> {
+        self.subscriptions.values()
     }
 }
 

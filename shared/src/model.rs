@@ -125,10 +125,15 @@ impl DeliveryTask {
 pub struct ReceivedTask {
     pub task: DeliveryTask,
     /// Opaque handle for visibility changes (SQS receipt handle, or the
-    /// local queue's row id).
+    /// local queue's row id and receive count).
     pub handle: String,
-    /// How many times this message has been received, starting at 1. It is
-    /// the attempt number.
+    /// The message's identity across receives (SQS MessageId, or the
+    /// local queue's row id): tells this message from another copy of the
+    /// same task.
+    pub message_id: String,
+    /// How many times this message has been received, starting at 1. Not
+    /// the attempt number: a message that waited for a lease or a paused
+    /// subscription is received again without an attempt.
     pub receive_count: u32,
 }
 

@@ -7,8 +7,28 @@ use rand::Rng;
 
 use crate::delivery::{DeliveryError, DeliveryResponse};
 
-/// SQS cannot hide a message longer than this.
-pub const MAX_WAIT: Duration = Duration::from_secs(12 * 3600);
+/// SQS refuses a visibility change that would pass 12 hours from the
+/// message's receive.
+pub const SQS_VISIBILITY_LIMIT: Duration = Duration::from_secs(12 * 3600);
+
+/// The longest wait between attempts, `Retry-After` included: under
+/// [`SQS_VISIBILITY_LIMIT`] by a margin for what runs between the receive
+/// and the visibility change (one attempt, at most deliver's 60 s timeout).
+pub const MAX_WAIT: Duration = Duration::from_secs(12 * 3600 - 10 * 60);
+
+/// The delivery queue's redrive policy (`maxReceiveCount` in both
+/// templates; the parity test keeps them equal): SQS moves a message to the
+/// DLQ on its 21st receive, whatever deliver would have done.
+pub const QUEUE_MAX_RECEIVE_COUNT: u32 = 20;
+
+/// Receives of one message that are not attempts: a store outage, a copy
+/// put back while another holds the delivery, a message back before its
+/// backoff ended. A schedule leaves this many under the redrive.
+pub const RECEIVE_HEADROOM: u32 = 5;
+
+/// The most attempts a schedule may have: so that deliver, not the
+/// queue's redrive, ends every schedule, with its failed attempt recorded.
+pub const MAX_ATTEMPTS: u32 = QUEUE_MAX_RECEIVE_COUNT - RECEIVE_HEADROOM;
 
 /// What to do after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +45,20 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyError {
     #[error(
-        "retry wait #{index} ({}) exceeds the maximum of {} (the SQS visibility limit)",
+        "retry wait #{index} ({}) exceeds the maximum of {} (under the SQS visibility limit of 12h)",
         humantime::format_duration(*.wait),
         humantime::format_duration(MAX_WAIT)
     )]
     WaitTooLong { index: usize, wait: Duration },
     #[error("retry jitter must be between 0 and 1, got {0}")]
     BadJitter(f64),
+    #[error(
+        "{attempts} attempts ({waits} waits), over the maximum of {MAX_ATTEMPTS}: the delivery \
+         queue moves a message to its dead-letter queue after {QUEUE_MAX_RECEIVE_COUNT} receives, \
+         and {RECEIVE_HEADROOM} are kept for receives that are not attempts",
+        waits = .attempts - 1
+    )]
+    TooManyAttempts { attempts: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +94,12 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// A policy with this schedule and the default jitter. Every wait must
-    /// fit in [`MAX_WAIT`].
+    /// fit in [`MAX_WAIT`], and the attempts in [`MAX_ATTEMPTS`].
     pub fn new(schedule: Vec<Duration>) -> Result<Self, PolicyError> {
+        let attempts = u32::try_from(schedule.len()).map_or(u32::MAX, |n| n.saturating_add(1));
+        if attempts > MAX_ATTEMPTS {
+            return Err(PolicyError::TooManyAttempts { attempts });
+        }
         if let Some((index, &wait)) = schedule.iter().enumerate().find(|(_, w)| **w > MAX_WAIT) {
             return Err(PolicyError::WaitTooLong {
                 index: index + 1,
@@ -87,6 +118,16 @@ impl RetryPolicy {
         }
         self.jitter = jitter;
         Ok(self)
+    }
+
+    /// The longest a delivery can take from its first attempt to its
+    /// last: every wait at its most jitter (a `Retry-After` is capped at
+    /// [`MAX_WAIT`] too, so it is counted as that).
+    pub fn longest_span(&self) -> Duration {
+        self.schedule
+            .iter()
+            .map(|w| self.jittered(*w, 1.0).max(*w))
+            .sum()
     }
 
     pub fn max_attempts(&self) -> u32 {

@@ -33,6 +33,8 @@ struct SinkState {
     script: VecDeque<u16>,
     default_status: u16,
     received: Vec<Received>,
+    /// How long each answer takes (recorded on arrival).
+    delay: Duration,
 }
 
 /// A destination: answers scripted statuses, then its default, and
@@ -67,6 +69,11 @@ impl Sink {
         self.state.lock().unwrap().script.extend(statuses);
     }
 
+    /// Answer each request only after `delay` (a slow destination).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
     pub fn set_default(&self, status: u16) {
         self.state.lock().unwrap().default_status = status;
     }
@@ -93,13 +100,17 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let mut s = state.lock().unwrap();
-    let status = s.script.pop_front().unwrap_or(s.default_status);
-    s.received.push(Received {
-        headers,
-        body,
-        status,
-    });
+    let (status, delay) = {
+        let mut s = state.lock().unwrap();
+        let status = s.script.pop_front().unwrap_or(s.default_status);
+        s.received.push(Received {
+            headers,
+            body,
+            status,
+        });
+        (status, s.delay)
+    };
+    tokio::time::sleep(delay).await;
     StatusCode::from_u16(status).unwrap()
 }
 

@@ -175,6 +175,7 @@ impl Aws {
             store: &self.deliver_fn.store,
             queue: &self.deliver_fn.queue,
             transport: &self.transport,
+            options: sluice::pipeline::deliver::DeliverOptions::default(),
         }
     }
 
@@ -1041,6 +1042,215 @@ async fn a_message_that_is_not_a_task_is_dead_lettered_as_it_is() {
     assert_eq!(sink.count(), 0);
 }
 
+/// The deliver handler as Lambda runs it: messages it does not report
+/// are deleted.
+async fn deliver_as_lambda(
+    aws: &Aws,
+    ports: sluice_deliver::Ports<'_>,
+    messages: &[Message],
+) -> sluice_deliver::Outcome {
+    let outcome = sluice_deliver::process(ports, sqs_event(messages)).await;
+    let reported: BTreeSet<String> = outcome
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    for m in messages {
+        if !reported.contains(m.message_id().unwrap()) {
+            aws.res
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(&aws.res.settings.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    outcome
+}
+
+/// Deliver ports with a short lease and pause recheck, so a test sees
+/// what comes back without waiting minutes.
+fn quick_ports(aws: &Aws) -> sluice_deliver::Ports<'_> {
+    sluice_deliver::Ports {
+        options: sluice::pipeline::deliver::DeliverOptions {
+            lease: Duration::from_secs(5),
+            pause_recheck: Duration::from_secs(1),
+        },
+        ..aws.deliver_ports()
+    }
+}
+
+/// SQS hands one message to two deliver invocations at once, and a partly
+/// failed stream batch queues the task a second time: against a
+/// destination that answers after 2 s, the three overlapping copies make
+/// one POST. The losers are put back for the rest of the lease, and once
+/// the delivery is final they are dropped (not dead-lettered).
+async fn overlapping_copies_of_one_task_make_one_post() {
+    let sink = Sink::start(200).await;
+    sink.set_delay(Duration::from_secs(2));
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"twice"}"#;
+    assert_eq!(aws.post("github", &push("t-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let original = aws.receive_tasks(1).await;
+    // The same task queued again, as a re-run enqueue would.
+    aws.res
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&aws.res.settings.queue_url)
+        .message_body(original[0].body().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let copy = aws.receive_tasks(1).await;
+    let ports = quick_ports(&aws);
+    let (a, b, c) = tokio::join!(
+        deliver_as_lambda(&aws, ports, &original),
+        deliver_as_lambda(&aws, ports, &original),
+        deliver_as_lambda(&aws, ports, &copy),
+    );
+    let total = |what| a.metrics.total(what) + b.metrics.total(what) + c.metrics.total(what);
+    assert_eq!(total("delivered"), 1);
+    assert_eq!(total("put_back"), 2);
+    assert_eq!(sink.count(), 1, "one POST");
+    assert_eq!(
+        aws.status("t-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+    // The put-back copy returns after the lease and is dropped quietly.
+    let back = aws.receive_tasks(1).await;
+    let outcome = deliver_as_lambda(&aws, ports, &back).await;
+    assert_eq!(outcome.metrics.total("skipped"), 1);
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(sink.count(), 1);
+    let attempts = aws
+        .backend
+        .store
+        .attempts(&task("github", "t-1", "deploys"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(aws.visible(&aws.res.settings.dlq_url).await.is_empty());
+}
+
+/// Disabling a subscription pauses it: a queued task is re-queued as a
+/// fresh delayed message (no receive counted towards the redrive), nothing
+/// is sent or recorded, and once it is enabled again the task is delivered
+/// once.
+async fn a_paused_subscription_holds_its_tasks_until_resumed() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"pause"}"#;
+    assert_eq!(aws.post("github", &push("p-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (status, _) = aws
+        .admin("POST", "/admin/subscriptions/deploys/disable", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let paused = aws.fresh_backend(sluice_deliver::FUNCTION).await;
+    let ports = sluice_deliver::Ports {
+        registry: &paused.registry,
+        store: &paused.store,
+        queue: &paused.queue,
+        ..quick_ports(&aws)
+    };
+    for _ in 0..3 {
+        let messages = aws.receive_tasks(1).await;
+        assert_eq!(receive_count(&messages[0]), 1, "a fresh message each time");
+        let outcome = deliver_as_lambda(&aws, ports, &messages).await;
+        assert_eq!(outcome.metrics.total("paused"), 1);
+        assert!(outcome.response.batch_item_failures.is_empty());
+    }
+    assert_eq!(sink.count(), 0);
+    assert_eq!(aws.status("p-1", "deploys").await, Some(DeliveryStatus::Pending));
+
+    let (status, _) = aws
+        .admin("POST", "/admin/subscriptions/deploys/enable", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let resumed = aws.fresh_backend(sluice_deliver::FUNCTION).await;
+    let ports = sluice_deliver::Ports {
+        registry: &resumed.registry,
+        store: &resumed.store,
+        queue: &resumed.queue,
+        ..quick_ports(&aws)
+    };
+    let messages = aws.receive_tasks(1).await;
+    let outcome = deliver_as_lambda(&aws, ports, &messages).await;
+    assert_eq!(outcome.metrics.total("delivered"), 1);
+    assert_eq!(sink.count(), 1);
+    assert_eq!(
+        aws.status("p-1", "deploys").await,
+        Some(DeliveryStatus::Delivered)
+    );
+    let attempts = aws
+        .backend
+        .store
+        .attempts(&task("github", "p-1", "deploys"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1]);
+}
+
+/// A task whose subscription was deleted is recorded as a failed attempt
+/// with the reason: it is listed as a dead letter by the admin API (and
+/// `dlq list`), and on the DLQ.
+async fn a_deleted_subscriptions_task_is_a_listed_dead_letter() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"deleted"}"#;
+    assert_eq!(aws.post("github", &push("d-1", body), body).await.0, 200);
+    assert_eq!(aws.pump_enqueue().await, 1);
+    // Deleted from the config table (this one came from a file, which the
+    // admin API leaves to the file).
+    aws.res
+        .clients
+        .dynamodb
+        .delete_item()
+        .table_name(&aws.res.settings.config_table)
+        .key(
+            sluice::aws::item::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "{}deploys",
+                sluice::aws::item::cf::SUBSCRIPTION_PREFIX
+            )),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fresh = aws.fresh_backend(sluice_deliver::FUNCTION).await;
+    let ports = sluice_deliver::Ports {
+        registry: &fresh.registry,
+        store: &fresh.store,
+        queue: &fresh.queue,
+        ..aws.deliver_ports()
+    };
+    let messages = aws.receive_tasks(1).await;
+    let outcome = deliver_as_lambda(&aws, ports, &messages).await;
+    assert_eq!(outcome.metrics.total("failed"), 1);
+    assert_eq!(sink.count(), 0);
+    assert_eq!(aws.status("d-1", "deploys").await, Some(DeliveryStatus::Failed));
+    let (status, listed) = aws.admin("GET", "/admin/dlq", Value::Null).await;
+    assert_eq!(status, 200);
+    let items = listed["dead_letters"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["subscription"], "deploys");
+    assert_eq!(
+        items[0]["reason"],
+        "failed on attempt 1: subscription was deleted"
+    );
+    let dead = receive_all(&aws.res.clients.sqs, &aws.res.settings.dlq_url, 1).await;
+    assert_eq!(
+        parse_task(dead[0].body().unwrap()).unwrap(),
+        task("github", "d-1", "deploys")
+    );
+}
+
 /// The whole loop on AWS: a webhook fails at its destination until its
 /// retries run out (dead letter), the admin function lists and shows it,
 /// the destination recovers, a replay through the admin function is one
@@ -1508,6 +1718,9 @@ scenarios![
     a_failed_event_is_listed_shown_and_replayed_through_the_admin_function,
     a_replay_goes_to_the_named_subscription_only_and_the_dlq_redrives,
     the_admin_function_manages_config_and_secrets_and_requires_an_iam_identity,
+    overlapping_copies_of_one_task_make_one_post,
+    a_paused_subscription_holds_its_tasks_until_resumed,
+    a_deleted_subscriptions_task_is_a_listed_dead_letter,
 ];
 
 /// The scenario tests of this process: `None` while running, then the

@@ -2,25 +2,28 @@
 //! attempt per message, all messages of a batch at once.
 //!
 //! The event source mapping must enable `ReportBatchItemFailures`. A
-//! message is reported as failed when the pipeline keeps it for a retry
-//! (its visibility was already set to the backoff, so it comes back then,
-//! with a higher `ApproximateReceiveCount`, which is the attempt number) or
+//! message is reported as failed when the pipeline keeps it: for a retry,
+//! or put back because another copy holds the delivery or its attempt is
+//! not due (its visibility was already set, so it comes back then), or
 //! when a port was unavailable (it comes back after the queue's visibility
 //! timeout). Everything else is done and Lambda deletes it: delivered,
-//! dead-lettered, or skipped because the delivery was already final.
+//! dead-lettered, skipped (already final, or a redundant copy), or parked
+//! (a paused subscription's task, re-queued as a fresh delayed message).
+//! The attempt number comes from the deliveries table, not from
+//! `ApproximateReceiveCount`.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use sluice::aws::{Metrics, SqsQueue, parse_task};
 use sluice::config::Registry;
 use sluice::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
-use sluice::error::Unavailable;
 use sluice::model::{DeliveryTask, ReceivedTask};
-use sluice::pipeline::deliver::{DeliverPorts, Disposition, deliver};
-use sluice::queue::DeliveryQueue;
+#[cfg(test)]
+use sluice::queue::Parked;
+use sluice::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
 use sluice::store::EventStore;
 
 /// The `Function` dimension of this function's metrics.
@@ -44,11 +47,11 @@ pub const SDK_CALLS: &[&str] = &[
 /// deployment's SSM prefix (the `ssm:` secrets of the config).
 pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:GetItem", "SLUICE_EVENTS_TABLE"),
-    ("dynamodb:GetItem", "SLUICE_DELIVERIES_TABLE"),
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_DELIVERIES_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_CONFIG_TABLE"),
     ("sqs:ChangeMessageVisibility", "SLUICE_QUEUE_URL"),
+    ("sqs:SendMessage", "SLUICE_QUEUE_URL"),
     ("sqs:SendMessage", "SLUICE_DLQ_URL"),
     ("ssm:GetParameter", "ssm:{prefix}/*"),
 ];
@@ -65,6 +68,7 @@ pub struct Ports<'a> {
     pub store: &'a dyn EventStore,
     pub queue: &'a SqsQueue,
     pub transport: &'a dyn Transport,
+    pub options: DeliverOptions,
 }
 
 /// What one invocation produced: the batch response and its metrics.
@@ -77,28 +81,32 @@ pub struct Outcome {
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MessageOutcome {
-    Delivered,
-    /// Dead-lettered: exhausted, 410, impossible, or not a task at all.
-    Failed,
-    /// Already final: a redelivered message.
-    Skipped,
-    /// Kept for a retry: report it.
-    Retry,
+    /// What the pipeline did with a task.
+    Task(deliver::Outcome),
+    /// Not a task at all: dead-lettered as it is.
+    NotATask,
     /// A port failed: report it.
     Unavailable,
 }
 
 impl MessageOutcome {
+    /// Reported messages stay on the queue (Lambda does not delete them).
     fn reported(&self) -> bool {
-        matches!(self, Self::Retry | Self::Unavailable)
+        match self {
+            Self::Task(outcome) => outcome.disposition() == Disposition::Retry,
+            Self::NotATask => false,
+            Self::Unavailable => true,
+        }
     }
 
     fn metric(&self) -> &'static str {
         match self {
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Retry => "retried",
+            Self::Task(deliver::Outcome::Delivered) => "delivered",
+            Self::Task(deliver::Outcome::Failed) | Self::NotATask => "failed",
+            Self::Task(deliver::Outcome::Skipped) => "skipped",
+            Self::Task(deliver::Outcome::Retrying) => "retried",
+            Self::Task(deliver::Outcome::PutBack) => "put_back",
+            Self::Task(deliver::Outcome::Paused(_)) => "paused",
             Self::Unavailable => "unavailable",
         }
     }
@@ -166,7 +174,7 @@ async fn handle_message(
             let reason = e.to_string();
             tracing::error!(message_id, error = %reason, "message is not a delivery task; dead-lettering it");
             let outcome = match ports.queue.dead_letter_body(body, &reason, count).await {
-                Ok(()) => MessageOutcome::Failed,
+                Ok(()) => MessageOutcome::NotATask,
                 Err(e) => {
                     tracing::error!(message_id, error = %e, "dead-lettering failed; message reported for retry");
                     MessageOutcome::Unavailable
@@ -178,26 +186,26 @@ async fn handle_message(
     let received = ReceivedTask {
         task,
         handle: message.receipt_handle.clone().unwrap_or_default(),
+        message_id: message_id.to_owned(),
         receive_count: count,
     };
-    let recorder = Recorder {
+    let timed = Timed {
         transport: ports.transport,
-        queue: ports.queue,
-        seen: Mutex::new(Seen::default()),
+        latency_ms: Mutex::new(None),
     };
     let deliver_ports = DeliverPorts {
         registry: ports.registry,
         store: ports.store,
-        queue: &recorder,
-        transport: &recorder,
+        queue: ports.queue,
+        transport: &timed,
     };
-    let result = deliver(&deliver_ports, &received).await;
-    let seen = recorder.seen();
+    let result = deliver(&deliver_ports, &received, &ports.options).await;
+    let latency_ms = *timed
+        .latency_ms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let outcome = match result {
-        Ok(Disposition::Retry) => MessageOutcome::Retry,
-        Ok(Disposition::Done) if seen.dead_lettered => MessageOutcome::Failed,
-        Ok(Disposition::Done) if seen.success => MessageOutcome::Delivered,
-        Ok(Disposition::Done) => MessageOutcome::Skipped,
+        Ok(outcome) => MessageOutcome::Task(outcome),
         Err(e) => {
             let DeliveryTask {
                 source,
@@ -208,71 +216,27 @@ async fn handle_message(
             MessageOutcome::Unavailable
         }
     };
-    (Some(received.task.source), outcome, seen.latency_ms)
+    (Some(received.task.source), outcome, latency_ms)
 }
 
-/// What the pipeline did through the ports, for the metrics.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    latency_ms: Option<u32>,
-    success: bool,
-    dead_lettered: bool,
-}
-
-/// Passes the transport and queue calls of one message through, noting
-/// what happened; the pipeline's own results do not say whether `Done`
-/// meant delivered, dead-lettered or skipped.
-struct Recorder<'a> {
+/// Passes requests on to the transport, noting how long the attempt took
+/// (the pipeline's outcome says what happened, not how long it took).
+struct Timed<'a> {
     transport: &'a dyn Transport,
-    queue: &'a SqsQueue,
-    seen: Mutex<Seen>,
-}
-
-impl Recorder<'_> {
-    fn note(&self, f: impl FnOnce(&mut Seen)) {
-        f(&mut self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner));
-    }
-
-    fn seen(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
+    latency_ms: Mutex<Option<u32>>,
 }
 
 #[async_trait]
-impl Transport for Recorder<'_> {
+impl Transport for Timed<'_> {
     async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
         let clock = Instant::now();
         let result = self.transport.send(req).await;
         let ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
-        let success = matches!(&result, Ok(r) if (200..300).contains(&r.status));
-        self.note(|s| {
-            s.latency_ms = Some(ms);
-            s.success = success;
-        });
+        *self
+            .latency_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ms);
         result
-    }
-}
-
-#[async_trait]
-impl DeliveryQueue for Recorder<'_> {
-    async fn send(&self, tasks: &[DeliveryTask]) -> Result<Vec<usize>, Unavailable> {
-        self.queue.send(tasks).await
-    }
-
-    async fn retry_in(&self, msg: &ReceivedTask, delay: Duration) -> Result<(), Unavailable> {
-        self.queue.retry_in(msg, delay).await
-    }
-
-    async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
-        self.queue.dead_letter(msg, reason).await?;
-        self.note(|s| s.dead_lettered = true);
-        Ok(())
     }
 }
 
@@ -303,15 +267,21 @@ mod tests {
     #[test]
     fn only_retries_and_outages_are_reported() {
         let reported: Vec<bool> = [
-            MessageOutcome::Delivered,
-            MessageOutcome::Failed,
-            MessageOutcome::Skipped,
-            MessageOutcome::Retry,
+            MessageOutcome::Task(deliver::Outcome::Delivered),
+            MessageOutcome::Task(deliver::Outcome::Failed),
+            MessageOutcome::Task(deliver::Outcome::Skipped),
+            MessageOutcome::Task(deliver::Outcome::Paused(Parked::Copied)),
+            MessageOutcome::NotATask,
+            MessageOutcome::Task(deliver::Outcome::Retrying),
+            MessageOutcome::Task(deliver::Outcome::PutBack),
             MessageOutcome::Unavailable,
         ]
         .iter()
         .map(MessageOutcome::reported)
         .collect();
-        assert_eq!(reported, [false, false, false, true, true]);
+        assert_eq!(
+            reported,
+            [false, false, false, false, false, true, true, true]
+        );
     }
 }

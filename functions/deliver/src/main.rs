@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
         store: &backend.store,
         queue: &backend.queue,
         transport: &transport,
+        options: sluice::pipeline::deliver::DeliverOptions::default(),
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(handle(ports, event.payload).await)

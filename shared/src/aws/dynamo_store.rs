@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, TryStreamExt};
 
 use super::item::{self, Item, PK, Update, dl, ev, n, s};
 use super::sdk_error;
 use crate::error::Unavailable;
-use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
-use crate::store::{Commit, EventStore};
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
+use crate::store::{Claim, Commit, DUE_TOLERANCE_MS, DeliveryState, EventStore, Lease};
 use crate::time::now_ms;
 
 /// How long a delivery item is kept after it was created: 14 days, the
@@ -275,13 +275,128 @@ impl EventStore for DynamoStore {
         }
     }
 
-    /// One UpdateItem appends the attempt and moves the status, on the
-    /// condition that the status is not final. When it is (a redelivered
-    /// message after success), a second UpdateItem only appends the attempt.
+    /// One UpdateItem takes the lease, on the condition of
+    /// [`DeliveryState::refusal`]: pending (or new), no live lease, next
+    /// attempt due. It creates the item when routing has not yet, and
+    /// returns the attempt count; a failed condition returns the item as
+    /// it was, which says why. Then the event, read consistently.
+    async fn claim(&self, msg: &ReceivedTask, lease: Duration) -> Result<Claim, Unavailable> {
+        let task = &msg.task;
+        let now = now_ms();
+        let lease = Lease::new(msg, now, lease);
+        let due_by = now.saturating_add(DUE_TOLERANCE_MS);
+        let update = self
+            .delivery_identity(Update::new(), task, now)
+            .set_once(dl::STATUS, s(DeliveryStatus::Pending.as_str()))
+            .set_once(dl::ATTEMPT_COUNT, n(0))
+            .set_once(dl::UPDATED_AT_MS, n(now))
+            .set(dl::LEASE_OWNER, s(lease.owner.clone()))
+            .set(dl::LEASE_UNTIL_MS, n(lease.until_ms))
+            .condition(|u| {
+                let st = u.name(dl::STATUS);
+                let pending = u.value(s(DeliveryStatus::Pending.as_str()));
+                let until = u.name(dl::LEASE_UNTIL_MS);
+                let now = u.value(n(now));
+                let next = u.name(dl::NEXT_ATTEMPT_AT_MS);
+                let due = u.value(n(due_by));
+                format!(
+                    "(attribute_not_exists({st}) OR {st} = {pending}) \
+                     AND (attribute_not_exists({until}) OR {until} <= {now}) \
+                     AND (attribute_not_exists({next}) OR {next} <= {due})"
+                )
+            });
+        let result = update
+            .apply(
+                self.client
+                    .update_item()
+                    .table_name(&self.deliveries_table)
+                    .set_key(Some(item::delivery_key(task))),
+            )
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let attempts: u32 = match result {
+            Ok(out) => out
+                .attributes
+                .as_ref()
+                .map(|a| item::opt_n(a, dl::ATTEMPT_COUNT))
+                .transpose()
+                .map_err(Unavailable::new)?
+                .flatten()
+                .unwrap_or(0),
+            Err(e) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(c)) = e.as_service_error()
+                else {
+                    return Err(sdk_error("UpdateItem (deliveries)", e));
+                };
+                let state = match c.item() {
+                    Some(old) => item::item_delivery_state(old).map_err(Unavailable::new)?,
+                    None => DeliveryState::default(),
+                };
+                // The item changed between the write and its answer: look
+                // again a little later.
+                return Ok(state.refusal(&msg.message_id, now).unwrap_or(Claim::Leased {
+                    wait: Duration::from_secs(1),
+                }));
+            }
+        };
+        let event = self.load(&task.event_key()).await?;
+        Ok(Claim::Held {
+            lease,
+            attempt: attempts.saturating_add(1),
+            event,
+        })
+    }
+
+    /// Removes the lease if it is still this one's.
+    async fn release(&self, task: &DeliveryTask, lease: &Lease) -> Result<(), Unavailable> {
+        let update = Update::new()
+            .remove(dl::LEASE_OWNER)
+            .remove(dl::LEASE_UNTIL_MS)
+            .condition(|u| {
+                let owner = u.name(dl::LEASE_OWNER);
+                let me = u.value(s(lease.owner.clone()));
+                format!("{owner} = {me}")
+            });
+        match self.update_delivery(task, update).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_error("UpdateItem (deliveries)", e)),
+        }
+    }
+
+    async fn settle(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+        lease: &Lease,
+    ) -> Result<bool, Unavailable> {
+        self.record(attempt, status, Some(lease)).await
+    }
+
     async fn record_attempt(
         &self,
         attempt: &Attempt,
         status: DeliveryStatus,
+    ) -> Result<bool, Unavailable> {
+        self.record(attempt, status, None).await
+    }
+}
+
+impl DynamoStore {
+    /// One UpdateItem appends the attempt and moves the status, on the
+    /// condition that the status is not final and, for a lease holder,
+    /// that no other claim is live; it ends the holder's lease and names
+    /// its message as the one carrying a scheduled retry. When the
+    /// condition fails (a redelivered message after success, a holder
+    /// whose lease ran out and was taken), a second UpdateItem only
+    /// appends the attempt.
+    async fn record(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+        lease: Option<&Lease>,
     ) -> Result<bool, Unavailable> {
         let task = DeliveryTask {
             source: attempt.source.clone(),
@@ -296,7 +411,7 @@ impl EventStore for DynamoStore {
                 .add(dl::ATTEMPT_COUNT, 1)
                 .set(dl::UPDATED_AT_MS, n(now))
         };
-        let transition = log(Update::new())
+        let mut transition = log(Update::new())
             .set(dl::STATUS, s(status.as_str()))
             .set(dl::LAST_ATTEMPT, n(attempt.attempt))
             .set(dl::LAST_ATTEMPT_AT_MS, n(attempt.started_at_ms))
@@ -309,12 +424,30 @@ impl EventStore for DynamoStore {
                     .next_attempt_at_ms
                     .filter(|_| !status.is_final())
                     .map(n),
-            )
-            .condition(|u| {
-                let st = u.name(dl::STATUS);
-                let pending = u.value(s(DeliveryStatus::Pending.as_str()));
-                format!("attribute_not_exists({st}) OR {st} = {pending}")
-            });
+            );
+        if let Some(lease) = lease {
+            transition = transition
+                .remove(dl::LEASE_OWNER)
+                .remove(dl::LEASE_UNTIL_MS)
+                .set(dl::SCHEDULED_BY, s(lease.message_id.clone()));
+        }
+        let transition = transition.condition(|u| {
+            let st = u.name(dl::STATUS);
+            let pending = u.value(s(DeliveryStatus::Pending.as_str()));
+            let open = format!("(attribute_not_exists({st}) OR {st} = {pending})");
+            match lease {
+                None => open,
+                Some(lease) => {
+                    let owner = u.name(dl::LEASE_OWNER);
+                    let me = u.value(s(lease.owner.clone()));
+                    let until = u.name(dl::LEASE_UNTIL_MS);
+                    let now = u.value(n(now));
+                    format!(
+                        "{open} AND ({owner} = {me} OR attribute_not_exists({until}) OR {until} <= {now})"
+                    )
+                }
+            }
+        });
         match self.update_delivery(&task, transition).await {
             Ok(()) => Ok(true),
             Err(e) if is_condition_failure(&e) => {

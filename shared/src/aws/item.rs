@@ -44,6 +44,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
+use crate::store::DeliveryState;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -84,6 +85,11 @@ pub mod dl {
     pub const CREATED_AT_MS: &str = "created_at_ms";
     pub const UPDATED_AT_MS: &str = "updated_at_ms";
     pub const EXPIRES_AT: &str = "expires_at";
+    /// The live claim on the delivery (see `store::Lease`).
+    pub const LEASE_OWNER: &str = "lease_owner";
+    pub const LEASE_UNTIL_MS: &str = "lease_until_ms";
+    /// The SQS message id that carries the scheduled retry.
+    pub const SCHEDULED_BY: &str = "scheduled_by";
 }
 
 /// Fields of one entry of `attempts`.
@@ -302,6 +308,17 @@ pub fn item_status(item: &Item) -> Result<Option<DeliveryStatus>, ItemError> {
             .map(Some)
             .ok_or_else(|| ItemError(format!("{} = {v:?} is not a delivery status", dl::STATUS))),
     }
+}
+
+/// What a deliveries item says, as far as a claim cares.
+pub fn item_delivery_state(item: &Item) -> Result<DeliveryState, ItemError> {
+    Ok(DeliveryState {
+        status: item_status(item)?,
+        attempts: opt_n(item, dl::ATTEMPT_COUNT)?.unwrap_or(0),
+        lease_until_ms: opt_n(item, dl::LEASE_UNTIL_MS)?,
+        next_attempt_at_ms: opt_n(item, dl::NEXT_ATTEMPT_AT_MS)?,
+        scheduled_by: opt_s(item, dl::SCHEDULED_BY)?.map(str::to_owned),
+    })
 }
 
 /// Builds an update expression with a placeholder for every attribute name

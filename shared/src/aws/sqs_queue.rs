@@ -12,7 +12,7 @@ use futures::StreamExt;
 use super::sdk_error;
 use crate::error::Unavailable;
 use crate::model::{DeliveryTask, ReceivedTask};
-use crate::queue::DeliveryQueue;
+use crate::queue::{DeliveryQueue, Parked};
 use crate::retry::MAX_WAIT;
 use crate::time::now_ms;
 
@@ -145,6 +145,14 @@ impl SqsQueue {
     }
 }
 
+/// The longest delay SQS gives a new message.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// Seconds for a new message's DelaySeconds: at most [`MAX_DELAY`].
+fn delay_secs(delay: Duration) -> i32 {
+    i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0)
+}
+
 /// Seconds for ChangeMessageVisibility: rounded up, at most [`MAX_WAIT`].
 fn visibility_secs(delay: Duration) -> i32 {
     let d = delay.min(MAX_WAIT);
@@ -226,6 +234,22 @@ impl DeliveryQueue for SqsQueue {
         Ok(())
     }
 
+    /// A fresh copy of the task, delayed (SQS delays a new message by 15
+    /// minutes at most), so the wait adds nothing to a receive count: the
+    /// queue's redrive policy would move a message that waited long enough
+    /// by visibility changes to the DLQ. The original is then deleted.
+    async fn park(&self, msg: &ReceivedTask, recheck: Duration) -> Result<Parked, Unavailable> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(task_body(&msg.task))
+            .delay_seconds(delay_secs(recheck))
+            .send()
+            .await
+            .map_err(|e| sdk_error("SendMessage", e))?;
+        Ok(Parked::Copied)
+    }
+
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
         self.dead_letter_body(&task_body(&msg.task), reason, msg.receive_count)
             .await
@@ -281,8 +305,16 @@ mod tests {
         assert_eq!(visibility_secs(Duration::ZERO), 0);
         assert_eq!(visibility_secs(Duration::from_millis(1)), 1);
         assert_eq!(visibility_secs(Duration::from_secs(5)), 5);
-        assert_eq!(visibility_secs(Duration::from_secs(86_400)), 43_200);
-        assert_eq!(visibility_secs(MAX_WAIT + Duration::from_millis(1)), 43_200);
+        assert_eq!(visibility_secs(Duration::from_secs(86_400)), 42_600);
+        assert_eq!(visibility_secs(MAX_WAIT + Duration::from_millis(1)), 42_600);
+        // Whatever the wait asked for (a Retry-After of days included), the
+        // change leaves SQS's 12 h from the receive a margin for the attempt
+        // before it (deliver's timeout is 60 s). moto does not enforce the
+        // limit, so it is checked here.
+        let longest = u64::try_from(visibility_secs(Duration::MAX)).unwrap();
+        assert!(longest + 60 < crate::retry::SQS_VISIBILITY_LIMIT.as_secs());
+        assert_eq!(delay_secs(Duration::from_secs(3600)), 900);
+        assert_eq!(delay_secs(Duration::from_secs(30)), 30);
         assert_eq!(cut(&"é".repeat(600)).len(), 1024);
         assert_eq!(cut("short"), "short");
     }
@@ -421,6 +453,7 @@ mod tests {
         let msg = ReceivedTask {
             task: parse_task(first.body().unwrap()).unwrap(),
             handle: first.receipt_handle().unwrap().to_owned(),
+            message_id: "m-1".to_owned(),
             receive_count: 1,
         };
         q.retry_in(&msg, Duration::from_secs(2)).await.unwrap();
@@ -446,6 +479,7 @@ mod tests {
         let msg = ReceivedTask {
             task: tasks(1).remove(0),
             handle: "unused".into(),
+            message_id: "m-1".to_owned(),
             receive_count: 8,
         };
         q.dead_letter(&msg, "attempts exhausted: HTTP 500")

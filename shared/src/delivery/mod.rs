@@ -52,12 +52,16 @@ pub enum DeliveryError {
     /// nothing was sent.
     #[error("render failed: {0}")]
     Render(String),
+    /// The request could not be signed (see `pipeline::deliver::BuildError`);
+    /// nothing was sent, and never unsigned instead.
+    #[error("not sent: {0}")]
+    Unsigned(String),
 }
 
 impl DeliveryError {
-    /// A refusal or a render failure will not change by retrying.
+    /// A refusal, a render or signing failure will not change by retrying.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Refused(_) | Self::Render(_))
+        matches!(self, Self::Refused(_) | Self::Render(_) | Self::Unsigned(_))
     }
 }
 

@@ -72,10 +72,23 @@ impl LocalRegistry {
     }
 
     /// Rebuild from the table. On failure the running config stays.
+    /// Tasks parked while their subscription was paused are woken once it
+    /// is enabled again, whichever process resumed it.
     pub async fn reload(&self) -> Result<(), RegistryError> {
         let _one = self.reloading.lock().await;
         let snapshot = build(&self.store, self.secrets.as_ref()).await?;
+        let enabled: Vec<String> = snapshot
+            .registry
+            .subscriptions()
+            .filter(|s| s.is_enabled())
+            .map(|s| s.id.clone())
+            .collect();
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        match self.store.wake_parked(enabled).await {
+            Ok(n) if n > 0 => tracing::info!(tasks = n, "subscription resumed; parked tasks woken"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not wake parked tasks; they come back at their recheck"),
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The tokio workers that stand in for the enqueue and deliver functions on
 //! one machine, plus the purge and config-watch loops.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,9 @@ use crate::config::Registry;
 use crate::delivery::Transport;
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
-use crate::pipeline::deliver::{DeliverPorts, Disposition, deliver};
+use crate::pipeline::deliver::{DeliverOptions, DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::{log_routed, route};
-use crate::store::{Commit, EventStore, ForDelivery};
+use crate::store::{Claim, Commit, EventStore, Lease};
 use crate::time::now_ms;
 
 /// Most queue messages deleted in one store write.
@@ -41,6 +42,9 @@ pub struct RuntimeOptions {
     /// How often the config table is checked for changes made by another
     /// process (the admin API's own changes apply at once).
     pub config_poll: Duration,
+    /// The deliver step's lease and pause recheck. The lease must end
+    /// before a claim on the queue does (`visibility_timeout`).
+    pub deliver: DeliverOptions,
 }
 
 impl Default for RuntimeOptions {
@@ -55,6 +59,12 @@ impl Default for RuntimeOptions {
             outbox_batch: 256,
             purge_every: Duration::from_secs(3600),
             config_poll: Duration::from_secs(2),
+            deliver: DeliverOptions {
+                lease: Duration::from_secs(45),
+                // A resume wakes parked tasks at once (`wake_parked`); this
+                // is only the fallback.
+                pause_recheck: Duration::from_secs(3600),
+            },
         }
     }
 }
@@ -219,8 +229,21 @@ impl EventStore for RoutingStore {
         self.store.delivery_status(task).await
     }
 
-    async fn load_for_delivery(&self, task: &DeliveryTask) -> Result<ForDelivery, Unavailable> {
-        self.store.load_for_delivery(task).await
+    async fn claim(&self, msg: &ReceivedTask, lease: Duration) -> Result<Claim, Unavailable> {
+        self.store.claim(msg, lease).await
+    }
+
+    async fn release(&self, task: &DeliveryTask, lease: &Lease) -> Result<(), Unavailable> {
+        EventStore::release(&self.store, task, lease).await
+    }
+
+    async fn settle(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+        lease: &Lease,
+    ) -> Result<bool, Unavailable> {
+        self.store.settle(attempt, status, lease).await
     }
 
     async fn record_attempt(
@@ -344,6 +367,117 @@ async fn release(store: &SqliteStore, handles: &[String]) {
     }
 }
 
+/// A claimed message waiting for a delivery slot.
+struct Job {
+    msg: ReceivedTask,
+    claimed_until_ms: i64,
+}
+
+/// The delivery slots, shared between subscriptions: while `n` of them
+/// have work, one may hold at most `max / (n + 1)` slots (at least one).
+/// The `+ 1` keeps a share free for a subscription that has none yet, so
+/// a destination that hangs (each attempt holding its slot until the
+/// timeout) holds at most half of them, and another subscription's task
+/// starts at once. Jobs over a subscription's share wait here, in order,
+/// served round-robin.
+struct Slots {
+    max: usize,
+    running: HashMap<String, usize>,
+    waiting: HashMap<String, VecDeque<Job>>,
+    /// Subscriptions with waiting jobs, in round-robin order.
+    turns: VecDeque<String>,
+    total_running: usize,
+    total_waiting: usize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            running: HashMap::new(),
+            waiting: HashMap::new(),
+            turns: VecDeque::new(),
+            total_running: 0,
+            total_waiting: 0,
+        }
+    }
+
+    fn share(&self) -> usize {
+        let active = self
+            .running
+            .keys()
+            .chain(self.waiting.keys().filter(|s| !self.running.contains_key(*s)))
+            .count();
+        (self.max / (active + 1)).max(1)
+    }
+
+    fn push(&mut self, job: Job) {
+        let sub = job.msg.task.subscription.clone();
+        let queue = self.waiting.entry(sub.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(sub);
+        }
+        queue.push_back(job);
+        self.total_waiting += 1;
+    }
+
+    /// The next job that may start now, taking its slot.
+    fn next(&mut self) -> Option<Job> {
+        if self.total_running >= self.max {
+            return None;
+        }
+        let share = self.share();
+        for _ in 0..self.turns.len() {
+            let sub = self.turns.pop_front()?;
+            let running = self.running.get(&sub).copied().unwrap_or(0);
+            if running >= share {
+                self.turns.push_back(sub);
+                continue;
+            }
+            let queue = self.waiting.get_mut(&sub)?;
+            let job = queue.pop_front()?;
+            if queue.is_empty() {
+                self.waiting.remove(&sub);
+            } else {
+                self.turns.push_back(sub.clone());
+            }
+            self.total_waiting -= 1;
+            self.total_running += 1;
+            *self.running.entry(sub).or_default() += 1;
+            return Some(job);
+        }
+        None
+    }
+
+    fn finished(&mut self, sub: &str) {
+        if let Some(n) = self.running.get_mut(sub) {
+            *n -= 1;
+            self.total_running -= 1;
+            if *n == 0 {
+                self.running.remove(sub);
+            }
+        }
+    }
+
+    /// Subscriptions whose waiting line is full: the queue is read for
+    /// the others only, so a backlog for one destination does not keep
+    /// another's retries on the queue.
+    fn full(&self) -> Vec<String> {
+        let share = self.share();
+        self.waiting
+            .iter()
+            .filter(|(_, q)| q.len() >= share)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    fn drain(&mut self) -> Vec<Job> {
+        self.turns.clear();
+        self.total_waiting = 0;
+        self.waiting.drain().flat_map(|(_, q)| q).collect()
+    }
+}
+
 /// Runs delivery attempts: the messages the outbox worker hands over, and
 /// whatever becomes visible on the queue (retries, claims that ran out, a
 /// previous run's leftovers), received with SQS semantics.
@@ -353,16 +487,13 @@ async fn delivery_worker(
     mut stopped: watch::Receiver<bool>,
 ) {
     let notify = shared.store.queue_notifier();
-    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut in_flight: JoinSet<String> = JoinSet::new();
     let max = shared.options.max_in_flight.max(1);
-    // A handed-over claim must still cover a whole attempt; an older one is
-    // left to run out, and the queue hands the message out again.
-    let min_claim_ms = duration_ms(shared.options.visibility_timeout) / 2;
-    let take = |h: Handoff, in_flight: &mut JoinSet<()>| {
-        if h.claimed_until_ms - now_ms() >= min_claim_ms {
-            in_flight.spawn(deliver_one(shared.clone(), h.msg));
-        }
-    };
+    let mut slots = Slots::new(max);
+    // A claim must still cover a whole attempt when it starts: the lease
+    // and the bookkeeping after it. An older one is left to run out, and
+    // the queue hands the message out again.
+    let min_claim_ms = duration_ms(shared.options.deliver.lease);
     // Whether the queue may hold visible messages, and when the next
     // invisible one turns visible: the queue is read only when it can pay.
     let mut poll_queue = true;
@@ -372,27 +503,37 @@ async fn delivery_worker(
             break;
         }
         let woken = notify.notified();
-        while in_flight.len() < max {
+        while slots.total_waiting < max {
             match handoff.try_recv() {
-                Ok(h) => take(h, &mut in_flight),
+                Ok(h) => slots.push(Job {
+                    msg: h.msg,
+                    claimed_until_ms: h.claimed_until_ms,
+                }),
                 Err(_) => break,
             }
         }
+        start_jobs(&shared, &mut slots, &mut in_flight, min_claim_ms);
         // Receive only with room for a batch: one slot at a time would cost
         // a store write per message.
-        let room = max - in_flight.len();
-        if poll_queue && (room >= RECEIVE_BATCH.min(max) || in_flight.is_empty()) {
+        let room = max.saturating_sub(slots.total_running + slots.total_waiting);
+        if poll_queue && (room >= RECEIVE_BATCH.min(max) || in_flight.is_empty()) && room > 0 {
             let want = room.min(128);
             match shared
                 .store
-                .receive(want, shared.options.visibility_timeout)
+                .receive_except(want, shared.options.visibility_timeout, slots.full())
                 .await
             {
                 Ok(tasks) => {
                     let got = tasks.len();
-                    for task in tasks {
-                        in_flight.spawn(deliver_one(shared.clone(), task));
+                    let claimed_until_ms =
+                        now_ms() + duration_ms(shared.options.visibility_timeout);
+                    for msg in tasks {
+                        slots.push(Job {
+                            msg,
+                            claimed_until_ms,
+                        });
                     }
+                    start_jobs(&shared, &mut slots, &mut in_flight, min_claim_ms);
                     if got < want {
                         poll_queue = false;
                         wake_at = next_visible(&shared.store).await;
@@ -404,30 +545,55 @@ async fn delivery_worker(
                     wake_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
                 }
             }
-            if poll_queue && in_flight.len() < max {
+            if poll_queue && slots.total_running + slots.total_waiting < max {
                 continue;
             }
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         tokio::select! {
-            Some(h) = handoff.recv(), if in_flight.len() < max => take(h, &mut in_flight),
+            Some(h) = handoff.recv(), if slots.total_waiting < max => slots.push(Job {
+                msg: h.msg,
+                claimed_until_ms: h.claimed_until_ms,
+            }),
             _ = woken => poll_queue = true,
             _ = tokio::time::sleep_until(wake_at.unwrap_or(far)) => {
                 poll_queue = true;
                 wake_at = None;
             }
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok(sub) = done {
+                    slots.finished(&sub);
+                }
+            }
             _ = stopped.changed() => {}
         }
     }
     // Graceful stop: hand back what was not started, let what is in flight finish.
     handoff.close();
-    let mut unstarted = Vec::new();
+    let mut unstarted: Vec<String> = slots.drain().into_iter().map(|j| j.msg.handle).collect();
     while let Ok(h) = handoff.try_recv() {
         unstarted.push(h.msg.handle);
     }
     release(&shared.store, &unstarted).await;
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Starts every job the slots allow; a job whose claim no longer covers an
+/// attempt is dropped (the queue hands its message out again).
+fn start_jobs(
+    shared: &Arc<Shared>,
+    slots: &mut Slots,
+    in_flight: &mut JoinSet<String>,
+    min_claim_ms: i64,
+) {
+    while let Some(job) = slots.next() {
+        let sub = job.msg.task.subscription.clone();
+        if job.claimed_until_ms - now_ms() < min_claim_ms {
+            slots.finished(&sub);
+            continue;
+        }
+        in_flight.spawn(deliver_one(shared.clone(), job.msg));
+    }
 }
 
 /// When to look at the queue again: the earliest `visible_at` of any
@@ -458,25 +624,26 @@ fn queue_due(store: &SqliteStore) -> bool {
         .unwrap_or(false)
 }
 
-async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) {
+async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) -> String {
     let ports = DeliverPorts {
         registry: shared.registry.as_ref(),
         store: &shared.store,
         queue: &shared.store,
         transport: shared.transport.as_ref(),
     };
-    match deliver(&ports, &msg).await {
-        Ok(Disposition::Done) => {
+    match deliver(&ports, &msg, &shared.options.deliver).await {
+        Ok(outcome) if outcome.disposition() == Disposition::Done => {
             // Closed only once the workers are gone; then the message comes
             // back after its visibility timeout and is skipped as finished.
             let _ = shared.acks.send(msg.handle).await;
         }
-        Ok(Disposition::Retry) => {}
+        Ok(_) => {}
         Err(e) => {
             let task = &msg.task;
             tracing::warn!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "delivery step failed; the task comes back after its visibility timeout");
         }
     }
+    msg.task.subscription
 }
 
 /// Deletes finished messages, as many per store write as have gathered

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS queue (
     visible_at    INTEGER NOT NULL,              -- unix ms
     receive_count INTEGER NOT NULL DEFAULT 0,
     sent_at_ms    INTEGER NOT NULL,
+    held          INTEGER NOT NULL DEFAULT 0,    -- 0: waits for visible_at (new, or a retry);
+                                                 -- 1: claimed by a worker until visible_at;
+                                                 -- 2: parked: its subscription is paused
     UNIQUE (source, event_id, subscription)      -- a re-run enqueue does not double-queue
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue(visible_at);

@@ -5,6 +5,7 @@
 //! the writer commits. Point lookups (load, delivery status, ...) run right
 //! on the calling task; scans run on the blocking pool.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,13 +19,13 @@ use tokio::sync::{Notify, Semaphore};
 use super::writer::{DbResult, Wake, Writer};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
-use crate::queue::DeliveryQueue;
-use crate::store::{Commit, EventStore, ForDelivery};
+use crate::queue::{DeliveryQueue, Parked};
+use crate::store::{Claim, Commit, DeliveryState, EventStore, Lease};
 use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// `PRAGMA user_version` of the schema above (see `migrate`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Scans on the blocking pool at once.
 const READERS: usize = 4;
 /// Read connections kept open: the scans plus the point lookups that run on
@@ -97,6 +98,10 @@ struct Inner {
     read_permits: Arc<Semaphore>,
     outbox: Arc<Notify>,
     queue: Arc<Notify>,
+    /// Live claims on deliveries (owner, until). In memory: one gateway
+    /// process delivers from a database (`sluice serve` holds its lock),
+    /// so no other process can hold one.
+    leases: Mutex<HashMap<DeliveryTask, (String, i64)>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -135,8 +140,69 @@ impl SqliteStore {
                 read_permits: Arc::new(Semaphore::new(READERS)),
                 outbox,
                 queue,
+                leases: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Makes every claimed message visible again. For the start of the
+    /// one process that delivers from this database: any claim left is a
+    /// dead process's, and waiting it out would only delay its tasks.
+    pub async fn release_all_claims(&self) -> Result<u64, Unavailable> {
+        self.write(|c, wake| {
+            let n = c
+                .prepare_cached("UPDATE queue SET visible_at = ?1, held = 0 WHERE held = 1")?
+                .execute([now_ms()])?;
+            wake.queue |= n > 0;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// Makes the parked tasks of these subscriptions (resumed after a
+    /// pause) visible now.
+    pub async fn wake_parked(&self, subscriptions: Vec<String>) -> Result<u64, Unavailable> {
+        if subscriptions.is_empty() {
+            return Ok(0);
+        }
+        let ids = serde_json::to_string(&subscriptions).map_err(Unavailable::new)?;
+        self.write(move |c, wake| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE queue SET visible_at = ?1, held = 0
+                     WHERE held = 2 AND subscription IN (SELECT value FROM json_each(?2))",
+                )?
+                .execute(params![now_ms(), ids])?;
+            wake.queue |= n > 0;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// Whether a message is parked, and how many are, for tests and status.
+    pub async fn parked_count(&self) -> Result<u64, Unavailable> {
+        self.read(|c| count(c, "SELECT count(*) FROM queue WHERE held = 2"))
+            .await
+    }
+
+    fn take_lease(&self, task: &DeliveryTask, lease: &Lease, now: i64) -> Option<i64> {
+        let mut leases = self.inner.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, until)) = leases.get(task).filter(|(_, until)| *until > now) {
+            return Some(*until);
+        }
+        // Expired claims are dropped as they are met, and here.
+        if leases.len() > 4096 {
+            leases.retain(|_, (_, until)| *until > now);
+        }
+        leases.insert(task.clone(), (lease.owner.clone(), lease.until_ms));
+        None
+    }
+
+    fn end_lease(&self, task: &DeliveryTask, lease: &Lease) {
+        let mut leases = self.inner.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.get(task).is_some_and(|(owner, _)| *owner == lease.owner) {
+            leases.remove(task);
+        }
     }
 
     /// Notified (one permit, `notify_one`) after a commit that added events
@@ -288,7 +354,7 @@ impl SqliteStore {
         }
         self.write(move |c, wake| {
             let mut st = c.prepare_cached(
-                "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+                "UPDATE queue SET visible_at = ?3, held = 0 WHERE id = ?1 AND receive_count = ?2",
             )?;
             let now = now_ms();
             for (id, count) in &parsed {
@@ -308,21 +374,38 @@ impl SqliteStore {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<ReceivedTask>, Unavailable> {
+        self.receive_except(max, visibility, Vec::new()).await
+    }
+
+    /// [`receive`](Self::receive), leaving the messages of the
+    /// subscriptions in `except` on the queue.
+    pub async fn receive_except(
+        &self,
+        max: usize,
+        visibility: Duration,
+        except: Vec<String>,
+    ) -> Result<Vec<ReceivedTask>, Unavailable> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let max = to_i64(max);
         let visibility = duration_ms(visibility);
+        let except = if except.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&except).map_err(Unavailable::new)?)
+        };
         self.write(move |c, _| {
             let now = now_ms();
             let mut st = c.prepare_cached(
-                "UPDATE queue SET visible_at = ?1, receive_count = receive_count + 1
+                "UPDATE queue SET visible_at = ?1, receive_count = receive_count + 1, held = 1
                  WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?2
+                              AND (?4 IS NULL OR subscription NOT IN (SELECT value FROM json_each(?4)))
                               ORDER BY visible_at, id LIMIT ?3)
                  RETURNING id, source, event_id, subscription, receive_count",
             )?;
             let mut rows = st
-                .query_map(params![now.saturating_add(visibility), now, max], |r| {
+                .query_map(params![now.saturating_add(visibility), now, max, except], |r| {
                     let id: i64 = r.get(0)?;
                     let receive_count: u32 = r.get(4)?;
                     Ok((
@@ -334,6 +417,7 @@ impl SqliteStore {
                                 subscription: r.get(3)?,
                             },
                             handle: format!("{id}:{receive_count}"),
+                            message_id: id.to_string(),
                             receive_count,
                         },
                     ))
@@ -692,28 +776,74 @@ impl EventStore for SqliteStore {
         })
     }
 
-    /// One read: the event joined with this delivery's row.
-    async fn load_for_delivery(&self, task: &DeliveryTask) -> Result<ForDelivery, Unavailable> {
-        self.lookup(|c| {
-            let found = c
-                .prepare_cached(LOAD_FOR_DELIVERY)?
+    /// One read (the event joined with this delivery's row), then the
+    /// lease, in memory. On one machine only this process delivers, and
+    /// the queue holds one message per task, so the state never names
+    /// another message as the one carrying the schedule.
+    async fn claim(&self, msg: &ReceivedTask, lease: Duration) -> Result<Claim, Unavailable> {
+        let task = &msg.task;
+        let found = self.lookup(|c| {
+            c.prepare_cached(LOAD_FOR_DELIVERY)?
                 .query_row(
                     params![task.source, task.event_id, task.subscription],
                     |r| {
-                        // The status first: a finished delivery never reads the body.
                         let status = match r.get_ref(9)? {
                             ValueRef::Null => None,
                             _ => Some(status_from(r, 9)?),
                         };
-                        match status {
-                            Some(s) if s.is_final() => Ok(ForDelivery::Finished(s)),
-                            _ => event_from_row(r).map(ForDelivery::Event),
-                        }
+                        let state = DeliveryState {
+                            status,
+                            attempts: r.get::<_, Option<u32>>(10)?.unwrap_or(0),
+                            next_attempt_at_ms: r.get(11)?,
+                            ..DeliveryState::default()
+                        };
+                        // A finished delivery never reads the body.
+                        let event = match status {
+                            Some(s) if s.is_final() => None,
+                            _ => Some(event_from_row(r)?),
+                        };
+                        Ok((state, event))
                     },
                 )
-                .optional()?;
-            Ok(found.unwrap_or(ForDelivery::NoEvent))
+                .optional()
+        })?;
+        let now = now_ms();
+        let (state, event) = found.unwrap_or_default();
+        if let Some(refused) = state.refusal(&msg.message_id, now) {
+            return Ok(refused);
+        }
+        let lease = Lease::new(msg, now, lease);
+        if let Some(until) = self.take_lease(task, &lease, now) {
+            return Ok(Claim::Leased {
+                wait: Duration::from_millis(u64::try_from(until - now).unwrap_or(0)),
+            });
+        }
+        Ok(Claim::Held {
+            lease,
+            attempt: state.attempts.saturating_add(1),
+            event,
         })
+    }
+
+    async fn release(&self, task: &DeliveryTask, lease: &Lease) -> Result<(), Unavailable> {
+        self.end_lease(task, lease);
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+        lease: &Lease,
+    ) -> Result<bool, Unavailable> {
+        let recorded = self.record_attempt(attempt, status).await;
+        let task = DeliveryTask {
+            source: attempt.source.clone(),
+            event_id: attempt.event_id.clone(),
+            subscription: attempt.subscription.clone(),
+        };
+        self.end_lease(&task, lease);
+        recorded
     }
 
     /// The attempt is always logged (it happened, even if a concurrent
@@ -829,7 +959,7 @@ impl DeliveryQueue for SqliteStore {
         self.write(move |c, wake| {
             let n = c
                 .prepare_cached(
-                    "UPDATE queue SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
+                    "UPDATE queue SET visible_at = ?3, held = 0 WHERE id = ?1 AND receive_count = ?2",
                 )?
                 .execute(params![id, count, now_ms().saturating_add(delay)])?;
             // The receive loop may be sleeping until a later time.
@@ -837,6 +967,26 @@ impl DeliveryQueue for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    /// The message waits, marked parked, until its subscription is resumed
+    /// (`wake_parked`, on every config reload) or `recheck` passes. The
+    /// receive count it gains is not an attempt: attempts are counted in
+    /// the deliveries table, and there is no receive limit here.
+    async fn park(&self, msg: &ReceivedTask, recheck: Duration) -> Result<Parked, Unavailable> {
+        let Some((id, count)) = parse_handle(&msg.handle) else {
+            return Ok(Parked::Kept);
+        };
+        let recheck = duration_ms(recheck);
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "UPDATE queue SET visible_at = ?3, held = 2 WHERE id = ?1 AND receive_count = ?2",
+            )?
+            .execute(params![id, count, now_ms().saturating_add(recheck)])?;
+            Ok(())
+        })
+        .await?;
+        Ok(Parked::Kept)
     }
 
     /// Moves the message (with its reason and time) to `dead_letters` and
@@ -917,8 +1067,8 @@ fn queue_deliveries(
     let visible_at = claimed_until.unwrap_or(now);
     let receive_count = u32::from(claimed_until.is_some());
     let mut queue = c.prepare_cached(
-        "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO queue (source, event_id, subscription, visible_at, receive_count, sent_at_ms, held)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)
          ON CONFLICT (source, event_id, subscription) DO NOTHING
          RETURNING id",
     )?;
@@ -939,6 +1089,7 @@ fn queue_deliveries(
                     subscription: s.clone(),
                 },
                 handle: format!("{id}:{receive_count}"),
+                message_id: id.to_string(),
                 receive_count,
             });
         }
@@ -951,9 +1102,11 @@ const LOAD_EVENT: &str = "SELECT source, id, event_type, received_at_ms, expires
                                  content_type, headers, body
                           FROM events WHERE source = ?1 AND id = ?2";
 
-// LOAD_EVENT's columns, then the delivery's status (NULL: no row yet).
+// LOAD_EVENT's columns, then the delivery's status (NULL: no row yet),
+// attempts so far and next attempt.
 const LOAD_FOR_DELIVERY: &str = "SELECT e.source, e.id, e.event_type, e.received_at_ms, e.expires_at,
-                                        e.body_hash, e.content_type, e.headers, e.body, d.status
+                                        e.body_hash, e.content_type, e.headers, e.body, d.status,
+                                        d.attempts, d.next_attempt_at_ms
                                  FROM events e
                                  LEFT JOIN deliveries d ON d.event_seq = e.seq AND d.subscription = ?3
                                  WHERE e.source = ?1 AND e.id = ?2";
@@ -1057,6 +1210,22 @@ fn open_writer(path: &Path) -> DbResult<Connection> {
 fn migrate(conn: &mut Connection) -> DbResult<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // Version 3 tells claimed and parked messages from waiting ones: a
+    // queue table from before gets the column (a file without one gets
+    // the whole table from the schema).
+    let columns: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('queue')",
+        [],
+        |r| r.get(0),
+    )?;
+    let held: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('queue') WHERE name = 'held'",
+        [],
+        |r| r.get(0),
+    )?;
+    if columns > 0 && held == 0 {
+        tx.execute_batch("ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0")?;
+    }
     tx.execute_batch(SCHEMA)?;
     if version == 1 {
         // Version 1 kept the outbox as a flag (and the routing as JSON) on

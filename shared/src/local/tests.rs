@@ -8,9 +8,9 @@ use tempfile::TempDir;
 use tokio::sync::Barrier;
 
 use super::{OutboxEntry, SqliteStore};
-use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers, ReceivedTask};
 use crate::queue::DeliveryQueue;
-use crate::store::{Commit, EventStore, ForDelivery};
+use crate::store::{Claim, Commit, EventStore};
 use crate::time::now_ms;
 
 fn open() -> (TempDir, SqliteStore) {
@@ -474,11 +474,21 @@ async fn dead_letter_moves_the_message() {
     assert_eq!(store.queue_depth().await.unwrap(), 1);
 }
 
-/// The one-read `load_for_delivery` answers what `delivery_status` then
-/// `load` would: the event while the delivery is pending or has no row, the
-/// status once it is final, and nothing for an unknown event.
+fn message(id: &str, sub: &str, message_id: &str) -> ReceivedTask {
+    ReceivedTask {
+        task: task(id, sub),
+        handle: format!("{message_id}:1"),
+        message_id: message_id.to_owned(),
+        receive_count: 1,
+    }
+}
+
+/// A claim reads the event and the delivery in one go and takes the
+/// lease: a second claim while it is live is refused with the time left,
+/// a settled one frees it, a scheduled retry is not due before its time,
+/// a final delivery is finished, and an unknown event is held with no event.
 #[tokio::test]
-async fn load_for_delivery_joins_the_event_and_its_delivery() {
+async fn a_claim_loads_the_event_and_holds_the_delivery_until_settled() {
     let (_dir, store) = open();
     let e = event("gh", "e1", "the body");
     store.commit(&e).await.unwrap();
@@ -486,49 +496,81 @@ async fn load_for_delivery_joins_the_event_and_its_delivery() {
         .mark_routed(&key("e1"), &["s1".to_owned(), "s2".to_owned()])
         .await
         .unwrap();
-    let loaded = |sub: &'static str| {
+    let lease = Duration::from_secs(60);
+    let claim = |sub: &'static str| {
         let store = store.clone();
-        async move { store.load_for_delivery(&task("e1", sub)).await.unwrap() }
+        async move { store.claim(&message("e1", sub, "7"), lease).await.unwrap() }
     };
-    let ForDelivery::Event(got) = loaded("s1").await else {
-        panic!("a pending delivery loads its event");
+    let Claim::Held {
+        lease: held,
+        attempt: 1,
+        event: Some(got),
+    } = claim("s1").await
+    else {
+        panic!("a pending delivery is held with its event, as attempt 1");
     };
     assert_eq!(event_with_time(&got, e.clone()), got);
     assert_eq!(got.body, Bytes::from("the body"));
+    // A second copy, while the first holds it: told how long to wait.
+    let Claim::Leased { wait } = claim("s1").await else {
+        panic!("a live lease refuses a second claim");
+    };
+    assert!(wait > Duration::from_secs(55) && wait <= lease, "{wait:?}");
     // No delivery row (routed elsewhere, or a replay): still the event.
-    assert!(matches!(loaded("other").await, ForDelivery::Event(_)));
+    assert!(matches!(
+        claim("other").await,
+        Claim::Held { event: Some(_), .. }
+    ));
 
     store
-        .record_attempt(
+        .settle(
             &attempt("e1", "s1", 1, Some(200)),
             DeliveryStatus::Delivered,
+            &held,
         )
         .await
         .unwrap();
+    assert_eq!(
+        claim("s1").await,
+        Claim::Finished(DeliveryStatus::Delivered)
+    );
+    // A failed attempt schedules the next one 5 s out: until then a
+    // message that comes back is not due.
+    let Claim::Held { lease: held, .. } = claim("s2").await else {
+        panic!("s2 is free");
+    };
     store
-        .record_attempt(&attempt("e1", "s2", 1, Some(500)), DeliveryStatus::Pending)
+        .settle(
+            &attempt("e1", "s2", 1, Some(500)),
+            DeliveryStatus::Pending,
+            &held,
+        )
         .await
         .unwrap();
-    assert_eq!(
-        loaded("s1").await,
-        ForDelivery::Finished(DeliveryStatus::Delivered)
-    );
-    assert!(matches!(loaded("s2").await, ForDelivery::Event(_)));
+    let Claim::NotDue {
+        wait,
+        by_this_message: true,
+    } = claim("s2").await
+    else {
+        panic!("the retry is not due yet");
+    };
+    assert!(wait > Duration::from_secs(3), "{wait:?}");
     store
         .record_attempt(&attempt("e1", "s2", 2, Some(400)), DeliveryStatus::Failed)
         .await
         .unwrap();
-    assert_eq!(
-        loaded("s2").await,
-        ForDelivery::Finished(DeliveryStatus::Failed)
-    );
-    assert_eq!(
+    assert_eq!(claim("s2").await, Claim::Finished(DeliveryStatus::Failed));
+    assert!(matches!(
         store
-            .load_for_delivery(&task("missing", "s1"))
+            .claim(&message("missing", "s1", "8"), lease)
             .await
             .unwrap(),
-        ForDelivery::NoEvent
-    );
+        Claim::Held {
+            attempt: 1,
+            event: None,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]

@@ -4,7 +4,12 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::deliver::{DeliverPorts, Disposition, deliver};
+use super::deliver::{DeliverOptions, DeliverPorts, Outcome, deliver};
+
+const OPTIONS: DeliverOptions = DeliverOptions {
+    lease: std::time::Duration::from_secs(60),
+    pause_recheck: std::time::Duration::from_secs(900),
+};
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
 use crate::config::{ConfigError, ConfigFile, StaticRegistry};
 use crate::model::{DeliveryStatus, DeliveryTask, Event, EventKey, Headers, ReceivedTask};
@@ -73,6 +78,7 @@ fn task(key: &EventKey, sub: &str, receive_count: u32) -> ReceivedTask {
             subscription: sub.into(),
         },
         handle: "h".into(),
+        message_id: "m-1".into(),
         receive_count,
     }
 }
@@ -91,7 +97,7 @@ async fn a_slack_subscription_sends_slack_json_signed_over_the_sent_bytes() {
         transport: &transport,
     };
     let msg = task(&key, "chat", 1);
-    assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
+    assert_eq!(deliver(&ports, &msg, &OPTIONS).await.unwrap(), Outcome::Delivered);
 
     let reqs = transport.requests.lock().unwrap().clone();
     let req = &reqs[0];
@@ -132,7 +138,10 @@ async fn a_template_that_fails_at_delivery_is_logged_and_dead_lettered_once() {
         transport: &transport,
     };
     let msg = task(&key, "broken", 1);
-    assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
+    assert_eq!(
+        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        Outcome::Failed
+    );
 
     assert!(
         transport.requests.lock().unwrap().is_empty(),
@@ -209,7 +218,7 @@ async fn during_a_rotation_both_keys_sign_the_sent_bytes() {
         queue: &queue,
         transport: &transport,
     };
-    deliver(&ports, &task(&key, "chat", 1)).await.unwrap();
+    deliver(&ports, &task(&key, "chat", 1), &OPTIONS).await.unwrap();
     let req = transport.requests.lock().unwrap()[0].clone();
     let ts: i64 = req.headers["webhook-timestamp"]
         .to_str()

@@ -1,6 +1,6 @@
 //! DELIVER: one attempt of one delivery task, and what follows from it.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -11,10 +11,10 @@ use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transpor
 use crate::error::Unavailable;
 use crate::format::{self, Body, RenderError};
 use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
-use crate::queue::DeliveryQueue;
+use crate::queue::{DeliveryQueue, Parked};
 use crate::retry::Decision;
 use crate::sign;
-use crate::store::{EventStore, ForDelivery};
+use crate::store::{Claim, EventStore, Lease};
 use crate::time::to_ms;
 
 /// The ports delivery needs.
@@ -25,53 +25,141 @@ pub struct DeliverPorts<'a> {
     pub transport: &'a dyn Transport,
 }
 
+/// Timings of the deliver step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverOptions {
+    /// How long a claim on a delivery lasts: longer than one attempt can
+    /// take (the transport's timeout and the bookkeeping after it), so a
+    /// live holder never loses it mid-send.
+    pub lease: Duration,
+    /// How often a paused subscription's task is looked at again.
+    pub pause_recheck: Duration,
+}
+
+impl Default for DeliverOptions {
+    fn default() -> Self {
+        Self {
+            // The HTTP transport's 30 s, plus the writes after it; on AWS
+            // also deliver's 60 s timeout, after which the holder is gone.
+            lease: Duration::from_secs(75),
+            // SQS's longest delay on a new message.
+            pause_recheck: Duration::from_secs(900),
+        }
+    }
+}
+
+/// What one message came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent, and the destination accepted it.
+    Delivered,
+    /// An attempt failed; the message comes back after the backoff.
+    Retrying,
+    /// Recorded as failed and dead-lettered: attempts exhausted, 410, a
+    /// permanent error, or nothing left to send (the subscription was
+    /// deleted, the event is gone).
+    Failed,
+    /// Nothing to do: the delivery is final, or another copy of the task
+    /// carries its schedule.
+    Skipped,
+    /// Another claim is live, or the next attempt is not due yet: the
+    /// message comes back then, with nothing sent or recorded.
+    PutBack,
+    /// The subscription is paused: the task waits, with nothing sent or
+    /// recorded.
+    Paused(Parked),
+}
+
 /// What the runtime does with the message afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// Finished (delivered, dead-lettered or skipped): delete the message.
+    /// Finished with: delete the message.
     Done,
-    /// Keep it: its visibility was set to the backoff, it comes back then.
+    /// Keep it: its visibility was set, it comes back then.
     Retry,
+}
+
+impl Outcome {
+    pub fn disposition(self) -> Disposition {
+        match self {
+            Self::Delivered | Self::Failed | Self::Skipped | Self::Paused(Parked::Copied) => {
+                Disposition::Done
+            }
+            Self::Retrying | Self::PutBack | Self::Paused(Parked::Kept) => Disposition::Retry,
+        }
+    }
 }
 
 /// Deliver one task. Errors mean a port was unavailable; the message is
 /// then left alone and comes back after its visibility timeout.
+///
+/// The delivery is claimed first, so of two overlapping copies of one
+/// task only one sends; the loser puts its message back for the rest of
+/// the claim, or drops it once the delivery is final.
 pub async fn deliver(
     ports: &DeliverPorts<'_>,
     msg: &ReceivedTask,
-) -> Result<Disposition, Unavailable> {
+    options: &DeliverOptions,
+) -> Result<Outcome, Unavailable> {
     let task = &msg.task;
+    let (lease, attempt, event) = match ports.store.claim(msg, options.lease).await? {
+        Claim::Held {
+            lease,
+            attempt,
+            event,
+        } => (lease, attempt, event),
+        Claim::Finished(status) => {
+            tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, status = status.as_str(), "already final; message dropped");
+            return Ok(Outcome::Skipped);
+        }
+        Claim::NotDue {
+            by_this_message: false,
+            ..
+        } => {
+            tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, "another copy of this task carries its schedule; message dropped");
+            return Ok(Outcome::Skipped);
+        }
+        Claim::Leased { wait } | Claim::NotDue { wait, .. } => {
+            tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, wait_ms = wait.as_millis() as u64, "delivery claimed elsewhere or not due; message put back");
+            ports.queue.retry_in(msg, wait).await?;
+            return Ok(Outcome::PutBack);
+        }
+    };
     let Some(sub) = ports.registry.subscription(&task.subscription).await? else {
-        return dead_letter(ports, msg, "subscription no longer exists").await;
+        return fail_unsent(ports, msg, &lease, attempt, "subscription was deleted").await;
+    };
+    let Some(event) = event else {
+        return fail_unsent(ports, msg, &lease, attempt, "event no longer stored").await;
     };
     if !sub.is_enabled() {
-        return dead_letter(ports, msg, "subscription is disabled").await;
+        // Paused: the task waits for the subscription, however long, and
+        // is free to be claimed as soon as it is resumed.
+        let parked = ports.queue.park(msg, options.pause_recheck).await?;
+        ports.store.release(task, &lease).await?;
+        tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, "subscription paused; task waits");
+        return Ok(Outcome::Paused(parked));
     }
-    let event = match ports.store.load_for_delivery(task).await? {
-        ForDelivery::Event(event) => event,
-        ForDelivery::Finished(status) => {
-            tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, status = status.as_str(), "already finished, skipped");
-            return Ok(Disposition::Done);
-        }
-        ForDelivery::NoEvent => return dead_letter(ports, msg, "event no longer stored").await,
-    };
 
     let started = SystemTime::now();
     let clock = Instant::now();
-    // A payload that cannot be rendered is a failed attempt, logged and
-    // dead-lettered like any other; the event itself stays stored.
+    // A payload that cannot be rendered or signed is a failed attempt,
+    // logged and dead-lettered like any other; the event stays stored.
     let result = match build_request(&event, &sub, to_ms(started) / 1000) {
         Ok(request) => ports.transport.send(&request).await,
-        Err(e) => Err(DeliveryError::Render(e.to_string())),
+        Err(e @ BuildError::Render(_)) => Err(DeliveryError::Render(e.to_string())),
+        Err(e @ BuildError::Unsignable) => Err(DeliveryError::Unsigned(e.to_string())),
     };
     let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
-    let decision = sub.retry.decide(msg.receive_count, &result);
+    let decision = match sub.retry.decide(attempt, &result) {
+        Decision::Retry(delay) => Decision::Retry(before_expiry(delay, &event, started)),
+        other => other,
+    };
 
-    let attempt = Attempt {
+    let record = Attempt {
         source: task.source.clone(),
         event_id: task.event_id.clone(),
         subscription: task.subscription.clone(),
-        attempt: msg.receive_count,
+        attempt,
         started_at_ms: to_ms(started),
         latency_ms,
         status_code: result.as_ref().ok().map(|r| r.status),
@@ -87,40 +175,42 @@ pub async fn deliver(
     // Instrumented, not entered: a guard held across the awaits below would
     // leave this span on whatever ran on the thread meanwhile, and the lines
     // logged after a resume on another thread would carry no event ids.
-    let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt = msg.receive_count, latency_ms);
-    settle(ports, msg, &sub.id, decision, attempt, started, &outcome)
+    let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt, latency_ms);
+    settle(ports, msg, &lease, &sub.id, decision, record, started, &outcome)
         .instrument(span)
         .await
 }
 
 /// Records the attempt and acts on the retry decision.
+#[allow(clippy::too_many_arguments)]
 async fn settle(
     ports: &DeliverPorts<'_>,
     msg: &ReceivedTask,
+    lease: &Lease,
     subscription: &str,
     decision: Decision,
     mut attempt: Attempt,
     started: SystemTime,
     outcome: &str,
-) -> Result<Disposition, Unavailable> {
+) -> Result<Outcome, Unavailable> {
     match decision {
         Decision::Delivered => {
             ports
                 .store
-                .record_attempt(&attempt, DeliveryStatus::Delivered)
+                .settle(&attempt, DeliveryStatus::Delivered, lease)
                 .await?;
             tracing::info!(outcome = "delivered", result = %outcome, "delivered");
-            Ok(Disposition::Done)
+            Ok(Outcome::Delivered)
         }
         Decision::Retry(delay) => {
             attempt.next_attempt_at_ms = Some(to_ms(started + delay));
             ports
                 .store
-                .record_attempt(&attempt, DeliveryStatus::Pending)
+                .settle(&attempt, DeliveryStatus::Pending, lease)
                 .await?;
             ports.queue.retry_in(msg, delay).await?;
             tracing::warn!(outcome = "retry", result = %outcome, retry_in_ms = delay.as_millis() as u64, "attempt failed, will retry");
-            Ok(Disposition::Retry)
+            Ok(Outcome::Retrying)
         }
         // Dead-letter before marking failed: if the DLQ send fails the message
         // comes back and is tried again; the other order would skip it as
@@ -133,10 +223,10 @@ async fn settle(
                 .await?;
             ports
                 .store
-                .record_attempt(&attempt, DeliveryStatus::Failed)
+                .settle(&attempt, DeliveryStatus::Failed, lease)
                 .await?;
             tracing::error!(outcome = "failed", result = %outcome, "delivery failed, dead-lettered");
-            Ok(Disposition::Done)
+            Ok(Outcome::Failed)
         }
         Decision::Gone => {
             ports
@@ -146,23 +236,60 @@ async fn settle(
             ports.registry.disable_subscription(subscription).await?;
             ports
                 .store
-                .record_attempt(&attempt, DeliveryStatus::Failed)
+                .settle(&attempt, DeliveryStatus::Failed, lease)
                 .await?;
             tracing::error!(outcome = "failed", result = %outcome, "destination answered 410 Gone: subscription disabled");
-            Ok(Disposition::Done)
+            Ok(Outcome::Failed)
         }
     }
 }
 
-async fn dead_letter(
+/// A wait cut so that the next attempt still finds the event: the config
+/// keeps every schedule inside the retention (`config::RETENTION_MARGIN`
+/// before it), but a destination's `Retry-After` may ask for more.
+fn before_expiry(delay: Duration, event: &Event, now: SystemTime) -> Duration {
+    let left_ms = event
+        .expires_at
+        .saturating_mul(1000)
+        .saturating_sub(to_ms(now))
+        .saturating_sub(to_ms_duration(crate::config::RETENTION_MARGIN));
+    delay.min(Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)))
+}
+
+fn to_ms_duration(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A task that can never be sent: recorded as a failed attempt with the
+/// reason (so the delivery is final, listed as a dead letter, and its
+/// event can be purged), and dead-lettered.
+async fn fail_unsent(
     ports: &DeliverPorts<'_>,
     msg: &ReceivedTask,
+    lease: &Lease,
+    attempt: u32,
     reason: &str,
-) -> Result<Disposition, Unavailable> {
+) -> Result<Outcome, Unavailable> {
     let task = &msg.task;
     tracing::error!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, reason, "delivery impossible, dead-lettered");
     ports.queue.dead_letter(msg, reason).await?;
-    Ok(Disposition::Done)
+    let record = Attempt {
+        source: task.source.clone(),
+        event_id: task.event_id.clone(),
+        subscription: task.subscription.clone(),
+        attempt,
+        started_at_ms: to_ms(SystemTime::now()),
+        latency_ms: 0,
+        status_code: None,
+        error: Some(reason.to_owned()),
+        response_snippet: None,
+        next_attempt_at_ms: None,
+    };
+    ports
+        .store
+        .settle(&record, DeliveryStatus::Failed, lease)
+        .await?;
+    Ok(Outcome::Failed)
 }
 
 fn outcome_text(result: &Result<DeliveryResponse, DeliveryError>) -> String {
@@ -172,15 +299,27 @@ fn outcome_text(result: &Result<DeliveryResponse, DeliveryError>) -> String {
     }
 }
 
+/// Why no request could be built for a delivery. Nothing was sent, and
+/// retrying cannot help: both depend only on the event and the config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The signature would name an id the receiver cannot be shown; an
+    /// unsigned delivery is never sent in its place.
+    #[error("the event id cannot be sent in a webhook-id header, so the delivery cannot be signed")]
+    Unsignable,
+}
+
 /// The outbound request: the body the subscription's format renders (the
 /// original body and content type for `raw`), plus Standard Webhooks
 /// headers, signed over the bytes actually sent, when the subscription has
-/// a signing secret.
+/// a signing secret. Fails closed: no headers, no request.
 pub fn build_request(
     event: &Event,
     sub: &Subscription,
     timestamp: i64,
-) -> Result<OutboundRequest, RenderError> {
+) -> Result<OutboundRequest, BuildError> {
     let mut headers = HeaderMap::with_capacity(5);
     let body = match format::render(sub.format, sub.template.as_ref(), event)? {
         Body::Original => {
@@ -202,14 +341,14 @@ pub fn build_request(
     // The id stays the same across retries, so the receiver can dedup.
     let msg_id = event.key().to_string();
     let signing_key = sub.signing_key.as_ref();
-    if sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &body).is_err() {
-        tracing::warn!(source = %event.source, event_id = %event.id, "event id is not a valid header value; sent without Standard Webhooks headers");
-    }
+    sign::insert_headers(&mut headers, signing_key, &msg_id, timestamp, &body)
+        .map_err(|_| BuildError::Unsignable)?;
     // During a rotation the replaced key signs too, until its overlap ends.
     if let Some(previous) =
         sub.previous_key_at(crate::time::from_ms(timestamp.saturating_mul(1000)))
     {
-        let _ = sign::append_signature(&mut headers, previous, &msg_id, timestamp, &body);
+        sign::append_signature(&mut headers, previous, &msg_id, timestamp, &body)
+            .map_err(|_| BuildError::Unsignable)?;
     }
     if !event.event_type.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&event.event_type) {

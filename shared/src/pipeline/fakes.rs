@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
-use crate::queue::DeliveryQueue;
-use crate::store::{Commit, EventStore};
+use crate::queue::{DeliveryQueue, Parked};
+use crate::store::{Claim, Commit, DeliveryState, EventStore, Lease};
+use crate::time::now_ms;
 
 #[derive(Default)]
 pub struct MemStore {
@@ -19,10 +20,19 @@ pub struct MemStore {
     pub routed: Mutex<HashMap<EventKey, Vec<String>>>,
     pub statuses: Mutex<HashMap<DeliveryTask, DeliveryStatus>>,
     pub attempts: Mutex<Vec<(Attempt, DeliveryStatus)>>,
+    /// Live leases: owner and end.
+    pub leases: Mutex<HashMap<DeliveryTask, (String, i64)>>,
+    /// Next attempt and the message that scheduled it.
+    pub schedules: Mutex<HashMap<DeliveryTask, (i64, String)>>,
     pub down: Mutex<bool>,
 }
 
 impl MemStore {
+    /// As if time passed: every scheduled retry is due.
+    pub fn make_due(&self) {
+        self.schedules.lock().unwrap().clear();
+    }
+
     fn check(&self) -> Result<(), Unavailable> {
         if *self.down.lock().unwrap() {
             Err(Unavailable("store down".into()))
@@ -72,6 +82,69 @@ impl EventStore for MemStore {
         Ok(self.statuses.lock().unwrap().get(task).copied())
     }
 
+    async fn claim(&self, msg: &ReceivedTask, lease: Duration) -> Result<Claim, Unavailable> {
+        self.check()?;
+        let task = &msg.task;
+        let now = now_ms();
+        let mut leases = self.leases.lock().unwrap();
+        let schedule = self.schedules.lock().unwrap().get(task).cloned();
+        let state = DeliveryState {
+            status: self.statuses.lock().unwrap().get(task).copied(),
+            attempts: self
+                .attempts
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(a, _)| a.subscription == task.subscription && a.event_id == task.event_id)
+                .count() as u32,
+            lease_until_ms: leases.get(task).map(|(_, until)| *until),
+            next_attempt_at_ms: schedule.as_ref().map(|(at, _)| *at),
+            scheduled_by: schedule.map(|(_, by)| by),
+        };
+        if let Some(refused) = state.refusal(&msg.message_id, now) {
+            return Ok(refused);
+        }
+        let lease = Lease::new(msg, now, lease);
+        leases.insert(task.clone(), (lease.owner.clone(), lease.until_ms));
+        Ok(Claim::Held {
+            lease,
+            attempt: state.attempts + 1,
+            event: self.events.lock().unwrap().get(&task.event_key()).cloned(),
+        })
+    }
+
+    async fn release(&self, task: &DeliveryTask, lease: &Lease) -> Result<(), Unavailable> {
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(task).is_some_and(|(owner, _)| *owner == lease.owner) {
+            leases.remove(task);
+        }
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        attempt: &Attempt,
+        status: DeliveryStatus,
+        lease: &Lease,
+    ) -> Result<bool, Unavailable> {
+        let recorded = self.record_attempt(attempt, status).await?;
+        let task = DeliveryTask {
+            source: attempt.source.clone(),
+            event_id: attempt.event_id.clone(),
+            subscription: attempt.subscription.clone(),
+        };
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(&task).is_some_and(|(owner, _)| *owner == lease.owner) {
+            leases.remove(&task);
+        }
+        let mut schedules = self.schedules.lock().unwrap();
+        match attempt.next_attempt_at_ms.filter(|_| recorded && !status.is_final()) {
+            Some(at) => schedules.insert(task, (at, lease.message_id.clone())),
+            None => schedules.remove(&task),
+        };
+        Ok(recorded)
+    }
+
     async fn record_attempt(
         &self,
         attempt: &Attempt,
@@ -102,6 +175,7 @@ pub struct MemQueue {
     pub sent: Mutex<Vec<DeliveryTask>>,
     pub retries: Mutex<Vec<(String, Duration)>>,
     pub dead: Mutex<Vec<(DeliveryTask, String)>>,
+    pub parked: Mutex<Vec<(DeliveryTask, Duration)>>,
     /// Indexes `send` reports as failed.
     pub fail_indexes: Mutex<Vec<usize>>,
     /// `dead_letter` fails while set.
@@ -134,6 +208,14 @@ impl DeliveryQueue for MemQueue {
             .unwrap()
             .push((msg.handle.clone(), delay));
         Ok(())
+    }
+
+    async fn park(&self, msg: &ReceivedTask, recheck: Duration) -> Result<Parked, Unavailable> {
+        self.parked
+            .lock()
+            .unwrap()
+            .push((msg.task.clone(), recheck));
+        Ok(Parked::Copied)
     }
 
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {

@@ -8,7 +8,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::Notify;
 
-use super::deliver::{DeliverPorts, Disposition, deliver};
+use super::deliver::{DeliverOptions, DeliverPorts, Outcome, deliver};
+
+const OPTIONS: DeliverOptions = DeliverOptions {
+    lease: Duration::from_secs(60),
+    pause_recheck: Duration::from_secs(900),
+};
 use super::enqueue::enqueue;
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
 use super::receive::{Receipt, Reply, receive};
@@ -276,6 +281,7 @@ fn received(key: &EventKey, sub: &str, receive_count: u32) -> ReceivedTask {
             subscription: sub.into(),
         },
         handle: format!("h{receive_count}"),
+        message_id: "m-1".to_owned(),
         receive_count,
     }
 }
@@ -294,7 +300,10 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
         transport: &transport,
     };
     let msg = received(&key, "pushes", 1);
-    assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
+    assert_eq!(
+        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        Outcome::Delivered
+    );
     let reqs = transport.requests.lock().unwrap().clone();
     assert_eq!(reqs.len(), 1);
     assert_eq!(&reqs[0].body[..], PUSH);
@@ -312,7 +321,7 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
     assert!(expected.starts_with("v1,"));
     // The catch-all subscription has no signing secret: no signature header.
     let msg = received(&key, "everything", 1);
-    deliver(&ports, &msg).await.unwrap();
+    deliver(&ports, &msg, &OPTIONS).await.unwrap();
     assert!(
         !transport.requests.lock().unwrap()[1]
             .headers
@@ -325,8 +334,11 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
         Some(DeliveryStatus::Delivered)
     );
 
-    // A redelivered message after success does not send again.
-    assert_eq!(deliver(&ports, &msg).await.unwrap(), Disposition::Done);
+    // A redelivered message after success is dropped, not sent again.
+    assert_eq!(
+        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        Outcome::Skipped
+    );
     assert_eq!(transport.requests.lock().unwrap().len(), 2);
 }
 
@@ -345,27 +357,50 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
         queue: &queue,
         transport: &transport,
     };
-    // Schedule ["1s", "2s"]: three attempts.
+    // Schedule ["1s", "2s"]: three attempts. The attempt number is the
+    // store's count, not the receive count (3 receives before the second
+    // attempt: it came back once before it was due).
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
-        Disposition::Retry
+        deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Retrying
     );
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 2)).await.unwrap(),
-        Disposition::Retry
+        deliver(&ports, &received(&key, "pushes", 2), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::PutBack,
+        "not due yet: put back until it is, nothing sent"
     );
+    assert_eq!(transport.requests.lock().unwrap().len(), 1);
+    store.make_due();
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 3)).await.unwrap(),
-        Disposition::Done
+        deliver(&ports, &received(&key, "pushes", 3), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Retrying
+    );
+    store.make_due();
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 4), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
     );
     let retries = queue.retries.lock().unwrap().clone();
-    assert_eq!(retries.len(), 2);
+    assert_eq!(retries.len(), 3);
     assert!(
         retries[0].1 >= Duration::from_millis(800) && retries[0].1 <= Duration::from_millis(1200),
         "{retries:?}"
     );
+    // The early copy was put back for what was left of the backoff.
     assert!(
-        retries[1].1 >= Duration::from_millis(1600) && retries[1].1 <= Duration::from_millis(2400),
+        retries[1].1 <= retries[0].1 + Duration::from_millis(1),
+        "{retries:?}"
+    );
+    assert!(
+        retries[2].1 >= Duration::from_millis(1600) && retries[2].1 <= Duration::from_millis(2400),
         "{retries:?}"
     );
     let dead = queue.dead.lock().unwrap();
@@ -394,8 +429,10 @@ async fn deliver_gone_disables_the_subscription() {
         transport: &transport,
     };
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
-        Disposition::Done
+        deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
     );
     assert!(
         !reg.subscription("pushes")
@@ -405,14 +442,203 @@ async fn deliver_gone_disables_the_subscription() {
             .is_enabled()
     );
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
-    // Later tasks for the disabled subscription are dead-lettered, not sent.
+    // Later tasks for the disabled subscription wait (paused), unsent and
+    // with nothing recorded, however often they come back.
     let key2 = EventKey::new("gl", "other");
-    deliver(&ports, &received(&key2, "pushes", 1))
-        .await
-        .unwrap();
+    let other = crate::model::Event {
+        id: "other".into(),
+        ..store.events.lock().unwrap()[&key].clone()
+    };
+    store.events.lock().unwrap().insert(key2.clone(), other);
+    for n in 1..=3 {
+        assert_eq!(
+            deliver(&ports, &received(&key2, "pushes", n), &OPTIONS)
+                .await
+                .unwrap(),
+            Outcome::Paused(crate::queue::Parked::Copied)
+        );
+    }
     assert_eq!(transport.requests.lock().unwrap().len(), 1);
+    assert_eq!(queue.dead.lock().unwrap().len(), 1);
+    assert_eq!(queue.parked.lock().unwrap().len(), 3);
+    assert_eq!(store.attempts.lock().unwrap().len(), 1);
+    // Resumed: the next copy is sent, as attempt 1 of that delivery.
+    reg.subscription("pushes")
+        .await
+        .unwrap()
+        .unwrap()
+        .set_enabled(true);
+    *transport.script.lock().unwrap() = vec![ScriptedTransport::status(200)].into();
+    assert_eq!(
+        deliver(&ports, &received(&key2, "pushes", 4), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Delivered
+    );
+    let attempts = store.attempts.lock().unwrap();
+    assert_eq!(attempts.last().unwrap().0.attempt, 1);
+}
+
+/// A task that can never be sent is recorded as a failed attempt with the
+/// reason (so the delivery is final and listed) and dead-lettered: for a
+/// deleted subscription and for an event that is gone.
+#[tokio::test]
+async fn undeliverable_tasks_are_recorded_failed_and_dead_lettered() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
+    let key = committed_event(&reg, &store).await;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    assert_eq!(
+        deliver(&ports, &received(&key, "deleted-sub", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
+    );
+    let gone = EventKey::new("gl", "gone");
+    assert_eq!(
+        deliver(&ports, &received(&gone, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
+    );
+    assert!(transport.requests.lock().unwrap().is_empty());
+    let dead = queue.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0].1, "subscription was deleted");
+    assert_eq!(dead[1].1, "event no longer stored");
+    let attempts = store.attempts.lock().unwrap().clone();
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts.iter().all(|(a, s)| *s == DeliveryStatus::Failed
+        && a.attempt == 1
+        && a.status_code.is_none()));
+    assert_eq!(
+        attempts[0].0.error.as_deref(),
+        Some("subscription was deleted")
+    );
+    // A copy that comes back once it is final is dropped quietly: not
+    // dead-lettered again.
+    assert_eq!(
+        deliver(&ports, &received(&key, "deleted-sub", 2), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Skipped
+    );
     assert_eq!(queue.dead.lock().unwrap().len(), 2);
 }
+
+/// Two overlapping copies of one task: one claims and sends, the other
+/// finds the lease and is put back for its remaining time; once the first
+/// has delivered, the copy is dropped.
+#[tokio::test]
+async fn overlapping_copies_of_a_task_send_once() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
+    let held = HeldTransport {
+        inner: &transport,
+        entered: entered.clone(),
+        release: release.clone(),
+    };
+    let key = committed_event(&reg, &store).await;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &held,
+    };
+    let first = received(&key, "pushes", 1);
+    let mut copy = received(&key, "pushes", 1);
+    copy.message_id = "m-2".into();
+    copy.handle = "h-copy".into();
+    let second = async {
+        entered.notified().await;
+        let outcome = deliver(&ports, &copy, &OPTIONS).await.unwrap();
+        release.notify_one();
+        outcome
+    };
+    let (a, b) = tokio::join!(deliver(&ports, &first, &OPTIONS), second);
+    assert_eq!(a.unwrap(), Outcome::Delivered);
+    assert_eq!(b, Outcome::PutBack);
+    let retries = queue.retries.lock().unwrap().clone();
+    assert_eq!(retries.len(), 1);
+    assert_eq!(retries[0].0, "h-copy");
+    assert!(retries[0].1 > Duration::from_secs(50) && retries[0].1 <= OPTIONS.lease);
+    assert_eq!(
+        deliver(&ports, &copy, &OPTIONS).await.unwrap(),
+        Outcome::Skipped
+    );
+    assert_eq!(transport.requests.lock().unwrap().len(), 1);
+}
+
+/// Passes requests on, but holds each until released.
+struct HeldTransport<'a> {
+    inner: &'a ScriptedTransport,
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl crate::delivery::Transport for HeldTransport<'_> {
+    async fn send(
+        &self,
+        req: &crate::delivery::OutboundRequest,
+    ) -> Result<crate::delivery::DeliveryResponse, DeliveryError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        self.inner.send(req).await
+    }
+}
+
+/// The event id of a delivery is its `webhook-id`: one that cannot be a
+/// header value fails the attempt for good, and nothing unsigned is sent.
+#[tokio::test]
+async fn an_unsignable_event_id_fails_closed() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
+    let key = committed_event(&reg, &store).await;
+    let bad = EventKey::new("gl", "evt\nbad");
+    let event = crate::model::Event {
+        id: bad.id.clone(),
+        ..store.events.lock().unwrap()[&key].clone()
+    };
+    store.events.lock().unwrap().insert(bad.clone(), event);
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    assert_eq!(
+        deliver(&ports, &received(&bad, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
+    );
+    assert!(transport.requests.lock().unwrap().is_empty());
+    let attempts = store.attempts.lock().unwrap().clone();
+    assert_eq!(attempts.len(), 1);
+    assert!(
+        attempts[0]
+            .0
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot be signed"),
+        "{attempts:?}"
+    );
+}
+
 
 #[tokio::test]
 async fn deliver_refused_destination_is_not_retried() {
@@ -429,8 +655,10 @@ async fn deliver_refused_destination_is_not_retried() {
         transport: &transport,
     };
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 1)).await.unwrap(),
-        Disposition::Done
+        deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
     );
     assert!(queue.retries.lock().unwrap().is_empty());
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
@@ -450,7 +678,7 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
         queue: &queue,
         transport: &transport,
     };
-    assert!(deliver(&ports, &received(&key, "pushes", 1)).await.is_err());
+    assert!(deliver(&ports, &received(&key, "pushes", 1), &OPTIONS).await.is_err());
     assert!(queue.dead.lock().unwrap().is_empty());
 }
 
@@ -468,19 +696,43 @@ async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
         transport: &transport,
     };
     *queue.dlq_down.lock().unwrap() = true;
-    // The last attempt (3 of 3) fails and the DLQ is unavailable.
-    assert!(deliver(&ports, &received(&key, "pushes", 3)).await.is_err());
+    // Two attempts are on record; the last (3 of 3) fails and the DLQ is
+    // unavailable.
+    for n in 1..=2 {
+        let mut a = crate::model::Attempt {
+            source: key.source.clone(),
+            event_id: key.id.clone(),
+            subscription: "pushes".into(),
+            attempt: n,
+            started_at_ms: 0,
+            latency_ms: 1,
+            status_code: Some(500),
+            error: None,
+            response_snippet: None,
+            next_attempt_at_ms: None,
+        };
+        a.attempt = n;
+        store
+            .record_attempt(&a, DeliveryStatus::Pending)
+            .await
+            .unwrap();
+    }
+    assert!(deliver(&ports, &received(&key, "pushes", 3), &OPTIONS).await.is_err());
     let task = received(&key, "pushes", 3).task;
     assert_ne!(
         store.delivery_status(&task).await.unwrap(),
         Some(DeliveryStatus::Failed),
         "must not be final before it is dead-lettered"
     );
-    // Redelivered once the DLQ is back: dead-lettered, then failed.
+    // Redelivered once the DLQ is back (and the lease of the interrupted
+    // attempt is over): dead-lettered, then failed.
     *queue.dlq_down.lock().unwrap() = false;
+    store.leases.lock().unwrap().clear();
     assert_eq!(
-        deliver(&ports, &received(&key, "pushes", 4)).await.unwrap(),
-        Disposition::Done
+        deliver(&ports, &received(&key, "pushes", 4), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
     );
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
     assert_eq!(
@@ -545,8 +797,8 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
         tracing::info!("unrelated work while the attempt waits");
         release.notify_one();
     };
-    let (disposition, ()) = tokio::join!(deliver(&ports, &msg), other);
-    assert_eq!(disposition.unwrap(), Disposition::Retry);
+    let (disposition, ()) = tokio::join!(deliver(&ports, &msg, &OPTIONS), other);
+    assert_eq!(disposition.unwrap(), Outcome::Retrying);
 
     let events = log.0.lock().unwrap().clone();
     let spans_of = |text: &str| {

@@ -156,6 +156,14 @@ data "aws_iam_policy_document" "deliver" {
     resources = [aws_sqs_queue.delivery.arn]
   }
 
+  # A paused subscription's task is re-queued as a fresh, delayed message,
+  # so the pause adds no receives.
+  statement {
+    sid       = "Park"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.delivery.arn]
+  }
+
   statement {
     sid       = "DeadLetter"
     actions   = ["sqs:SendMessage"]
@@ -168,9 +176,10 @@ data "aws_iam_policy_document" "deliver" {
     resources = [aws_dynamodb_table.events.arn]
   }
 
+  # The claim (lease) and the attempt log: conditional updates.
   statement {
     sid       = "RecordAttempts"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.deliveries.arn]
   }
 
