@@ -79,6 +79,8 @@ class Code:
     ttl_attributes: dict[str, str]  # table variable -> TTL attribute
     retry_schedule_secs: tuple[int, ...]
     retry_jitter: float
+    # the redrive's maxReceiveCount the schedule cap assumes (retry.rs)
+    queue_max_receive_count: int
     http_timeout_secs: int
     delivery_retention_secs: int
 
@@ -161,6 +163,9 @@ def load() -> Code:
     schedule = _one(r"schedule: \[(.*?)\]", default, "the default schedule", re.S).group(1)
     steps = tuple(_int_expr(s.strip(), units) for s in schedule.split(",") if s.strip())
     jitter = float(_one(r"jitter: ([\d.]+)", default, "the default jitter").group(1))
+    max_receives = int(
+        _one(r"pub const QUEUE_MAX_RECEIVE_COUNT: u32 = (\d+);", retry, "QUEUE_MAX_RECEIVE_COUNT").group(1)
+    )
 
     http = _read("shared/src/delivery/http.rs")
     http_default = _one(r"impl Default for HttpOptions \{(.*?)\n\}", http, "HttpOptions::default", re.S).group(1)
@@ -185,6 +190,7 @@ def load() -> Code:
         ttl_attributes=ttl,
         retry_schedule_secs=steps,
         retry_jitter=jitter,
+        queue_max_receive_count=max_receives,
         http_timeout_secs=http_timeout,
         delivery_retention_secs=_int_expr(retention),
     )

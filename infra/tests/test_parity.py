@@ -262,6 +262,8 @@ def test_queues_hold_a_task_through_its_whole_retry_schedule(stack: Stack) -> No
     target, max_receives = queue["redrive"]
     assert target == DLQ
     assert max_receives > attempts, "the redrive never cuts the schedule short"
+    # The config caps every schedule below this count (retry::MAX_ATTEMPTS).
+    assert max_receives == CODE.queue_max_receive_count, "the redrive the schedule cap assumes"
     assert stack.queues[DLQ]["retention"] >= queue["retention"]
     for name, q in stack.queues.items():
         assert q["sse"] is not None, f"{name}: encrypted"

@@ -511,3 +511,74 @@ impl Registry for StaticRegistry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    fn config(dedupe_window: &str, schedule: &str) -> String {
+        format!(
+            r#"
+            [[sources]]
+            id = "gh"
+            provider = "github"
+            secrets = ["env:GH"]
+            dedupe_window = "{dedupe_window}"
+            [[subscriptions]]
+            id = "deploys"
+            source = "gh"
+            events = ["*"]
+            url = "https://example.com/hook"
+            {schedule}
+            "#
+        )
+    }
+
+    /// A schedule that could outlast the event's retention is refused,
+    /// naming both settings and what would fit.
+    #[test]
+    fn a_schedule_longer_than_the_dedupe_window_is_refused_naming_both() {
+        // The default schedule takes up to 32h 46m 6s with jitter (its two
+        // 10 h waits capped at 11h 50m).
+        let err = ConfigFile::parse(&config("1day", ""))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "subscription \"deploys\"",
+            "retry_schedule",
+            "source \"gh\"",
+            "dedupe_window of 1day",
+            "1day 8h 46m 6s",
+            "at least 1day 9h 46m 6s",
+        ] {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+        ConfigFile::parse(&config("33h 46m 6s", "")).unwrap();
+        let short = r#"retry_schedule = ["1m", "10m"]"#;
+        ConfigFile::parse(&config("2h", short)).unwrap();
+        let err = ConfigFile::parse(&config("1h", short))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dedupe_window of 1h"), "{err}");
+    }
+
+    /// More attempts than the queue's redrive leaves room for are refused:
+    /// deliver, not SQS, must end every schedule.
+    #[test]
+    fn a_schedule_over_the_receive_limit_is_refused() {
+        let waits = |n: usize| format!("retry_schedule = [{}]", vec!["\"1s\""; n].join(", "));
+        ConfigFile::parse(&config("7d", &waits(14))).unwrap();
+        let err = ConfigFile::parse(&config("7d", &waits(15)))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "subscription \"deploys\"",
+            "retry_schedule",
+            "16 attempts (15 waits)",
+            "maximum of 15",
+            "after 20 receives",
+        ] {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+    }
+}

@@ -1167,7 +1167,10 @@ async fn a_paused_subscription_holds_its_tasks_until_resumed() {
         assert!(outcome.response.batch_item_failures.is_empty());
     }
     assert_eq!(sink.count(), 0);
-    assert_eq!(aws.status("p-1", "deploys").await, Some(DeliveryStatus::Pending));
+    assert_eq!(
+        aws.status("p-1", "deploys").await,
+        Some(DeliveryStatus::Pending)
+    );
 
     let (status, _) = aws
         .admin("POST", "/admin/subscriptions/deploys/enable", Value::Null)
@@ -1234,7 +1237,10 @@ async fn a_deleted_subscriptions_task_is_a_listed_dead_letter() {
     let outcome = deliver_as_lambda(&aws, ports, &messages).await;
     assert_eq!(outcome.metrics.total("failed"), 1);
     assert_eq!(sink.count(), 0);
-    assert_eq!(aws.status("d-1", "deploys").await, Some(DeliveryStatus::Failed));
+    assert_eq!(
+        aws.status("d-1", "deploys").await,
+        Some(DeliveryStatus::Failed)
+    );
     let (status, listed) = aws.admin("GET", "/admin/dlq", Value::Null).await;
     assert_eq!(status, 200);
     let items = listed["dead_letters"].as_array().unwrap();

@@ -21,9 +21,9 @@ use sluice::aws::{Metrics, SqsQueue, parse_task};
 use sluice::config::Registry;
 use sluice::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use sluice::model::{DeliveryTask, ReceivedTask};
+use sluice::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
 #[cfg(test)]
 use sluice::queue::Parked;
-use sluice::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
 use sluice::store::EventStore;
 
 /// The `Function` dimension of this function's metrics.

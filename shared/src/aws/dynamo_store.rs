@@ -326,7 +326,8 @@ impl EventStore for DynamoStore {
                 .flatten()
                 .unwrap_or(0),
             Err(e) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(c)) = e.as_service_error()
+                let Some(UpdateItemError::ConditionalCheckFailedException(c)) =
+                    e.as_service_error()
                 else {
                     return Err(sdk_error("UpdateItem (deliveries)", e));
                 };
@@ -336,9 +337,11 @@ impl EventStore for DynamoStore {
                 };
                 // The item changed between the write and its answer: look
                 // again a little later.
-                return Ok(state.refusal(&msg.message_id, now).unwrap_or(Claim::Leased {
-                    wait: Duration::from_secs(1),
-                }));
+                return Ok(state
+                    .refusal(&msg.message_id, now)
+                    .unwrap_or(Claim::Leased {
+                        wait: Duration::from_secs(1),
+                    }));
             }
         };
         let event = self.load(&task.event_key()).await?;

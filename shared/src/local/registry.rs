@@ -87,7 +87,9 @@ impl LocalRegistry {
         match self.store.wake_parked(enabled).await {
             Ok(n) if n > 0 => tracing::info!(tasks = n, "subscription resumed; parked tasks woken"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not wake parked tasks; they come back at their recheck"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not wake parked tasks; they come back at their recheck")
+            }
         }
         Ok(())
     }

@@ -406,7 +406,11 @@ impl Slots {
         let active = self
             .running
             .keys()
-            .chain(self.waiting.keys().filter(|s| !self.running.contains_key(*s)))
+            .chain(
+                self.waiting
+                    .keys()
+                    .filter(|s| !self.running.contains_key(*s)),
+            )
             .count();
         (self.max / (active + 1)).max(1)
     }

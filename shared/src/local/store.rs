@@ -200,7 +200,10 @@ impl SqliteStore {
 
     fn end_lease(&self, task: &DeliveryTask, lease: &Lease) {
         let mut leases = self.inner.leases.lock().unwrap_or_else(|p| p.into_inner());
-        if leases.get(task).is_some_and(|(owner, _)| *owner == lease.owner) {
+        if leases
+            .get(task)
+            .is_some_and(|(owner, _)| *owner == lease.owner)
+        {
             leases.remove(task);
         }
     }
@@ -1213,11 +1216,10 @@ fn migrate(conn: &mut Connection) -> DbResult<()> {
     // Version 3 tells claimed and parked messages from waiting ones: a
     // queue table from before gets the column (a file without one gets
     // the whole table from the schema).
-    let columns: i64 = tx.query_row(
-        "SELECT count(*) FROM pragma_table_info('queue')",
-        [],
-        |r| r.get(0),
-    )?;
+    let columns: i64 =
+        tx.query_row("SELECT count(*) FROM pragma_table_info('queue')", [], |r| {
+            r.get(0)
+        })?;
     let held: i64 = tx.query_row(
         "SELECT count(*) FROM pragma_table_info('queue') WHERE name = 'held'",
         [],

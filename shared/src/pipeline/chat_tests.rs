@@ -97,7 +97,10 @@ async fn a_slack_subscription_sends_slack_json_signed_over_the_sent_bytes() {
         transport: &transport,
     };
     let msg = task(&key, "chat", 1);
-    assert_eq!(deliver(&ports, &msg, &OPTIONS).await.unwrap(), Outcome::Delivered);
+    assert_eq!(
+        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        Outcome::Delivered
+    );
 
     let reqs = transport.requests.lock().unwrap().clone();
     let req = &reqs[0];
@@ -218,7 +221,9 @@ async fn during_a_rotation_both_keys_sign_the_sent_bytes() {
         queue: &queue,
         transport: &transport,
     };
-    deliver(&ports, &task(&key, "chat", 1), &OPTIONS).await.unwrap();
+    deliver(&ports, &task(&key, "chat", 1), &OPTIONS)
+        .await
+        .unwrap();
     let req = transport.requests.lock().unwrap()[0].clone();
     let ts: i64 = req.headers["webhook-timestamp"]
         .to_str()

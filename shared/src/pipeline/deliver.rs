@@ -176,9 +176,11 @@ pub async fn deliver(
     // leave this span on whatever ran on the thread meanwhile, and the lines
     // logged after a resume on another thread would carry no event ids.
     let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt, latency_ms);
-    settle(ports, msg, &lease, &sub.id, decision, record, started, &outcome)
-        .instrument(span)
-        .await
+    settle(
+        ports, msg, &lease, &sub.id, decision, record, started, &outcome,
+    )
+    .instrument(span)
+    .await
 }
 
 /// Records the attempt and acts on the retry decision.

@@ -115,7 +115,10 @@ impl EventStore for MemStore {
 
     async fn release(&self, task: &DeliveryTask, lease: &Lease) -> Result<(), Unavailable> {
         let mut leases = self.leases.lock().unwrap();
-        if leases.get(task).is_some_and(|(owner, _)| *owner == lease.owner) {
+        if leases
+            .get(task)
+            .is_some_and(|(owner, _)| *owner == lease.owner)
+        {
             leases.remove(task);
         }
         Ok(())
@@ -134,11 +137,17 @@ impl EventStore for MemStore {
             subscription: attempt.subscription.clone(),
         };
         let mut leases = self.leases.lock().unwrap();
-        if leases.get(&task).is_some_and(|(owner, _)| *owner == lease.owner) {
+        if leases
+            .get(&task)
+            .is_some_and(|(owner, _)| *owner == lease.owner)
+        {
             leases.remove(&task);
         }
         let mut schedules = self.schedules.lock().unwrap();
-        match attempt.next_attempt_at_ms.filter(|_| recorded && !status.is_final()) {
+        match attempt
+            .next_attempt_at_ms
+            .filter(|_| recorded && !status.is_final())
+        {
             Some(at) => schedules.insert(task, (at, lease.message_id.clone())),
             None => schedules.remove(&task),
         };

@@ -515,9 +515,11 @@ async fn undeliverable_tasks_are_recorded_failed_and_dead_lettered() {
     assert_eq!(dead[1].1, "event no longer stored");
     let attempts = store.attempts.lock().unwrap().clone();
     assert_eq!(attempts.len(), 2);
-    assert!(attempts.iter().all(|(a, s)| *s == DeliveryStatus::Failed
-        && a.attempt == 1
-        && a.status_code.is_none()));
+    assert!(
+        attempts.iter().all(|(a, s)| *s == DeliveryStatus::Failed
+            && a.attempt == 1
+            && a.status_code.is_none())
+    );
     assert_eq!(
         attempts[0].0.error.as_deref(),
         Some("subscription was deleted")
@@ -639,7 +641,6 @@ async fn an_unsignable_event_id_fails_closed() {
     );
 }
 
-
 #[tokio::test]
 async fn deliver_refused_destination_is_not_retried() {
     let reg = registry().await;
@@ -678,7 +679,11 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
         queue: &queue,
         transport: &transport,
     };
-    assert!(deliver(&ports, &received(&key, "pushes", 1), &OPTIONS).await.is_err());
+    assert!(
+        deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+            .await
+            .is_err()
+    );
     assert!(queue.dead.lock().unwrap().is_empty());
 }
 
@@ -717,7 +722,11 @@ async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
             .await
             .unwrap();
     }
-    assert!(deliver(&ports, &received(&key, "pushes", 3), &OPTIONS).await.is_err());
+    assert!(
+        deliver(&ports, &received(&key, "pushes", 3), &OPTIONS)
+            .await
+            .is_err()
+    );
     let task = received(&key, "pushes", 3).task;
     assert_ne!(
         store.delivery_status(&task).await.unwrap(),

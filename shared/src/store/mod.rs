@@ -34,7 +34,8 @@ impl Lease {
     pub fn new(msg: &ReceivedTask, now_ms: i64, duration: Duration) -> Self {
         Self {
             owner: format!("{:016x}", rand::random::<u64>()),
-            until_ms: now_ms.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
+            until_ms: now_ms
+                .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
             message_id: msg.message_id.clone(),
         }
     }
