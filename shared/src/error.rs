@@ -1,5 +1,6 @@
 //! Errors of the receive path and their one mapping to HTTP.
 
+use crate::extract::HeaderError;
 use crate::verify::VerifyError;
 
 /// Why a port (store, queue, config) could not do its job. Always
@@ -23,6 +24,9 @@ pub enum ReceiveError {
     Verify(#[from] VerifyError),
     #[error("body is {size} bytes, over the limit of {limit}")]
     BodyTooLarge { size: usize, limit: usize },
+    /// An event id or type header that is present but unusable.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("store unavailable: {0}")]
@@ -37,7 +41,7 @@ impl ReceiveError {
             Self::Verify(e) if e.is_malformed_request() => 400,
             Self::Verify(_) => 401,
             Self::BodyTooLarge { .. } => 413,
-            Self::BadRequest(_) => 400,
+            Self::Header(_) | Self::BadRequest(_) => 400,
             Self::Unavailable(_) => 503,
         }
     }
@@ -48,6 +52,7 @@ impl ReceiveError {
             Self::UnknownSource => "unknown_source",
             Self::Verify(e) => e.code(),
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Header(_) => "malformed_header",
             Self::BadRequest(_) => "bad_request",
             Self::Unavailable(_) => "unavailable",
         }
