@@ -116,7 +116,19 @@ async fn stalled_headers_stalled_bodies_and_lying_lengths_are_cut_off_and_nothin
         .await
         .unwrap();
 
+    // One whole request, then an idle keep-alive connection.
+    let mut kept = TcpStream::connect(addr(&gw)).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: sluice\r\n\r\n")
+        .await
+        .unwrap();
+
     let limit = Duration::from_secs(5);
+    let (reply, closed) = until_closed(&mut kept, limit).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+    assert!(
+        closed - started >= Duration::from_millis(500),
+        "the idle keep-alive connection was closed at once"
+    );
     for (name, stream) in [
         ("half", &mut half),
         ("liar", &mut liar),
@@ -299,18 +311,18 @@ async fn headers_over_the_limit_get_431() {
     gw.stop().await;
 }
 
-/// Connections that send a partial head and wait.
-async fn stalled(gw: &Running, n: usize) -> Vec<TcpStream> {
+/// Connections that send `prefix` (part of a head, or nothing) and wait.
+async fn stalled(gw: &Running, n: usize, prefix: &[u8]) -> Vec<TcpStream> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let mut s = TcpStream::connect(addr(gw)).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: sluice\r\n")
-            .await
-            .unwrap();
+        s.write_all(prefix).await.unwrap();
         out.push(s);
     }
     out
 }
+
+const HALF_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: sluice\r\n";
 
 async fn healthz_within(gw: &Running, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -337,7 +349,8 @@ async fn two_thousand_idle_connections_do_not_lock_out_another_client() {
     h.opts.header_timeout = Duration::from_secs(30);
     h.opts.http_grace = Duration::from_millis(200);
     let gw = h.start().await;
-    let idle = stalled(&gw, 2_000).await;
+    let mut idle = stalled(&gw, 1_000, b"").await;
+    idle.extend(stalled(&gw, 1_000, HALF_HEAD).await);
     healthz_within(&gw, Duration::from_secs(5)).await;
     let body = br#"{"ref":"x"}"#;
     let (status, _) = gw
@@ -359,7 +372,10 @@ async fn past_the_connection_bound_clients_wait_until_a_slot_frees() {
     h.opts.header_timeout = Duration::from_millis(800);
     h.opts.http_grace = Duration::from_millis(200);
     let gw = h.start().await;
-    let _held = stalled(&gw, 20).await;
+    // Half say nothing at all, half stop mid-head: the header timeout
+    // ends both.
+    let mut held = stalled(&gw, 10, b"").await;
+    held.extend(stalled(&gw, 10, HALF_HEAD).await);
     // Let the gateway accept all twenty.
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The next client waits in the backlog until the header timeout frees
@@ -369,5 +385,9 @@ async fn past_the_connection_bound_clients_wait_until_a_slot_frees() {
         waited >= Duration::from_millis(300),
         "served after {waited:?}: the bound did not hold"
     );
+    // And the held connections were closed by the gateway.
+    for s in &mut held {
+        let (_, _) = until_closed(s, Duration::from_secs(2)).await;
+    }
     gw.stop().await;
 }
