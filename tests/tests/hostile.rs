@@ -61,6 +61,9 @@ async fn until_closed<R: AsyncRead + Unpin>(stream: &mut R, limit: Duration) -> 
     }
 }
 
+/// Adds headers to a signed request.
+type Mutate<'a> = Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + 'a>;
+
 async fn committed(h: &Harness) -> u64 {
     h.store().event_count().await.unwrap()
 }
@@ -206,10 +209,7 @@ async fn unreadable_empty_or_repeated_id_and_signature_headers_are_400_malformed
         .unwrap()
         .1;
     let signed = |req: reqwest::RequestBuilder| req.header("x-hub-signature-256", &good_sig);
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>,
-    )> = vec![
+    let cases: Vec<(&str, Mutate)> = vec![
         (
             "id not text",
             Box::new(|r| {
