@@ -16,11 +16,15 @@ end
 local body = os.getenv("LOAD_BODY")
 local signature = os.getenv("LOAD_SIGNATURE")
 local counter = 0
-local thread_id = 0
+-- setup() runs in wrk's main Lua state and numbers the threads there;
+-- thread:set() makes `thread_id` a GLOBAL of each thread's own state. So
+-- no `local thread_id` here: request() would read that local (always 0)
+-- instead of the global, and every thread would tag its ids as thread 0.
+local threads = 0
 
 function setup(thread)
-  thread:set("thread_id", thread_id)
-  thread_id = thread_id + 1
+  thread:set("thread_id", threads)
+  threads = threads + 1
 end
 
 function request()

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -72,10 +73,7 @@ impl BackendArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the embedded gateway (SQLite) on one machine.
-    Serve {
-        #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
-        listen: SocketAddr,
-    },
+    Serve(ServeArgs),
     /// Sources: where providers post (`/hooks/{id}`).
     #[command(subcommand)]
     Sources(SourceCmd),
@@ -92,6 +90,28 @@ pub enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCmd),
+}
+
+/// `sluice serve`: where to listen, and the limits a client is held to.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
+    pub listen: SocketAddr,
+    /// A request's headers must arrive within this, or the connection is
+    /// closed (also the idle time allowed between keep-alive requests).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// A request's body must arrive whole within this after its headers,
+    /// or the answer is 408 and the connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// On shutdown, how long open connections may finish their request
+    /// before they are dropped.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub http_grace: Duration,
 }
 
 #[derive(Subcommand)]

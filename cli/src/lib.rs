@@ -6,6 +6,7 @@
 pub mod args;
 pub mod backend;
 pub mod error;
+mod http_server;
 pub mod ops;
 pub mod render;
 pub mod serve;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sluice_cli::args::{Cli, Command, LogFormat};
 use sluice_cli::error::{CliError, exit, report};
-use sluice_cli::serve::{Gateway, ServeOptions};
+use sluice_cli::serve::{Gateway, ServeOptions, raise_open_file_limit};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -18,10 +18,10 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(&e),
     };
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve(_));
     init_tracing(cli.log_format, serving);
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve(args) => {
             if cli.backend.aws {
                 return report(&CliError::Usage(
                     "serve runs the embedded gateway; --aws is for the operator commands".into(),
@@ -32,8 +32,14 @@ async fn main() -> ExitCode {
                     "serve needs --config FILE (or SLUICE_CONFIG)".into(),
                 ));
             };
-            let mut opts = ServeOptions::new(config, listen, cli.backend.db);
+            // Before anything opens a file: the limit bounds the connections.
+            raise_open_file_limit();
+            let mut opts = ServeOptions::new(config, args.listen, cli.backend.db);
             opts.env_file = cli.backend.env_file;
+            opts.header_timeout = args.header_timeout;
+            opts.body_timeout = args.body_timeout;
+            opts.max_connections = args.max_connections;
+            opts.http_grace = args.http_grace;
             let gateway = match Gateway::start(&opts).await {
                 Ok(g) => g,
                 Err(e) => return report(&CliError::Usage(e.to_string())),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +35,36 @@ pub struct ServeOptions {
     pub runtime: RuntimeOptions,
     /// How long shutdown waits for in-flight deliveries.
     pub shutdown_grace: Duration,
+    /// A request's head (request line and headers) must arrive within this
+    /// after the connection opens or the previous response; otherwise the
+    /// connection is closed. This also closes idle keep-alive connections.
+    pub header_timeout: Duration,
+    /// A `/hooks/*` or `/admin/*` body must arrive whole within this after
+    /// its head; otherwise 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    /// Capped at the open-file limit less the descriptors the gateway keeps
+    /// for itself.
+    pub max_connections: usize,
+    /// The request line and headers, in bytes; beyond it: 431.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for open HTTP connections to finish their
+    /// request before dropping them.
+    pub http_grace: Duration,
 }
+
+/// The defaults of [`ServeOptions`]' HTTP limits.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_CONNECTIONS: usize = 4096;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const HTTP_GRACE: Duration = Duration::from_secs(5);
+/// Requests with more header fields than this get 431 (hyper's default,
+/// which the server keeps).
+pub const MAX_HEADERS: usize = 100;
+/// File descriptors kept out of `max_connections`: the database and its
+/// readers, the delivery workers' connections (64), logs.
+const RESERVED_FDS: u64 = 256;
 
 impl ServeOptions {
     pub fn new(config: PathBuf, listen: SocketAddr, db: PathBuf) -> Self {
@@ -46,6 +75,11 @@ impl ServeOptions {
             env_file: PathBuf::from(".env"),
             runtime: RuntimeOptions::default(),
             shutdown_grace: Duration::from_secs(30),
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_header_bytes: MAX_HEADER_BYTES,
+            http_grace: HTTP_GRACE,
         }
     }
 }
@@ -78,6 +112,7 @@ struct App {
     /// Commits and routes received events (see `RoutingStore`).
     store: RoutingStore,
     admin: Admin,
+    body_timeout: Duration,
 }
 
 /// A running embedded gateway.
@@ -145,6 +180,7 @@ impl Gateway {
             registry,
             store: runtime.receive_store(),
             admin,
+            body_timeout: opts.body_timeout,
         });
         let router = Router::new()
             .route("/hooks/{source}", post(hook))
@@ -163,18 +199,21 @@ impl Gateway {
             addr: opts.listen,
             source,
         })?;
+        let limits = crate::http_server::Limits {
+            header_timeout: opts.header_timeout,
+            max_connections: connection_limit(opts.max_connections),
+            max_header_bytes: opts.max_header_bytes,
+            grace: opts.http_grace,
+        };
         let (stop_http, stopped) = oneshot::channel::<()>();
-        let http = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "http server stopped");
-            }
-        });
-        tracing::info!(%addr, db = %opts.db.display(), admin = admin_enabled, "sluice gateway listening");
+        let http = tokio::spawn(crate::http_server::run(listener, router, limits, stopped));
+        tracing::info!(
+            %addr,
+            db = %opts.db.display(),
+            admin = admin_enabled,
+            max_connections = limits.max_connections,
+            "sluice gateway listening"
+        );
         Ok(Self {
             addr,
             stop_http,
@@ -188,7 +227,8 @@ impl Gateway {
         self.addr
     }
 
-    /// Stop accepting webhooks, finish in-flight requests and deliveries.
+    /// Stop accepting webhooks, finish in-flight requests (those still open
+    /// after the HTTP grace are dropped) and deliveries.
     pub async fn shutdown(self) {
         let _ = self.stop_http.send(());
         let _ = self.http.await;
@@ -204,7 +244,7 @@ async fn hook(
     body: Body,
 ) -> Response {
     let limit = app.registry.max_body_bytes();
-    let result = match axum::body::to_bytes(body, limit).await {
+    let result = match read_body(body, limit, app.body_timeout).await {
         Ok(body) => {
             receive(
                 app.registry.as_ref(),
@@ -216,19 +256,51 @@ async fn hook(
             )
             .await
         }
-        Err(e) => Err(read_error(&e, limit)),
-    };
-    json_reply(Reply::from_result(&result))
-}
-
-fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
-    if too_large(e) {
-        return ReceiveError::BodyTooLarge {
+        Err(BodyError::TooLarge) => Err(ReceiveError::BodyTooLarge {
             size: limit + 1,
             limit,
-        };
+        }),
+        Err(BodyError::Timeout) => Err(ReceiveError::BodyTimeout(app.body_timeout)),
+        Err(BodyError::Unreadable) => Err(ReceiveError::BadRequest(
+            "could not read the body".to_owned(),
+        )),
+    };
+    let mut resp = json_reply(Reply::from_result(&result));
+    close_if_timed_out(&mut resp);
+    resp
+}
+
+/// Why a request body could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    TooLarge,
+    /// Not whole within the body timeout (a stalled or lying client).
+    Timeout,
+    /// The connection broke, or the framing was invalid.
+    Unreadable,
+}
+
+/// The whole body, at most `limit` bytes, within `deadline`. Nothing is
+/// handed on (so nothing committed) unless every byte arrived in time.
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if too_large(&e) => Err(BodyError::TooLarge),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "request body unreadable");
+            Err(BodyError::Unreadable)
+        }
     }
-    ReceiveError::BadRequest(format!("could not read the body: {e}"))
+}
+
+/// A 408 leaves the rest of the body unread: close the connection rather
+/// than parse what follows as the next request.
+fn close_if_timed_out(resp: &mut Response) {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 fn too_large(e: &axum::Error) -> bool {
@@ -246,18 +318,19 @@ fn too_large(e: &axum::Error) -> bool {
 async fn admin_api(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
     let limit = sluice::admin::MAX_BODY_BYTES;
-    let resp = match axum::body::to_bytes(body, limit).await {
+    let resp = match read_body(body, limit, app.body_timeout).await {
         Ok(bytes) => {
             sluice::admin::handle(&app.admin, axum::http::Request::from_parts(parts, bytes)).await
         }
-        Err(e) if too_large(&e) => {
-            sluice::admin::api::error_response(&AdminError::TooLarge { limit })
-        }
-        Err(e) => sluice::admin::api::error_response(&AdminError::BadRequest(format!(
-            "could not read the body: {e}"
-        ))),
+        Err(e) => sluice::admin::api::error_response(&match e {
+            BodyError::TooLarge => AdminError::TooLarge { limit },
+            BodyError::Timeout => AdminError::BodyTimeout(app.body_timeout),
+            BodyError::Unreadable => AdminError::BadRequest("could not read the body".to_owned()),
+        }),
     };
-    resp.map(Body::from)
+    let mut resp = resp.map(Body::from);
+    close_if_timed_out(&mut resp);
+    resp
 }
 
 async fn healthz() -> Response {
@@ -278,4 +351,49 @@ fn json_reply(reply: Reply) -> Response {
         reply.body,
     )
         .into_response()
+}
+
+/// Raise the soft open-file limit (RLIMIT_NOFILE) to the hard one: every
+/// client connection is a descriptor, and at a common soft limit of 1,024 a
+/// thousand idle clients would leave none for the database or deliveries.
+/// Returns (before, after); logs the outcome. A failure is logged, not
+/// fatal: the connection bound below adapts to whatever limit is in force.
+pub fn raise_open_file_limit() -> Option<(u64, u64)> {
+    let (before, hard) = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return None;
+        }
+    };
+    match rlimit::increase_nofile_limit(hard) {
+        Ok(after) => {
+            tracing::info!(soft_before = before, soft = after, hard, "open-file limit");
+            Some((before, after))
+        }
+        Err(e) => {
+            tracing::warn!(soft = before, hard, error = %e, "cannot raise the open-file limit");
+            Some((before, before))
+        }
+    }
+}
+
+/// `wanted`, or fewer if the open-file limit leaves no room for them beside
+/// the descriptors the gateway itself needs ([`RESERVED_FDS`]).
+fn connection_limit(wanted: usize) -> usize {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return wanted;
+    };
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    if room < wanted {
+        tracing::warn!(
+            wanted,
+            open_file_limit = soft,
+            max_connections = room,
+            "the open-file limit caps the connections served at once"
+        );
+    }
+    wanted.min(room)
 }

@@ -474,3 +474,101 @@ async fn bad_input_is_one_line_and_the_documented_exit_code() {
     let out = cli.run(&["events", "list", "--json"]).await.ok().json();
     assert_eq!(out["events"], Value::Array(vec![]));
 }
+
+/// SIGTERM to `sluice serve` with a client stalled halfway through its
+/// headers: the gateway stops accepting, waits `--http-grace` for the
+/// connection, drops it, and exits 0. Before, it waited for the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_http_grace_despite_a_stalled_client() {
+    use std::io::BufRead;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = harness();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--config")
+        .arg(&h.opts.config)
+        .arg("--db")
+        .arg(h.db_path())
+        .arg("--env-file")
+        .arg(&h.opts.env_file)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        // The stall is in the headers, which would time out after 30 s.
+        .args(["--http-grace", "1s", "--header-timeout", "30s"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log's "listening" line names the port; the rest is kept for failures.
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+    let log = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["message"] == "sluice gateway listening" {
+                    let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let Ok(addr) = addr_rx.recv_timeout(WAIT) else {
+        let _ = child.kill();
+        panic!("no listening line: {:?}", log.join().unwrap());
+    };
+
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"POST /hooks/github HTTP/1.1\r\nhost: sluice\r\nx-half")
+        .await
+        .unwrap();
+    // Let the gateway accept it and start reading.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(6) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running 6 s after SIGTERM: {:?}", log.join().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    let lines = log.join().unwrap();
+    assert!(status.success(), "{status:?}: {lines:?}");
+    // The grace was given (the client was not cut at once), then it ended.
+    assert!(took >= Duration::from_millis(900), "exited after {took:?}");
+    assert!(took < Duration::from_secs(4), "exited after {took:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("dropped")),
+        "the dropped connection is logged: {lines:?}"
+    );
+    // At start, the open-file limit (raised to the hard one) is logged.
+    let limit = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "open-file limit")
+        .unwrap_or_else(|| panic!("no open-file limit line: {lines:?}"));
+    assert_eq!(limit["soft"], limit["hard"], "{limit}");
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), stalled.read(&mut buf))
+        .await
+        .expect("the stalled connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the stalled client got no response");
+}

@@ -1,5 +1,8 @@
 //! Errors of the receive path and their one mapping to HTTP.
 
+use std::time::Duration;
+
+use crate::extract::HeaderError;
 use crate::verify::VerifyError;
 
 /// Why a port (store, queue, config) could not do its job. Always
@@ -23,6 +26,12 @@ pub enum ReceiveError {
     Verify(#[from] VerifyError),
     #[error("body is {size} bytes, over the limit of {limit}")]
     BodyTooLarge { size: usize, limit: usize },
+    /// The body did not arrive whole within the server's body timeout.
+    #[error("the body did not arrive within {} s", .0.as_secs_f64())]
+    BodyTimeout(Duration),
+    /// An event id or type header that is present but unusable.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("store unavailable: {0}")]
@@ -37,7 +46,8 @@ impl ReceiveError {
             Self::Verify(e) if e.is_malformed_request() => 400,
             Self::Verify(_) => 401,
             Self::BodyTooLarge { .. } => 413,
-            Self::BadRequest(_) => 400,
+            Self::BodyTimeout(_) => 408,
+            Self::Header(_) | Self::BadRequest(_) => 400,
             Self::Unavailable(_) => 503,
         }
     }
@@ -48,6 +58,8 @@ impl ReceiveError {
             Self::UnknownSource => "unknown_source",
             Self::Verify(e) => e.code(),
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::Header(_) => "malformed_header",
             Self::BadRequest(_) => "bad_request",
             Self::Unavailable(_) => "unavailable",
         }

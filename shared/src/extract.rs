@@ -3,8 +3,10 @@
 //! Runs on the hot path after verification. Headers are read first; the
 //! body is scanned at most once, and only when the provider needs a body
 //! field, for just the top-level fields it wants (see [`Fields::parse`]).
-//! Extraction never fails: non-JSON bodies, odd field types and unreadable
-//! headers fall back to the body's SHA-256 as the id and an empty type.
+//! Non-JSON bodies and odd field types fall back to the body's SHA-256 as
+//! the id and an empty type. An id or type header that is present but
+//! unusable (not text, empty, or sent twice) fails with [`HeaderError`]:
+//! falling back there would merge distinct deliveries that share a body.
 
 use std::borrow::Cow;
 
@@ -23,6 +25,18 @@ pub struct Extracted {
     pub handshake: Option<String>,
 }
 
+/// An id or type header that is present but cannot be used (400
+/// `malformed_header`, see `error.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header {0} is not readable text")]
+    Unreadable(String),
+    #[error("header {0} is empty")]
+    Empty(String),
+    #[error("header {0} is sent more than once")]
+    Repeated(String),
+}
+
 const GITHUB_DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
 const GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
 const SHOPIFY_WEBHOOK_ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
@@ -34,24 +48,28 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const GITLAB_UUID: HeaderName = HeaderName::from_static("x-gitlab-event-uuid");
 const GITLAB_EVENT: HeaderName = HeaderName::from_static("x-gitlab-event");
 
+/// Every header named here is checked when present, whether or not a
+/// fallback would be used, so the outcome never depends on which of a
+/// provider's headers came.
 pub fn extract(
     provider: Provider,
     hmac: Option<&HmacParams>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Extracted {
+) -> Result<Extracted, HeaderError> {
     let (id, event_type, handshake) = match provider {
         Provider::Github => {
+            let id = owned(text(headers, &GITHUB_DELIVERY)?);
             // `pull_request` + body `action` → `pull_request.opened`. The
             // body is scanned only when there is an event name to extend.
-            let event_type = match text(headers, &GITHUB_EVENT) {
+            let event_type = match text(headers, &GITHUB_EVENT)? {
                 None => String::new(),
                 Some(e) => match Fields::parse(body, ACTION).and_then(|f| f.action) {
                     Some(a) => [e, ".", &a].concat(),
                     None => e.to_owned(),
                 },
             };
-            (owned(text(headers, &GITHUB_DELIVERY)), event_type, None)
+            (id, event_type, None)
         }
         Provider::Stripe => {
             let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
@@ -63,45 +81,48 @@ pub fn extract(
         }
         Provider::Slack => slack(body),
         Provider::Shopify => {
-            let id =
-                text(headers, &SHOPIFY_WEBHOOK_ID).or_else(|| text(headers, &SHOPIFY_EVENT_ID));
+            let webhook_id = text(headers, &SHOPIFY_WEBHOOK_ID)?;
+            let event_id = text(headers, &SHOPIFY_EVENT_ID)?;
             (
-                owned(id),
-                owned(text(headers, &SHOPIFY_TOPIC)).unwrap_or_default(),
+                owned(webhook_id.or(event_id)),
+                owned(text(headers, &SHOPIFY_TOPIC)?).unwrap_or_default(),
                 None,
             )
         }
         Provider::StandardWebhooks => {
-            let id = text(headers, &WEBHOOK_ID).or_else(|| text(headers, &SVIX_ID));
-            (owned(id), body_type(body), None)
+            let id = text(headers, &WEBHOOK_ID)?;
+            let svix = text(headers, &SVIX_ID)?;
+            (owned(id.or(svix)), body_type(body), None)
         }
         Provider::Gitlab => {
-            let id = text(headers, &IDEMPOTENCY_KEY).or_else(|| text(headers, &GITLAB_UUID));
+            let key = text(headers, &IDEMPOTENCY_KEY)?;
+            let uuid = text(headers, &GITLAB_UUID)?;
+            let header_kind = text(headers, &GITLAB_EVENT)?;
             let kind =
                 Fields::parse(body, OBJECT_KIND).and_then(|f| f.object_kind.map(Cow::into_owned));
-            let event_type = kind
-                .or_else(|| owned(text(headers, &GITLAB_EVENT)))
-                .unwrap_or_default();
-            (owned(id), event_type, None)
+            let event_type = kind.or_else(|| owned(header_kind)).unwrap_or_default();
+            (owned(key.or(uuid)), event_type, None)
         }
         Provider::Hmac => {
-            let named = |name: Option<&String>| {
-                name.and_then(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-                    .and_then(|n| owned(text(headers, &n)))
+            let named = |name: Option<&String>| match name
+                .and_then(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            {
+                Some(n) => text(headers, &n).map(owned),
+                None => Ok(None),
             };
-            let id = named(hmac.and_then(|p| p.id_header.as_ref()));
-            let event_type = match named(hmac.and_then(|p| p.type_header.as_ref())) {
+            let id = named(hmac.and_then(|p| p.id_header.as_ref()))?;
+            let event_type = match named(hmac.and_then(|p| p.type_header.as_ref()))? {
                 Some(t) => t,
                 None => body_type(body),
             };
             (id, event_type, None)
         }
     };
-    Extracted {
+    Ok(Extracted {
         id: id.unwrap_or_else(|| sha256_hex(body)),
         event_type,
         handshake,
-    }
+    })
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
@@ -150,14 +171,26 @@ fn body_type(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// A readable, non-empty header value.
-fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers
-        .get(name)?
+/// The header's value, trimmed: `None` if absent; an error if it is not
+/// visible ASCII, is blank, or comes more than once (which one would be
+/// the id depends on the order, so neither is).
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, HeaderError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let named = || name.as_str().to_owned();
+    if values.next().is_some() {
+        return Err(HeaderError::Repeated(named()));
+    }
+    let value = value
         .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .map_err(|_| HeaderError::Unreadable(named()))?
+        .trim();
+    if value.is_empty() {
+        return Err(HeaderError::Empty(named()));
+    }
+    Ok(Some(value))
 }
 
 fn owned(s: Option<&str>) -> Option<String> {
@@ -395,7 +428,7 @@ mod tests {
     }
 
     fn ex(p: Provider, h: &[(&str, &str)], body: &[u8]) -> Extracted {
-        extract(p, None, &headers(h), body)
+        extract(p, None, &headers(h), body).unwrap()
     }
 
     #[test]
@@ -541,8 +574,13 @@ mod tests {
             "msg_2"
         );
         assert_eq!(
-            ex(Provider::StandardWebhooks, &[("webhook-id", "")], body).id,
-            sha256_hex(body)
+            extract(
+                Provider::StandardWebhooks,
+                None,
+                &headers(&[("webhook-id", "")]),
+                body
+            ),
+            Err(HeaderError::Empty("webhook-id".into()))
         );
     }
 
@@ -584,17 +622,17 @@ mod tests {
         };
         let body = br#"{"type":"from.body","id":"not-used"}"#;
         let h = headers(&[("x-event-id", "e-1"), ("x-event-type", "from.header")]);
-        let got = extract(Provider::Hmac, Some(&params), &h, body);
+        let got = extract(Provider::Hmac, Some(&params), &h, body).unwrap();
         assert_eq!(
             (got.id.as_str(), got.event_type.as_str()),
             ("e-1", "from.header")
         );
-        let got = extract(Provider::Hmac, Some(&params), &HeaderMap::new(), body);
+        let got = extract(Provider::Hmac, Some(&params), &HeaderMap::new(), body).unwrap();
         assert_eq!(
             (got.id, got.event_type.as_str()),
             (sha256_hex(body), "from.body")
         );
-        let got = extract(Provider::Hmac, None, &HeaderMap::new(), body);
+        let got = extract(Provider::Hmac, None, &HeaderMap::new(), body).unwrap();
         assert_eq!(got.event_type, "from.body");
     }
 
@@ -757,7 +795,7 @@ mod tests {
             let text = object(&mut r, 0).to_string().into_bytes();
             for cut in 0..text.len() {
                 for p in providers {
-                    let _ = extract(p, None, &h, &text[..cut]);
+                    assert!(extract(p, None, &h, &text[..cut]).is_ok());
                 }
             }
             let mut bad = text.clone();
@@ -768,20 +806,67 @@ mod tests {
                 }
             }
             for p in providers {
-                let _ = extract(p, None, &h, &bad);
+                assert!(extract(p, None, &h, &bad).is_ok());
             }
         }
     }
 
+    /// Each provider's id and type headers, and what a present but unusable
+    /// one does: an error naming it, never the body-hash fallback (which
+    /// would merge two deliveries that share a body).
     #[test]
-    fn unreadable_header_falls_back() {
+    fn unusable_id_and_type_headers_are_errors() {
+        let params = HmacParams {
+            signature_header: "x-sig".into(),
+            algorithm: Default::default(),
+            encoding: Default::default(),
+            prefix: String::new(),
+            signed_content: "{body}".into(),
+            timestamp_header: None,
+            id_header: Some("X-Event-Id".into()),
+            type_header: Some("X-Event-Type".into()),
+        };
+        let cases: &[(Provider, &str)] = &[
+            (Provider::Github, "x-github-delivery"),
+            (Provider::Github, "x-github-event"),
+            (Provider::Shopify, "x-shopify-webhook-id"),
+            (Provider::Shopify, "x-shopify-event-id"),
+            (Provider::Shopify, "x-shopify-topic"),
+            (Provider::StandardWebhooks, "webhook-id"),
+            (Provider::StandardWebhooks, "svix-id"),
+            (Provider::Gitlab, "idempotency-key"),
+            (Provider::Gitlab, "x-gitlab-event-uuid"),
+            (Provider::Gitlab, "x-gitlab-event"),
+            (Provider::Hmac, "x-event-id"),
+            (Provider::Hmac, "x-event-type"),
+        ];
+        let body = br#"{"object_kind":"push","type":"t"}"#;
+        for &(p, name) in cases {
+            let run = |h: &HeaderMap| extract(p, Some(&params), h, body);
+            let mut h = HeaderMap::new();
+            h.insert(name, http::HeaderValue::from_bytes(b"\xffid").unwrap());
+            assert_eq!(run(&h), Err(HeaderError::Unreadable(name.into())), "{p}");
+            for blank in ["", "  "] {
+                h.insert(name, http::HeaderValue::from_static(blank));
+                assert_eq!(run(&h), Err(HeaderError::Empty(name.into())), "{p}");
+            }
+            // Twice, in either order: refused both ways.
+            for (a, b) in [("one", "two"), ("two", "one")] {
+                let mut h = HeaderMap::new();
+                h.append(name, http::HeaderValue::from_static(a));
+                h.append(name, http::HeaderValue::from_static(b));
+                assert_eq!(run(&h), Err(HeaderError::Repeated(name.into())), "{p}");
+            }
+            let mut h = HeaderMap::new();
+            h.insert(name, http::HeaderValue::from_static(" ok "));
+            assert!(run(&h).is_ok(), "{p} {name}");
+        }
+        // Body-only providers read no header.
         let mut h = HeaderMap::new();
-        h.insert(
-            "x-github-delivery",
-            http::HeaderValue::from_bytes(b"\xffid").unwrap(),
-        );
-        let got = extract(Provider::Github, None, &h, b"{}");
-        assert_eq!(got.id, sha256_hex(b"{}"));
+        h.insert("x-github-delivery", http::HeaderValue::from_static(""));
+        assert!(extract(Provider::Stripe, None, &h, body).is_ok());
+        let e = crate::error::ReceiveError::from(HeaderError::Empty("x".into()));
+        assert_eq!((e.status(), e.code()), (400, "malformed_header"));
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub enum AdminError {
     BadRequest(String),
     #[error("body is over the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("the body did not arrive within {} s", .0.as_secs_f64())]
+    BodyTimeout(std::time::Duration),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{0}")]
@@ -138,6 +140,7 @@ impl AdminError {
             Self::MethodNotAllowed { .. } => 405,
             Self::MalformedJson(_) | Self::BadRequest(_) => 400,
             Self::TooLarge { .. } => 413,
+            Self::BodyTimeout(_) => 408,
             Self::Invalid { .. } => 422,
             Self::AlreadyExists(_) | Self::ReadOnly(_) | Self::Conflict(_) => 409,
             Self::Unavailable(_) => 503,
@@ -154,6 +157,7 @@ impl AdminError {
             Self::MalformedJson(_) => "malformed_json",
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge { .. } => "body_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::Invalid { .. } => "invalid_field",
             Self::AlreadyExists(_) => "already_exists",
             Self::ReadOnly(_) => "read_only",

@@ -2,8 +2,9 @@
 //!
 //! Writes go to the single writer thread (group commit, see `writer.rs`).
 //! Reads use a small pool of read connections; WAL lets them proceed while
-//! the writer commits. Point lookups (load, delivery status, ...) run right
-//! on the calling task; scans run on the blocking pool.
+//! the writer commits. Point lookups (load, delivery status, ...) run on
+//! the calling task's thread, out of the async worker (`block_in_place`);
+//! scans run on the blocking pool.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,6 +119,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, Unavailable> {
         let fail =
             |e: &dyn std::fmt::Display| Unavailable(format!("opening {}: {e}", path.display()));
+        create_private(path).map_err(|e| fail(&e))?;
         let conn = open_writer(path).map_err(|e| fail(&e))?;
         let checkpoint_conn = open_connection(path).map_err(|e| fail(&e))?;
         let outbox = Arc::new(Notify::new());
@@ -646,15 +648,17 @@ impl SqliteStore {
         self.inner.writer.call(f).await
     }
 
-    /// A point lookup (an index probe or two), run right on the calling
-    /// task. WAL readers never wait for the writer, and such a read costs
-    /// less than the two thread hand-offs of `spawn_blocking`, which on two
+    /// A point lookup (an index probe or two), run on the calling task's
+    /// thread, which `block_in_place` first hands the worker's other tasks
+    /// off: a read stalled on a slow disk then holds up only its own task,
+    /// not the server. WAL readers never wait for the writer, and this
+    /// costs less than `spawn_blocking`'s two thread hand-offs, which on two
     /// cores were the larger share of the delivery path's CPU.
     pub(super) fn lookup<T>(
         &self,
         f: impl FnOnce(&Connection) -> DbResult<T>,
     ) -> Result<T, Unavailable> {
-        self.inner.with_reader(f)
+        off_the_worker(|| self.inner.with_reader(f))
     }
 
     /// A read that may scan (lists, counts, the outbox), on the blocking pool.
@@ -1169,6 +1173,45 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Runs `f` where it may block: through `block_in_place` on a multi-thread
+/// runtime's worker; inline elsewhere (a current-thread runtime, where
+/// `block_in_place` panics, a blocking-pool thread, or no runtime at all).
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Creates the database file, if it does not exist yet, readable and
+/// writable by its owner only (0600): it holds the `db:` secrets. SQLite
+/// gives the `-wal` and `-shm` files the main file's mode. An existing
+/// file keeps its mode; one open to others is reported.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "the database holds secrets but others may read it (chmod 600)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn open_connection(path: &Path) -> DbResult<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -1249,4 +1292,65 @@ fn open_reader(path: &Path) -> DbResult<Connection> {
     conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -1024;")?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A slow point read must not stall the other tasks of its worker: on
+    /// a runtime with ONE worker thread, a ticker keeps ticking while a
+    /// lookup blocks for 300 ms.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_slow_lookup_does_not_stall_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let ticks = Arc::new(AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let reader = {
+            let store = store.clone();
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                store.lookup(|_| {
+                    let before = ticks.load(Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(ticks.load(Ordering::Relaxed) - before)
+                })
+            })
+        };
+        let ticked = reader.await.unwrap().unwrap();
+        ticker.abort();
+        assert!(ticked >= 5, "the ticker ran {ticked} times during the read");
+    }
+
+    /// `#[tokio::test]` is a current-thread runtime, where `block_in_place`
+    /// panics: lookups run inline there.
+    #[tokio::test]
+    async fn lookups_run_inline_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let n = store
+            .lookup(|c| c.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0)))
+            .unwrap();
+        assert_eq!(n, 42);
+        // And outside any runtime.
+        let n = std::thread::spawn(move || {
+            store.lookup(|c| c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)))
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 7);
+    }
 }

@@ -125,7 +125,9 @@ pub fn verify_and_build(
         id,
         event_type,
         handshake,
-    } = extract(source.provider, source.hmac.as_ref(), &headers, &body);
+    } = extract(source.provider, source.hmac.as_ref(), &headers, &body).inspect_err(|e| {
+        tracing::info!(source = %source.id, outcome = "rejected", reason = "malformed_header", error = %e, "webhook rejected");
+    })?;
     if id.len() > MAX_EVENT_ID_BYTES {
         return Err(ReceiveError::BadRequest(format!(
             "event id is {} bytes, over the limit of {MAX_EVENT_ID_BYTES}",

@@ -19,7 +19,8 @@ pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The header's value as text. Missing: 401; not visible ASCII: 400.
+/// The header's value as text. Missing: 401; not visible ASCII, or sent
+/// more than once: 400.
 pub(super) fn header<'a>(
     headers: &'a HeaderMap,
     name: &HeaderName,
@@ -28,17 +29,24 @@ pub(super) fn header<'a>(
         .ok_or_else(|| VerifyError::MissingHeader(name.as_str().to_owned()))
 }
 
+/// Every header a scheme reads (signature, timestamp, id) comes through
+/// here. A repeated one is refused rather than read: which copy would be
+/// checked, and so the outcome, would depend on their order.
 pub(super) fn optional_header<'a>(
     headers: &'a HeaderMap,
     name: &HeaderName,
 ) -> Result<Option<&'a str>, VerifyError> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| VerifyError::UnreadableHeader(name.as_str().to_owned())),
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(VerifyError::RepeatedHeader(name.as_str().to_owned()));
     }
+    value
+        .to_str()
+        .map(|s| Some(s.trim()))
+        .map_err(|_| VerifyError::UnreadableHeader(name.as_str().to_owned()))
 }
 
 pub(super) fn ok_if(matched: bool) -> Result<(), VerifyError> {

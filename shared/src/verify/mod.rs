@@ -147,6 +147,8 @@ pub enum VerifyError {
     MissingHeader(String),
     #[error("header {0} is not readable text")]
     UnreadableHeader(String),
+    #[error("header {0} is sent more than once")]
+    RepeatedHeader(String),
     #[error("signature header is malformed")]
     MalformedSignature,
     #[error("signature does not match")]
@@ -161,7 +163,7 @@ impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingHeader(_) => "missing_signature",
-            Self::UnreadableHeader(_) => "malformed_header",
+            Self::UnreadableHeader(_) | Self::RepeatedHeader(_) => "malformed_header",
             Self::MalformedSignature => "malformed_signature",
             Self::InvalidSignature => "invalid_signature",
             Self::MalformedTimestamp => "malformed_timestamp",
@@ -172,7 +174,7 @@ impl VerifyError {
     /// True when the request itself is unreadable (400), not merely
     /// unauthenticated (401).
     pub fn is_malformed_request(&self) -> bool {
-        matches!(self, Self::UnreadableHeader(_))
+        matches!(self, Self::UnreadableHeader(_) | Self::RepeatedHeader(_))
     }
 }
 
@@ -438,6 +440,140 @@ pub(crate) mod tests {
             "{dbg}"
         );
         assert!(!dbg.contains("topsecret"), "{dbg}");
+    }
+
+    /// A request each preset accepts: its headers, signed over `body` at
+    /// `now` with the secret `SIGNED_WITH`.
+    fn signed(provider: Provider, body: &[u8], now: u64) -> Vec<(&'static str, String)> {
+        use ::hmac::{Hmac, Mac};
+        use base64::Engine as _;
+        use sha2::Sha256;
+        let mac = |key: &[u8], parts: &[&[u8]]| {
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+            for p in parts {
+                m.update(p);
+            }
+            m.finalize().into_bytes().to_vec()
+        };
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let secret = SIGNED_WITH.as_bytes();
+        let ts = now.to_string();
+        match provider {
+            Provider::Github => vec![(
+                "x-hub-signature-256",
+                format!("sha256={}", hex::encode(mac(secret, &[body]))),
+            )],
+            Provider::Stripe => vec![(
+                "stripe-signature",
+                format!(
+                    "t={ts},v1={}",
+                    hex::encode(mac(secret, &[ts.as_bytes(), b".", body]))
+                ),
+            )],
+            Provider::Slack => vec![
+                (
+                    "x-slack-signature",
+                    format!(
+                        "v0={}",
+                        hex::encode(mac(secret, &[b"v0:", ts.as_bytes(), b":", body]))
+                    ),
+                ),
+                ("x-slack-request-timestamp", ts.clone()),
+            ],
+            Provider::Shopify => vec![("x-shopify-hmac-sha256", b64(&mac(secret, &[body])))],
+            Provider::StandardWebhooks => {
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(SIGNED_WITH.trim_start_matches("whsec_"))
+                    .unwrap();
+                let sig = mac(&key, &[b"msg_1.", ts.as_bytes(), b".", body]);
+                vec![
+                    ("webhook-id", "msg_1".to_owned()),
+                    ("webhook-timestamp", ts.clone()),
+                    ("webhook-signature", format!("v1,{}", b64(&sig))),
+                ]
+            }
+            Provider::Gitlab => vec![("x-gitlab-token", SIGNED_WITH.to_owned())],
+            Provider::Hmac => vec![
+                (
+                    "x-sig",
+                    hex::encode(mac(secret, &[ts.as_bytes(), b".", body])),
+                ),
+                ("x-ts", ts.clone()),
+            ],
+        }
+    }
+
+    /// Valid base64 after `whsec_`, so every preset can key with it.
+    const SIGNED_WITH: &str = "whsec_c2VjcmV0LWZvci1ldmVyeS1wcmVzZXQ=";
+
+    const ALL: [Provider; 7] = [
+        Provider::Github,
+        Provider::Stripe,
+        Provider::Slack,
+        Provider::Shopify,
+        Provider::StandardWebhooks,
+        Provider::Gitlab,
+        Provider::Hmac,
+    ];
+
+    fn generic() -> HmacParams {
+        HmacParams {
+            signature_header: "X-Sig".into(),
+            algorithm: Algorithm::Sha256,
+            encoding: Encoding::Hex,
+            prefix: String::new(),
+            signed_content: "{timestamp}.{body}".into(),
+            timestamp_header: Some("X-Ts".into()),
+            id_header: None,
+            type_header: None,
+        }
+    }
+
+    /// Each header a preset reads, sent twice (a valid copy and a wrong
+    /// one), is refused the same way in both orders: never accepted in one
+    /// order and rejected in the other.
+    #[test]
+    fn a_repeated_header_is_refused_whatever_the_order() {
+        let now = 1_700_000_000;
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
+        let body = br#"{"id":"evt_1","type":"t"}"#;
+        let params = generic();
+        for p in ALL {
+            let v = verifier_with(p, &[SIGNED_WITH], Some(&params), None);
+            let good = signed(p, body, now);
+            let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(v.verify(&headers(&pairs), body, at), Ok(()), "{p}");
+            for (name, value) in &good {
+                let wrong = format!("{value}0");
+                for order in [[value.as_str(), &wrong], [&wrong, value.as_str()]] {
+                    let mut h = HeaderMap::new();
+                    for (k, v) in &good {
+                        if k != name {
+                            h.insert(*k, http::HeaderValue::from_str(v).unwrap());
+                        }
+                    }
+                    for v in order {
+                        h.append(*name, http::HeaderValue::from_str(v).unwrap());
+                    }
+                    let err = v.verify(&h, body, at).unwrap_err();
+                    assert_eq!(
+                        err,
+                        VerifyError::RepeatedHeader((*name).into()),
+                        "{p} {order:?}"
+                    );
+                    assert!(err.is_malformed_request());
+                    assert_eq!(err.code(), "malformed_header");
+                }
+                // The same copy twice is still two headers.
+                let mut h = headers(&pairs);
+                h.append(*name, http::HeaderValue::from_str(value).unwrap());
+                assert_eq!(
+                    v.verify(&h, body, at),
+                    Err(VerifyError::RepeatedHeader((*name).into())),
+                    "{p}"
+                );
+            }
+        }
     }
 
     /// Junk of every shape through every scheme: errors, never panics.
