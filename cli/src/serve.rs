@@ -100,6 +100,8 @@ pub enum ServeError {
     Registry(#[from] RegistryError),
     #[error("[admin] {0}")]
     Admin(String),
+    #[error("database {path} is in use by another `sluice serve` (lock file {lock})")]
+    Locked { path: String, lock: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -117,6 +119,8 @@ struct App {
 
 /// A running embedded gateway.
 pub struct Gateway {
+    /// Held while running: one gateway delivers from a database.
+    _lock: std::fs::File,
     addr: SocketAddr,
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<()>,
@@ -129,6 +133,7 @@ impl Gateway {
     /// listen. Everything that can be wrong with the setup fails here.
     pub async fn start(opts: &ServeOptions) -> Result<Self, ServeError> {
         let file = ConfigFile::load(&opts.config)?;
+        let lock = lock_database(&opts.db)?;
         let env = EnvSecrets::with_dotenv(&opts.env_file).map_err(ServeError::Secrets)?;
         let store = SqliteStore::open(&opts.db).map_err(|source| ServeError::Store {
             path: opts.db.display().to_string(),
@@ -168,6 +173,13 @@ impl Gateway {
         .map_err(ServeError::Admin)?;
         let transport = HttpTransport::new(HttpOptions::default())
             .map_err(|e| ServeError::Transport(e.to_string()))?;
+        // Only this process delivers from the database (the lock): a claim
+        // still held is a dead process's, and waiting out its 90 s would
+        // only delay its tasks after a crash.
+        match store.release_all_claims().await.map_err(store_error)? {
+            0 => {}
+            n => tracing::warn!(tasks = n, "claims left by a stopped gateway released"),
+        }
         let runtime = LocalRuntime::start(
             registry.clone(),
             store.clone(),
@@ -215,6 +227,7 @@ impl Gateway {
             "sluice gateway listening"
         );
         Ok(Self {
+            _lock: lock,
             addr,
             stop_http,
             http,
@@ -396,4 +409,37 @@ fn connection_limit(wanted: usize) -> usize {
         );
     }
     wanted.min(room)
+}
+
+/// An exclusive lock on `{db}.lock`, held for the gateway's life: a second
+/// `sluice serve` on the same database would share the queue, and each
+/// would take the other's claims for a crashed process's. The operator
+/// commands (`sluice events …`) take no lock: they never deliver.
+fn lock_database(db: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let locked = |source: Option<std::io::Error>| {
+        if let Some(e) = source {
+            tracing::debug!(error = %e, "lock file");
+        }
+        ServeError::Locked {
+            path: db.display().to_string(),
+            lock: path.display().to_string(),
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ServeError::Store {
+            path: path.display().to_string(),
+            source: Unavailable::new(e),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(locked(None)),
+        Err(std::fs::TryLockError::Error(e)) => Err(locked(Some(e))),
+    }
 }
