@@ -131,8 +131,12 @@ impl Gateway {
             token.as_ref(),
         )
         .map_err(ServeError::Admin)?;
-        let transport = HttpTransport::new(HttpOptions::default())
-            .map_err(|e| ServeError::Transport(e.to_string()))?;
+        // One operator-owned machine: allow_local destinations are fine.
+        let transport = HttpTransport::new(HttpOptions {
+            allow_local: true,
+            ..HttpOptions::default()
+        })
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
         let runtime = LocalRuntime::start(
             registry.clone(),
             store.clone(),
@@ -218,7 +222,13 @@ async fn hook(
         }
         Err(e) => Err(read_error(&e, limit)),
     };
-    json_reply(Reply::from_result(&result))
+    let request_id = sluice::error::new_request_id();
+    let mut resp = json_reply(Reply::from_result(&result, &source, &request_id));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut()
+            .insert(sluice::error::REQUEST_ID_HEADER, v);
+    }
+    resp
 }
 
 fn read_error(e: &axum::Error, limit: usize) -> ReceiveError {
