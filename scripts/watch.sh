@@ -8,6 +8,9 @@
 #
 # moto keeps everything in memory: it is started here, set up afresh by
 # scripts/watch_aws.py, and stopped when this script exits (Ctrl-C).
+# The functions' environment (target/watch/functions.env) turns on
+# SLUICE_ALLOW_LOCAL_DESTINATIONS: the sink is on 127.0.0.1. No deployed
+# stack sets it.
 # Extra arguments go to `cargo lambda watch`.
 set -euo pipefail
 

@@ -118,6 +118,9 @@ def setup(env_file):
         "SLUICE_DLQ_URL": dlq_url,
         # Config edits in the table show up at the next request.
         "SLUICE_CONFIG_TTL_SECS": "0",
+        # The example subscription delivers to the sink on 127.0.0.1. Only
+        # this local setup turns the switch on; the templates never set it.
+        "SLUICE_ALLOW_LOCAL_DESTINATIONS": "true",
         **SECRETS,
     }
     with open(env_file, "w") as f:

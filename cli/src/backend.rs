@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use sluice::admin::ports::Reload;
 use sluice::admin::{Admin, AdminPorts};
 use sluice::aws::{self, AwsClients, AwsSettings};
-use sluice::config::{Registry, Source, Subscription};
+use sluice::config::{Registry, Source, SourceError, Subscription};
 use sluice::error::Unavailable;
 use sluice::local::registry::RegistryError;
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
@@ -95,13 +95,25 @@ pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
     if let Some(region) = &opts.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
+    // Operators' networks are slower than a Lambda's: longer than the
+    // functions' timeouts, but a stalled call still ends.
+    loader = loader.timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(std::time::Duration::from_secs(10))
+            .operation_timeout(std::time::Duration::from_secs(30))
+            .build(),
+    );
     let conf = loader.load().await;
     if conf.region().is_none() {
         return Err(CliError::Usage(
             "no AWS region: give --region, set AWS_REGION, or use a profile with one".into(),
         ));
     }
-    let settings = aws_settings(opts, &conf).await?;
+    let mut settings = aws_settings(opts, &conf).await?;
+    // Never a stack output: the operator's local setup (against moto).
+    settings.allow_local_destinations =
+        aws::settings::allow_local_destinations(|n| std::env::var(n).ok())
+            .map_err(|e| CliError::Usage(e.to_string()))?;
     let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings);
     let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
     Ok(Backend {
@@ -231,6 +243,7 @@ pub fn embedded_ports(
         secrets,
         registry,
         reload,
+        policy: sluice::config::Policy::EMBEDDED,
     }
 }
 
@@ -261,7 +274,7 @@ impl LazyRegistry {
 
 #[async_trait]
 impl Registry for LazyRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
         self.registry().await?.source(id).await
     }
 

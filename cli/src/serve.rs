@@ -171,8 +171,12 @@ impl Gateway {
             token.as_ref(),
         )
         .map_err(ServeError::Admin)?;
-        let transport = HttpTransport::new(HttpOptions::default())
-            .map_err(|e| ServeError::Transport(e.to_string()))?;
+        // One operator-owned machine: allow_local destinations are fine.
+        let transport = HttpTransport::new(HttpOptions {
+            allow_local: true,
+            ..HttpOptions::default()
+        })
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
         // Only this process delivers from the database (the lock): a claim
         // still held is a dead process's, and waiting out its 90 s would
         // only delay its tasks after a crash.
@@ -278,7 +282,12 @@ async fn hook(
             "could not read the body".to_owned(),
         )),
     };
-    let mut resp = json_reply(Reply::from_result(&result));
+    let request_id = sluice::error::new_request_id();
+    let mut resp = json_reply(Reply::from_result(&result, &source, &request_id));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut()
+            .insert(sluice::error::REQUEST_ID_HEADER, v);
+    }
     close_if_timed_out(&mut resp);
     resp
 }

@@ -782,7 +782,9 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
         )
         grants = grants_of(doc_of(tf.resolve(role_policy["policy"], tf.for_each(role_policy, binary))))
         for body in attachments.values():
-            if body.get("for_each") != "${local.functions}":
+            # Attached to the functions its for_each map names.
+            collection = tf.resolve(body.get("for_each"))
+            if not isinstance(collection, dict) or binary not in collection:
                 continue
             assert tf.resolve(body["role"], tf.for_each(body, binary)) == Ref(f"aws_iam_role.function[{binary}]", "name")
             policy = tf.resolve(body["policy_arn"], tf.for_each(body, binary))

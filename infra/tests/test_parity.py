@@ -16,6 +16,7 @@ that stack is the one the code needs.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -122,6 +123,23 @@ def test_each_function_gets_every_variable_it_reads(stack: Stack) -> None:
             assert stack.parameters[param] == CODE.var_defaults[var], (
                 f"{stack.source}: {param} defaults to the code's {var} default"
             )
+
+
+def _allow_local_var() -> str:
+    text = (codefacts.ROOT / "shared/src/aws/settings.rs").read_text()
+    return re.search(r'pub const ALLOW_LOCAL_DESTINATIONS: &str = "(\w+)";', text).group(1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_function_may_reach_loopback_destinations(stack: Stack) -> None:
+    # allow_local on AWS would let an admin caller send deliveries to the
+    # Lambda runtime API on 127.0.0.1 or into the VPC: off (absent) in
+    # every deployed stack; only `make watch` and the tests turn it on.
+    var = _allow_local_var()
+    assert var == "SLUICE_ALLOW_LOCAL_DESTINATIONS"
+    assert var not in CODE.all_vars, "a switch, not a template knob"
+    for name in CODE.functions:
+        assert var not in stack.environment[name], f"{stack.source}: {name} sets {var}"
 
 
 @pytest.mark.parametrize("stack", STACKS)

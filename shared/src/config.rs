@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,46 @@ use crate::verify::{HmacParams, Provider, Verifier};
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default cap on a webhook body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// The largest body the AWS backend can store: an event is one DynamoDB
+/// item (400 KB at most), and besides the body it holds the headers (API
+/// Gateway admits 10 KB of them), the key, the ids and the hash; 24 KiB
+/// is left for those.
+pub const AWS_MAX_BODY_BYTES: usize = 400 * 1024 - 24 * 1024;
+
+/// What the deployment allows beyond what one entry says. Validation
+/// applies it, so the admin API, `apply` and the registries (config
+/// written earlier) all check the same thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Whether `allow_local` subscriptions (http://, loopback and private
+    /// destinations) are accepted.
+    pub allow_local: bool,
+    /// The largest `max_body_bytes` the backend can store.
+    pub max_body_bytes: usize,
+}
+
+impl Policy {
+    /// `sluice serve`: one operator-owned machine; SQLite stores any body.
+    pub const EMBEDDED: Self = Self {
+        allow_local: true,
+        max_body_bytes: usize::MAX,
+    };
+
+    /// The AWS backend: `allow_local` only where the deployment's switch
+    /// (`SLUICE_ALLOW_LOCAL_DESTINATIONS`) allows it.
+    pub const fn aws(allow_local: bool) -> Self {
+        Self {
+            allow_local,
+            max_body_bytes: AWS_MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::EMBEDDED
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -146,43 +186,25 @@ impl ConfigFile {
         Ok(file)
     }
 
-    /// Checks that need no secrets: ids, references, URLs, schedules.
+    /// Checks that need no secrets: ids, references, URLs, schedules,
+    /// with the embedded backend's [`Policy`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(&Policy::EMBEDDED)
+    }
+
+    /// [`Self::validate`] under a deployment's policy.
+    pub fn validate_with(&self, policy: &Policy) -> Result<(), ConfigError> {
         let mut sources = HashMap::new();
         for s in &self.sources {
-            check_id("source", &s.id)?;
+            validate_source(s, policy)?;
             let window = s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
             if sources.insert(s.id.as_str(), window).is_some() {
                 return invalid(format!("source {:?} is defined twice", s.id));
             }
-            if s.secrets.is_empty() {
-                return invalid(format!(
-                    "source {:?}: secrets must name at least one secret",
-                    s.id
-                ));
-            }
-            match (s.provider, &s.hmac) {
-                (Provider::Hmac, None) => {
-                    return invalid(format!(
-                        "source {:?}: provider \"hmac\" needs an [sources.hmac] table",
-                        s.id
-                    ));
-                }
-                (p, Some(_)) if p != Provider::Hmac => {
-                    return invalid(format!(
-                        "source {:?}: the hmac table only applies to provider \"hmac\"",
-                        s.id
-                    ));
-                }
-                _ => {}
-            }
-            if s.max_body_bytes == Some(0) {
-                return invalid(format!("source {:?}: max_body_bytes must be above 0", s.id));
-            }
         }
         let mut subs = HashSet::new();
         for sub in &self.subscriptions {
-            check_id("subscription", &sub.id)?;
+            validate_subscription(sub, policy)?;
             if !subs.insert(sub.id.as_str()) {
                 return invalid(format!("subscription {:?} is defined twice", sub.id));
             }
@@ -192,100 +214,270 @@ impl ConfigFile {
                     sub.id, sub.source
                 ));
             };
-            if sub.events.is_empty() {
-                return invalid(format!(
-                    "subscription {:?}: events is empty (use [\"*\"] for all)",
-                    sub.id
-                ));
-            }
-            destination_url(sub)?;
             retention_covers_retries(sub, &retry_policy(sub)?, *window)?;
-            template(sub)?;
         }
         Ok(())
     }
 
-    /// Resolve secrets and build the runtime view.
+    /// Resolve secrets and build the runtime view; any entry that does
+    /// not validate or resolve fails the whole (a file being checked).
     pub async fn resolve(
         &self,
         secrets: &dyn SecretResolver,
     ) -> Result<StaticRegistry, ConfigError> {
-        self.validate()?;
-        let mut sources = HashMap::new();
-        for s in &self.sources {
-            let mut values = Vec::with_capacity(s.secrets.len());
-            for r in &s.secrets {
-                values.push(
-                    secrets
-                        .resolve(r)
-                        .await
-                        .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?,
-                );
-            }
-            let verifier = Verifier::new(
-                s.provider,
-                &values,
-                s.hmac.as_ref(),
-                s.tolerance_secs.map(Duration::from_secs),
-            )
-            .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
-            let source = Source {
-                id: s.id.clone(),
-                provider: s.provider,
-                hmac: s.hmac.clone(),
-                verifier,
-                dedupe_window: s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW),
-                max_body_bytes: s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            };
-            sources.insert(s.id.clone(), Arc::new(source));
-        }
-        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
-        for sub in &self.subscriptions {
-            let signing_key = match &sub.signing_secret {
-                None => None,
-                Some(r) => {
-                    let value = secrets.resolve(r).await.map_err(|e| {
-                        ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id))
-                    })?;
-                    Some(SigningKey::from_whsec(value.expose()).map_err(|e| {
-                        ConfigError::Invalid(format!(
-                            "subscription {:?}: signing_secret: {e}",
-                            sub.id
-                        ))
-                    })?)
-                }
-            };
-            let previous_signing_key = match &sub.previous_signing_secret {
-                None => None,
-                Some(p) => {
-                    let value = secrets.resolve(&p.secret).await.map_err(|e| {
-                        ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id))
-                    })?;
-                    let key = SigningKey::from_whsec(value.expose()).map_err(|e| {
-                        ConfigError::Invalid(format!(
-                            "subscription {:?}: previous_signing_secret: {e}",
-                            sub.id
-                        ))
-                    })?;
-                    Some((key, p.until))
-                }
-            };
-            subscriptions.push(Arc::new(Subscription {
-                id: sub.id.clone(),
-                source: sub.source.clone(),
-                filter: EventFilter::new(&sub.events),
-                url: destination_url(sub)?,
-                format: sub.format,
-                template: template(sub)?,
-                signing_key,
-                previous_signing_key,
-                retry: retry_policy(sub)?,
-                allow_local: sub.allow_local,
-                enabled: AtomicBool::new(true),
-            }));
-        }
-        Ok(StaticRegistry::new(sources, subscriptions))
+        self.resolve_with(&Policy::EMBEDDED, secrets).await
     }
+
+    /// [`Self::resolve`] under a deployment's policy.
+    pub async fn resolve_with(
+        &self,
+        policy: &Policy,
+        secrets: &dyn SecretResolver,
+    ) -> Result<StaticRegistry, ConfigError> {
+        self.validate_with(policy)?;
+        let sources = futures::future::try_join_all(
+            self.sources
+                .iter()
+                .map(|s| resolve_source(s, policy, secrets)),
+        );
+        let subscriptions = futures::future::try_join_all(
+            self.subscriptions
+                .iter()
+                .map(|s| resolve_subscription(s, policy, secrets, enabled_flag())),
+        );
+        let (sources, subscriptions) = futures::future::try_join(sources, subscriptions).await?;
+        let sources = sources
+            .into_iter()
+            .map(|s| (s.id.clone(), Arc::new(s)))
+            .collect();
+        Ok(StaticRegistry::new(
+            sources,
+            subscriptions.into_iter().map(Arc::new).collect(),
+        ))
+    }
+
+    /// Resolve each entry on its own (a running gateway's config): one
+    /// that does not validate or whose secret does not resolve is set
+    /// aside as broken, with its reason, and the others are served.
+    pub async fn resolve_each(
+        &self,
+        policy: &Policy,
+        secrets: &dyn SecretResolver,
+    ) -> StaticRegistry {
+        let sources = futures::future::join_all(
+            self.sources
+                .iter()
+                .map(|s| resolve_source(s, policy, secrets)),
+        );
+        let subscriptions = futures::future::join_all(
+            self.subscriptions
+                .iter()
+                .map(|s| resolve_subscription(s, policy, secrets, enabled_flag())),
+        );
+        let (sources, subscriptions) = futures::future::join(sources, subscriptions).await;
+        let mut ok_sources = HashMap::new();
+        let mut broken_sources = HashMap::new();
+        for (config, result) in self.sources.iter().zip(sources) {
+            match result {
+                Ok(s) => {
+                    ok_sources.insert(config.id.clone(), Arc::new(s));
+                }
+                Err(e) => {
+                    broken_sources
+                        .insert(config.id.clone(), BrokenEntry::new("source", &config.id, e));
+                }
+            }
+        }
+        let mut ok_subs = Vec::new();
+        let mut broken_subs = HashMap::new();
+        for (config, result) in self.subscriptions.iter().zip(subscriptions) {
+            match result {
+                Ok(s) => ok_subs.push(Arc::new(s)),
+                Err(e) => {
+                    broken_subs.insert(
+                        config.id.clone(),
+                        BrokenEntry::new("subscription", &config.id, e),
+                    );
+                }
+            }
+        }
+        let mut registry = StaticRegistry::new(ok_sources, ok_subs);
+        registry.broken_sources = broken_sources;
+        registry.broken_subscriptions = broken_subs;
+        registry
+    }
+}
+
+/// The checks of one source on its own (no secrets needed).
+pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigError> {
+    check_id("source", &s.id)?;
+    if s.secrets.is_empty() {
+        return invalid(format!(
+            "source {:?}: secrets must name at least one secret",
+            s.id
+        ));
+    }
+    match (s.provider, &s.hmac) {
+        (Provider::Hmac, None) => {
+            return invalid(format!(
+                "source {:?}: provider \"hmac\" needs an [sources.hmac] table",
+                s.id
+            ));
+        }
+        (p, Some(_)) if p != Provider::Hmac => {
+            return invalid(format!(
+                "source {:?}: the hmac table only applies to provider \"hmac\"",
+                s.id
+            ));
+        }
+        _ => {}
+    }
+    check_max_body_bytes(s, policy)
+}
+
+/// `max_body_bytes` is above 0 and within what the backend can store.
+pub fn check_max_body_bytes(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigError> {
+    match s.max_body_bytes {
+        Some(0) => invalid(format!("source {:?}: max_body_bytes must be above 0", s.id)),
+        Some(n) if n > policy.max_body_bytes => invalid(format!(
+            "source {:?}: max_body_bytes = {n} is over {}, the largest body this backend can store \
+             (a DynamoDB item holds 400 KB, with the event's headers and ids)",
+            s.id, policy.max_body_bytes
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The checks of one subscription on its own (its source aside).
+pub fn validate_subscription(sub: &SubscriptionConfig, policy: &Policy) -> Result<(), ConfigError> {
+    check_id("subscription", &sub.id)?;
+    if sub.events.is_empty() {
+        return invalid(format!(
+            "subscription {:?}: events is empty (use [\"*\"] for all)",
+            sub.id
+        ));
+    }
+    check_allow_local(sub, policy)?;
+    destination_url(sub)?;
+    retry_policy(sub)?;
+    template(sub)?;
+    Ok(())
+}
+
+/// `allow_local` only where the deployment allows it: on AWS the function
+/// runtime's API listens on 127.0.0.1, and the VPC's private addresses
+/// are not the admin caller's to reach.
+pub fn check_allow_local(sub: &SubscriptionConfig, policy: &Policy) -> Result<(), ConfigError> {
+    if sub.allow_local && !policy.allow_local {
+        return invalid(format!(
+            "subscription {:?}: allow_local is not allowed in this deployment \
+             (SLUICE_ALLOW_LOCAL_DESTINATIONS is off); use a public https destination",
+            sub.id
+        ));
+    }
+    Ok(())
+}
+
+/// A source, validated, its secrets resolved (concurrently) and its
+/// verifier built.
+pub async fn resolve_source(
+    s: &SourceConfig,
+    policy: &Policy,
+    secrets: &dyn SecretResolver,
+) -> Result<Source, ConfigError> {
+    validate_source(s, policy)?;
+    let values = futures::future::try_join_all(s.secrets.iter().map(|r| secrets.resolve(r)))
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+    let verifier = Verifier::new(
+        s.provider,
+        &values,
+        s.hmac.as_ref(),
+        s.tolerance_secs.map(Duration::from_secs),
+    )
+    .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+    Ok(Source {
+        id: s.id.clone(),
+        provider: s.provider,
+        hmac: s.hmac.clone(),
+        verifier,
+        dedupe_window: s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW),
+        max_body_bytes: s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+    })
+}
+
+/// A fresh `enabled` flag (set).
+fn enabled_flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(true))
+}
+
+/// A signing key from a `whsec_` secret reference.
+async fn signing_key(
+    sub: &SubscriptionConfig,
+    field: &str,
+    r: &SecretRef,
+    secrets: &dyn SecretResolver,
+) -> Result<SigningKey, ConfigError> {
+    let value = secrets
+        .resolve(r)
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))?;
+    SigningKey::from_whsec(value.expose())
+        .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {field}: {e}", sub.id)))
+}
+
+/// A subscription, validated, its signing secrets resolved (concurrently).
+/// `enabled` is its flag, shared with any other view of it.
+pub(crate) async fn resolve_subscription(
+    sub: &SubscriptionConfig,
+    policy: &Policy,
+    secrets: &dyn SecretResolver,
+    enabled: Arc<AtomicBool>,
+) -> Result<Subscription, ConfigError> {
+    let mut built = routing_view(sub, policy, enabled)?;
+    let current = async {
+        match &sub.signing_secret {
+            None => Ok(None),
+            Some(r) => signing_key(sub, "signing_secret", r, secrets)
+                .await
+                .map(Some),
+        }
+    };
+    let previous = async {
+        match &sub.previous_signing_secret {
+            None => Ok(None),
+            Some(p) => signing_key(sub, "previous_signing_secret", &p.secret, secrets)
+                .await
+                .map(|k| Some((k, p.until))),
+        }
+    };
+    let (current, previous) = futures::future::try_join(current, previous).await?;
+    built.signing_key = current;
+    built.previous_signing_key = previous;
+    Ok(built)
+}
+
+/// A subscription without its signing keys: what routing needs (filter,
+/// enabled), built with no secret resolved. Never used to deliver.
+pub(crate) fn routing_view(
+    sub: &SubscriptionConfig,
+    policy: &Policy,
+    enabled: Arc<AtomicBool>,
+) -> Result<Subscription, ConfigError> {
+    validate_subscription(sub, policy)?;
+    Ok(Subscription {
+        id: sub.id.clone(),
+        source: sub.source.clone(),
+        filter: EventFilter::new(&sub.events),
+        url: destination_url(sub)?,
+        format: sub.format,
+        template: template(sub)?,
+        signing_key: None,
+        previous_signing_key: None,
+        retry: retry_policy(sub)?,
+        allow_local: sub.allow_local,
+        enabled,
+    })
 }
 
 fn invalid<T>(message: String) -> Result<T, ConfigError> {
@@ -398,7 +590,9 @@ pub struct Subscription {
     pub previous_signing_key: Option<(SigningKey, SystemTime)>,
     pub retry: RetryPolicy,
     pub allow_local: bool,
-    enabled: AtomicBool,
+    /// Shared by every view of the subscription in one registry, so that
+    /// disabling it (a 410) reaches them all.
+    enabled: Arc<AtomicBool>,
 }
 
 impl Subscription {
@@ -419,14 +613,50 @@ impl Subscription {
     }
 }
 
+/// One entry of the config that cannot be served, and why (for the log:
+/// the reason may name secret references, never values).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind} {id:?} is unavailable: {reason}")]
+pub struct BrokenEntry {
+    pub kind: &'static str,
+    pub id: String,
+    pub reason: String,
+}
+
+impl BrokenEntry {
+    pub fn new(kind: &'static str, id: &str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            kind,
+            id: id.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Why a source could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// This source's own entry does not validate or its secret does not
+    /// resolve; the other sources are served.
+    #[error(transparent)]
+    Broken(#[from] BrokenEntry),
+    /// The config itself could not be read.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
 /// The config port: where the pipeline finds sources and subscriptions.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable>;
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError>;
 
-    /// All subscriptions of a source, enabled or not.
+    /// All subscriptions of a source, enabled or not: what routing needs.
+    /// They may come without their signing keys (see [`LazyRegistry`]);
+    /// a delivery looks its subscription up with [`Self::subscription`].
     async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable>;
 
+    /// A subscription, ready to deliver (its signing keys resolved). One
+    /// whose entry is broken is unavailable (the task is retried).
     async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable>;
 
     /// Stop routing to a subscription (its destination answered 410).
@@ -439,6 +669,8 @@ pub struct StaticRegistry {
     sources: HashMap<String, Arc<Source>>,
     subscriptions: HashMap<String, Arc<Subscription>>,
     by_source: HashMap<String, Vec<Arc<Subscription>>>,
+    broken_sources: HashMap<String, BrokenEntry>,
+    broken_subscriptions: HashMap<String, BrokenEntry>,
 }
 
 impl StaticRegistry {
@@ -461,6 +693,8 @@ impl StaticRegistry {
             sources,
             subscriptions,
             by_source,
+            broken_sources: HashMap::new(),
+            broken_subscriptions: HashMap::new(),
         }
     }
 
@@ -470,6 +704,13 @@ impl StaticRegistry {
 
     pub fn subscription_ids(&self) -> impl Iterator<Item = &str> {
         self.subscriptions.keys().map(String::as_str)
+    }
+
+    /// The entries set aside by [`ConfigFile::resolve_each`].
+    pub fn broken(&self) -> impl Iterator<Item = &BrokenEntry> {
+        self.broken_sources
+            .values()
+            .chain(self.broken_subscriptions.values())
     }
 
     /// The largest body any source accepts (the HTTP layer's read cap).
@@ -492,7 +733,10 @@ impl StaticRegistry {
 
 #[async_trait]
 impl Registry for StaticRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
+        if let Some(b) = self.broken_sources.get(id) {
+            return Err(b.clone().into());
+        }
         Ok(self.sources.get(id).cloned())
     }
 
@@ -501,6 +745,9 @@ impl Registry for StaticRegistry {
     }
 
     async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable> {
+        if let Some(b) = self.broken_subscriptions.get(id) {
+            return Err(Unavailable::new(b));
+        }
         Ok(self.subscriptions.get(id).cloned())
     }
 
@@ -508,6 +755,197 @@ impl Registry for StaticRegistry {
         if let Some(s) = self.subscriptions.get(id) {
             s.set_enabled(false);
         }
+        Ok(())
+    }
+}
+
+/// A failed resolution is tried again after this long, not on every call:
+/// a missing secret must not cost an SSM call per request.
+const RETRY_BROKEN_AFTER: Duration = Duration::from_secs(5);
+
+/// One entry of a [`LazyRegistry`]: its config, and what resolving it gave.
+struct Slot<C, T> {
+    config: C,
+    resolved: tokio::sync::Mutex<Option<(Result<Arc<T>, BrokenEntry>, Instant)>>,
+}
+
+impl<C, T> Slot<C, T> {
+    fn new(config: C) -> Self {
+        Self {
+            config,
+            resolved: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The resolved entry, `resolve` run (futures are lazy) only on
+    /// first use; callers for the same entry wait for one resolution. A
+    /// success is kept for the registry's life, a failure for
+    /// [`RETRY_BROKEN_AFTER`].
+    async fn get(
+        &self,
+        resolve: impl std::future::Future<Output = Result<T, BrokenEntry>>,
+    ) -> Result<Arc<T>, BrokenEntry> {
+        let mut slot = self.resolved.lock().await;
+        if let Some((result, at)) = slot.as_ref() {
+            if result.is_ok() || at.elapsed() < RETRY_BROKEN_AFTER {
+                return result.clone();
+            }
+        }
+        let result = resolve.await.map(Arc::new);
+        *slot = Some((result.clone(), Instant::now()));
+        result
+    }
+}
+
+/// One snapshot of a config table whose entries are resolved one by one,
+/// on first use: a process resolves only the secrets it uses (receive:
+/// the sources it is sent webhooks for; deliver: the subscriptions it
+/// delivers to), and an entry that does not resolve is unavailable on its
+/// own. Routing uses views of the subscriptions built without secrets.
+pub struct LazyRegistry {
+    policy: Policy,
+    secrets: Arc<dyn SecretResolver>,
+    sources: HashMap<String, Slot<SourceConfig, Source>>,
+    disabled_sources: HashSet<String>,
+    subscriptions: HashMap<String, Slot<SubscriptionConfig, Subscription>>,
+    /// Each subscription's `enabled` flag, shared with its views.
+    enabled: HashMap<String, Arc<AtomicBool>>,
+    /// Routing views, by source.
+    by_source: HashMap<String, Vec<Arc<Subscription>>>,
+    /// Entries that failed before any secret was needed.
+    broken: Vec<BrokenEntry>,
+}
+
+impl std::fmt::Debug for LazyRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyRegistry")
+            .field("sources", &self.sources.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyRegistry {
+    /// `disabled_sources` are not served (404); `disabled_subscriptions`
+    /// get no new tasks. `broken` are entries that could not even be read;
+    /// they are kept to be logged and reported. Nothing is resolved yet.
+    pub fn new(
+        file: ConfigFile,
+        disabled_sources: HashSet<String>,
+        disabled_subscriptions: &HashSet<String>,
+        mut broken: Vec<BrokenEntry>,
+        policy: Policy,
+        secrets: Arc<dyn SecretResolver>,
+    ) -> Self {
+        let mut enabled = HashMap::new();
+        let mut by_source: HashMap<String, Vec<Arc<Subscription>>> = HashMap::new();
+        let mut subscriptions = HashMap::new();
+        for sub in file.subscriptions {
+            let flag = Arc::new(AtomicBool::new(!disabled_subscriptions.contains(&sub.id)));
+            match routing_view(&sub, &policy, flag.clone()) {
+                Ok(view) => {
+                    by_source
+                        .entry(sub.source.clone())
+                        .or_default()
+                        .push(Arc::new(view));
+                    enabled.insert(sub.id.clone(), flag);
+                    subscriptions.insert(sub.id.clone(), Slot::new(sub));
+                }
+                Err(e) => broken.push(BrokenEntry::new("subscription", &sub.id, e)),
+            }
+        }
+        let sources = file
+            .sources
+            .into_iter()
+            .map(|s| (s.id.clone(), Slot::new(s)))
+            .collect();
+        Self {
+            policy,
+            secrets,
+            sources,
+            disabled_sources,
+            subscriptions,
+            enabled,
+            by_source,
+            broken,
+        }
+    }
+
+    /// Entries found broken while reading (resolution failures are found
+    /// on use).
+    pub fn broken(&self) -> &[BrokenEntry] {
+        &self.broken
+    }
+
+    pub fn source_ids(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    /// Flip a subscription's flag in every view handed out.
+    pub fn set_enabled(&self, id: &str, enabled: bool) {
+        if let Some(flag) = self.enabled.get(id) {
+            flag.store(enabled, Ordering::Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl Registry for LazyRegistry {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
+        if self.disabled_sources.contains(id) {
+            return Ok(None);
+        }
+        if let Some(b) = self
+            .broken
+            .iter()
+            .find(|b| b.kind == "source" && b.id == id)
+        {
+            return Err(b.clone().into());
+        }
+        let Some(slot) = self.sources.get(id) else {
+            return Ok(None);
+        };
+        let c = &slot.config;
+        let source = slot
+            .get(async {
+                resolve_source(c, &self.policy, self.secrets.as_ref())
+                    .await
+                    .map_err(|e| BrokenEntry::new("source", &c.id, e))
+            })
+            .await?;
+        Ok(Some(source))
+    }
+
+    async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable> {
+        Ok(self.by_source.get(source).cloned().unwrap_or_default())
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable> {
+        if let Some(b) = self
+            .broken
+            .iter()
+            .find(|b| b.kind == "subscription" && b.id == id)
+        {
+            return Err(Unavailable::new(b));
+        }
+        let (Some(slot), Some(flag)) = (self.subscriptions.get(id), self.enabled.get(id)) else {
+            return Ok(None);
+        };
+        let c = &slot.config;
+        let sub = slot
+            .get(async {
+                resolve_subscription(c, &self.policy, self.secrets.as_ref(), flag.clone())
+                    .await
+                    .map_err(|e| BrokenEntry::new("subscription", &c.id, e))
+            })
+            .await
+            .map_err(Unavailable::new)?;
+        Ok(Some(sub))
+    }
+
+    async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
+        self.set_enabled(id, false);
         Ok(())
     }
 }

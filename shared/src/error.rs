@@ -5,15 +5,61 @@ use std::time::Duration;
 use crate::extract::HeaderError;
 use crate::verify::VerifyError;
 
-/// Why a port (store, queue, config) could not do its job. Always
-/// retryable from the caller's point of view: nothing was committed.
+/// Why a port (store, queue, config) could not do its job. Nothing was
+/// committed. Most failures are transient (throttling, a timeout, a 5xx
+/// from the service): the caller may retry. A permanent one (the service
+/// refused the request itself: validation, an item too large) will fail
+/// the same way every time and must not be retried forever.
+///
+/// The message is for the log: it may name tables, calls and the SDK's
+/// error chain, so it is never sent to a client (see [`ReceiveError::body`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(pub String);
+#[error("{message}")]
+pub struct Unavailable {
+    message: String,
+    permanent: bool,
+}
+
+/// A transient [`Unavailable`] from its message. The type used to be the
+/// tuple struct `Unavailable(pub String)`; this function keeps that
+/// constructor's spelling, so the many ports that build one stay as they
+/// are.
+#[allow(non_snake_case)]
+pub fn Unavailable(message: String) -> Unavailable {
+    Unavailable {
+        message,
+        permanent: false,
+    }
+}
 
 impl Unavailable {
+    /// A transient failure: retrying may succeed.
     pub fn new(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+        Unavailable(e.to_string())
+    }
+
+    /// The service refused the request itself; retrying cannot help.
+    pub fn permanent(e: impl std::fmt::Display) -> Self {
+        Self {
+            message: e.to_string(),
+            permanent: true,
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same failure, its message prefixed with `context`.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        Self {
+            message: format!("{context}: {}", self.message),
+            permanent: self.permanent,
+        }
     }
 }
 
@@ -22,6 +68,10 @@ impl Unavailable {
 pub enum ReceiveError {
     #[error("unknown source")]
     UnknownSource,
+    /// The source is configured but cannot be served now (its secret does
+    /// not resolve, its entry does not validate). Other sources are served.
+    #[error("source unavailable: {reason}")]
+    SourceUnavailable { reason: String },
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("body is {size} bytes, over the limit of {limit}")]
@@ -38,6 +88,17 @@ pub enum ReceiveError {
     Unavailable(#[from] Unavailable),
 }
 
+impl From<crate::config::SourceError> for ReceiveError {
+    fn from(e: crate::config::SourceError) -> Self {
+        match e {
+            crate::config::SourceError::Broken(b) => Self::SourceUnavailable {
+                reason: b.to_string(),
+            },
+            crate::config::SourceError::Unavailable(u) => Self::Unavailable(u),
+        }
+    }
+}
+
 impl ReceiveError {
     /// The HTTP status for this error. This is the only place that decides it.
     pub fn status(&self) -> u16 {
@@ -48,7 +109,8 @@ impl ReceiveError {
             Self::BodyTooLarge { .. } => 413,
             Self::BodyTimeout(_) => 408,
             Self::Header(_) | Self::BadRequest(_) => 400,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(u) if u.is_permanent() => 422,
+            Self::SourceUnavailable { .. } | Self::Unavailable(_) => 503,
         }
     }
 
@@ -56,18 +118,103 @@ impl ReceiveError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnknownSource => "unknown_source",
+            Self::SourceUnavailable { .. } => "source_unavailable",
             Self::Verify(e) => e.code(),
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyTimeout(_) => "body_timeout",
             Self::Header(_) => "malformed_header",
             Self::BadRequest(_) => "bad_request",
+            Self::Unavailable(u) if u.is_permanent() => "not_storable",
             Self::Unavailable(_) => "unavailable",
         }
     }
 
-    /// The JSON body of the error response. It never echoes secrets: the
-    /// message names what was wrong, not the values involved.
-    pub fn body(&self) -> String {
-        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+    /// What the client is told. Errors about the request say what was
+    /// wrong with it; failures on our side get a short fixed text, since
+    /// their detail (tables, SDK errors, ARNs) is for the log only.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::SourceUnavailable { .. } => {
+                "this source cannot be served right now; retry later".to_owned()
+            }
+            Self::Unavailable(u) if u.is_permanent() => {
+                "the event cannot be stored; it will not be accepted on retry".to_owned()
+            }
+            Self::Unavailable(_) => "temporarily unavailable; retry later".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the detail of this error is ours (logged, not shown).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::SourceUnavailable { .. } | Self::Unavailable(_))
+    }
+
+    /// The JSON body of the error response, carrying `request_id` (the
+    /// id the log line of an internal error holds too). It never echoes
+    /// secrets nor internals: see [`Self::public_message`].
+    pub fn body(&self, request_id: &str) -> String {
+        serde_json::json!({
+            "error": self.code(),
+            "message": self.public_message(),
+            "request_id": request_id,
+        })
+        .to_string()
+    }
+
+    /// Log an internal error's detail under `request_id`; other errors
+    /// are logged where they are found.
+    pub fn log_internal(&self, source: &str, request_id: &str) {
+        if self.is_internal() {
+            tracing::warn!(source, request_id, code = self.code(), error = %self, "webhook not accepted");
+        }
+    }
+}
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A request id for a server that has none given (`sluice serve`).
+pub fn new_request_id() -> String {
+    let mut b = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_show_a_fixed_message_and_the_request_id() {
+        let e = ReceiveError::Unavailable(Unavailable(
+            "PutItem (events): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/t".into(),
+        ));
+        assert_eq!(e.status(), 503);
+        let body: serde_json::Value = serde_json::from_str(&e.body("req-1")).unwrap();
+        assert_eq!(body["error"], "unavailable");
+        assert_eq!(body["request_id"], "req-1");
+        let text = body.to_string();
+        for leak in [
+            "PutItem",
+            "arn:",
+            "123456789012",
+            "ResourceNotFound",
+            "table",
+        ] {
+            assert!(!text.contains(leak), "{text}");
+        }
+        let p = ReceiveError::Unavailable(Unavailable::permanent("ValidationException: too big"));
+        assert_eq!((p.status(), p.code()), (422, "not_storable"));
+        assert!(!p.body("r").contains("Validation"));
+        let s = ReceiveError::SourceUnavailable {
+            reason: "secret ssm:/x is not set".into(),
+        };
+        assert_eq!((s.status(), s.code()), (503, "source_unavailable"));
+        assert!(!s.body("r").contains("ssm:"));
+        // Errors about the request still say what was wrong.
+        let b = ReceiveError::BodyTooLarge { size: 9, limit: 1 };
+        assert!(b.body("r").contains("over the limit of 1"));
+        assert_ne!(new_request_id(), new_request_id());
     }
 }

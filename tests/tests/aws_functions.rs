@@ -134,6 +134,12 @@ impl Aws {
         let admin_fn =
             sluice_admin::IamGate::new(sluice::aws::admin_ports(&admin_clients, &res.settings))
                 .unwrap();
+        // As deliver's main builds it.
+        let transport = HttpTransport::new(HttpOptions {
+            allow_local: res.settings.allow_local_destinations,
+            ..HttpOptions::default()
+        })
+        .unwrap();
         Self {
             res,
             backend,
@@ -143,7 +149,7 @@ impl Aws {
             admin_fn,
             calls,
             resources,
-            transport: HttpTransport::new(HttpOptions::default()).unwrap(),
+            transport,
             seen_inserts: Mutex::new(0),
         }
     }
@@ -1613,6 +1619,311 @@ async fn the_admin_function_manages_config_and_secrets_and_requires_an_iam_ident
     assert_eq!(response.status_code, 400);
 }
 
+/// A config with a healthy source and one whose secret is not in SSM.
+fn config_with_a_broken_source(url: &str) -> String {
+    config(
+        url,
+        r#"
+[[sources]]
+id = "broken"
+provider = "github"
+secrets = ["ssm:{ssm}/not-there"]
+"#,
+    )
+}
+
+async fn one_source_whose_secret_is_missing_takes_down_no_other() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config_with_a_broken_source(&sink.url())).await;
+    let body = br#"{"ref":"x"}"#;
+    // Cold: the healthy source is served, the broken one answers 503 with
+    // its own code and no detail.
+    let (status, answer) = aws.post("github", &push("c-1", body), body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = aws.post("broken", &push("c-2", body), body).await;
+    assert_eq!(
+        (status, &answer["error"], &answer["request_id"]),
+        (503, &json!("source_unavailable"), &json!("r")),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("not-there"), "{answer}");
+
+    // Warm, with a config refreshed on every call: a source added since
+    // is served although the broken one still is broken.
+    let mut settings = aws.res.settings.clone();
+    settings.config_ttl = Duration::ZERO;
+    let warm = recorded_backend(
+        &aws.calls,
+        &aws.resources,
+        &settings,
+        sluice_receive::FUNCTION,
+    )
+    .await;
+    let ports = sluice_receive::Ports {
+        registry: &warm.registry,
+        store: &warm.store,
+    };
+    let post = |source: &'static str, id: &'static str| {
+        let request: ApiGatewayV2httpRequest =
+            serde_json::from_value(apigw_event(source, &push(id, body), body)).unwrap();
+        async move { reply(&sluice_receive::handle(ports, request, SystemTime::now()).await) }
+    };
+    assert_eq!(post("github", "w-1").await.0, 200);
+    assert_eq!(post("broken", "w-2").await.0, 503);
+    let mut fresh =
+        ConfigFile::parse(&config(&sink.url(), "").replace("{ssm}", &aws.res.settings.ssm_prefix))
+            .unwrap();
+    fresh.sources[0].id = "fresh".into();
+    fresh.subscriptions.clear();
+    put_config(
+        &aws.res.clients.dynamodb,
+        &aws.res.settings.config_table,
+        &fresh,
+    )
+    .await
+    .unwrap();
+    let (status, answer) = post("fresh", "w-3").await;
+    assert_eq!(status, 200, "a new source appears: {answer}");
+    assert_eq!(post("github", "w-4").await.0, 200);
+    assert_eq!(post("broken", "w-5").await.0, 503);
+}
+
+async fn a_store_failure_is_a_503_that_names_no_internals_and_carries_the_request_id() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let body = br#"{"ref":"x"}"#;
+    // The registry is warm; then the events table goes away.
+    assert_eq!(aws.post("github", &push("s-0", body), body).await.0, 200);
+    let db = &aws.res.clients.dynamodb;
+    db.delete_table()
+        .table_name(&aws.res.settings.events_table)
+        .send()
+        .await
+        .unwrap();
+    let event = apigw_event("github", &push("s-1", body), body);
+    let request: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+    let response = sluice_receive::handle(aws.receive_ports(), request, SystemTime::now()).await;
+    assert_eq!(response.headers["x-request-id"], "r");
+    let (status, answer) = reply(&response);
+    assert_eq!(
+        (status, &answer["error"]),
+        (503, &json!("unavailable")),
+        "{answer}"
+    );
+    assert_eq!(answer["request_id"], "r");
+    let text = answer.to_string();
+    for leak in [
+        aws.res.settings.events_table.as_str(),
+        "ResourceNotFound",
+        "arn:",
+        "PutItem",
+        "dynamodb",
+        "request id",
+        "service error",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} in {text}");
+    }
+
+    // The admin API's 5xx the same way: the config table goes too.
+    db.delete_table()
+        .table_name(&aws.res.settings.config_table)
+        .send()
+        .await
+        .unwrap();
+    let response = sluice_admin::handle_event(
+        &aws.admin_fn,
+        admin_event("GET", "/admin/sources", &Value::Null),
+    )
+    .await;
+    let (status, answer) = reply(&response);
+    assert_eq!(
+        (status, &answer["error"]),
+        (503, &json!("unavailable")),
+        "{answer}"
+    );
+    assert!(
+        answer["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+        "{answer}"
+    );
+    let text = answer.to_string();
+    for leak in [
+        aws.res.settings.config_table.as_str(),
+        "ResourceNotFound",
+        "Scan",
+        "arn:",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} in {text}");
+    }
+}
+
+async fn allow_local_needs_the_deployments_switch() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let local = json!({"id": "local", "source": "github", "url": sink.url(), "events": ["*"], "allow_local": true});
+    // The switch off, as in both templates.
+    let mut off = aws.res.settings.clone();
+    off.allow_local_destinations = false;
+    let clients = MotoServer::shared()
+        .clients_with(
+            aws.calls
+                .recorder(sluice_admin::FUNCTION, aws.resources.clone()),
+        )
+        .await;
+    let gate = sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &off)).unwrap();
+    let response =
+        sluice_admin::handle_event(&gate, admin_event("POST", "/admin/subscriptions", &local))
+            .await;
+    let (status, answer) = reply(&response);
+    assert_eq!(
+        (status, &answer["field"]),
+        (422, &json!("allow_local")),
+        "{answer}"
+    );
+    // The config written earlier (deploys has allow_local) is refused at
+    // load by a function without the switch: nothing reaches 127.0.0.1.
+    let deliver =
+        recorded_backend(&aws.calls, &aws.resources, &off, sluice_deliver::FUNCTION).await;
+    let err = sluice::config::Registry::subscription(&deliver.registry, "deploys")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("allow_local"), "{err}");
+    // With the switch on (`make watch`, these tests): accepted.
+    let (status, answer) = aws.admin("POST", "/admin/subscriptions", local).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+async fn a_stored_secret_in_use_is_not_deleted_and_a_source_in_use_is_not_deleted() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    let prefix = aws.res.settings.ssm_prefix.clone();
+    let shared = format!("ssm:{prefix}/github");
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/sources",
+            json!({"id": "mirror", "provider": "github", "secrets": [shared, {"value": "mirror-own"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Removing it from mirror would delete the parameter github uses.
+    let (s, v) = aws
+        .admin(
+            "DELETE",
+            &format!(
+                "/admin/sources/mirror/secrets/{}",
+                shared.replace('/', "%2F")
+            ),
+            Value::Null,
+        )
+        .await;
+    assert_eq!((s, &v["error"]), (409, &json!("conflict")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("source \"github\""),
+        "{v}"
+    );
+    // Deleting mirror keeps it too; github still verifies.
+    let (s, _) = aws
+        .admin("DELETE", "/admin/sources/mirror", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let kept = aws
+        .res
+        .clients
+        .ssm
+        .get_parameter()
+        .name(format!("{prefix}/github"))
+        .send()
+        .await;
+    assert!(kept.is_ok(), "the shared parameter is kept");
+    let body = br#"{"ref":"x"}"#;
+    assert_eq!(aws.post("github", &push("k-1", body), body).await.0, 200);
+    // A source with a subscription is not deleted.
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/sources",
+            json!({"id": "owned", "provider": "github", "secrets": [shared]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/subscriptions",
+            json!({"id": "owned-sub", "source": "owned", "url": "https://example.com/x", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = aws
+        .admin("DELETE", "/admin/sources/owned", Value::Null)
+        .await;
+    assert_eq!((s, &v["error"]), (409, &json!("conflict")), "{v}");
+}
+
+async fn a_concurrent_subscription_create_and_source_delete_leave_no_orphan() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(&sink.url(), "")).await;
+    // Two processes: the admin function, and an operator's CLI (its own
+    // ports, its own write lock).
+    let clients = MotoServer::shared()
+        .clients_with(
+            aws.calls
+                .recorder(sluice_admin::FUNCTION, aws.resources.clone()),
+        )
+        .await;
+    let cli =
+        sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &aws.res.settings)).unwrap();
+    let call = |gate: &'static str, method: &'static str, path: String, body: Value| {
+        let gate = if gate == "cli" { &cli } else { &aws.admin_fn };
+        async move {
+            let response =
+                sluice_admin::handle_event(gate, admin_event(method, &path, &body)).await;
+            u16::try_from(response.status_code).unwrap()
+        }
+    };
+    let prefix = aws.res.settings.ssm_prefix.clone();
+    for round in 0..6 {
+        let source = format!("race{round}");
+        let s = call(
+            "fn",
+            "POST",
+            "/admin/sources".into(),
+            json!({"id": source, "provider": "github", "secrets": [format!("ssm:{prefix}/github")]}),
+        )
+        .await;
+        assert_eq!(s, 201);
+        let (created, deleted) = tokio::join!(
+            call(
+                "fn",
+                "POST",
+                "/admin/subscriptions".into(),
+                json!({"id": format!("sub{round}"), "source": source, "url": "https://example.com/x", "events": ["*"]}),
+            ),
+            call(
+                "cli",
+                "DELETE",
+                format!("/admin/sources/{source}"),
+                Value::Null
+            ),
+        );
+        let stored = read_config(&aws.res.clients.dynamodb, &aws.res.settings.config_table)
+            .await
+            .unwrap();
+        for sub in &stored.file.subscriptions {
+            assert!(
+                stored.file.sources.iter().any(|s| s.id == sub.source),
+                "round {round}: subscription {} without its source ({created}, {deleted})",
+                sub.id
+            );
+        }
+        // Exactly one of them won.
+        assert!(
+            (created == 201) != (deleted == 204),
+            "round {round}: create {created}, delete {deleted}"
+        );
+    }
+}
+
 fn sample(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("events")
@@ -1727,6 +2038,11 @@ scenarios![
     overlapping_copies_of_one_task_make_one_post,
     a_paused_subscription_holds_its_tasks_until_resumed,
     a_deleted_subscriptions_task_is_a_listed_dead_letter,
+    one_source_whose_secret_is_missing_takes_down_no_other,
+    a_store_failure_is_a_503_that_names_no_internals_and_carries_the_request_id,
+    allow_local_needs_the_deployments_switch,
+    a_stored_secret_in_use_is_not_deleted_and_a_source_in_use_is_not_deleted,
+    a_concurrent_subscription_create_and_source_delete_leave_no_orphan,
 ];
 
 /// The scenario tests of this process: `None` while running, then the
@@ -1965,6 +2281,8 @@ impl AwsCli {
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL", &self.endpoint)
+            // A local setup: the destinations are on 127.0.0.1.
+            .env("SLUICE_ALLOW_LOCAL_DESTINATIONS", "true")
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .stdin(std::process::Stdio::null());
         let out = tokio::task::spawn_blocking(move || cmd.output())

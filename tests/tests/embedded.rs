@@ -817,3 +817,41 @@ async fn admin_rejects_bad_tokens_and_bad_input_with_the_field_named() {
     assert_eq!((s, v["error"].as_str()), (404, Some("admin_disabled")));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_beside_a_source_whose_secret_is_missing_and_serves_the_others() {
+    let sink = Sink::start(200).await;
+    let h = Harness::new(
+        &config(
+            &sink.url(),
+            r#"
+[[sources]]
+id = "broken"
+provider = "github"
+secrets = ["env:NOT_SET_ANYWHERE_BROKEN"]
+"#,
+        ),
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    // Starts (with a warning for the broken entry) instead of refusing.
+    let gw = h.start().await;
+    let body = br#"{"ref":"x"}"#;
+    let (status, reply) = gw
+        .post("github", &github_headers(GH_SECRET, "ok-1", "push", body), body)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let resp = gw
+        .client
+        .post(format!("{}/hooks/broken", gw.base))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let header = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let reply: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(reply["error"], "source_unavailable", "{reply}");
+    assert_eq!(reply["request_id"], json!(header));
+    assert!(!reply.to_string().contains("NOT_SET_ANYWHERE"), "{reply}");
+    eventually(WAIT, "delivery", || sink.count() == 1).await;
+}

@@ -183,6 +183,10 @@ pub fn to_http(request: &ApiGatewayV2httpRequest) -> Result<Request<Bytes>, Admi
     let mut headers: HeaderMap = request.headers.clone();
     headers.remove(AUTHORIZATION);
     *req.headers_mut() = headers;
+    if let Some(id) = &request.request_context.request_id {
+        req.extensions_mut()
+            .insert(sluice::admin::api::RequestId(id.clone()));
+    }
     Ok(req)
 }
 

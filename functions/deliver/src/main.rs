@@ -13,7 +13,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
     let backend = AwsBackend::new(&sluice::aws::clients(), &settings);
-    let transport = HttpTransport::new(HttpOptions::default())?;
+    // The loopback-capable client only where the deployment allows it.
+    let transport = HttpTransport::new(HttpOptions {
+        allow_local: settings.allow_local_destinations,
+        ..HttpOptions::default()
+    })?;
     let ports = Ports {
         registry: &backend.registry,
         store: &backend.store,

@@ -30,23 +30,16 @@ pub const FUNCTION: &str = "enqueue";
 /// deployment templates grant these and no others (infra/tests checks
 /// them); tests/tests/aws_functions.rs records the calls the handler
 /// actually makes against moto and checks they are exactly these.
-pub const SDK_CALLS: &[&str] = &[
-    "dynamodb:Scan",
-    "dynamodb:UpdateItem",
-    "sqs:SendMessage",
-    "ssm:GetParameter",
-];
+pub const SDK_CALLS: &[&str] = &["dynamodb:Scan", "dynamodb:UpdateItem", "sqs:SendMessage"];
 
 /// What each call of [`SDK_CALLS`] is made on: the variable naming the
-/// table or queue, or `ssm:{prefix}/*` for the parameters below the
-/// deployment's SSM prefix (the `ssm:` secrets of the config).
+/// table or queue. Routing needs no secret: enqueue reads none.
 pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_EVENTS_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_DELIVERIES_TABLE"),
     // SendMessageBatch: IAM authorises it as sqs:SendMessage.
     ("sqs:SendMessage", "SLUICE_QUEUE_URL"),
-    ("ssm:GetParameter", "ssm:{prefix}/*"),
 ];
 
 /// The ports enqueue needs.

@@ -20,7 +20,7 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV
 use lambda_http::aws_lambda_events::encodings::Body;
 use sluice::aws::Metrics;
 use sluice::config::Registry;
-use sluice::error::ReceiveError;
+use sluice::error::{REQUEST_ID_HEADER, ReceiveError, new_request_id};
 use sluice::pipeline::receive::{Receipt, Reply, receive};
 use sluice::store::EventStore;
 
@@ -57,21 +57,38 @@ pub struct Outcome {
 }
 
 /// The Lambda handler: any JSON event in, an HTTP API response out; the
-/// metrics are printed as one EMF line.
+/// metrics are printed as one EMF line. The request id is API Gateway's,
+/// else a new one.
 pub async fn handle_event(
     ports: Ports<'_>,
     event: serde_json::Value,
     now: SystemTime,
 ) -> ApiGatewayV2httpResponse {
+    handle_invocation(ports, event, &new_request_id(), now).await
+}
+
+/// [`handle_event`], with the Lambda invocation's request id for events
+/// that carry no API Gateway one.
+pub async fn handle_invocation(
+    ports: Ports<'_>,
+    event: serde_json::Value,
+    lambda_request_id: &str,
+    now: SystemTime,
+) -> ApiGatewayV2httpResponse {
     let outcome = match serde_json::from_value::<ApiGatewayV2httpRequest>(event) {
-        Ok(request) => process(ports, request, now).await,
+        Ok(mut request) => {
+            if request.request_context.request_id.is_none() {
+                request.request_context.request_id = Some(lambda_request_id.to_owned());
+            }
+            process(ports, request, now).await
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "event is not an API Gateway HTTP API request");
+            tracing::warn!(error = %e, request_id = lambda_request_id, "event is not an API Gateway HTTP API request");
             let mut metrics = Metrics::new(FUNCTION);
             let err = ReceiveError::BadRequest(format!("not an HTTP API request: {e}"));
             count(&mut metrics, None, &Err(err.status()), err.code());
             Outcome {
-                response: error_response(&err),
+                response: error_response(&err, lambda_request_id),
                 metrics,
             }
         }
@@ -92,18 +109,36 @@ pub async fn handle(
 }
 
 /// One request: route, decode, run the pipeline, build the response and
-/// count what happened. Prints nothing.
+/// count what happened. Prints nothing but the log of an internal error.
 pub async fn process(
     ports: Ports<'_>,
     mut request: ApiGatewayV2httpRequest,
     now: SystemTime,
 ) -> Outcome {
+    let request_id = request
+        .request_context
+        .request_id
+        .clone()
+        .unwrap_or_else(new_request_id);
+    let mut outcome = process_request(ports, &mut request, &request_id, now).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        outcome.response.headers.insert(REQUEST_ID_HEADER, v);
+    }
+    outcome
+}
+
+async fn process_request(
+    ports: Ports<'_>,
+    request: &mut ApiGatewayV2httpRequest,
+    request_id: &str,
+    now: SystemTime,
+) -> Outcome {
     let mut metrics = Metrics::new(FUNCTION);
-    let Some(source) = source_of(&request) else {
+    let Some(source) = source_of(request) else {
         let err = ReceiveError::UnknownSource;
         count(&mut metrics, None, &Err(err.status()), err.code());
         return Outcome {
-            response: error_response(&err),
+            response: error_response(&err, request_id),
             metrics,
         };
     };
@@ -113,6 +148,7 @@ pub async fn process(
             serde_json::json!({
                 "error": "method_not_allowed",
                 "message": "use POST",
+                "request_id": request_id,
             })
             .to_string(),
         );
@@ -122,13 +158,13 @@ pub async fn process(
         count(&mut metrics, None, &Err(405), "method_not_allowed");
         return Outcome { response, metrics };
     }
-    let body = match raw_body(&mut request) {
+    let body = match raw_body(request) {
         Ok(body) => body,
         Err(err) => {
             tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
             count(&mut metrics, None, &Err(err.status()), err.code());
             return Outcome {
-                response: error_response(&err),
+                response: error_response(&err, request_id),
                 metrics,
             };
         }
@@ -155,7 +191,7 @@ pub async fn process(
         &summary,
         code,
     );
-    let reply = Reply::from_result(&result);
+    let reply = Reply::from_result(&result, &source, request_id);
     Outcome {
         response: json_response(reply.status, reply.body),
         metrics,
@@ -193,8 +229,8 @@ pub fn raw_body(request: &mut ApiGatewayV2httpRequest) -> Result<Bytes, ReceiveE
         .map_err(|e| ReceiveError::BadRequest(format!("body is not valid base64: {e}")))
 }
 
-fn error_response(err: &ReceiveError) -> ApiGatewayV2httpResponse {
-    json_response(err.status(), err.body())
+fn error_response(err: &ReceiveError, request_id: &str) -> ApiGatewayV2httpResponse {
+    json_response(err.status(), err.body(request_id))
 }
 
 fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
@@ -333,7 +369,7 @@ mod tests {
 
     #[test]
     fn responses_are_json_with_the_status() {
-        let r = error_response(&ReceiveError::UnknownSource);
+        let r = error_response(&ReceiveError::UnknownSource, "req-1");
         assert_eq!(r.status_code, 404);
         assert_eq!(r.headers[CONTENT_TYPE], "application/json");
         let Some(Body::Text(body)) = &r.body else {
@@ -341,6 +377,7 @@ mod tests {
         };
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"], "unknown_source");
+        assert_eq!(json["request_id"], "req-1");
         // What API Gateway reads.
         let wire = serde_json::to_value(&r).unwrap();
         assert_eq!(wire["statusCode"], 404);

@@ -1,12 +1,12 @@
 //! The receive function's entry point: clients and config built once per
-//! execution environment, then one [`sluice_receive::handle_event`] per
+//! execution environment, then one [`sluice_receive::handle_invocation`] per
 //! request.
 
 use std::time::SystemTime;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sluice::aws::{AwsBackend, AwsSettings};
-use sluice_receive::{Ports, handle_event};
+use sluice_receive::{Ports, handle_invocation};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,7 +19,15 @@ async fn main() -> Result<(), Error> {
     };
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, Error>(handle_event(ports, event.payload, SystemTime::now()).await)
+            Ok::<_, Error>(
+                handle_invocation(
+                    ports,
+                    event.payload,
+                    &event.context.request_id,
+                    SystemTime::now(),
+                )
+                .await,
+            )
         },
     ))
     .await

@@ -13,6 +13,13 @@ use super::{Admin, AdminError, openapi};
 /// Largest request body the admin API reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The id of a request, as its adapter knows it (API Gateway's on
+/// Lambda), carried in the request's extensions. Without one, an id is
+/// made up. Error bodies and the `x-request-id` header carry it, and so
+/// does the log line of a 5xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -139,10 +146,18 @@ enum Caller {
 }
 
 async fn serve(admin: &Admin, req: Request<Bytes>, caller: Caller) -> Response<Bytes> {
-    let resp = match dispatch(admin, &req, caller).await {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(crate::error::new_request_id, |r| r.0.clone());
+    let mut resp = match dispatch(admin, &req, caller).await {
         Ok(reply) => respond(reply),
-        Err(e) => error_response(&e),
+        Err(e) => error_response_with_id(&e, &request_id),
     };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut()
+            .insert(crate::error::REQUEST_ID_HEADER, v);
+    }
     // An audit line for every change (paths hold ids and references only).
     if req.method() != Method::GET {
         tracing::info!(method = %req.method(), path = req.uri().path(), status = resp.status().as_u16(), "admin request");
@@ -151,12 +166,24 @@ async fn serve(admin: &Admin, req: Request<Bytes>, caller: Caller) -> Response<B
 }
 
 /// The error response for `e` (adapters use it for what they catch
-/// themselves, such as a body over the limit).
+/// themselves, such as a body over the limit), under a new request id.
 pub fn error_response(e: &AdminError) -> Response<Bytes> {
+    error_response_with_id(e, &crate::error::new_request_id())
+}
+
+/// The error response for `e`; its body and header carry `request_id`,
+/// and a 5xx's detail is logged under it.
+pub fn error_response_with_id(e: &AdminError, request_id: &str) -> Response<Bytes> {
     if let AdminError::Unavailable(u) = e {
-        tracing::warn!(error = %u, "admin request failed: store unavailable");
+        tracing::warn!(request_id, error = %u, "admin request failed: store unavailable");
     }
-    let mut resp = json_response(e.status(), &e.body());
+    let mut body = e.body();
+    body["request_id"] = serde_json::Value::String(request_id.to_owned());
+    let mut resp = json_response(e.status(), &body);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut()
+            .insert(crate::error::REQUEST_ID_HEADER, v);
+    }
     match e {
         AdminError::Unauthorized => {
             resp.headers_mut().insert(

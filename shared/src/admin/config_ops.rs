@@ -13,8 +13,8 @@ use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::views;
 use super::{Admin, AdminError};
 use crate::config::{
-    ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig, check_id,
-    destination_url, retry_policy,
+    ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig,
+    check_allow_local, check_id, check_max_body_bytes, destination_url, retry_policy,
 };
 use crate::format::Template;
 use crate::secrets::{Secret, SecretRef};
@@ -211,8 +211,26 @@ impl Admin {
             Some(ConfigItem::Subscription(s)) => file.subscriptions.push(s.clone()),
             None => {}
         }
-        file.validate()
+        file.validate_with(&self.ports.policy)
             .map_err(|e| AdminError::invalid("config", e.to_string()))
+    }
+
+    /// The entries, other than `except`, whose config names `r`.
+    async fn users_of(
+        &self,
+        r: &SecretRef,
+        except: Option<(Kind, &str)>,
+    ) -> Result<Vec<String>, AdminError> {
+        Ok(self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .into_iter()
+            .filter(|e| except.is_none_or(|(k, id)| e.item.kind() != k || e.item.id() != id))
+            .filter(|e| secret_refs(&e.item).any(|x| x == r))
+            .map(|e| format!("{} {:?}", e.item.kind().as_str(), e.item.id()))
+            .collect())
     }
 
     // ---- sources ----
@@ -287,9 +305,8 @@ impl Admin {
             }
             _ => {}
         }
-        if s.max_body_bytes == Some(0) {
-            return Err(AdminError::invalid("max_body_bytes", "must be above 0"));
-        }
+        check_max_body_bytes(s, &self.ports.policy)
+            .map_err(|e| AdminError::invalid("max_body_bytes", strip_prefix(&e.to_string())))?;
         if s.dedupe_window.is_some_and(|w| w > MAX_WINDOW) {
             return Err(AdminError::invalid(
                 "dedupe_window",
@@ -353,8 +370,28 @@ impl Admin {
         Ok((refs, created))
     }
 
+    /// Delete stored secrets no entry uses any more (the caller's own
+    /// change is written already). One that another entry still names is
+    /// kept: deleting it would break that entry.
     async fn forget_secrets(&self, refs: &[SecretRef]) {
-        for r in refs {
+        if refs.is_empty() {
+            return;
+        }
+        let entries = match self.ports.config.list_config().await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored secrets kept: cannot tell whether they are still used");
+                return;
+            }
+        };
+        for r in refs.iter().filter(|r| self.ports.secret_store.owns(r)) {
+            if let Some(user) = entries
+                .iter()
+                .find(|e| secret_refs(&e.item).any(|x| x == r))
+            {
+                tracing::info!(secret = %r, kind = user.item.kind().as_str(), id = user.item.id(), "stored secret kept: still used");
+                continue;
+            }
             if let Err(e) = self.ports.secret_store.delete_secret(r).await {
                 tracing::warn!(secret = %r, error = %e, "could not delete a stored secret");
             }
@@ -612,6 +649,18 @@ impl Admin {
                 "{r} is the last secret of source {id:?}; add the new one first"
             )));
         }
+        // Removing it deletes the stored secret, which another entry uses.
+        let users = if self.ports.secret_store.owns(&r) {
+            self.users_of(&r, Some((Kind::Source, id))).await?
+        } else {
+            Vec::new()
+        };
+        if !users.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "secret {r} is still used by {}; remove it there first",
+                users.join(", ")
+            )));
+        }
         config.secrets.retain(|s| s != &r);
         self.ports
             .config
@@ -673,6 +722,8 @@ impl Admin {
                 "an event type pattern is empty",
             ));
         }
+        check_allow_local(s, &self.ports.policy)
+            .map_err(|e| AdminError::invalid("allow_local", strip_prefix(&e.to_string())))?;
         destination_url(s).map_err(|e| AdminError::invalid("url", strip_prefix(&e.to_string())))?;
         retry_policy(s)
             .map_err(|e| AdminError::invalid("retry_schedule", strip_prefix(&e.to_string())))?;
@@ -884,6 +935,18 @@ impl Admin {
         let mut view = entry_view(&entry);
         view["signing_secret"] = json!(whsec);
         Ok(Reply::ok(view))
+    }
+}
+
+/// Every secret reference an entry names.
+fn secret_refs(item: &ConfigItem) -> Box<dyn Iterator<Item = &SecretRef> + '_> {
+    match item {
+        ConfigItem::Source(s) => Box::new(s.secrets.iter()),
+        ConfigItem::Subscription(s) => Box::new(
+            s.signing_secret
+                .iter()
+                .chain(s.previous_signing_secret.as_ref().map(|p| &p.secret)),
+        ),
     }
 }
 

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::ports::{
     ConfigEntry, ConfigItem, ConfigStore, DeadLetterPage, DeadLetterQuery, DeadLetterRecord,
     DeliveryCounts, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventSummary, Kind,
-    LogError, Origin, Reload, ReplayCandidate, ReplayQuery,
+    LogError, Origin, Reload, ReplayCandidate, ReplayQuery, WriteError,
 };
-use crate::config::{ConfigFile, Registry, Source, StaticRegistry, Subscription};
+use crate::config::{ConfigFile, Registry, Source, SourceError, StaticRegistry, Subscription};
 use crate::error::Unavailable;
 use crate::model::EventKey;
 use crate::secrets::{EnvSecrets, Secret, SecretError, SecretRef, SecretResolver, SecretStore};
@@ -23,6 +23,18 @@ pub struct MemConfig {
 
 fn same(e: &ConfigEntry, kind: Kind, id: &str) -> bool {
     e.item.kind() == kind && e.item.id() == id
+}
+
+/// The stores' invariant: no subscription without its source.
+fn check_source(entries: &[ConfigEntry], item: &ConfigItem) -> Result<(), WriteError> {
+    match item {
+        ConfigItem::Subscription(s)
+            if !entries.iter().any(|e| same(e, Kind::Source, &s.source)) =>
+        {
+            Err(WriteError::Conflict(format!("no source {:?}", s.source)))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[async_trait]
@@ -46,11 +58,12 @@ impl ConfigStore for MemConfig {
             .cloned())
     }
 
-    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, Unavailable> {
+    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError> {
         let mut entries = self.entries.lock().unwrap();
         if entries.iter().any(|e| same(e, item.kind(), item.id())) {
             return Ok(false);
         }
+        check_source(&entries, item)?;
         entries.push(ConfigEntry {
             item: item.clone(),
             origin,
@@ -61,8 +74,9 @@ impl ConfigStore for MemConfig {
         Ok(true)
     }
 
-    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable> {
+    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), WriteError> {
         let mut entries = self.entries.lock().unwrap();
+        check_source(&entries, item)?;
         match entries.iter_mut().find(|e| same(e, item.kind(), item.id())) {
             Some(e) => {
                 e.item = item.clone();
@@ -90,8 +104,17 @@ impl ConfigStore for MemConfig {
         }
     }
 
-    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, Unavailable> {
+    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
         let mut entries = self.entries.lock().unwrap();
+        if kind == Kind::Source
+            && entries
+                .iter()
+                .any(|e| matches!(&e.item, ConfigItem::Subscription(s) if s.source == id))
+        {
+            return Err(WriteError::Conflict(format!(
+                "source {id:?} still has subscriptions"
+            )));
+        }
         let before = entries.len();
         entries.retain(|e| !same(e, kind, id));
         Ok(entries.len() < before)
@@ -136,6 +159,10 @@ impl SecretStore for MemSecrets {
             .unwrap()
             .insert(name.to_owned(), value.expose().to_owned());
         Ok(SecretRef::Db(name.to_owned()))
+    }
+
+    fn owns(&self, reference: &SecretRef) -> bool {
+        matches!(reference, SecretRef::Db(_))
     }
 
     async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError> {
@@ -187,7 +214,7 @@ impl MemRegistry {
 
 #[async_trait]
 impl Registry for MemRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
         self.now().source(id).await
     }
 

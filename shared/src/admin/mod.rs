@@ -46,6 +46,9 @@ pub struct AdminPorts {
     pub registry: Arc<dyn Registry>,
     /// Makes config changes live.
     pub reload: Arc<dyn Reload>,
+    /// What the deployment allows (`allow_local`, the body size bound):
+    /// entries outside it are refused with 422.
+    pub policy: crate::config::Policy,
 }
 
 /// The admin API's state.
@@ -124,6 +127,15 @@ pub enum AdminError {
     Unavailable(#[from] Unavailable),
 }
 
+impl From<ports::WriteError> for AdminError {
+    fn from(e: ports::WriteError) -> Self {
+        match e {
+            ports::WriteError::Conflict(m) => Self::Conflict(m),
+            ports::WriteError::Unavailable(u) => Self::Unavailable(u),
+        }
+    }
+}
+
 impl AdminError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
@@ -166,10 +178,21 @@ impl AdminError {
         }
     }
 
-    /// `{"error", "message"}`, plus `field` for a 422. Never holds a secret:
-    /// messages name references and fields, not values.
+    /// What the caller is told: a failure on our side gets a fixed text,
+    /// since its detail (tables, SDK errors, ARNs) is for the log only.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "temporarily unavailable; retry later".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// `{"error", "message"}`, plus `field` for a 422. Never holds a secret
+    /// nor an internal detail: messages name references and fields, not
+    /// values, and a 5xx says only [`Self::public_message`].
     pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        let mut body =
+            serde_json::json!({ "error": self.code(), "message": self.public_message() });
         if let Self::Invalid { field, .. } = self {
             body["field"] = serde_json::Value::String(field.clone());
         }

@@ -93,8 +93,25 @@ pub struct ConfigEntry {
     pub updated_at_ms: i64,
 }
 
+/// Why a config write was refused by the store itself.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The write would leave a subscription without its source: the
+    /// source is gone, it still has subscriptions, or one was added to it
+    /// while it was being deleted (another process, such as the CLI).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
 /// Where sources and subscriptions are kept. List, upsert and delete are
 /// enough to sync a config file idempotently (start-up, `apply`).
+///
+/// Every store keeps one invariant against concurrent writers in other
+/// processes: no subscription without its source. Writing a subscription
+/// whose source does not exist, and deleting a source that still has a
+/// subscription, fail with [`WriteError::Conflict`].
 #[async_trait]
 pub trait ConfigStore: Send + Sync {
     /// Every entry: sources first, then subscriptions, each sorted by id.
@@ -103,17 +120,17 @@ pub trait ConfigStore: Send + Sync {
     async fn get_config(&self, kind: Kind, id: &str) -> Result<Option<ConfigEntry>, Unavailable>;
 
     /// Create only. False when the id is taken.
-    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, Unavailable>;
+    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError>;
 
     /// Replace an entry's config, or create it (enabled). An existing
     /// entry keeps its `enabled` flag and creation time; `origin` is set.
-    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable>;
+    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), WriteError>;
 
     /// Replace an existing entry's config. False when there is none.
     async fn update_config(&self, item: &ConfigItem) -> Result<bool, Unavailable>;
 
     /// False when there was nothing to delete.
-    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, Unavailable>;
+    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError>;
 
     /// False when there is no such entry.
     async fn set_enabled(&self, kind: Kind, id: &str, enabled: bool) -> Result<bool, Unavailable>;

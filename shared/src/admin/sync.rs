@@ -8,7 +8,7 @@
 //! same id, in which case the file's entry replaces it (with a warning).
 //! The result must validate as a whole before anything is written.
 
-use super::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin};
+use super::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin, WriteError};
 use super::{Admin, AdminError};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::Unavailable;
@@ -36,8 +36,21 @@ impl Plan {
 pub enum SyncError {
     #[error("the config file and the API-created config do not fit together: {0}")]
     Invalid(ConfigError),
+    /// Another process changed the config meanwhile (see
+    /// [`WriteError::Conflict`]).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+}
+
+impl From<WriteError> for SyncError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Conflict(m) => Self::Conflict(m),
+            WriteError::Unavailable(u) => Self::Unavailable(u),
+        }
+    }
 }
 
 fn items(file: &ConfigFile) -> Vec<ConfigItem> {
@@ -144,6 +157,7 @@ impl From<SyncError> for AdminError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Invalid(_) => AdminError::invalid("config", e.to_string()),
+            SyncError::Conflict(m) => AdminError::Conflict(m),
             SyncError::Unavailable(u) => AdminError::Unavailable(u),
         }
     }
@@ -165,7 +179,7 @@ impl Admin {
     ) -> Result<Plan, AdminError> {
         let plan = plan(current, file, Origin::File)?;
         merged(current, file, Origin::File)
-            .resolve(self.ports.secrets.as_ref())
+            .resolve_with(&self.ports.policy, self.ports.secrets.as_ref())
             .await
             .map_err(|e| AdminError::invalid("config", e.to_string()))?;
         Ok(plan)

@@ -13,7 +13,7 @@ use super::ports::{
     Origin, Reload,
 };
 use super::{Admin, AdminPorts, ROUTES, handle, openapi, sync};
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, Policy};
 use crate::model::{DeliveryStatus, DeliveryTask, Event, Headers};
 use crate::secrets::Secret;
 use crate::time::now_ms;
@@ -29,6 +29,10 @@ struct Fixture {
 }
 
 async fn fixture_with(token: Option<&str>) -> Fixture {
+    fixture_under(token, Policy::EMBEDDED).await
+}
+
+async fn fixture_under(token: Option<&str>, policy: Policy) -> Fixture {
     let config = Arc::new(MemConfig::default());
     let secrets = Arc::new(MemSecrets::new(&[
         ("GH_SECRET", "gh-secret"),
@@ -64,6 +68,7 @@ async fn fixture_with(token: Option<&str>) -> Fixture {
             secrets: secrets.clone(),
             registry: registry.clone(),
             reload: registry.clone(),
+            policy,
         },
         token.as_ref(),
     )
@@ -243,6 +248,7 @@ async fn the_token_guards_every_route_and_a_missing_token_disables_the_api() {
             secrets: f.secrets.clone(),
             registry: f.registry.clone(),
             reload: f.registry.clone(),
+            policy: Policy::EMBEDDED,
         },
         Some(&short),
     )
@@ -1144,4 +1150,136 @@ async fn applying_a_file_shows_its_plan_then_writes_exactly_that() {
     let err = f.admin.plan_file(&bad).await.unwrap_err();
     assert_eq!(err.status(), 422);
     assert!(err.to_string().contains("NOT_SET_ANYWHERE"), "{err}");
+}
+
+#[tokio::test]
+async fn a_stored_secret_another_entry_uses_is_never_deleted() {
+    let f = fixture().await;
+    f.create_source().await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources/gh/secrets",
+            json!({"value": "shared-value"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let stored: String = serde_json::from_value(v["secrets"][1].clone()).unwrap();
+    assert!(stored.starts_with("db:"), "{stored}");
+    // Another source names the same stored secret.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "other", "provider": "github", "secrets": [stored]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let name = stored.trim_start_matches("db:").to_owned();
+    let path = format!("/admin/sources/gh/secrets/{stored}");
+    let (s, v) = f.call(Method::DELETE, &path, Value::Null).await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("source \"other\""),
+        "{v}"
+    );
+    assert!(f.secrets.stored.lock().unwrap().contains_key(&name));
+    // Deleting the other source keeps it: gh still uses it.
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/sources/other", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    assert!(f.secrets.stored.lock().unwrap().contains_key(&name));
+    // Used by nobody else, it is removed and deleted.
+    let (s, v) = f.call(Method::DELETE, &path, Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!f.secrets.stored.lock().unwrap().contains_key(&name));
+}
+
+#[tokio::test]
+async fn allow_local_and_the_body_bound_follow_the_deployment_policy() {
+    let body = |id: &str| json!({"id": id, "source": "gh", "url": "http://127.0.0.1:9/in", "events": ["*"], "allow_local": true});
+    let off = fixture_under(Some(TOKEN), Policy::aws(false)).await;
+    off.create_source().await;
+    let (s, v) = off
+        .call(Method::POST, "/admin/subscriptions", body("local"))
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("allow_local")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_ALLOW_LOCAL_DESTINATIONS"),
+        "{v}"
+    );
+    // Nor can an existing subscription be switched to it.
+    off.create_sub("remote").await;
+    let (s, v) = off
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/remote",
+            json!({"allow_local": true}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("allow_local")), "{v}");
+    // A body bound above what DynamoDB can store is refused, by name.
+    let (s, v) = off
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "big", "provider": "github", "secrets": ["env:GH_SECRET"],
+                   "max_body_bytes": crate::config::AWS_MAX_BODY_BYTES + 1}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("max_body_bytes")),
+        "{v}"
+    );
+
+    let on = fixture_under(Some(TOKEN), Policy::aws(true)).await;
+    on.create_source().await;
+    let (s, v) = on
+        .call(Method::POST, "/admin/subscriptions", body("local"))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let embedded = fixture().await;
+    embedded.create_source().await;
+    let (s, v) = embedded
+        .call(Method::POST, "/admin/subscriptions", body("local"))
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test]
+async fn a_5xx_names_no_internals_and_carries_the_request_id() {
+    let e = super::AdminError::Unavailable(crate::error::Unavailable(
+        "Scan (config): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/cfg".into(),
+    ));
+    let resp = super::api::error_response_with_id(&e, "req-9");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()[crate::error::REQUEST_ID_HEADER], "req-9");
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["request_id"].as_str()),
+        (Some("unavailable"), Some("req-9"))
+    );
+    for leak in ["Scan", "arn:", "123456789012", "ResourceNotFound", "cfg"] {
+        assert!(!body.to_string().contains(leak), "{body}");
+    }
+    // Through the route table, the id given by the adapter is used.
+    let f = fixture().await;
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri("/admin/nothing-here")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Bytes::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(super::api::RequestId("apigw-1".into()));
+    let resp = handle(&f.admin, req).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()[crate::error::REQUEST_ID_HEADER], "apigw-1");
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["request_id"], "apigw-1");
 }

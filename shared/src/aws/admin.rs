@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -18,7 +19,7 @@ use aws_sdk_ssm::types::ParameterType;
 use super::config_table::DynamoRegistry;
 use super::item::{self, Item, PK, Update, cf, n, s};
 use super::sdk_error;
-use crate::admin::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin, Reload};
+use crate::admin::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin, Reload, WriteError};
 use crate::error::Unavailable;
 use crate::secrets::{Secret, SecretError, SecretRef, SecretStore};
 use crate::time::now_ms;
@@ -26,6 +27,11 @@ use crate::time::now_ms;
 /// Who owns the entry (`file` | `api`).
 pub const ORIGIN: &str = "origin";
 pub const CREATED_AT_MS: &str = "created_at_ms";
+/// On a source item: bumped after every write of one of its
+/// subscriptions, so that deleting the source can require that none was
+/// written since it looked. The admin function and operators' CLIs write
+/// the table concurrently, and DynamoDB has no condition across items.
+pub const SUBSCRIPTIONS_VERSION: &str = "subscriptions_version";
 
 /// The config table as the admin API's config store.
 #[derive(Debug, Clone)]
@@ -102,6 +108,113 @@ fn update_failed(
     )
 }
 
+impl DynamoConfigStore {
+    /// Bump the source's [`SUBSCRIPTIONS_VERSION`]; false when the source
+    /// is gone. Runs after the subscription's write: a delete of the
+    /// source that did not see the subscription then fails its condition
+    /// (or, if it came first, this does).
+    async fn touch_source(&self, source: &str) -> Result<bool, Unavailable> {
+        let result = Update::new()
+            .add(SUBSCRIPTIONS_VERSION, 1)
+            .condition(|u| format!("attribute_exists({})", u.name(PK)))
+            .apply(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PK, s(pk(Kind::Source, source))),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if update_failed(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem (config)", e)),
+        }
+    }
+
+    /// After a subscription's write: make it count for its source, or undo
+    /// it (when `created`) if the source is gone.
+    async fn claim_source(&self, item: &ConfigItem, created: bool) -> Result<(), WriteError> {
+        let ConfigItem::Subscription(sub) = item else {
+            return Ok(());
+        };
+        if self.touch_source(&sub.source).await? {
+            return Ok(());
+        }
+        if created {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, s(pk(Kind::Subscription, &sub.id)))
+                .send()
+                .await
+                .map_err(|e| sdk_error("DeleteItem (config)", e))?;
+        }
+        Err(WriteError::Conflict(format!("no source {:?}", sub.source)))
+    }
+
+    /// Delete a source only if no subscription uses it, and none was
+    /// written since that was checked.
+    async fn delete_source(&self, id: &str) -> Result<bool, WriteError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(Kind::Source, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem (config)", e))?;
+        let Some(current) = out.item() else {
+            return Ok(false);
+        };
+        let version = current.get(SUBSCRIPTIONS_VERSION).cloned();
+        let users: Vec<String> = self
+            .list_config()
+            .await?
+            .into_iter()
+            .filter_map(|e| match e.item {
+                ConfigItem::Subscription(s) if s.source == id => Some(s.id),
+                _ => None,
+            })
+            .collect();
+        if !users.is_empty() {
+            return Err(WriteError::Conflict(format!(
+                "source {id:?} still has subscriptions: {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        let mut delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(Kind::Source, id)))
+            .return_values(ReturnValue::AllOld)
+            .expression_attribute_names("#v", SUBSCRIPTIONS_VERSION);
+        delete = match version {
+            Some(v) => delete
+                .condition_expression("#v = :v")
+                .expression_attribute_values(":v", v),
+            None => delete.condition_expression("attribute_not_exists(#v)"),
+        };
+        match delete.send().await {
+            Ok(out) => Ok(out.attributes().is_some_and(|a| !a.is_empty())),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(WriteError::Conflict(format!(
+                    "a subscription of source {id:?} was written while it was being deleted; \
+                     it was not deleted"
+                )))
+            }
+            Err(e) => Err(sdk_error("DeleteItem (config)", e).into()),
+        }
+    }
+}
+
 #[async_trait]
 impl ConfigStore for DynamoConfigStore {
     /// One consistent, paginated Scan; sources first, each kind by id.
@@ -146,7 +259,7 @@ impl ConfigStore for DynamoConfigStore {
         }
     }
 
-    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, Unavailable> {
+    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError> {
         let now = now_ms();
         let result = self
             .client
@@ -163,7 +276,10 @@ impl ConfigStore for DynamoConfigStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.claim_source(item, true).await?;
+                Ok(true)
+            }
             Err(e)
                 if matches!(
                     e.as_service_error(),
@@ -172,13 +288,13 @@ impl ConfigStore for DynamoConfigStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(sdk_error("PutItem (config)", e)),
+            Err(e) => Err(sdk_error("PutItem (config)", e).into()),
         }
     }
 
-    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable> {
+    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), WriteError> {
         let now = now_ms();
-        Update::new()
+        let out = Update::new()
             .set(cf::CONFIG, s(config_json(item)?))
             .set(ORIGIN, s(origin.as_str()))
             .set(cf::UPDATED_AT_MS, n(now))
@@ -188,12 +304,14 @@ impl ConfigStore for DynamoConfigStore {
                 self.client
                     .update_item()
                     .table_name(&self.table)
-                    .key(PK, s(pk(item.kind(), item.id()))),
+                    .key(PK, s(pk(item.kind(), item.id())))
+                    .return_values(ReturnValue::AllOld),
             )
             .send()
             .await
             .map_err(|e| sdk_error("UpdateItem (config)", e))?;
-        Ok(())
+        let created = out.attributes().is_none_or(|a| a.is_empty());
+        self.claim_source(item, created).await
     }
 
     async fn update_config(&self, item: &ConfigItem) -> Result<bool, Unavailable> {
@@ -216,7 +334,10 @@ impl ConfigStore for DynamoConfigStore {
         }
     }
 
-    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, Unavailable> {
+    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
+        if kind == Kind::Source {
+            return self.delete_source(id).await;
+        }
         let out = self
             .client
             .delete_item()
@@ -293,12 +414,17 @@ impl SecretStore for SsmSecretStore {
         Ok(reference)
     }
 
+    /// Parameters under this store's prefix.
+    fn owns(&self, reference: &SecretRef) -> bool {
+        matches!(reference, SecretRef::Ssm(path) if path.starts_with(&format!("{}/", self.prefix)))
+    }
+
     /// Only parameters under this store's prefix are deleted.
     async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError> {
         let SecretRef::Ssm(path) = reference else {
             return Ok(());
         };
-        if !path.starts_with(&format!("{}/", self.prefix)) {
+        if !self.owns(reference) {
             return Ok(());
         }
         match self.client.delete_parameter().name(path).send().await {
@@ -466,6 +592,7 @@ mod tests {
                 secrets: secrets.clone(),
                 registry: registry.clone(),
                 reload: registry.clone(),
+                policy: crate::config::Policy::aws(false),
             },
             Some(&token),
         )

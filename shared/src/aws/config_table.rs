@@ -3,10 +3,13 @@
 //!
 //! Items: `pk` = `source#{id}` or `subscription#{id}`, `config` (S, the
 //! JSON of [`SourceConfig`] / [`SubscriptionConfig`]), `enabled` (BOOL).
-//! The whole table is read with one (paginated) Scan, its secrets resolved,
-//! and the result cached for the configured TTL. A refresh that fails keeps
-//! the cached copy in service (with a warning); with no copy the registry
-//! is unavailable.
+//! The whole table is read with one (paginated) Scan and cached for the
+//! configured TTL. Each entry is resolved on its own, on first use
+//! ([`LazyRegistry`]): a function resolves only the secrets it uses, and an
+//! item that does not parse or validate, or whose secret does not resolve,
+//! is unavailable alone (logged) while the others are served. A refresh
+//! that fails keeps the cached copy in service (with a warning); with no
+//! copy the registry is unavailable.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +24,8 @@ use tokio::sync::Mutex;
 use super::item::{self, PK, Update, cf, s};
 use super::sdk_error;
 use crate::config::{
-    ConfigError, ConfigFile, Registry, Source, SourceConfig, StaticRegistry, Subscription,
-    SubscriptionConfig,
+    BrokenEntry, ConfigError, ConfigFile, LazyRegistry, Policy, Registry, Source, SourceConfig,
+    SourceError, Subscription, SubscriptionConfig,
 };
 use crate::error::Unavailable;
 use crate::secrets::SecretResolver;
@@ -48,11 +51,12 @@ pub struct StoredConfig {
     pub disabled: Vec<String>,
     /// Sources disabled through the admin API: not served (404).
     pub disabled_sources: Vec<String>,
+    /// Items that could not be read (kept out of `file`).
+    pub broken: Vec<BrokenEntry>,
 }
 
 struct Cached {
-    registry: Arc<StaticRegistry>,
-    disabled_sources: Arc<Vec<String>>,
+    registry: Arc<LazyRegistry>,
     /// When the cached copy stops being fresh.
     fresh_until: Instant,
 }
@@ -62,6 +66,7 @@ pub struct DynamoRegistry {
     table: String,
     secrets: Arc<dyn SecretResolver>,
     ttl: Duration,
+    policy: Policy,
     /// One refresh at a time; callers wait for it rather than scan too.
     cache: Mutex<Option<Cached>>,
 }
@@ -87,43 +92,41 @@ impl DynamoRegistry {
             table: table.to_owned(),
             secrets,
             ttl,
+            policy: Policy::aws(false),
             cache: Mutex::new(None),
         }
     }
 
-    /// The current registry: the cached one while fresh, else reloaded.
-    pub async fn current(&self) -> Result<Arc<StaticRegistry>, Unavailable> {
-        Ok(self.current_with_disabled().await?.0)
+    /// What the deployment allows (`allow_local` off unless switched on).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
-    /// The current registry and the ids of the disabled sources.
-    async fn current_with_disabled(
-        &self,
-    ) -> Result<(Arc<StaticRegistry>, Arc<Vec<String>>), Unavailable> {
+    /// The current registry: the cached one while fresh, else reloaded.
+    pub async fn current(&self) -> Result<Arc<LazyRegistry>, Unavailable> {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref() {
             if Instant::now() < c.fresh_until {
-                return Ok((c.registry.clone(), c.disabled_sources.clone()));
+                return Ok(c.registry.clone());
             }
         }
         match self.load().await {
-            Ok((registry, disabled_sources)) => {
+            Ok(registry) => {
                 let registry = Arc::new(registry);
-                let disabled_sources = Arc::new(disabled_sources);
                 *cache = Some(Cached {
                     registry: registry.clone(),
-                    disabled_sources: disabled_sources.clone(),
                     fresh_until: Instant::now() + self.ttl,
                 });
-                Ok((registry, disabled_sources))
+                Ok(registry)
             }
             Err(e) => match cache.as_mut() {
                 Some(c) => {
                     tracing::warn!(table = %self.table, error = %e, "config refresh failed; serving the cached copy");
                     c.fresh_until = Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl);
-                    Ok((c.registry.clone(), c.disabled_sources.clone()))
+                    Ok(c.registry.clone())
                 }
-                None => Err(Unavailable(format!("config table {}: {e}", self.table))),
+                None => Err(e.context(format_args!("config table {}", self.table))),
             },
         }
     }
@@ -133,26 +136,34 @@ impl DynamoRegistry {
         *self.cache.lock().await = None;
     }
 
-    async fn load(&self) -> Result<(StaticRegistry, Vec<String>), ConfigTableError> {
-        let stored = read_config(&self.client, &self.table).await?;
-        let registry = stored.file.resolve(self.secrets.as_ref()).await?;
-        for id in &stored.disabled {
-            if let Some(sub) = registry.get_subscription(id) {
-                sub.set_enabled(false);
-            }
+    /// Read the table; nothing is resolved yet. Items that cannot be
+    /// served are logged here (once per refresh).
+    async fn load(&self) -> Result<LazyRegistry, Unavailable> {
+        let stored = read_config(&self.client, &self.table)
+            .await
+            .map_err(|e| match e {
+                ConfigTableError::Unavailable(u) => u,
+                ConfigTableError::Invalid(e) => Unavailable::new(e),
+            })?;
+        let registry = LazyRegistry::new(
+            stored.file,
+            stored.disabled_sources.into_iter().collect(),
+            &stored.disabled.into_iter().collect(),
+            stored.broken,
+            self.policy,
+            self.secrets.clone(),
+        );
+        for b in registry.broken() {
+            tracing::warn!(table = %self.table, kind = b.kind, id = %b.id, reason = %b.reason, "config entry set aside");
         }
-        Ok((registry, stored.disabled_sources))
+        Ok(registry)
     }
 }
 
 #[async_trait]
 impl Registry for DynamoRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
-        let (registry, disabled) = self.current_with_disabled().await?;
-        if disabled.iter().any(|d| d == id) {
-            return Ok(None);
-        }
-        registry.source(id).await
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
+        self.current().await?.source(id).await
     }
 
     async fn subscriptions_of(&self, source: &str) -> Result<Vec<Arc<Subscription>>, Unavailable> {
@@ -168,9 +179,7 @@ impl Registry for DynamoRegistry {
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
         set_subscription_enabled(&self.client, &self.table, id, false).await?;
         if let Some(c) = self.cache.lock().await.as_ref() {
-            if let Some(sub) = c.registry.get_subscription(id) {
-                sub.set_enabled(false);
-            }
+            c.registry.set_enabled(id, false);
         }
         tracing::warn!(subscription = id, "subscription disabled");
         Ok(())
@@ -186,7 +195,9 @@ fn subscription_pk(id: &str) -> String {
 }
 
 /// Read the whole table (one paginated, consistent Scan). Items are sorted
-/// by id, so the result does not depend on the scan order.
+/// by id, so the result does not depend on the scan order. An item that
+/// does not parse is set aside in `broken`, not an error: the others stay
+/// readable.
 pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, ConfigTableError> {
     let items: Vec<item::Item> = client
         .scan()
@@ -200,37 +211,53 @@ pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, C
         .map_err(|e| sdk_error("Scan (config)", e))?;
     let mut stored = StoredConfig::default();
     for it in &items {
-        let pk = item::get_s(it, PK).map_err(|e| invalid(format!("config item: {e}")))?;
-        let json =
-            || item::get_s(it, cf::CONFIG).map_err(|e| invalid(format!("config item {pk:?}: {e}")));
-        let enabled = item::opt_bool(it, cf::ENABLED)
-            .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?
-            .unwrap_or(true);
-        if let Some(id) = pk.strip_prefix(cf::SOURCE_PREFIX) {
-            let src: SourceConfig = serde_json::from_str(json()?)
-                .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?;
-            check_id_matches(pk, id, &src.id)?;
-            if !enabled {
-                stored.disabled_sources.push(src.id.clone());
-            }
-            stored.file.sources.push(src);
-        } else if let Some(id) = pk.strip_prefix(cf::SUBSCRIPTION_PREFIX) {
-            let sub: SubscriptionConfig = serde_json::from_str(json()?)
-                .map_err(|e| invalid(format!("config item {pk:?}: {e}")))?;
-            check_id_matches(pk, id, &sub.id)?;
-            if !enabled {
-                stored.disabled.push(sub.id.clone());
-            }
-            stored.file.subscriptions.push(sub);
-        } else {
-            tracing::warn!(table, pk, "config item of an unknown kind ignored");
+        if let Err(b) = read_item(it, &mut stored) {
+            stored.broken.push(b);
         }
     }
     stored.file.sources.sort_by(|a, b| a.id.cmp(&b.id));
     stored.file.subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     stored.disabled.sort();
     stored.disabled_sources.sort();
+    stored
+        .broken
+        .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     Ok(stored)
+}
+
+/// One item into `stored`; a broken one named by its key.
+fn read_item(it: &item::Item, stored: &mut StoredConfig) -> Result<(), BrokenEntry> {
+    let pk = item::get_s(it, PK).map_err(|e| BrokenEntry::new("config item", "?", e))?;
+    let (kind, id) = if let Some(id) = pk.strip_prefix(cf::SOURCE_PREFIX) {
+        ("source", id)
+    } else if let Some(id) = pk.strip_prefix(cf::SUBSCRIPTION_PREFIX) {
+        ("subscription", id)
+    } else {
+        tracing::warn!(pk, "config item of an unknown kind ignored");
+        return Ok(());
+    };
+    let broken =
+        |e: &dyn std::fmt::Display| BrokenEntry::new(kind, id, format!("item {pk:?}: {e}"));
+    let json = item::get_s(it, cf::CONFIG).map_err(|e| broken(&e))?;
+    let enabled = item::opt_bool(it, cf::ENABLED)
+        .map_err(|e| broken(&e))?
+        .unwrap_or(true);
+    if kind == "source" {
+        let src: SourceConfig = serde_json::from_str(json).map_err(|e| broken(&e))?;
+        check_id_matches(pk, id, &src.id).map_err(|e| broken(&e))?;
+        if !enabled {
+            stored.disabled_sources.push(src.id.clone());
+        }
+        stored.file.sources.push(src);
+    } else {
+        let sub: SubscriptionConfig = serde_json::from_str(json).map_err(|e| broken(&e))?;
+        check_id_matches(pk, id, &sub.id).map_err(|e| broken(&e))?;
+        if !enabled {
+            stored.disabled.push(sub.id.clone());
+        }
+        stored.file.subscriptions.push(sub);
+    }
+    Ok(())
 }
 
 fn invalid(message: String) -> ConfigTableError {
@@ -390,7 +417,8 @@ mod tests {
             &res.settings.config_table,
             secrets.clone(),
             ttl,
-        );
+        )
+        .with_policy(Policy::aws(true));
         (res, path, secrets, registry)
     }
 
@@ -443,7 +471,8 @@ mod tests {
             &res.settings.config_table,
             secrets.clone(),
             Duration::from_secs(60),
-        );
+        )
+        .with_policy(Policy::aws(true));
         assert!(
             !fresh
                 .subscription("deploys")
@@ -515,7 +544,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1600)).await;
         assert!(registry.source("github").await.unwrap().is_some());
 
-        // A broken item makes the refresh fail: the cached copy is served.
+        // A broken item is set aside; the rest is served, cold or warm.
         db.put_item()
             .table_name(table)
             .item(PK, s("subscription#broken"))
@@ -525,15 +554,147 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(1600)).await;
         assert!(registry.source("github").await.unwrap().is_some());
-        // With no cached copy, it is unavailable and says why.
-        let cold = DynamoRegistry::new(
+        let err = registry.subscription("broken").await.unwrap_err();
+        assert!(err.to_string().contains("subscription#broken"), "{err}");
+        let cold =
+            DynamoRegistry::new(db.clone(), table, _secrets.clone(), Duration::from_secs(60))
+                .with_policy(Policy::aws(true));
+        assert!(cold.source("github").await.unwrap().is_some());
+        assert!(cold.subscription("deploys").await.unwrap().is_some());
+
+        // A refresh that cannot read the table keeps the cached copy.
+        db.delete_table().table_name(table).send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(registry.source("github").await.unwrap().is_some());
+        // With no cached copy, it is unavailable and the log says why.
+        let none = DynamoRegistry::new(db.clone(), table, _secrets, Duration::from_secs(60));
+        let Err(SourceError::Unavailable(err)) = none.source("github").await else {
+            panic!("expected the registry to be unavailable");
+        };
+        assert!(err.to_string().contains(table.as_str()), "{err}");
+        assert!(!err.is_permanent());
+    }
+
+    /// Counts the references it resolves.
+    struct Counting {
+        inner: Arc<dyn SecretResolver>,
+        seen: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl SecretResolver for Counting {
+        async fn resolve(
+            &self,
+            r: &crate::secrets::SecretRef,
+        ) -> Result<crate::secrets::Secret, crate::secrets::SecretError> {
+            self.seen.lock().unwrap().push(r.to_string());
+            self.inner.resolve(r).await
+        }
+    }
+
+    #[tokio::test]
+    async fn each_entry_resolves_on_its_own_and_only_when_used() {
+        let (res, path, secrets, _registry) = setup(Duration::from_millis(1000)).await;
+        let (db, table) = (&res.clients.dynamodb, &res.settings.config_table);
+        let mut f = file(&path);
+        // A source whose secret is not there, beside the healthy one.
+        let mut broken = f.sources[0].clone();
+        broken.id = "broken".into();
+        broken.secrets = vec![format!("ssm:{path}-missing").parse().unwrap()];
+        f.sources.push(broken);
+        put_config(db, table, &f).await.unwrap();
+        let counting = Arc::new(Counting {
+            inner: secrets.clone(),
+            seen: Default::default(),
+        });
+        let registry = DynamoRegistry::new(
             db.clone(),
             table,
-            Arc::new(EnvSecrets::new()),
-            Duration::from_secs(60),
+            counting.clone(),
+            Duration::from_millis(1000),
+        )
+        .with_policy(Policy::aws(true));
+
+        // Cold: the healthy source is served, the broken one is unavailable
+        // on its own (typed, with the reason for the log).
+        assert!(registry.source("github").await.unwrap().is_some());
+        // Only the source's secrets were resolved, not the signing secret.
+        let seen = counting.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|r| f.sources[0].secrets.iter().any(|s| s.to_string() == *r)),
+            "{seen:?}"
         );
-        let err = cold.source("github").await.unwrap_err();
-        assert!(err.to_string().contains("subscription#broken"), "{err}");
+        let Err(SourceError::Broken(b)) = registry.source("broken").await else {
+            panic!("expected a broken source");
+        };
+        assert_eq!((b.kind, b.id.as_str()), ("source", "broken"));
+        assert!(b.reason.contains("-missing"), "{b}");
+        // Routing needs no secret; the delivery lookup resolves its own.
+        counting.seen.lock().unwrap().clear();
+        assert_eq!(registry.subscriptions_of("github").await.unwrap().len(), 2);
+        assert!(counting.seen.lock().unwrap().is_empty());
+        let deploys = registry.subscription("deploys").await.unwrap().unwrap();
+        assert!(deploys.signing_key.is_some());
+        assert_eq!(
+            counting.seen.lock().unwrap().clone(),
+            [format!("ssm:{path}")]
+        );
+
+        // Warm: a source added later appears although one is broken.
+        let mut fresh = f.sources[0].clone();
+        fresh.id = "fresh".into();
+        put_config(
+            db,
+            table,
+            &ConfigFile {
+                sources: vec![fresh],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(registry.source("fresh").await.unwrap().is_some());
+        assert!(registry.source("github").await.unwrap().is_some());
+        assert!(matches!(
+            registry.source("broken").await,
+            Err(SourceError::Broken(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_deployment_policy_applies_to_config_written_earlier() {
+        let (res, path, secrets, _registry) = setup(Duration::from_secs(60)).await;
+        let (db, table) = (&res.clients.dynamodb, &res.settings.config_table);
+        let mut f = file(&path);
+        f.sources[0].max_body_bytes = Some(crate::config::AWS_MAX_BODY_BYTES + 1);
+        // Written as an older version would have: no policy checked.
+        put_config(db, table, &f).await.unwrap();
+        let registry = DynamoRegistry::new(db.clone(), table, secrets, Duration::from_secs(60));
+        // allow_local is off by default: the subscription is refused at
+        // load, the others are served.
+        let err = registry.subscription("audit").await.unwrap_err();
+        assert!(err.to_string().contains("allow_local"), "{err}");
+        assert_eq!(
+            registry
+                .subscriptions_of("github")
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["deploys"]
+        );
+        // A body bound above what DynamoDB can store: the source names it.
+        let Err(SourceError::Broken(b)) = registry.source("github").await else {
+            panic!("expected a broken source");
+        };
+        assert!(
+            b.reason.contains("max_body_bytes") && b.reason.contains("\"github\""),
+            "{b}"
+        );
     }
 
     #[tokio::test]

@@ -19,9 +19,13 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
 use crate::error::Unavailable;
 
@@ -79,10 +83,27 @@ pub fn sdk_config() -> SdkConfig {
     sdk_config_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
 }
 
+/// One attempt of an SDK call: a stalled connection is cut and retried
+/// well before the function's own timeout (receive has 10 s).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A whole SDK call, retries included: a 503 to the provider (who
+/// retries) beats Lambda killing the invocation, which answers 502 with
+/// no body and no log of why.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The functions' timeouts of every SDK call.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let flag = |name: &str| var(name).map(|v| v.eq_ignore_ascii_case("true"));
     let mut conf = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .timeout_config(timeouts())
         .region(
             var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
@@ -137,7 +158,8 @@ impl AwsBackend {
                 &settings.config_table,
                 secrets.clone(),
                 settings.config_ttl,
-            ),
+            )
+            .with_policy(settings.policy()),
             secrets,
         }
     }
@@ -154,12 +176,15 @@ pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin
         crate::secrets::EnvSecrets::new(),
         settings.secrets_ttl,
     ));
-    let registry = Arc::new(DynamoRegistry::new(
-        clients.dynamodb.clone(),
-        &settings.config_table,
-        secrets.clone(),
-        settings.config_ttl,
-    ));
+    let registry = Arc::new(
+        DynamoRegistry::new(
+            clients.dynamodb.clone(),
+            &settings.config_table,
+            secrets.clone(),
+            settings.config_ttl,
+        )
+        .with_policy(settings.policy()),
+    );
     crate::admin::AdminPorts {
         config: Arc::new(admin::DynamoConfigStore::new(
             clients.dynamodb.clone(),
@@ -179,16 +204,39 @@ pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin
         secrets,
         registry: registry.clone(),
         reload: registry,
+        policy: settings.policy(),
     }
 }
 
-/// An SDK failure as the ports report it: which call, and the whole error
-/// chain (service code and message, or the transport error).
-pub(crate) fn sdk_error(call: &str, e: impl std::error::Error + 'static) -> Unavailable {
-    Unavailable(format!(
+/// Error codes of requests the service refused for what they are (not
+/// for its state): the same request fails the same way every time.
+const PERMANENT_CODES: &[&str] = &[
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+    "SerializationException",
+    "InvalidParameterValue",
+    "InvalidParameterValueException",
+    "ValidationError",
+];
+
+/// An SDK failure as the ports report it, for the log: which call, and the
+/// whole error chain (service code and message, or the transport error).
+/// Transient (throttling, timeouts, 5xx, anything unknown) unless the
+/// service refused the request itself ([`PERMANENT_CODES`]).
+pub(crate) fn sdk_error<E>(call: &str, e: E) -> Unavailable
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let permanent = e.code().is_some_and(|c| PERMANENT_CODES.contains(&c));
+    let message = format!(
         "{call}: {}",
         aws_sdk_dynamodb::error::DisplayErrorContext(e)
-    ))
+    );
+    if permanent {
+        Unavailable::permanent(message)
+    } else {
+        Unavailable(message)
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! | `SLUICE_CONFIG_TTL_SECS` | no, default 60 | how long the config table is cached in memory |
 //! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
 //! | `SLUICE_SSM_PREFIX` | no, default `/sluice` | the SSM path the `ssm:` secrets live under; the admin API keeps the secrets it creates there |
+//! | `SLUICE_ALLOW_LOCAL_DESTINATIONS` | no, default `false` | honour `allow_local` subscriptions (http://, loopback, private addresses). Only for a local setup (`make watch`, the tests): the templates never set it |
 //!
 //! The AWS SDK reads its own standard variables: `AWS_REGION`, the
 //! credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -30,6 +31,10 @@ pub const DLQ_URL: &str = "SLUICE_DLQ_URL";
 pub const CONFIG_TTL_SECS: &str = "SLUICE_CONFIG_TTL_SECS";
 pub const SECRETS_TTL_SECS: &str = "SLUICE_SECRETS_TTL_SECS";
 pub const SSM_PREFIX: &str = "SLUICE_SSM_PREFIX";
+/// The deployment-level switch of `allow_local`. Not in [`ALL_VARS`] (the
+/// templates' knobs): no deployed stack may set it, and the parity test
+/// checks that neither template does.
+pub const ALLOW_LOCAL_DESTINATIONS: &str = "SLUICE_ALLOW_LOCAL_DESTINATIONS";
 
 /// Every variable, required ones first (for docs and parity checks).
 pub const ALL_VARS: [&str; 8] = [
@@ -72,6 +77,8 @@ pub struct AwsSettings {
     pub secrets_ttl: Duration,
     /// No trailing slash: `/sluice`.
     pub ssm_prefix: String,
+    /// `SLUICE_ALLOW_LOCAL_DESTINATIONS`: off unless set to `true`.
+    pub allow_local_destinations: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +147,7 @@ impl AwsSettings {
                 reason: "must be an SSM path starting with /".to_owned(),
             });
         }
+        let allow_local_destinations = allow_local_destinations(&lookup)?;
         Ok(Self {
             events_table,
             deliveries_table,
@@ -149,7 +157,13 @@ impl AwsSettings {
             config_ttl: secs(CONFIG_TTL_SECS, DEFAULT_CONFIG_TTL)?,
             secrets_ttl: secs(SECRETS_TTL_SECS, DEFAULT_SECRETS_TTL)?,
             ssm_prefix,
+            allow_local_destinations,
         })
+    }
+
+    /// What this deployment allows its config ([`Policy::aws`]).
+    pub fn policy(&self) -> crate::config::Policy {
+        crate::config::Policy::aws(self.allow_local_destinations)
     }
 
     /// Read the settings from a deployment's outputs ([`STACK_OUTPUTS`]),
@@ -199,6 +213,31 @@ impl AwsSettings {
             (SECRETS_TTL_SECS, self.secrets_ttl.as_secs().to_string()),
             (SSM_PREFIX, self.ssm_prefix.clone()),
         ]
+        .into_iter()
+        // Only when on: off is its absence.
+        .chain(
+            self.allow_local_destinations
+                .then(|| (ALLOW_LOCAL_DESTINATIONS, "true".to_owned())),
+        )
+        .collect()
+    }
+}
+
+/// `SLUICE_ALLOW_LOCAL_DESTINATIONS` through `lookup`: off unless `true`.
+/// The CLI reads it from its own environment whatever else it reads its
+/// settings from: it is the operator's local setup, never a stack output.
+pub fn allow_local_destinations(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<bool, SettingsError> {
+    match lookup(ALLOW_LOCAL_DESTINATIONS).filter(|v| !v.trim().is_empty()) {
+        None => Ok(false),
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(SettingsError::Invalid {
+            var: ALLOW_LOCAL_DESTINATIONS,
+            value: v,
+            reason: "expected true or false".to_owned(),
+        }),
     }
 }
 
@@ -353,5 +392,35 @@ mod tests {
             let err = AwsSettings::from_env().unwrap_err();
             assert!(err.to_string().contains(EVENTS_TABLE), "{err}");
         }
+    }
+
+    #[test]
+    fn allow_local_destinations_is_off_unless_set_true() {
+        let mut vars = full();
+        let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
+        assert!(!s.allow_local_destinations);
+        assert!(!s.policy().allow_local);
+        assert!(
+            !s.to_vars()
+                .iter()
+                .any(|(v, _)| *v == ALLOW_LOCAL_DESTINATIONS)
+        );
+        vars.insert(ALLOW_LOCAL_DESTINATIONS, "TRUE");
+        let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
+        assert!(s.allow_local_destinations && s.policy().allow_local);
+        let back: HashMap<&str, String> = s.to_vars().into_iter().collect();
+        assert_eq!(
+            AwsSettings::from_lookup(|n| back.get(n).cloned()).unwrap(),
+            s
+        );
+        vars.insert(ALLOW_LOCAL_DESTINATIONS, "false");
+        assert!(
+            !AwsSettings::from_lookup(lookup(&vars))
+                .unwrap()
+                .allow_local_destinations
+        );
+        vars.insert(ALLOW_LOCAL_DESTINATIONS, "yes");
+        let err = AwsSettings::from_lookup(lookup(&vars)).unwrap_err();
+        assert!(err.to_string().contains(ALLOW_LOCAL_DESTINATIONS), "{err}");
     }
 }

@@ -432,6 +432,8 @@ impl TestResources {
                 config_ttl: Duration::from_secs(60),
                 secrets_ttl: Duration::from_secs(300),
                 ssm_prefix: format!("/{base}"),
+                // A local setup: the tests' destinations are on 127.0.0.1.
+                allow_local_destinations: true,
             },
             endpoint: moto.endpoint().to_owned(),
             events_stream_arn,

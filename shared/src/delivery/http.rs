@@ -22,6 +22,10 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// How many bytes of the response body to keep (the rest is not read).
     pub snippet_cap: usize,
+    /// Build the client that reaches `allow_local` destinations (http://,
+    /// loopback, private addresses). Off, such a request is refused, and
+    /// the client (with its own copy of the CA roots) is never built.
+    pub allow_local: bool,
 }
 
 impl Default for HttpOptions {
@@ -31,17 +35,19 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(30),
             user_agent: concat!("sluice/", env!("CARGO_PKG_VERSION")).to_owned(),
             snippet_cap: 1024,
+            allow_local: false,
         }
     }
 }
 
-/// Delivers over HTTP(S). Holds two clients, built once: a guarded one
-/// (https only, resolver that refuses forbidden addresses) and an open one
-/// for subscriptions with `allow_local`.
+/// Delivers over HTTP(S). Holds up to two clients, built once: a guarded
+/// one (https only, resolver that refuses forbidden addresses) and, only
+/// when [`HttpOptions::allow_local`] is on, an open one for subscriptions
+/// with `allow_local`.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     guarded: Client,
-    open: Client,
+    open: Option<Client>,
     snippet_cap: usize,
 }
 
@@ -63,9 +69,13 @@ impl HttpTransport {
             .dns_resolver(GuardedResolver::new())
             .build()
             .map_err(|e| DeliveryError::Other(format!("building HTTP client: {}", chain(&e))))?;
-        let open = base()
-            .build()
-            .map_err(|e| DeliveryError::Other(format!("building HTTP client: {}", chain(&e))))?;
+        let open = if opts.allow_local {
+            Some(base().build().map_err(|e| {
+                DeliveryError::Other(format!("building HTTP client: {}", chain(&e)))
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
             guarded,
             open,
@@ -77,12 +87,16 @@ impl HttpTransport {
 #[async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
-        ssrf::check_url(&req.url, req.allow_local)?;
-        let client = if req.allow_local {
-            &self.open
-        } else {
-            &self.guarded
+        let client = match (&self.open, req.allow_local) {
+            (Some(open), true) => open,
+            (None, true) => {
+                return Err(DeliveryError::Refused(
+                    "allow_local destinations are disabled in this deployment".into(),
+                ));
+            }
+            (_, false) => &self.guarded,
         };
+        ssrf::check_url(&req.url, req.allow_local)?;
         let mut resp = client
             .post(req.url.clone())
             .headers(req.headers.clone())
@@ -232,7 +246,11 @@ mod tests {
     }
 
     fn transport() -> HttpTransport {
-        HttpTransport::new(HttpOptions::default()).unwrap()
+        HttpTransport::new(HttpOptions {
+            allow_local: true,
+            ..HttpOptions::default()
+        })
+        .unwrap()
     }
 
     fn request(url: &str, allow_local: bool) -> OutboundRequest {
@@ -317,6 +335,7 @@ mod tests {
         let addr = serve(router).await;
         let t = HttpTransport::new(HttpOptions {
             timeout: Duration::from_millis(200),
+            allow_local: true,
             ..HttpOptions::default()
         })
         .unwrap();
@@ -369,6 +388,20 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status, 204);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_the_switch_allow_local_is_refused() {
+        let (addr, hits) = counting(204, &[]).await;
+        let t = HttpTransport::new(HttpOptions::default()).unwrap();
+        assert!(t.open.is_none(), "the open client is not built");
+        let err = t
+            .send(&request(&format!("http://{addr}/"), true))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::Refused(_)), "{err:?}");
+        assert!(err.is_permanent());
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
@@ -448,6 +481,7 @@ mod tests {
         let t = HttpTransport::new(HttpOptions {
             timeout: Duration::from_secs(5),
             snippet_cap: 1000,
+            allow_local: true,
             ..HttpOptions::default()
         })
         .unwrap();

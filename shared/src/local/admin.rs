@@ -16,7 +16,7 @@ use super::writer::DbResult;
 use crate::admin::ports::{
     ConfigEntry, ConfigItem, ConfigStore, DeadLetterPage, DeadLetterQuery, DeadLetterRecord,
     DeliveryCounts, DeliveryRecord, EventLog, EventPage, EventQuery, EventRecord, EventStatus,
-    EventSummary, Kind, LogError, Origin, ReplayCandidate, ReplayQuery,
+    EventSummary, Kind, LogError, Origin, ReplayCandidate, ReplayQuery, WriteError,
 };
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
@@ -113,6 +113,45 @@ fn entry_from_row(r: &Row<'_>) -> DbResult<ConfigEntry> {
     })
 }
 
+/// The source a subscription needs; None for a source.
+fn source_of(item: &ConfigItem) -> Option<String> {
+    match item {
+        ConfigItem::Subscription(s) => Some(s.source.clone()),
+        ConfigItem::Source(_) => None,
+    }
+}
+
+/// Why a subscription of `source` cannot be written, if it cannot.
+fn missing_source(c: &Connection, source: Option<&str>) -> DbResult<Option<String>> {
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let exists = c
+        .prepare_cached("SELECT 1 FROM config WHERE kind = 'source' AND id = ?1")?
+        .query_row(params![source], |_| Ok(()))
+        .optional()?
+        .is_some();
+    Ok((!exists).then(|| format!("no source {source:?}")))
+}
+
+/// The ids of the subscriptions of `source`.
+fn subscriptions_of(c: &Connection, source: &str) -> DbResult<Vec<String>> {
+    let mut stmt = c.prepare_cached("SELECT id, config FROM config WHERE kind = 'subscription'")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut ids = Vec::new();
+    for row in rows {
+        let (id, json) = row?;
+        // A row that does not parse cannot be shown to be another
+        // source's: count it, so the source is kept.
+        let theirs = serde_json::from_str::<crate::config::SubscriptionConfig>(&json)
+            .map_or(true, |s| s.source == source);
+        if theirs {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 #[async_trait]
 impl ConfigStore for SqliteStore {
     async fn list_config(&self) -> Result<Vec<ConfigEntry>, Unavailable> {
@@ -137,10 +176,16 @@ impl ConfigStore for SqliteStore {
         })
     }
 
-    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, Unavailable> {
+    async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError> {
         let (kind, id) = (item.kind(), item.id().to_owned());
         let json = to_json(item).map_err(Unavailable::new)?;
+        let source = source_of(item);
         self.write(move |c, _| {
+            // In the same transaction as the write: another process's
+            // delete of the source cannot come in between.
+            if let Some(refused) = missing_source(c, source.as_deref())? {
+                return Ok(Err(refused));
+            }
             let now = now_ms();
             let n = c
                 .prepare_cached(
@@ -148,19 +193,24 @@ impl ConfigStore for SqliteStore {
                      VALUES (?1, ?2, ?3, 1, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![kind.as_str(), id, origin.as_str(), json, now])?;
-            Ok(n == 1)
+            Ok(Ok(n == 1))
         })
-        .await
+        .await?
+        .map_err(WriteError::Conflict)
     }
 
-    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), Unavailable> {
+    async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), WriteError> {
         let (kind, id) = (item.kind(), item.id().to_owned());
         let json = to_json(item).map_err(Unavailable::new)?;
+        let source = source_of(item);
         // UPDATE, then INSERT if there was no row; not an UPSERT: SQLite lets
         // the outer statement's conflict policy override the version
         // trigger's INSERT OR REPLACE, so an UPSERT that updated an entry
         // failed on the version row ("UNIQUE constraint failed").
         self.write(move |c, _| {
+            if let Some(refused) = missing_source(c, source.as_deref())? {
+                return Ok(Err(refused));
+            }
             let now = now_ms();
             let updated = c
                 .prepare_cached(
@@ -175,9 +225,10 @@ impl ConfigStore for SqliteStore {
                 )?
                 .execute(params![kind.as_str(), id, origin.as_str(), json, now])?;
             }
-            Ok(())
+            Ok(Ok(()))
         })
-        .await
+        .await?
+        .map_err(WriteError::Conflict)
     }
 
     async fn update_config(&self, item: &ConfigItem) -> Result<bool, Unavailable> {
@@ -194,15 +245,25 @@ impl ConfigStore for SqliteStore {
         .await
     }
 
-    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, Unavailable> {
+    async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
         let id = id.to_owned();
         self.write(move |c, _| {
+            if kind == Kind::Source {
+                let users = subscriptions_of(c, &id)?;
+                if !users.is_empty() {
+                    return Ok(Err(format!(
+                        "source {id:?} still has subscriptions: {}; delete them first",
+                        users.join(", ")
+                    )));
+                }
+            }
             let n = c
                 .prepare_cached("DELETE FROM config WHERE kind = ?1 AND id = ?2")?
                 .execute(params![kind.as_str(), id])?;
-            Ok(n == 1)
+            Ok(Ok(n == 1))
         })
-        .await
+        .await?
+        .map_err(WriteError::Conflict)
     }
 
     async fn set_enabled(&self, kind: Kind, id: &str, enabled: bool) -> Result<bool, Unavailable> {
@@ -247,6 +308,10 @@ impl SecretStore for SqliteStore {
         .await
         .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))?;
         Ok(reference)
+    }
+
+    fn owns(&self, reference: &SecretRef) -> bool {
+        matches!(reference, SecretRef::Db(_))
     }
 
     async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError> {
@@ -815,6 +880,70 @@ mod tests {
         }
     }
 
+    /// Two processes (the gateway and the CLI) on one database: creating a
+    /// subscription and deleting its source, concurrently, never leave the
+    /// subscription without its source.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_concurrent_subscription_create_and_source_delete_leave_no_orphan() {
+        let (dir, first) = open();
+        let second = SqliteStore::open(&dir.path().join("sluice.db")).unwrap();
+        let file = ConfigFile::parse(
+            r#"
+            [[sources]]
+            id = "gh"
+            provider = "github"
+            secrets = ["env:X"]
+            [[subscriptions]]
+            id = "s"
+            source = "gh"
+            events = ["push"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        let src = ConfigItem::Source(file.sources[0].clone());
+        for round in 0..20 {
+            let mut sub = file.subscriptions[0].clone();
+            sub.id = format!("s{round}");
+            let sub = ConfigItem::Subscription(sub);
+            assert!(first.create_config(&src, Origin::Api).await.unwrap());
+            let (created, deleted) = tokio::join!(
+                first.create_config(&sub, Origin::Api),
+                second.delete_config(Kind::Source, "gh"),
+            );
+            let created = matches!(created, Ok(true));
+            let deleted = matches!(deleted, Ok(true));
+            assert!(created != deleted, "round {round}: exactly one wins");
+            let all = first.list_config().await.unwrap();
+            let has_source = all.iter().any(|e| e.item.kind() == Kind::Source);
+            for e in &all {
+                if let ConfigItem::Subscription(s) = &e.item {
+                    assert!(has_source, "round {round}: {} has no source", s.id);
+                }
+            }
+            // Reset: the subscription (if any) first, then the source.
+            if created {
+                assert!(
+                    first
+                        .delete_config(Kind::Subscription, sub.id())
+                        .await
+                        .unwrap()
+                );
+                assert!(first.delete_config(Kind::Source, "gh").await.unwrap());
+            }
+        }
+        // Deleting a source in use is refused, and says by what.
+        assert!(first.create_config(&src, Origin::Api).await.unwrap());
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+        assert!(first.create_config(&sub, Origin::Api).await.unwrap());
+        let err = second.delete_config(Kind::Source, "gh").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"gh\" still has subscriptions: s"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn config_entries_round_trip_and_bump_the_version() {
         let (_dir, store) = open();
@@ -947,6 +1076,19 @@ mod tests {
             allow_local: false,
             previous_signing_secret: None,
         });
+        // A subscription needs its source.
+        let err = store.upsert_config(&sub, Origin::File).await.unwrap_err();
+        assert!(matches!(err, WriteError::Conflict(_)), "{err}");
+        let src = ConfigFile::parse(
+            "[[sources]]\nid = \"gh\"\nprovider = \"github\"\nsecrets = [\"env:X\"]",
+        )
+        .unwrap()
+        .sources
+        .remove(0);
+        store
+            .upsert_config(&ConfigItem::Source(src), Origin::File)
+            .await
+            .unwrap();
         store.upsert_config(&sub, Origin::File).await.unwrap();
         assert_eq!(store.import_legacy_disabled().await.unwrap(), 1);
         assert!(

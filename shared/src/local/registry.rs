@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use super::SqliteStore;
 use crate::admin::ports::{ConfigItem, ConfigStore, Kind, Reload};
 use crate::config::{
-    ConfigError, ConfigFile, DEFAULT_MAX_BODY_BYTES, Registry, Source, StaticRegistry, Subscription,
+    ConfigError, ConfigFile, DEFAULT_MAX_BODY_BYTES, Policy, Registry, Source, SourceError,
+    StaticRegistry, Subscription,
 };
 use crate::error::Unavailable;
 use crate::secrets::SecretResolver;
@@ -43,8 +44,10 @@ pub struct LocalRegistry {
 }
 
 impl LocalRegistry {
-    /// Read and resolve the config table. Fails on a config that does not
-    /// validate or a secret that does not resolve.
+    /// Read and resolve the config table, each entry on its own: one that
+    /// does not validate or whose secret does not resolve is logged and
+    /// unavailable (its webhooks answer 503), and the others are served.
+    /// Fails only when the table cannot be read.
     pub async fn load(
         store: SqliteStore,
         secrets: Arc<dyn SecretResolver>,
@@ -130,7 +133,10 @@ async fn build(
             }
         }
     }
-    let registry = file.resolve(secrets).await?;
+    let registry = file.resolve_each(&Policy::EMBEDDED, secrets).await;
+    for b in registry.broken() {
+        tracing::warn!(kind = b.kind, id = %b.id, reason = %b.reason, "config entry set aside; fix it through the admin API or the config file");
+    }
     for id in &disabled_subscriptions {
         if let Some(s) = registry.get_subscription(id) {
             s.set_enabled(false);
@@ -152,7 +158,7 @@ async fn build(
 
 #[async_trait]
 impl Registry for LocalRegistry {
-    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, Unavailable> {
+    async fn source(&self, id: &str) -> Result<Option<Arc<Source>>, SourceError> {
         let snap = self.current();
         if snap.disabled_sources.contains(id) {
             return Ok(None);

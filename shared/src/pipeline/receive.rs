@@ -46,7 +46,14 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn from_result(result: &Result<Receipt, ReceiveError>) -> Self {
+    /// The answer to a request to `source` whose id is `request_id`. An
+    /// internal failure is logged here, with its detail and the request
+    /// id; the client gets the code, a fixed message and the id.
+    pub fn from_result(
+        result: &Result<Receipt, ReceiveError>,
+        source: &str,
+        request_id: &str,
+    ) -> Self {
         match result {
             Ok(Receipt::Accepted { id }) => {
                 Self::ok(serde_json::json!({ "status": "accepted", "id": id }).to_string())
@@ -55,10 +62,13 @@ impl Reply {
                 Self::ok(serde_json::json!({ "status": "duplicate", "id": id }).to_string())
             }
             Ok(Receipt::Handshake(body)) => Self::ok(body.clone()),
-            Err(e) => Self {
-                status: e.status(),
-                body: e.body(),
-            },
+            Err(e) => {
+                e.log_internal(source, request_id);
+                Self {
+                    status: e.status(),
+                    body: e.body(request_id),
+                }
+            }
         }
     }
 

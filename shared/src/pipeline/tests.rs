@@ -125,8 +125,12 @@ async fn receive_maps_each_failure_to_its_status() {
         now,
     )
     .await;
-    assert_eq!(Reply::from_result(&unknown).status, 404);
-    assert!(Reply::from_result(&unknown).body.contains("unknown_source"));
+    assert_eq!(Reply::from_result(&unknown, "gl", "req-1").status, 404);
+    assert!(
+        Reply::from_result(&unknown, "gl", "req-1")
+            .body
+            .contains("unknown_source")
+    );
 
     let wrong = receive(
         &reg,
@@ -137,7 +141,7 @@ async fn receive_maps_each_failure_to_its_status() {
         now,
     )
     .await;
-    let reply = Reply::from_result(&wrong);
+    let reply = Reply::from_result(&wrong, "gl", "req-1");
     assert_eq!(reply.status, 401);
     assert!(reply.body.contains("invalid_signature"), "{}", reply.body);
     assert!(
@@ -155,7 +159,7 @@ async fn receive_maps_each_failure_to_its_status() {
             limit: 64
         })
     ));
-    assert_eq!(Reply::from_result(&too_big).status, 413);
+    assert_eq!(Reply::from_result(&too_big, "gl", "req-1").status, 413);
 
     let long_id = "i".repeat(300);
     let too_long = receive(
@@ -167,7 +171,7 @@ async fn receive_maps_each_failure_to_its_status() {
         now,
     )
     .await;
-    assert_eq!(Reply::from_result(&too_long).status, 400);
+    assert_eq!(Reply::from_result(&too_long, "gl", "req-1").status, 400);
 
     *store.down.lock().unwrap() = true;
     let down = receive(
@@ -179,7 +183,7 @@ async fn receive_maps_each_failure_to_its_status() {
         now,
     )
     .await;
-    assert_eq!(Reply::from_result(&down).status, 503);
+    assert_eq!(Reply::from_result(&down, "gl", "req-1").status, 503);
     assert!(
         store.events.lock().unwrap().is_empty(),
         "nothing may be committed on a failure"

@@ -116,4 +116,7 @@ pub trait SecretStore: Send + Sync {
 
     /// Forget a secret this store created. Other references are ignored.
     async fn delete_secret(&self, reference: &SecretRef) -> Result<(), SecretError>;
+
+    /// Whether `reference` is one [`Self::delete_secret`] would delete.
+    fn owns(&self, reference: &SecretRef) -> bool;
 }

@@ -43,5 +43,5 @@ resource "aws_lambda_function" "this" {
   tags = var.tags
 
   # The role must be able to write logs before the first invocation.
-  depends_on = [aws_iam_role_policy.function, aws_iam_role_policy_attachment.registry_read]
+  depends_on = [aws_iam_role_policy.function, aws_iam_role_policy_attachment.registry_read, aws_iam_role_policy_attachment.secrets_read]
 }

@@ -31,14 +31,32 @@ resource "aws_iam_role_policy" "function" {
 }
 
 # What every function needs to load the registry: the config table (one
-# Scan) and the ssm: secrets it names.
+# Scan).
 data "aws_iam_policy_document" "registry_read" {
   statement {
     sid       = "ScanConfig"
     actions   = ["dynamodb:Scan"]
     resources = [aws_dynamodb_table.config.arn]
   }
+}
 
+resource "aws_iam_policy" "registry_read" {
+  name        = "${var.name}-registry-read"
+  description = "sluice functions read the config table."
+  policy      = data.aws_iam_policy_document.registry_read.json
+  tags        = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "registry_read" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.registry_read.arn
+}
+
+# The ssm: secrets the config names, for the functions that resolve them
+# (local.secret_readers; enqueue routes without secrets).
+data "aws_iam_policy_document" "secrets_read" {
   statement {
     sid       = "ReadSecrets"
     actions   = ["ssm:GetParameter"]
@@ -64,18 +82,18 @@ data "aws_iam_policy_document" "registry_read" {
   }
 }
 
-resource "aws_iam_policy" "registry_read" {
-  name        = "${var.name}-registry-read"
-  description = "sluice functions read the config table and the ssm secrets below the prefix."
-  policy      = data.aws_iam_policy_document.registry_read.json
+resource "aws_iam_policy" "secrets_read" {
+  name        = "${var.name}-secrets-read"
+  description = "sluice functions read the ssm secrets below the prefix."
+  policy      = data.aws_iam_policy_document.secrets_read.json
   tags        = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "registry_read" {
-  for_each = local.functions
+resource "aws_iam_role_policy_attachment" "secrets_read" {
+  for_each = local.secret_readers
 
   role       = aws_iam_role.function[each.key].name
-  policy_arn = aws_iam_policy.registry_read.arn
+  policy_arn = aws_iam_policy.secrets_read.arn
 }
 
 data "aws_iam_policy_document" "receive" {

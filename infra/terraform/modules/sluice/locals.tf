@@ -28,6 +28,15 @@ locals {
     admin = { memory_size = 256, timeout = 30 }
   }
 
+  # The functions that resolve ssm: secrets, and get secrets_read (iam.tf):
+  # receive (source secrets), deliver (signing secrets), admin (checks).
+  # Enqueue routes without secrets.
+  secret_readers = {
+    receive = local.functions.receive
+    deliver = local.functions.deliver
+    admin   = local.functions.admin
+  }
+
   # HTTP API routes: route key => the function behind it and its
   # authorization. The webhook route is public; receive verifies each
   # provider's signature. The admin routes take SigV4-signed requests only
@@ -51,7 +60,7 @@ locals {
   }
 
   # Each function's own policy (iam.tf); all of them also get
-  # registry_read.
+  # registry_read, and local.secret_readers secrets_read.
   function_policies = {
     receive = data.aws_iam_policy_document.receive.json
     enqueue = data.aws_iam_policy_document.enqueue.json
