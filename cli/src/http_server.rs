@@ -94,7 +94,8 @@ pub(crate) async fn run(
             "HTTP connections still open after the grace period: dropped"
         );
     }
-    // Dropping the set aborts whatever is left.
+    // Abort what is left. A commit under way is not lost with its
+    // connection: receive hands it to a task of its own (RoutingStore).
     connections.shutdown().await;
 }
 
