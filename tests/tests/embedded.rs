@@ -837,7 +837,11 @@ secrets = ["env:NOT_SET_ANYWHERE_BROKEN"]
     let gw = h.start().await;
     let body = br#"{"ref":"x"}"#;
     let (status, reply) = gw
-        .post("github", &github_headers(GH_SECRET, "ok-1", "push", body), body)
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "ok-1", "push", body),
+            body,
+        )
         .await;
     assert_eq!(status, 200, "{reply}");
     let resp = gw
