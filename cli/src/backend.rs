@@ -63,9 +63,11 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Load and resolve the config now, so a replay's checks against it
-    /// fail as a config error (a secret this process cannot resolve), not
-    /// midway.
+    /// Load and resolve the config now, so that a config table this
+    /// process cannot read fails as a config error, not midway. Entries
+    /// whose secret this process cannot resolve are set aside one by one
+    /// (as `sluice serve` does): a replay to one of them is refused with
+    /// the reason, and the others go ahead.
     pub async fn load_config(&self) -> Result<(), CliError> {
         let Some(registry) = &self.registry else {
             return Ok(());

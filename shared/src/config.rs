@@ -763,10 +763,13 @@ impl Registry for StaticRegistry {
 /// a missing secret must not cost an SSM call per request.
 const RETRY_BROKEN_AFTER: Duration = Duration::from_secs(5);
 
+/// What resolving an entry gave, and when.
+type Resolved<T> = (Result<Arc<T>, BrokenEntry>, Instant);
+
 /// One entry of a [`LazyRegistry`]: its config, and what resolving it gave.
 struct Slot<C, T> {
     config: C,
-    resolved: tokio::sync::Mutex<Option<(Result<Arc<T>, BrokenEntry>, Instant)>>,
+    resolved: tokio::sync::Mutex<Option<Resolved<T>>>,
 }
 
 impl<C, T> Slot<C, T> {

@@ -1924,6 +1924,39 @@ async fn a_concurrent_subscription_create_and_source_delete_leave_no_orphan() {
     }
 }
 
+async fn an_event_the_store_refuses_is_a_4xx_not_a_503() {
+    let sink = Sink::start(200).await;
+    let aws = Aws::new(&config(
+        &sink.url(),
+        &format!(
+            r#"
+[[sources]]
+id = "big"
+provider = "github"
+secrets = ["ssm:{{ssm}}/github"]
+max_body_bytes = {}
+"#,
+            sluice::config::AWS_MAX_BODY_BYTES
+        ),
+    ))
+    .await;
+    // A body at the bound fits; with 30 KB of headers (more than API
+    // Gateway lets through) the item is over DynamoDB's 400 KB, which the
+    // service refuses for good: retrying cannot help.
+    let body = vec![b'x'; sluice::config::AWS_MAX_BODY_BYTES];
+    let mut headers = push("big-1", &body);
+    headers.push(("x-padding".into(), "p".repeat(30 * 1024)));
+    let (status, answer) = aws.post("big", &headers, &body).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (422, &json!("not_storable")),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("Validation"), "{answer}");
+    let (status, answer) = aws.post("big", &push("big-2", &body), &body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
 fn sample(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("events")
@@ -2043,6 +2076,7 @@ scenarios![
     allow_local_needs_the_deployments_switch,
     a_stored_secret_in_use_is_not_deleted_and_a_source_in_use_is_not_deleted,
     a_concurrent_subscription_create_and_source_delete_leave_no_orphan,
+    an_event_the_store_refuses_is_a_4xx_not_a_503,
 ];
 
 /// The scenario tests of this process: `None` while running, then the

@@ -837,7 +837,11 @@ secrets = ["env:NOT_SET_ANYWHERE_BROKEN"]
     let gw = h.start().await;
     let body = br#"{"ref":"x"}"#;
     let (status, reply) = gw
-        .post("github", &github_headers(GH_SECRET, "ok-1", "push", body), body)
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "ok-1", "push", body),
+            body,
+        )
         .await;
     assert_eq!(status, 200, "{reply}");
     let resp = gw
@@ -854,4 +858,50 @@ secrets = ["env:NOT_SET_ANYWHERE_BROKEN"]
     assert_eq!(reply["request_id"], json!(header));
     assert!(!reply.to_string().contains("NOT_SET_ANYWHERE"), "{reply}");
     eventually(WAIT, "delivery", || sink.count() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_secret_another_source_names_is_not_deleted_and_still_verifies() {
+    let h = admin_harness();
+    let gw = h.start().await;
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/sources",
+            json!({"id": "github", "provider": "github", "secrets": [{"value": GH_SECRET}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let stored = v["secrets"][0].as_str().unwrap().to_owned();
+    assert!(stored.starts_with("db:"), "{stored}");
+    let (s, v) = gw
+        .admin(
+            "POST",
+            "/admin/sources",
+            json!({"id": "mirror", "provider": "github", "secrets": [stored, {"value": "other"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = gw
+        .admin(
+            "DELETE",
+            &format!("/admin/sources/mirror/secrets/{stored}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    let (s, _) = gw
+        .admin("DELETE", "/admin/sources/mirror", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    // github's secret is still there: its webhooks still verify.
+    let body = br#"{"ref":"x"}"#;
+    let (status, reply) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, "kept-1", "push", body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
 }

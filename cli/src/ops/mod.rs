@@ -38,11 +38,13 @@ impl Ctx {
         body: Option<Value>,
     ) -> Result<Value, CliError> {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .body(body)
             .map_err(|e| CliError::Usage(format!("cannot make the request for {path:?}: {e}")))?;
+        // The operator runs the API in this process: a 5xx says why.
+        req.extensions_mut().insert(sluice::admin::api::ShowDetail);
         let resp = handle_trusted(self.admin(), req).await;
         let status = resp.status().as_u16();
         let value = if resp.body().is_empty() {

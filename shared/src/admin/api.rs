@@ -20,6 +20,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
+/// In the request's extensions: the caller is the operator in this very
+/// process (the CLI), who sees the log anyway, so a 5xx body carries the
+/// failure's detail too. No network adapter sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShowDetail;
+
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -152,6 +158,9 @@ async fn serve(admin: &Admin, req: Request<Bytes>, caller: Caller) -> Response<B
         .map_or_else(crate::error::new_request_id, |r| r.0.clone());
     let mut resp = match dispatch(admin, &req, caller).await {
         Ok(reply) => respond(reply),
+        Err(e) if req.extensions().get::<ShowDetail>().is_some() => {
+            detailed_error_response(&e, &request_id)
+        }
         Err(e) => error_response_with_id(&e, &request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -169,6 +178,16 @@ async fn serve(admin: &Admin, req: Request<Bytes>, caller: Caller) -> Response<B
 /// themselves, such as a body over the limit), under a new request id.
 pub fn error_response(e: &AdminError) -> Response<Bytes> {
     error_response_with_id(e, &crate::error::new_request_id())
+}
+
+/// [`error_response_with_id`] whose message is the whole error, for a
+/// caller in this process ([`ShowDetail`]).
+pub(crate) fn detailed_error_response(e: &AdminError, request_id: &str) -> Response<Bytes> {
+    let resp = error_response_with_id(e, request_id);
+    let mut body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
+    body["message"] = serde_json::Value::String(e.to_string());
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, Bytes::from(body.to_string()))
 }
 
 /// The error response for `e`; its body and header carry `request_id`,

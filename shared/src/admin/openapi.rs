@@ -181,11 +181,12 @@ fn schemas() -> Value {
     let duration = json!({ "type": "string", "description": "A duration: 5s, 30m, 2h, 7d" });
     let mut m = serde_json::Map::new();
     m.insert("Error".into(), json!({
-            "type": "object", "required": ["error", "message"],
+            "type": "object", "required": ["error", "message", "request_id"],
             "properties": {
-                "error": { "type": "string", "examples": ["invalid_field", "unauthorized", "not_found", "read_only"] },
-                "message": { "type": "string" },
-                "field": { "type": "string", "description": "The field at fault (422)" }
+                "error": { "type": "string", "examples": ["invalid_field", "unauthorized", "not_found", "read_only", "conflict", "unavailable"] },
+                "message": { "type": "string", "description": "What was wrong with the request; a fixed text for a 5xx, whose detail is logged under request_id" },
+                "field": { "type": "string", "description": "The field at fault (422)" },
+                "request_id": { "type": "string", "description": "Also in the x-request-id header; the log line of a 5xx carries it" }
             }
         }));
     m.insert("Meta".into(), json!({

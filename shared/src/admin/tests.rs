@@ -1267,6 +1267,18 @@ async fn a_5xx_names_no_internals_and_carries_the_request_id() {
     for leak in ["Scan", "arn:", "123456789012", "ResourceNotFound", "cfg"] {
         assert!(!body.to_string().contains(leak), "{body}");
     }
+    // The CLI (the operator, in this process) is told why.
+    let resp = super::api::detailed_error_response(&e, "req-9");
+    assert_eq!(resp.status(), 503);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceNotFoundException"),
+        "{body}"
+    );
+    assert_eq!(body["request_id"], "req-9");
     // Through the route table, the id given by the adapter is used.
     let f = fixture().await;
     let mut req = Request::builder()

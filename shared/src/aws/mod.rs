@@ -314,6 +314,11 @@ mod tests {
         assert_eq!(conf.use_dual_stack(), None);
         assert!(conf.credentials_provider().is_some());
         assert!(conf.behavior_version().is_some());
+        // Every call is bounded, well inside receive's 10 s.
+        let timeouts = conf.timeout_config().unwrap();
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert!(OPERATION_TIMEOUT < Duration::from_secs(10));
 
         let conf = env(&[
             ("AWS_DEFAULT_REGION", "us-east-2"),
