@@ -270,7 +270,7 @@ impl LazyRegistry {
     async fn registry(&self) -> Result<&LocalRegistry, Unavailable> {
         self.get()
             .await
-            .map_err(|e| Unavailable(format!("config: {e}")))
+            .map_err(|e| Unavailable::new(format!("config: {e}")))
     }
 }
 

@@ -20,22 +20,13 @@ pub struct Unavailable {
     permanent: bool,
 }
 
-/// A transient [`Unavailable`] from its message. The type used to be the
-/// tuple struct `Unavailable(pub String)`; this function keeps that
-/// constructor's spelling, so the many ports that build one stay as they
-/// are.
-#[allow(non_snake_case)]
-pub fn Unavailable(message: String) -> Unavailable {
-    Unavailable {
-        message,
-        permanent: false,
-    }
-}
-
 impl Unavailable {
     /// A transient failure: retrying may succeed.
     pub fn new(e: impl std::fmt::Display) -> Self {
-        Unavailable(e.to_string())
+        Self {
+            message: e.to_string(),
+            permanent: false,
+        }
     }
 
     /// The service refused the request itself; retrying cannot help.
@@ -187,8 +178,8 @@ mod tests {
 
     #[test]
     fn internal_errors_show_a_fixed_message_and_the_request_id() {
-        let e = ReceiveError::Unavailable(Unavailable(
-            "PutItem (events): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/t".into(),
+        let e = ReceiveError::Unavailable(Unavailable::new(
+            "PutItem (events): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/t",
         ));
         assert_eq!(e.status(), 503);
         let body: serde_json::Value = serde_json::from_str(&e.body("req-1")).unwrap();

@@ -1253,8 +1253,8 @@ async fn allow_local_and_the_body_bound_follow_the_deployment_policy() {
 
 #[tokio::test]
 async fn a_5xx_names_no_internals_and_carries_the_request_id() {
-    let e = super::AdminError::Unavailable(crate::error::Unavailable(
-        "Scan (config): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/cfg".into(),
+    let e = super::AdminError::Unavailable(crate::error::Unavailable::new(
+        "Scan (config): ResourceNotFoundException: arn:aws:dynamodb:us-east-1:123456789012:table/cfg",
     ));
     let resp = super::api::error_response_with_id(&e, "req-9");
     assert_eq!(resp.status(), 503);

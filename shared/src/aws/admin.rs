@@ -66,7 +66,7 @@ fn config_json(item: &ConfigItem) -> Result<String, Unavailable> {
 
 /// None for an item of another kind (ignored, as `read_config` does).
 fn entry(it: &Item) -> Result<Option<ConfigEntry>, Unavailable> {
-    let bad = |e: &dyn std::fmt::Display| Unavailable(format!("config item: {e}"));
+    let bad = |e: &dyn std::fmt::Display| Unavailable::new(format!("config item: {e}"));
     let key = item::get_s(it, PK).map_err(|e| bad(&e))?;
     let json = || item::get_s(it, cf::CONFIG).map_err(|e| bad(&e));
     let parsed = if key.starts_with(cf::SOURCE_PREFIX) {

@@ -194,7 +194,7 @@ impl EventStore for DynamoStore {
             None => Ok(None),
             Some(i) => item::item_to_event(&i)
                 .map(Some)
-                .map_err(|e| Unavailable(format!("event {key}: {e}"))),
+                .map_err(|e| Unavailable::new(format!("event {key}: {e}"))),
         }
     }
 

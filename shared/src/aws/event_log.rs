@@ -157,7 +157,7 @@ const DELIVERY_COLUMNS: &[&str] = &[
 ];
 
 fn bad(what: &str, e: impl std::fmt::Display) -> Unavailable {
-    Unavailable(format!("{what}: {e}"))
+    Unavailable::new(format!("{what}: {e}"))
 }
 
 fn event_row(it: &Item) -> Result<EventRow, item::ItemError> {
@@ -678,7 +678,7 @@ impl EventLog for DynamoEventLog {
                 Err(e) => return Err(sdk_error("PutItem (events)", e)),
             }
         }
-        Err(Unavailable(format!(
+        Err(Unavailable::new(format!(
             "no free replay number for {original} after {MAX_REPLAY_TRIES} tries"
         )))
     }

@@ -235,7 +235,7 @@ where
     if permanent {
         Unavailable::permanent(message)
     } else {
-        Unavailable(message)
+        Unavailable::new(message)
     }
 }
 

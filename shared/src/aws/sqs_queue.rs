@@ -117,7 +117,7 @@ impl SqsQueue {
                     .id((offset + i).to_string())
                     .message_body(task_body(t))
                     .build()
-                    .map_err(|e| Unavailable(format!("SendMessageBatch entry: {e}")))
+                    .map_err(|e| Unavailable::new(format!("SendMessageBatch entry: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
@@ -176,7 +176,7 @@ fn attr(data_type: &str, value: String) -> Result<MessageAttributeValue, Unavail
         .data_type(data_type)
         .string_value(value)
         .build()
-        .map_err(|e| Unavailable(format!("message attribute: {e}")))
+        .map_err(|e| Unavailable::new(format!("message attribute: {e}")))
 }
 
 #[async_trait]

@@ -189,6 +189,6 @@ impl Reload for LocalRegistry {
     async fn reload(&self) -> Result<(), Unavailable> {
         LocalRegistry::reload(self)
             .await
-            .map_err(|e| Unavailable(format!("config reload: {e}")))
+            .map_err(|e| Unavailable::new(format!("config reload: {e}")))
     }
 }

@@ -207,7 +207,7 @@ impl EventStore for RoutingStore {
         let event = event.clone(); // the body is `Bytes`: a refcount, not a copy
         tokio::spawn(async move { this.commit_and_hand_over(event).await })
             .await
-            .map_err(|e| Unavailable(format!("commit task failed: {e}")))?
+            .map_err(|e| Unavailable::new(format!("commit task failed: {e}")))?
     }
 
     async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {

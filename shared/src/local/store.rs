@@ -117,8 +117,9 @@ impl SqliteStore {
     /// Opens (or creates) the database file, applies the schema and starts
     /// the writer thread. Blocking; call it at startup.
     pub fn open(path: &Path) -> Result<Self, Unavailable> {
-        let fail =
-            |e: &dyn std::fmt::Display| Unavailable(format!("opening {}: {e}", path.display()));
+        let fail = |e: &dyn std::fmt::Display| {
+            Unavailable::new(format!("opening {}: {e}", path.display()))
+        };
         create_private(path).map_err(|e| fail(&e))?;
         let conn = open_writer(path).map_err(|e| fail(&e))?;
         let checkpoint_conn = open_connection(path).map_err(|e| fail(&e))?;
@@ -680,7 +681,7 @@ impl SqliteStore {
             inner.with_reader(f)
         })
         .await
-        .map_err(|e| Unavailable(format!("store read failed: {e}")))?
+        .map_err(|e| Unavailable::new(format!("store read failed: {e}")))?
     }
 }
 
@@ -694,9 +695,8 @@ impl Inner {
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => {
-                open_reader(&self.path).map_err(|e| Unavailable(format!("opening reader: {e}")))?
-            }
+            None => open_reader(&self.path)
+                .map_err(|e| Unavailable::new(format!("opening reader: {e}")))?,
         };
         let out = f(&conn);
         // A connection that just failed is dropped rather than reused; a

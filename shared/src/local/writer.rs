@@ -94,7 +94,7 @@ where
     fn finish(self: Box<Self>, batch: Result<(), &str>) {
         let res = match (batch, self.out) {
             (Err(e), _) => Err(Unavailable::new(e)),
-            (Ok(()), Some(out)) => out.map_err(Unavailable),
+            (Ok(()), Some(out)) => out.map_err(Unavailable::new),
             (Ok(()), None) => Err(Unavailable::new("store command did not run")),
         };
         // The caller may have given up waiting; the result is durable anyway.

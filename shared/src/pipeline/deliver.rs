@@ -101,6 +101,29 @@ pub async fn deliver(
     msg: &ReceivedTask,
     options: &DeliverOptions,
 ) -> Result<Outcome, Unavailable> {
+    match attempt(ports, msg, options).await {
+        // The store refuses this task's writes for good (an item over
+        // DynamoDB's size limit, say): retrying would fail the same way
+        // until the queue's redrive. Dead-letter it now, with the reason;
+        // the DLQ message and this log line are its trace.
+        Err(e) if e.is_permanent() => {
+            let task = &msg.task;
+            tracing::error!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "the store refuses this task for good; dead-lettered");
+            ports
+                .queue
+                .dead_letter(msg, &format!("the store refused the task: {e}"))
+                .await?;
+            Ok(Outcome::Failed)
+        }
+        other => other,
+    }
+}
+
+async fn attempt(
+    ports: &DeliverPorts<'_>,
+    msg: &ReceivedTask,
+    options: &DeliverOptions,
+) -> Result<Outcome, Unavailable> {
     let task = &msg.task;
     let (lease, attempt, event) = match ports.store.claim(msg, options.lease).await? {
         Claim::Held {

@@ -90,7 +90,7 @@ async fn dispatch(
         let tasks = tasks_for(key, subscriptions);
         let failed = queue.send(&tasks).await?;
         if !failed.is_empty() {
-            return Err(Unavailable(format!(
+            return Err(Unavailable::new(format!(
                 "{} of {} delivery tasks were not queued",
                 failed.len(),
                 tasks.len()

@@ -25,6 +25,8 @@ pub struct MemStore {
     /// Next attempt and the message that scheduled it.
     pub schedules: Mutex<HashMap<DeliveryTask, (i64, String)>>,
     pub down: Mutex<bool>,
+    /// Every call fails permanently while set.
+    pub refuses: Mutex<bool>,
 }
 
 impl MemStore {
@@ -34,8 +36,11 @@ impl MemStore {
     }
 
     fn check(&self) -> Result<(), Unavailable> {
+        if *self.refuses.lock().unwrap() {
+            return Err(Unavailable::permanent("item too large"));
+        }
         if *self.down.lock().unwrap() {
-            Err(Unavailable("store down".into()))
+            Err(Unavailable::new("store down"))
         } else {
             Ok(())
         }
@@ -229,7 +234,7 @@ impl DeliveryQueue for MemQueue {
 
     async fn dead_letter(&self, msg: &ReceivedTask, reason: &str) -> Result<(), Unavailable> {
         if *self.dlq_down.lock().unwrap() {
-            return Err(Unavailable("dlq down".into()));
+            return Err(Unavailable::new("dlq down"));
         }
         self.dead
             .lock()

@@ -691,6 +691,35 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
     assert!(queue.dead.lock().unwrap().is_empty());
 }
 
+/// A store that refuses a task's writes for good (not an outage): the
+/// task is dead-lettered with the reason at once, not retried until the
+/// queue's redrive.
+#[tokio::test]
+async fn a_permanent_store_error_dead_letters_the_task() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(200)]);
+    let key = committed_event(&reg, &store).await;
+    *store.refuses.lock().unwrap() = true;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+    };
+    assert_eq!(
+        deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+            .await
+            .unwrap(),
+        Outcome::Failed
+    );
+    let dead = queue.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.contains("item too large"), "{dead:?}");
+    assert!(transport.requests.lock().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
     let reg = registry().await;
