@@ -56,10 +56,10 @@ async fn receive(State(stats): State<Shared>, headers: HeaderMap) -> &'static st
     let mut s = stats.lock().expect("stats");
     s.received += 1;
     s.last_received_us = s.last_received_us.max(now_us);
-    if let Some(id) = id {
-        if !s.seen.insert(id.to_owned()) {
-            s.duplicates += 1;
-        }
+    if let Some(id) = id
+        && !s.seen.insert(id.to_owned())
+    {
+        s.duplicates += 1;
     }
     if let Some(sent) = sent_us {
         s.first_sent_us = Some(s.first_sent_us.map_or(sent, |f| f.min(sent)));

@@ -509,10 +509,10 @@ async fn sigterm_exits_within_the_http_grace_despite_a_stalled_client() {
             .lines()
             .map_while(Result::ok)
         {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["message"] == "sluice gateway listening" {
-                    let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "sluice gateway listening"
+            {
+                let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
             }
             lines.push(line);
         }

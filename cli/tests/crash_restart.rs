@@ -43,10 +43,10 @@ fn serve(h: &Harness) -> Served {
             .lines()
             .map_while(Result::ok)
         {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["message"] == "sluice gateway listening" {
-                    let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "sluice gateway listening"
+            {
+                let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
             }
             lines.push(line);
         }

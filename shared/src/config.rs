@@ -789,10 +789,10 @@ impl<C, T> Slot<C, T> {
         resolve: impl std::future::Future<Output = Result<T, BrokenEntry>>,
     ) -> Result<Arc<T>, BrokenEntry> {
         let mut slot = self.resolved.lock().await;
-        if let Some((result, at)) = slot.as_ref() {
-            if result.is_ok() || at.elapsed() < RETRY_BROKEN_AFTER {
-                return result.clone();
-            }
+        if let Some((result, at)) = slot.as_ref()
+            && (result.is_ok() || at.elapsed() < RETRY_BROKEN_AFTER)
+        {
+            return result.clone();
         }
         let result = resolve.await.map(Arc::new);
         *slot = Some((result.clone(), Instant::now()));

@@ -142,14 +142,12 @@ fn admin_path(request: &ApiGatewayV2httpRequest) -> String {
         .as_deref()
         .or(request.request_context.http.path.as_deref())
         .unwrap_or("/");
-    if let Some(stage) = request.request_context.stage.as_deref() {
-        if stage != "$default" {
-            if let Some(rest) = raw.strip_prefix(&format!("/{stage}")) {
-                if rest.starts_with('/') {
-                    return rest.to_owned();
-                }
-            }
-        }
+    if let Some(stage) = request.request_context.stage.as_deref()
+        && stage != "$default"
+        && let Some(rest) = raw.strip_prefix(&format!("/{stage}"))
+        && rest.starts_with('/')
+    {
+        return rest.to_owned();
     }
     raw.to_owned()
 }

@@ -236,10 +236,10 @@ pub fn parse_image(record: &EventRecord) -> Result<Image, String> {
         Some(_) => return Err(format!("{} is not a list", ev::REPLAY_TO)),
     };
     let key = EventKey::new(source, id);
-    if let Some(pk) = string(PK)? {
-        if pk != key.to_string() {
-            return Err(format!("{PK} {pk:?} does not match {source:?} and {id:?}"));
-        }
+    if let Some(pk) = string(PK)?
+        && pk != key.to_string()
+    {
+        return Err(format!("{PK} {pk:?} does not match {source:?} and {id:?}"));
     }
     Ok(Image {
         key,

@@ -591,12 +591,12 @@ impl Admin {
                 AdminError::Invalid { message, .. } => AdminError::invalid(field, message),
                 other => other,
             })?;
-        if let Some((_, Some(r))) = parsed.first() {
-            if config.secrets.contains(r) {
-                return Err(AdminError::Conflict(format!(
-                    "source {id:?} already has secret {r}"
-                )));
-            }
+        if let Some((_, Some(r))) = parsed.first()
+            && config.secrets.contains(r)
+        {
+            return Err(AdminError::Conflict(format!(
+                "source {id:?} already has secret {r}"
+            )));
         }
         let (_, values) = Self::split_inputs(&parsed);
         let mut candidate = config.clone();
@@ -820,13 +820,13 @@ impl Admin {
         let ConfigItem::Subscription(mut config) = entry.item else {
             return Err(AdminError::NotFound(format!("no subscription {id:?}")));
         };
-        if let Some(src) = patch.source {
-            if src != config.source {
-                return Err(AdminError::invalid(
-                    "source",
-                    "a subscription's source cannot change; create a new subscription",
-                ));
-            }
+        if let Some(src) = patch.source
+            && src != config.source
+        {
+            return Err(AdminError::invalid(
+                "source",
+                "a subscription's source cannot change; create a new subscription",
+            ));
         }
         if let Some(v) = patch.url {
             config.url = v;

@@ -65,12 +65,12 @@ impl Admin {
     /// `token`: the bearer token, None to disable the API. Errors when the
     /// token is too short to be safe.
     pub fn new(ports: AdminPorts, token: Option<&Secret>) -> Result<Self, String> {
-        if let Some(t) = token {
-            if t.expose().len() < MIN_TOKEN_LEN {
-                return Err(format!(
-                    "the admin token must be at least {MIN_TOKEN_LEN} characters"
-                ));
-            }
+        if let Some(t) = token
+            && t.expose().len() < MIN_TOKEN_LEN
+        {
+            return Err(format!(
+                "the admin token must be at least {MIN_TOKEN_LEN} characters"
+            ));
         }
         Ok(Self {
             ports,

@@ -106,10 +106,10 @@ impl DynamoRegistry {
     /// The current registry: the cached one while fresh, else reloaded.
     pub async fn current(&self) -> Result<Arc<LazyRegistry>, Unavailable> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
-            if Instant::now() < c.fresh_until {
-                return Ok(c.registry.clone());
-            }
+        if let Some(c) = cache.as_ref()
+            && Instant::now() < c.fresh_until
+        {
+            return Ok(c.registry.clone());
         }
         match self.load().await {
             Ok(registry) => {

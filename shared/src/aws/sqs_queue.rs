@@ -213,10 +213,10 @@ impl DeliveryQueue for SqsQueue {
                 }
             }
         }
-        if failed.len() == tasks.len() {
-            if let Some(e) = first_error {
-                return Err(e);
-            }
+        if failed.len() == tasks.len()
+            && let Some(e) = first_error
+        {
+            return Err(e);
         }
         failed.sort_unstable();
         Ok(failed)

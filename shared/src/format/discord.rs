@@ -180,10 +180,10 @@ fn embed_units(e: &Value) -> usize {
 }
 
 fn cut_str(v: Option<&mut Value>, max: usize) {
-    if let Some(Value::String(s)) = v {
-        if units(s) > max {
-            *s = truncate(s, max).into_owned();
-        }
+    if let Some(Value::String(s)) = v
+        && units(s) > max
+    {
+        *s = truncate(s, max).into_owned();
     }
 }
 

@@ -189,15 +189,15 @@ fn cut_mrkdwn(s: &str, max: usize) -> String {
         return cut.into_owned();
     };
     let mut end = head.len();
-    if let Some(amp) = head.rfind('&') {
-        if !head[amp..].contains(';') {
-            end = amp;
-        }
+    if let Some(amp) = head.rfind('&')
+        && !head[amp..].contains(';')
+    {
+        end = amp;
     }
-    if let Some(open) = head[..end].rfind('<') {
-        if !head[open..end].contains('>') {
-            end = open;
-        }
+    if let Some(open) = head[..end].rfind('<')
+        && !head[open..end].contains('>')
+    {
+        end = open;
     }
     let mut out = head[..end].trim_end().to_owned();
     out.push(ELLIPSIS);

@@ -533,13 +533,13 @@ fn stripe(s: &mut Summary, p: &Value) {
     let live = p.get("livemode").and_then(Value::as_bool);
     let account = str_at(p, "/account");
     // The dashboard's event page; Connect events live under the account.
-    if account.is_none() {
-        if let Some(id) = str_at(p, "/id").filter(|id| id.starts_with("evt_")) {
-            let mode = if live == Some(false) { "test/" } else { "" };
-            s.set_url(Some(&format!(
-                "https://dashboard.stripe.com/{mode}events/{id}"
-            )));
-        }
+    if account.is_none()
+        && let Some(id) = str_at(p, "/id").filter(|id| id.starts_with("evt_"))
+    {
+        let mode = if live == Some(false) { "test/" } else { "" };
+        s.set_url(Some(&format!(
+            "https://dashboard.stripe.com/{mode}events/{id}"
+        )));
     }
     let failure =
         str_at(obj, "/last_payment_error/message").or_else(|| str_at(obj, "/failure_message"));

@@ -215,10 +215,11 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, state: &W
 /// Runs the batch in one transaction. Err means nothing was committed.
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<Wake, String> {
     let result = run_in_transaction(conn, batch);
-    if result.is_err() && !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            tracing::error!(error = %e, "sqlite rollback failed");
-        }
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "sqlite rollback failed");
     }
     result
 }

@@ -375,10 +375,10 @@ pub fn build_request(
         sign::append_signature(&mut headers, previous, &msg_id, timestamp, &body)
             .map_err(|_| BuildError::Unsignable)?;
     }
-    if !event.event_type.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&event.event_type) {
-            headers.insert(HeaderName::from_static("sluice-event-type"), v);
-        }
+    if !event.event_type.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&event.event_type)
+    {
+        headers.insert(HeaderName::from_static("sluice-event-type"), v);
     }
     Ok(OutboundRequest {
         url: sub.url.clone(),
