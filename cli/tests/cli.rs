@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_tests::{Harness, Running, Sink, eventually, github_headers, standard_webhooks_valid};
+use sluice_tests::{
+    Harness, Running, ServeProcess, Sink, eventually, github_headers, standard_webhooks_valid,
+};
 
 const GH_SECRET: &str = "gh-secret-for-cli-tests";
 const WAIT: Duration = Duration::from_secs(20);
@@ -480,48 +482,16 @@ async fn bad_input_is_one_line_and_the_documented_exit_code() {
 /// connection, drops it, and exits 0. Before, it waited for the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_within_the_http_grace_despite_a_stalled_client() {
-    use std::io::BufRead;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let h = harness();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--config")
-        .arg(&h.opts.config)
-        .arg("--db")
-        .arg(h.db_path())
-        .arg("--env-file")
-        .arg(&h.opts.env_file)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        // The stall is in the headers, which would time out after 30 s.
-        .args(["--http-grace", "1s", "--header-timeout", "30s"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The log's "listening" line names the port; the rest is kept for failures.
-    let stderr = child.stderr.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "sluice gateway listening"
-            {
-                let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let Ok(addr) = addr_rx.recv_timeout(WAIT) else {
-        let _ = child.kill();
-        panic!("no listening line: {:?}", log.join().unwrap());
-    };
+    // The stall is in the headers, which would time out after 30 s.
+    let served = ServeProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sluice")),
+        &h,
+        &["--http-grace", "1s", "--header-timeout", "30s"],
+    );
+    let (mut child, addr, log) = (served.child, served.addr, served.log);
 
     let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stalled

@@ -3,60 +3,16 @@
 //! within seconds, not after their 90 s claim; and a second gateway on the
 //! same database is refused.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use sluice_tests::{Harness, Sink, eventually, github_headers};
+use sluice_tests::{Harness, ServeProcess, Sink, eventually, github_headers};
 
 const GH_SECRET: &str = "gh-secret-for-crash-tests";
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Served {
-    child: Child,
-    addr: String,
-    log: std::thread::JoinHandle<Vec<String>>,
-}
-
-/// `sluice serve` as a process; its address from the "listening" line.
-fn serve(h: &Harness) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--config")
-        .arg(&h.opts.config)
-        .arg("--db")
-        .arg(h.db_path())
-        .arg("--env-file")
-        .arg(&h.opts.env_file)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "sluice gateway listening"
-            {
-                let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let Ok(addr) = addr_rx.recv_timeout(WAIT) else {
-        let _ = child.kill();
-        panic!("no listening line: {:?}", log.join().unwrap());
-    };
-    Served { child, addr, log }
+fn serve(h: &Harness) -> ServeProcess {
+    ServeProcess::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_sluice")), h, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,3 +190,14 @@ pub struct Attempt {
     /// When the next attempt is due, if one is scheduled.
     pub next_attempt_at_ms: Option<i64>,
 }
+
+impl Attempt {
+    /// The delivery this is an attempt of.
+    pub fn task(&self) -> DeliveryTask {
+        DeliveryTask {
+            source: self.source.clone(),
+            event_id: self.event_id.clone(),
+            subscription: self.subscription.clone(),
+        }
+    }
+}

@@ -297,3 +297,56 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `sluice serve` as a process: the binary at `bin` (a test of the CLI
+/// crate has it as `env!("CARGO_BIN_EXE_sluice")`) on the harness's config,
+/// database and env file, logging JSON, plus `extra` serve flags. Its
+/// address comes from the "listening" line; the log is kept for failures.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub log: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl ServeProcess {
+    pub fn spawn(bin: &std::path::Path, h: &Harness, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&h.opts.config)
+            .arg("--db")
+            .arg(h.db_path())
+            .arg("--env-file")
+            .arg(&h.opts.env_file)
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+        let log = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "sluice gateway listening"
+                {
+                    let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("no listening line: {:?}", log.join().unwrap());
+        };
+        Self { child, addr, log }
+    }
+}

@@ -401,11 +401,7 @@ impl DynamoStore {
         status: DeliveryStatus,
         lease: Option<&Lease>,
     ) -> Result<bool, Unavailable> {
-        let task = DeliveryTask {
-            source: attempt.source.clone(),
-            event_id: attempt.event_id.clone(),
-            subscription: attempt.subscription.clone(),
-        };
+        let task = attempt.task();
         let now = now_ms();
         let entry = item::attempt_to_value(attempt);
         let log = |u: Update| {

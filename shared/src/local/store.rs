@@ -844,11 +844,7 @@ impl EventStore for SqliteStore {
         lease: &Lease,
     ) -> Result<bool, Unavailable> {
         let recorded = self.record_attempt(attempt, status).await;
-        let task = DeliveryTask {
-            source: attempt.source.clone(),
-            event_id: attempt.event_id.clone(),
-            subscription: attempt.subscription.clone(),
-        };
+        let task = attempt.task();
         self.end_lease(&task, lease);
         recorded
     }

@@ -136,11 +136,7 @@ impl EventStore for MemStore {
         lease: &Lease,
     ) -> Result<bool, Unavailable> {
         let recorded = self.record_attempt(attempt, status).await?;
-        let task = DeliveryTask {
-            source: attempt.source.clone(),
-            event_id: attempt.event_id.clone(),
-            subscription: attempt.subscription.clone(),
-        };
+        let task = attempt.task();
         let mut leases = self.leases.lock().unwrap();
         if leases
             .get(&task)
@@ -169,11 +165,7 @@ impl EventStore for MemStore {
             .lock()
             .unwrap()
             .push((attempt.clone(), status));
-        let task = DeliveryTask {
-            source: attempt.source.clone(),
-            event_id: attempt.event_id.clone(),
-            subscription: attempt.subscription.clone(),
-        };
+        let task = attempt.task();
         let mut statuses = self.statuses.lock().unwrap();
         let current = statuses.entry(task).or_insert(DeliveryStatus::Pending);
         if current.is_final() {
