@@ -69,6 +69,10 @@ fn op(
 
 fn with_body(mut v: Value, schema: &str, required: bool) -> Value {
     v["requestBody"] = body(schema, required);
+    let mut timeout = error_ref();
+    timeout["description"] =
+        json!("The body did not arrive whole within the body timeout (sluice serve)");
+    v["responses"]["408"] = timeout;
     v
 }
 
