@@ -174,6 +174,13 @@ PY
 }
 sink_stat() { curl -fs "http://$SINK/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
+# After a failed campaign: stop its wrk, gateway and sink now.
+stop_all() {
+  for p in $wrk_pid $gw_pid $sink_pid; do kill -9 "$p" 2>/dev/null || true; done
+  for p in $wrk_pid $gw_pid $sink_pid; do wait "$p" 2>/dev/null || true; done
+  wrk_pid=; gw_pid=; sink_pid=
+}
+
 # One campaign: $1 is the run's name, $2 the signal (KILL or TERM).
 campaign() {
   local name=$1 sig=$2
@@ -184,7 +191,7 @@ campaign() {
   "$LOAD_SINK" "$SINK" 2>"$dir/sink.log" &
   sink_pid=$!
   for _ in $(seq 50); do curl -fs "http://$SINK/stats" >/dev/null && break; sleep 0.1; done
-  start_gw
+  start_gw || { stop_all; return 1; }
 
   local gaps=() total_ms=0 g
   for _ in $(seq "$KILLS"); do
@@ -208,7 +215,7 @@ campaign() {
     if start_gw; then up_us=$(now_us); else
       restart_failed=$((restart_failed + 1))
       kill -9 "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true
-      start_gw || { echo "gateway restart failed twice; giving up" >&2; return 1; }
+      start_gw || { echo "gateway restart failed twice; giving up" >&2; stop_all; return 1; }
       up_us=$(now_us)
     fi
     echo "$kill_us $died_us $up_us" >>"$dir/kills.txt"
@@ -252,6 +259,15 @@ rows, failed = [], False
 for run in runs:
     name, sig = run.split(":")
     d = f"{tmp}/{name}"
+    try:
+        open(f"{d}/sink-ids.txt").close()
+        open(f"{d}/stops.txt").close()
+    except OSError:
+        print(f"{name}: did not complete (see above)")
+        rows.append(dict(run=name, signal=f"SIG{sig}", kills="-", released="-", accepted=0,
+                         committed=0, delivered=0, lost="-", dup_kill=0, dup_other=0, ok=False))
+        failed = True
+        continue
     accepted, answers = set(), {}
     for f in glob.glob(f"{d}/answers-*.txt"):
         for line in open(f):
