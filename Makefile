@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lint fmt fmt-check moto bench load sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lint fmt fmt-check moto bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -109,6 +109,12 @@ bench:
 ## Load figure for `sluice serve` (wrk on 127.0.0.1; see README).
 load:
 	scripts/load.sh
+
+## Fault injection under load (not part of `make test`): kill -9, then
+## SIGTERM, the gateway 5 times each while wrk runs; counts lost and
+## duplicated deliveries (see README "Performance").
+faults:
+	scripts/faults.sh
 
 clean:
 	$(CARGO) clean

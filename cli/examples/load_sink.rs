@@ -2,12 +2,18 @@
 //! tool sent it (`<unix micros>-<thread>-<n>`), so the sink measures the
 //! end-to-end latency: request sent → destination receives. It also counts
 //! ids seen twice (duplicate deliveries) and the span from the first send
-//! to the last receive, for the delivered rate.
+//! to the last receive, for the delivered rate. `GET /ids` lists every id
+//! received, one a line: the id, then the receive time (unix micros) of
+//! each time it arrived (for `scripts/faults.sh`, which matches repeats
+//! against the moments it killed the gateway).
 //!
 //!     cargo run --release -p sluice-cli --example load_sink -- 127.0.0.1:9091
 //!     curl 127.0.0.1:9091/stats
+//!     curl 127.0.0.1:9091/ids
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,8 +26,11 @@ use axum::routing::{get, post};
 struct Stats {
     latencies_us: Vec<u64>,
     received: u64,
-    seen: HashSet<String>,
+    /// Id -> when it first arrived (unix micros).
+    seen: HashMap<String, u64>,
     duplicates: u64,
+    /// (id, when it arrived again), for each repeat.
+    repeats: Vec<(String, u64)>,
     first_sent_us: Option<u64>,
     last_received_us: u64,
 }
@@ -36,6 +45,7 @@ async fn main() {
     let stats: Shared = Arc::default();
     let app = Router::new()
         .route("/stats", get(report))
+        .route("/ids", get(ids))
         .route("/{*path}", post(receive))
         .with_state(stats);
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
@@ -56,16 +66,40 @@ async fn receive(State(stats): State<Shared>, headers: HeaderMap) -> &'static st
     let mut s = stats.lock().expect("stats");
     s.received += 1;
     s.last_received_us = s.last_received_us.max(now_us);
-    if let Some(id) = id
-        && !s.seen.insert(id.to_owned())
-    {
-        s.duplicates += 1;
+    if let Some(id) = id {
+        let s = &mut *s;
+        match s.seen.entry(id.to_owned()) {
+            Entry::Occupied(_) => {
+                s.duplicates += 1;
+                s.repeats.push((id.to_owned(), now_us));
+            }
+            Entry::Vacant(v) => {
+                v.insert(now_us);
+            }
+        }
     }
     if let Some(sent) = sent_us {
         s.first_sent_us = Some(s.first_sent_us.map_or(sent, |f| f.min(sent)));
         s.latencies_us.push(now_us.saturating_sub(sent));
     }
     "ok"
+}
+
+async fn ids(State(stats): State<Shared>) -> String {
+    let s = stats.lock().expect("stats");
+    let mut again: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (id, at) in &s.repeats {
+        again.entry(id.as_str()).or_default().push(*at);
+    }
+    let mut out = String::with_capacity(s.seen.len() * 48);
+    for (id, first) in &s.seen {
+        let _ = write!(out, "{id} {first}");
+        for at in again.get(id.as_str()).into_iter().flatten() {
+            let _ = write!(out, " {at}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 async fn report(State(stats): State<Shared>) -> String {
