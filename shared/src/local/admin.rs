@@ -35,6 +35,7 @@ impl SqliteStore {
                 .optional()
                 .map(Option::unwrap_or_default)
         })
+        .await
     }
 
     /// Carries the 410-disabled subscriptions of the table used before the
@@ -167,13 +168,15 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn get_config(&self, kind: Kind, id: &str) -> Result<Option<ConfigEntry>, Unavailable> {
-        self.lookup(|c| {
+        let id = id.to_owned();
+        self.lookup(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {CONFIG_COLUMNS} FROM config WHERE kind = ?1 AND id = ?2"
             ))?
             .query_row(params![kind.as_str(), id], entry_from_row)
             .optional()
         })
+        .await
     }
 
     async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError> {
@@ -354,13 +357,15 @@ impl SecretResolver for LocalSecrets {
         let SecretRef::Db(name) = reference else {
             return self.env.resolve(reference).await;
         };
+        let name = name.clone();
         let value: Option<String> = self
             .store
-            .lookup(|c| {
+            .lookup(move |c| {
                 c.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
                     .query_row([name], |r| r.get(0))
                     .optional()
             })
+            .await
             .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))?;
         value
             .map(Secret::new)

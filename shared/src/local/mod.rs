@@ -7,6 +7,7 @@
 //! becomes a table with visibility timeouts, receive counts and dead letters.
 
 pub mod admin;
+mod readers;
 pub mod registry;
 pub mod runtime;
 mod store;

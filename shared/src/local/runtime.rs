@@ -606,10 +606,12 @@ fn start_jobs(
 /// messages still invisible would miss it and sleep past it.
 async fn next_visible(store: &SqliteStore) -> Option<tokio::time::Instant> {
     let now = tokio::time::Instant::now();
-    let earliest = store.lookup(|c| {
-        c.prepare_cached("SELECT min(visible_at) FROM queue")?
-            .query_row([], |r| r.get::<_, Option<i64>>(0))
-    });
+    let earliest = store
+        .lookup(|c| {
+            c.prepare_cached("SELECT min(visible_at) FROM queue")?
+                .query_row([], |r| r.get::<_, Option<i64>>(0))
+        })
+        .await;
     match earliest {
         Ok(Some(at)) => Some(now + Duration::from_millis((at - now_ms()).max(0) as u64)),
         Ok(None) => None,
@@ -619,12 +621,13 @@ async fn next_visible(store: &SqliteStore) -> Option<tokio::time::Instant> {
 
 /// Whether a queued task is visible now (one indexed read). A spurious
 /// yes costs the delivery worker one empty receive.
-fn queue_due(store: &SqliteStore) -> bool {
+async fn queue_due(store: &SqliteStore) -> bool {
     store
         .lookup(|c| {
             c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue WHERE visible_at <= ?1)")?
                 .query_row([now_ms()], |r| r.get::<_, bool>(0))
         })
+        .await
         .unwrap_or(false)
 }
 
@@ -694,7 +697,7 @@ async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             _ = tokio::time::sleep(shared.options.config_poll) => {}
             _ = stopped.changed() => return,
         }
-        if queue_due(&shared.store) {
+        if queue_due(&shared.store).await {
             queue.notify_one();
         }
         match shared.registry.reload_if_changed().await {

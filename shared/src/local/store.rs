@@ -1,10 +1,10 @@
 //! `SqliteStore`: the event store and the delivery queue over one SQLite file.
 //!
 //! Writes go to the single writer thread (group commit, see `writer.rs`).
-//! Reads use a small pool of read connections; WAL lets them proceed while
-//! the writer commits. Point lookups (load, delivery status, ...) run on
-//! the calling task's thread, out of the async worker (`block_in_place`);
-//! scans run on the blocking pool.
+//! Reads use read connections; WAL lets them proceed while the writer
+//! commits. Point lookups (load, delivery status, ...) go to the reader
+//! threads (`readers.rs`); scans run on the blocking pool. Neither runs on
+//! an async worker, so a slow disk cannot stall the server.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::{Notify, Semaphore};
 
+use super::readers::Readers;
 use super::writer::{DbResult, Wake, Writer};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
@@ -29,9 +30,12 @@ const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 3;
 /// Scans on the blocking pool at once.
 const READERS: usize = 4;
-/// Read connections kept open: the scans plus the point lookups that run on
-/// the runtime's worker threads. Each has its own page cache (1 MiB cap).
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections kept open for scans. Each has its own page cache
+/// (1 MiB cap).
+const MAX_IDLE_READERS: usize = READERS;
+/// Reader threads for point lookups, each with its own connection: one per
+/// core of a small machine; a lookup is an index probe or two.
+const LOOKUP_THREADS: usize = 2;
 /// Expired events deleted per write command, so a large purge never holds
 /// up the commits queued behind it for long.
 const PURGE_CHUNK: usize = 256;
@@ -93,6 +97,7 @@ pub struct SqliteStore {
 
 struct Inner {
     writer: Writer,
+    readers: Readers,
     path: PathBuf,
     idle_readers: Mutex<Vec<Connection>>,
     /// At most `READERS` scans at once on the blocking pool.
@@ -129,17 +134,23 @@ impl SqliteStore {
         // pick up what a previous run left in the outbox and the queue.
         outbox.notify_one();
         queue.notify_one();
-        let readers = (0..2)
-            .map(|_| open_reader(path))
-            .collect::<DbResult<Vec<_>>>()
+        let open_readers = |n| {
+            (0..n)
+                .map(|_| open_reader(path))
+                .collect::<DbResult<Vec<_>>>()
+                .map_err(|e| fail(&e))
+        };
+        let readers = Readers::spawn(open_readers(LOOKUP_THREADS)?, path, open_reader)
             .map_err(|e| fail(&e))?;
+        let idle_readers = open_readers(1)?;
         let writer = Writer::spawn(conn, checkpoint_conn, outbox.clone(), queue.clone())
             .map_err(|e| fail(&e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
+                readers,
                 path: path.to_owned(),
-                idle_readers: Mutex::new(readers),
+                idle_readers: Mutex::new(idle_readers),
                 read_permits: Arc::new(Semaphore::new(READERS)),
                 outbox,
                 queue,
@@ -465,6 +476,7 @@ impl SqliteStore {
             .query_row([now_ms()], |r| r.get(0))
             .optional()
         })
+        .await
     }
 
     /// Subscriptions disabled (after a 410), sorted.
@@ -574,7 +586,8 @@ impl SqliteStore {
     /// The subscriptions an event was routed to. None: not routed yet (or
     /// unknown event); Some(empty): routed, matched nothing.
     pub async fn routed(&self, key: &EventKey) -> Result<Option<Vec<String>>, Unavailable> {
-        self.lookup(|c| {
+        let key = key.clone();
+        self.lookup(move |c| {
             let found: Option<(i64, bool)> = c
                 .prepare_cached(
                     "SELECT e.seq, EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq)
@@ -592,6 +605,7 @@ impl SqliteStore {
             .collect::<DbResult<Vec<String>>>()
             .map(Some)
         })
+        .await
     }
 
     /// Messages on the queue, visible or not.
@@ -649,17 +663,14 @@ impl SqliteStore {
         self.inner.writer.call(f).await
     }
 
-    /// A point lookup (an index probe or two), run on the calling task's
-    /// thread, which `block_in_place` first hands the worker's other tasks
-    /// off: a read stalled on a slow disk then holds up only its own task,
-    /// not the server. WAL readers never wait for the writer, and this
-    /// costs less than `spawn_blocking`'s two thread hand-offs, which on two
-    /// cores were the larger share of the delivery path's CPU.
-    pub(super) fn lookup<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> DbResult<T>,
-    ) -> Result<T, Unavailable> {
-        off_the_worker(|| self.inner.with_reader(f))
+    /// A point lookup (an index probe or two), on a reader thread. WAL
+    /// readers never wait for the writer.
+    pub(super) async fn lookup<T, F>(&self, f: F) -> Result<T, Unavailable>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.inner.readers.call(f).await
     }
 
     /// A read that may scan (lists, counts, the outbox), on the blocking pool.
@@ -729,11 +740,13 @@ impl EventStore for SqliteStore {
     }
 
     async fn load(&self, key: &EventKey) -> Result<Option<Event>, Unavailable> {
-        self.lookup(|c| {
+        let key = key.clone();
+        self.lookup(move |c| {
             c.prepare_cached(LOAD_EVENT)?
                 .query_row(params![key.source, key.id], event_from_row)
                 .optional()
         })
+        .await
     }
 
     async fn mark_routed(
@@ -773,7 +786,8 @@ impl EventStore for SqliteStore {
         &self,
         task: &DeliveryTask,
     ) -> Result<Option<DeliveryStatus>, Unavailable> {
-        self.lookup(|c| {
+        let task = task.clone();
+        self.lookup(move |c| {
             c.prepare_cached(
                 "SELECT d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq AND d.subscription = ?3
                  WHERE e.source = ?1 AND e.id = ?2",
@@ -781,6 +795,7 @@ impl EventStore for SqliteStore {
             .query_row(params![task.source, task.event_id, task.subscription], |r| status_from(r, 0))
             .optional()
         })
+        .await
     }
 
     /// One read (the event joined with this delivery's row), then the
@@ -789,31 +804,34 @@ impl EventStore for SqliteStore {
     /// another message as the one carrying the schedule.
     async fn claim(&self, msg: &ReceivedTask, lease: Duration) -> Result<Claim, Unavailable> {
         let task = &msg.task;
-        let found = self.lookup(|c| {
-            c.prepare_cached(LOAD_FOR_DELIVERY)?
-                .query_row(
-                    params![task.source, task.event_id, task.subscription],
-                    |r| {
-                        let status = match r.get_ref(9)? {
-                            ValueRef::Null => None,
-                            _ => Some(status_from(r, 9)?),
-                        };
-                        let state = DeliveryState {
-                            status,
-                            attempts: r.get::<_, Option<u32>>(10)?.unwrap_or(0),
-                            next_attempt_at_ms: r.get(11)?,
-                            ..DeliveryState::default()
-                        };
-                        // A finished delivery never reads the body.
-                        let event = match status {
-                            Some(s) if s.is_final() => None,
-                            _ => Some(event_from_row(r)?),
-                        };
-                        Ok((state, event))
-                    },
-                )
-                .optional()
-        })?;
+        let probe = task.clone();
+        let found = self
+            .lookup(move |c| {
+                c.prepare_cached(LOAD_FOR_DELIVERY)?
+                    .query_row(
+                        params![probe.source, probe.event_id, probe.subscription],
+                        |r| {
+                            let status = match r.get_ref(9)? {
+                                ValueRef::Null => None,
+                                _ => Some(status_from(r, 9)?),
+                            };
+                            let state = DeliveryState {
+                                status,
+                                attempts: r.get::<_, Option<u32>>(10)?.unwrap_or(0),
+                                next_attempt_at_ms: r.get(11)?,
+                                ..DeliveryState::default()
+                            };
+                            // A finished delivery never reads the body.
+                            let event = match status {
+                                Some(s) if s.is_final() => None,
+                                _ => Some(event_from_row(r)?),
+                            };
+                            Ok((state, event))
+                        },
+                    )
+                    .optional()
+            })
+            .await?;
         let now = now_ms();
         let (state, event) = found.unwrap_or_default();
         if let Some(refused) = state.refusal(&msg.message_id, now) {
@@ -1169,17 +1187,6 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Runs `f` where it may block: through `block_in_place` on a multi-thread
-/// runtime's worker; inline elsewhere (a current-thread runtime, where
-/// `block_in_place` panics, a blocking-pool thread, or no runtime at all).
-fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// Creates the database file, if it does not exist yet, readable and
 /// writable by its owner only (0600): it holds the `db:` secrets. SQLite
 /// gives the `-wal` and `-shm` files the main file's mode. An existing
@@ -1314,39 +1321,41 @@ mod lookup_tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let reader = {
-            let store = store.clone();
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                store.lookup(|_| {
-                    let before = ticks.load(Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(300));
-                    Ok(ticks.load(Ordering::Relaxed) - before)
-                })
+        let during = ticks.clone();
+        let ticked = store
+            .lookup(move |_| {
+                let before = during.load(Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(during.load(Ordering::Relaxed) - before)
             })
-        };
-        let ticked = reader.await.unwrap().unwrap();
+            .await
+            .unwrap();
         ticker.abort();
         assert!(ticked >= 5, "the ticker ran {ticked} times during the read");
     }
 
-    /// `#[tokio::test]` is a current-thread runtime, where `block_in_place`
-    /// panics: lookups run inline there.
+    /// A lookup that fails or panics answers `Unavailable` to its caller
+    /// alone; the reader threads go on serving the next ones.
     #[tokio::test]
-    async fn lookups_run_inline_on_a_current_thread_runtime() {
+    async fn a_failed_or_panicking_lookup_leaves_the_readers_serving() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        for _ in 0..LOOKUP_THREADS * 2 {
+            let err = store
+                .lookup(|c| c.query_row("SELECT * FROM no_such_table", [], |r| r.get::<_, i64>(0)))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("no_such_table"), "{err}");
+            let err = store
+                .lookup(|_| -> DbResult<i64> { panic!("boom") })
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("panicked"), "{err}");
+        }
         let n = store
             .lookup(|c| c.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0)))
+            .await
             .unwrap();
         assert_eq!(n, 42);
-        // And outside any runtime.
-        let n = std::thread::spawn(move || {
-            store.lookup(|c| c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)))
-        })
-        .join()
-        .unwrap()
-        .unwrap();
-        assert_eq!(n, 7);
     }
 }
