@@ -8,6 +8,10 @@
 # writes per webhook (load-independent), and the machine load.
 #
 #   scripts/load.sh            (DURATION=20s CONNECTIONS=16 THREADS=2)
+#   GATEWAY=/path/to/sluice scripts/load.sh
+#                              measure another build of the gateway (say,
+#                              the commit before a change) with this
+#                              script and sink; nothing is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +28,13 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 # Separate builds: the gateway alone gets exactly its own features.
-cargo build --release -q -p sluice-cli --bin sluice
-cargo build --release -q -p sluice-cli --example load_sink
+if [ -z "${GATEWAY:-}" ]; then
+  cargo build --release -q -p sluice-cli --bin sluice
+  cargo build --release -q -p sluice-cli --example load_sink
+  GATEWAY=target/release/sluice
+elif [ ! -x target/release/examples/load_sink ]; then
+  cargo build --release -q -p sluice-cli --example load_sink
+fi
 
 tmp=$(mktemp -d)
 pids=()
@@ -54,7 +63,7 @@ signature="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -
 
 target/release/examples/load_sink "$SINK" 2>"$tmp/sink.log" &
 pids+=($!)
-RUST_LOG=warn target/release/sluice serve --config "$tmp/sluice.toml" --env-file "$tmp/.env" \
+RUST_LOG=warn "$GATEWAY" serve --config "$tmp/sluice.toml" --env-file "$tmp/.env" \
   --db "$tmp/sluice.db" --listen "$GW" 2>"$tmp/sluice.log" &
 gw_pid=$!
 pids+=("$gw_pid")
