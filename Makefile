@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lint fmt fmt-check moto bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lean-check lint fmt fmt-check moto bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -17,7 +17,7 @@ sink:
 	python3 examples/sink.py
 
 ## Every test: formatting, clippy, unit and integration tests, infrastructure checks.
-test: fmt-check lint unit infra-check
+test: fmt-check lint unit lean-check infra-check
 
 unit: moto
 	$(CARGO) test --workspace --all-targets --all-features
@@ -25,6 +25,13 @@ unit: moto
 ## moto server (DynamoDB, Streams, SQS, SSM) in .venv-moto, for the AWS tests.
 moto:
 	@scripts/moto.sh >/dev/null
+
+## The embedded gateway as `make run` builds it (the CLI without its `aws`
+## feature): clippy-clean, and no AWS SDK in its dependency graph.
+lean-check:
+	$(CARGO) clippy -p sluice-cli --bin sluice -- -D warnings
+	@if $(CARGO) tree -p sluice-cli -e normal --prefix none | grep -E '^aws-(sdk-|config |smithy-)'; then \
+	  echo "lean-check: sluice-cli pulls the AWS SDK (above) without --features aws" >&2; exit 1; fi
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
@@ -41,10 +48,10 @@ lambda-venv:
 	@scripts/lambda-venv.sh >/dev/null
 
 ## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip, built
-## with the `lambda` profile of Cargo.toml (see docs/ARCHITECTURE.md).
+## with the `lambda-small` profile of Cargo.toml (see docs/ARCHITECTURE.md).
 LAMBDAS := -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin
 build: lambda-venv
-	PATH="$(LAMBDA_BIN):$$PATH" $(CARGO) lambda build --profile lambda --arm64 --output-format zip $(LAMBDAS)
+	PATH="$(LAMBDA_BIN):$$PATH" $(CARGO) lambda build --profile lambda-small --arm64 --output-format zip $(LAMBDAS)
 	@ls -l target/lambda/*/bootstrap.zip
 
 ## The three functions under `cargo lambda watch` (127.0.0.1:9000) against
@@ -90,8 +97,9 @@ infra-venv:
 ## guided and saves infra/sam/samconfig.toml; later runs reuse it.
 SAM ?= $(CURDIR)/.venv-infra/bin/sam
 # sam build runs `cargo lambda build --release`: the variables give it the
-# settings of Cargo.toml's [profile.lambda] (cargo-lambda adds panic=abort).
-SAM_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z PATH="$(LAMBDA_BIN):$$PATH"
+# settings of Cargo.toml's [profile.lambda-small] (cargo-lambda adds panic=abort).
+SAM_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 PATH="$(LAMBDA_BIN):$$PATH"
 deploy-sam: infra-venv lambda-venv
 	cd infra/sam && env $(SAM_BUILD_ENV) $(SAM) build --beta-features
 	cd infra/sam && $(SAM) deploy $(if $(wildcard infra/sam/samconfig.toml),,--guided --capabilities CAPABILITY_IAM)

@@ -3,18 +3,17 @@
 //! keeps its state. The commands only ever see the resulting [`Admin`].
 //!
 //! Two backends: embedded (SQLite, the database `sluice serve` runs on) and
-//! AWS ([`sluice::aws::admin_ports`] over the deployment's tables, queues
+//! AWS (`sluice::aws::admin_ports` over the deployment's tables, queues
 //! and SSM parameters, found from its stack outputs or `SLUICE_*`
-//! variables). The commands are the same on both.
+//! variables; built with the `aws` cargo feature, in `backend/aws.rs`). The commands are the
+//! same on both.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice::admin::ports::Reload;
 use sluice::admin::{Admin, AdminPorts};
-use sluice::aws::{self, AwsClients, AwsSettings};
 use sluice::config::{Registry, Source, SourceError, Subscription};
 use sluice::error::Unavailable;
 use sluice::local::registry::RegistryError;
@@ -34,6 +33,7 @@ pub enum BackendOptions {
 /// Where a deployment on AWS says where its resources are: one of these,
 /// else the `SLUICE_*` variables the functions read.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub struct AwsOptions {
     /// A CloudFormation (SAM) stack's outputs.
     pub stack: Option<String>,
@@ -87,120 +87,19 @@ pub async fn open(opts: &BackendOptions) -> Result<Backend, CliError> {
     }
 }
 
-/// The AWS backend: the admin function's own ports, on this process's
-/// credentials (profile, region, `AWS_ENDPOINT_URL` as the SDK reads them).
-pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(profile) = &opts.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &opts.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    // Operators' networks are slower than a Lambda's: longer than the
-    // functions' timeouts, but a stalled call still ends.
-    loader = loader.timeout_config(
-        aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(std::time::Duration::from_secs(10))
-            .operation_timeout(std::time::Duration::from_secs(30))
-            .build(),
-    );
-    let conf = loader.load().await;
-    if conf.region().is_none() {
-        return Err(CliError::Usage(
-            "no AWS region: give --region, set AWS_REGION, or use a profile with one".into(),
-        ));
-    }
-    let mut settings = aws_settings(opts, &conf).await?;
-    // Never a stack output: the operator's local setup (against moto).
-    settings.allow_local_destinations =
-        aws::settings::allow_local_destinations(|n| std::env::var(n).ok())
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings);
-    let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
-    Ok(Backend {
-        admin,
-        registry: None,
-    })
-}
+#[cfg(feature = "aws")]
+mod aws;
+#[cfg(feature = "aws")]
+use aws::aws;
 
-async fn aws_settings(
-    opts: &AwsOptions,
-    conf: &aws_config::SdkConfig,
-) -> Result<AwsSettings, CliError> {
-    if let Some(stack) = &opts.stack {
-        let outputs = stack_outputs(&aws_sdk_cloudformation::Client::new(conf), stack).await?;
-        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), false).map_err(|e| {
-            CliError::Usage(format!(
-                "stack {stack}: {e} (deploy the current infra/sam/template.yaml)"
-            ))
-        });
-    }
-    if let Some(path) = &opts.outputs_file {
-        let outputs = terraform_outputs(path)?;
-        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), true).map_err(|e| {
-            CliError::Usage(format!(
-                "{}: {e} (the root module must output the sluice module's outputs, as infra/terraform/examples/complete does)",
-                path.display()
-            ))
-        });
-    }
-    AwsSettings::from_env().map_err(|e| {
-        CliError::Usage(format!(
-            "{e} (give --stack NAME or --outputs-file FILE, or set the variables the functions read)"
-        ))
-    })
-}
-
-/// The stack's outputs by name. A stack that does not exist is a usage
-/// error; anything else (credentials, network) means AWS is unavailable.
-async fn stack_outputs(
-    client: &aws_sdk_cloudformation::Client,
-    stack: &str,
-) -> Result<HashMap<String, String>, CliError> {
-    use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
-    let out = client
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.code() == Some("ValidationError") {
-                let why = e.message().unwrap_or("not found");
-                CliError::Usage(format!("stack {stack}: {why}"))
-            } else {
-                CliError::Unavailable(format!(
-                    "DescribeStacks {stack}: {}",
-                    DisplayErrorContext(e)
-                ))
-            }
-        })?;
-    let Some(found) = out.stacks().first() else {
-        return Err(CliError::Usage(format!("stack {stack} does not exist")));
-    };
-    Ok(found
-        .outputs()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect())
-}
-
-/// `terraform output -json`: `{"name": {"value": …, "type": …}, …}`; the
-/// string outputs by name.
-fn terraform_outputs(path: &Path) -> Result<HashMap<String, String>, CliError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        CliError::Usage(format!(
-            "{}: {e} (expected the JSON of `terraform output -json`)",
-            path.display()
-        ))
-    };
-    let text = std::fs::read(path).map_err(|e| bad(&e))?;
-    let doc: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(&text).map_err(|e| bad(&e))?;
-    Ok(doc
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v.get("value")?.as_str()?.to_owned())))
-        .collect())
+/// Built without the `aws` feature: say how to get it, not "unknown flag".
+#[cfg(not(feature = "aws"))]
+async fn aws(_: &AwsOptions) -> Result<Backend, CliError> {
+    Err(CliError::Usage(
+        "this sluice was built without the AWS backend (--aws, --stack, --outputs-file): \
+         build it with `cargo build --release -p sluice-cli --features aws`"
+            .into(),
+    ))
 }
 
 /// The embedded backend: the same store and secrets `sluice serve` builds.
