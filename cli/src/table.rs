@@ -1,58 +1,45 @@
-//! Aligned text columns for the CLI's tables, and the cleaning of the
-//! text they show (event headers and bodies come from the internet: a
-//! terminal escape sequence in one must not reach the operator's terminal).
+//! The CLI's tables (comfy-table, borderless: columns padded to the
+//! widest cell, two spaces apart), and the cleaning of the text they show
+//! (event headers and bodies come from the internet: a terminal escape
+//! sequence in one must not reach the operator's terminal).
 
-use std::fmt::Write as _;
+use comfy_table::presets::NOTHING;
 
-/// A table: a header row and rows of cells, columns padded to the widest
-/// cell, two spaces apart.
+/// A table: a header row and rows of cells, each cleaned to one line.
 pub struct Table {
-    header: Vec<&'static str>,
-    rows: Vec<Vec<String>>,
+    inner: comfy_table::Table,
+    rows: usize,
 }
 
 impl Table {
     pub fn new(header: &[&'static str]) -> Self {
-        Self {
-            header: header.to_vec(),
-            rows: Vec::new(),
+        let mut inner = comfy_table::Table::new();
+        inner.load_preset(NOTHING).set_header(header.to_vec());
+        // No left padding, two spaces to the next column; the trailing
+        // spaces of the last one are trimmed when rendered.
+        for column in inner.column_iter_mut() {
+            column.set_padding((0, 2));
         }
+        Self { inner, rows: 0 }
     }
 
-    /// Cells are cleaned to one line each.
     pub fn row<I, S>(&mut self, cells: I)
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.rows
-            .push(cells.into_iter().map(|c| clean_line(c.as_ref())).collect());
+        self.inner
+            .add_row(cells.into_iter().map(|c| clean_line(c.as_ref())).collect::<Vec<_>>());
+        self.rows += 1;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows == 0
     }
 
     pub fn render(&self) -> String {
-        let columns = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
         let mut out = String::new();
-        let header: Vec<String> = self.header.iter().map(|h| (*h).to_owned()).collect();
-        for row in std::iter::once(&header).chain(&self.rows) {
-            let mut line = String::new();
-            for (i, width) in widths.iter().enumerate() {
-                let cell = row.get(i).map(String::as_str).unwrap_or("");
-                if i + 1 == columns {
-                    line.push_str(cell);
-                } else {
-                    let _ = write!(line, "{cell:<width$}  ");
-                }
-            }
+        for line in self.inner.lines() {
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -101,6 +88,14 @@ mod tests {
              a          delivered  x\n\
              longer-id  ok         two\\nlines\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_count_by_their_width_on_screen() {
+        let mut t = Table::new(&["NAME", "N"]);
+        t.row(["日本", "1"]);
+        t.row(["ab", "2"]);
+        assert_eq!(t.render(), "NAME  N\n日本  1\nab    2\n");
     }
 
     #[test]
