@@ -28,8 +28,12 @@ impl Table {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.inner
-            .add_row(cells.into_iter().map(|c| clean_line(c.as_ref())).collect::<Vec<_>>());
+        self.inner.add_row(
+            cells
+                .into_iter()
+                .map(|c| clean_line(c.as_ref()))
+                .collect::<Vec<_>>(),
+        );
         self.rows += 1;
     }
 
