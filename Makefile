@@ -110,9 +110,9 @@ deploy-tf: build
 	$(TERRAFORM) -chdir=$(TF_ROOT) init
 	$(TERRAFORM) -chdir=$(TF_ROOT) apply
 
-## Criterion bench of the receive hot path.
+## Criterion benches: the receive hot path, and routing over 100 subscriptions.
 bench:
-	$(CARGO) bench -p sluice --bench receive_path
+	$(CARGO) bench -p sluice --bench receive_path --bench routing
 
 ## Load figure for `sluice serve` (wrk on 127.0.0.1; see README).
 load:

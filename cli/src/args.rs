@@ -221,6 +221,10 @@ pub struct SubscriptionAdd {
     /// The whole JSON body as a minijinja template.
     #[arg(long)]
     pub payload_template: Option<String>,
+    /// Only events this minijinja expression is true for:
+    /// 'payload.action == "opened" and not payload.pull_request.draft'.
+    #[arg(long)]
+    pub filter: Option<String>,
     /// Waits between attempts, comma-separated: 5s,5m,30m.
     #[arg(long, value_delimiter = ',')]
     pub retry_schedule: Option<Vec<String>>,

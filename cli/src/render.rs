@@ -140,6 +140,7 @@ pub fn subscription(v: &Value) -> String {
         ("source", s(&v["source"])),
         ("url", s(&v["url"])),
         ("events", list(&v["events"])),
+        ("filter", s(&v["filter"])),
         ("format", s(&v["format"])),
         ("retry_schedule", list(&v["retry_schedule"])),
         ("allow_local", yes_no(&v["allow_local"]).to_owned()),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::Unavailable;
+use crate::filter::PayloadFilter;
 pub use crate::format::Format;
 use crate::format::Template;
 use crate::retry::RetryPolicy;
@@ -120,6 +121,10 @@ pub struct SubscriptionConfig {
     /// A minijinja template of the whole JSON body (any format).
     #[serde(default)]
     pub payload_template: Option<String>,
+    /// A minijinja expression over the event: only events for which it is
+    /// true are delivered (after the `events` globs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// A `whsec_…` secret: deliveries then carry Standard Webhooks headers.
     #[serde(default)]
     pub signing_secret: Option<SecretRef>,
@@ -469,6 +474,7 @@ pub(crate) fn routing_view(
         id: sub.id.clone(),
         source: sub.source.clone(),
         filter: EventFilter::new(&sub.events),
+        payload_filter: payload_filter(sub)?,
         url: destination_url(sub)?,
         format: sub.format,
         template: template(sub)?,
@@ -555,6 +561,17 @@ fn retention_covers_retries(
     ))
 }
 
+/// The subscription's compiled payload filter: errors surface at load time.
+pub(crate) fn payload_filter(
+    sub: &SubscriptionConfig,
+) -> Result<Option<PayloadFilter>, ConfigError> {
+    sub.filter
+        .as_deref()
+        .map(PayloadFilter::compile)
+        .transpose()
+        .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))
+}
+
 /// The subscription's compiled template: errors surface at load time.
 fn template(sub: &SubscriptionConfig) -> Result<Option<Template>, ConfigError> {
     Template::for_subscription(
@@ -582,6 +599,8 @@ pub struct Subscription {
     pub id: String,
     pub source: String,
     pub filter: EventFilter,
+    /// Checked after `filter`, on the event's payload and headers.
+    pub payload_filter: Option<PayloadFilter>,
     pub url: Url,
     pub format: Format,
     pub template: Option<Template>,

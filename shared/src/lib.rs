@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod filter;
 pub mod format;
 pub mod model;
 pub mod pipeline;

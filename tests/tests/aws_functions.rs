@@ -816,6 +816,52 @@ async fn an_event_matching_no_subscription_is_marked_routed_to_none() {
     assert!(aws.visible(&aws.res.settings.queue_url).await.is_empty());
 }
 
+/// Payload filters on AWS: enqueue reads the body and headers from the
+/// stream record (no read of its own: the recorded calls stay those
+/// declared), and only matching events are queued to the subscription.
+async fn a_payload_filter_queues_only_the_events_it_is_true_for() {
+    let sink = Sink::start(200).await;
+    let extra = format!(
+        r#"
+[[subscriptions]]
+id = "opened"
+source = "github"
+events = ["pull_request.*"]
+url = "{}"
+allow_local = true
+filter = 'payload.action == "opened" and headers["x-github-event"] == "pull_request"'
+"#,
+        sink.url()
+    );
+    let aws = Aws::new(&config(&sink.url(), &extra)).await;
+    for (id, action) in [("pr-1", "opened"), ("pr-2", "closed")] {
+        let body = format!(r#"{{"action":"{action}","pull_request":{{}}}}"#);
+        let headers = github_headers(GH_SECRET, id, "pull_request", body.as_bytes());
+        assert_eq!(aws.post("github", &headers, body.as_bytes()).await.0, 200);
+    }
+    let outcome =
+        sluice_enqueue::process(aws.enqueue_ports(), stream_event(aws.new_inserts().await)).await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.metrics.total("unrouted"), 1);
+    let store = &aws.backend.store;
+    let (pr1, pr2) = (
+        EventKey::new("github", "pr-1"),
+        EventKey::new("github", "pr-2"),
+    );
+    assert_eq!(
+        store.routed(&pr1).await.unwrap(),
+        Some(vec!["opened".to_owned()])
+    );
+    assert_eq!(store.routed(&pr2).await.unwrap(), Some(vec![]));
+    let (event, response) = aws.pump_deliver(1).await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(
+        parse_task(event.records[0].body.as_deref().unwrap()).unwrap(),
+        task("github", "pr-1", "opened")
+    );
+    assert_eq!(sink.count(), 1);
+}
+
 async fn deliver_reports_only_the_message_whose_destination_failed() {
     let ok = Sink::start(200).await;
     let broken = Sink::start(500).await;
@@ -2058,6 +2104,7 @@ scenarios![
     an_invalid_base64_body_is_a_400_and_never_a_panic,
     enqueue_reports_only_the_failed_records_by_sequence_number,
     an_event_matching_no_subscription_is_marked_routed_to_none,
+    a_payload_filter_queues_only_the_events_it_is_true_for,
     deliver_reports_only_the_message_whose_destination_failed,
     a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_count,
     exhausted_retries_end_on_the_dlq_with_the_delivery_failed,

@@ -285,6 +285,77 @@ async fn f_an_event_matching_no_subscription_is_committed_and_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f2_a_payload_filter_delivers_only_the_events_it_is_true_for() {
+    let all = Sink::start(200).await;
+    let opened = Sink::start(200).await;
+    let extra = format!(
+        r#"
+[[subscriptions]]
+id = "opened"
+source = "github"
+events = ["pull_request.*", "issues.*"]
+url = "{}"
+allow_local = true
+filter = 'payload.action == "opened" and not payload.pull_request.draft'
+"#,
+        opened.url()
+    );
+    let h = Harness::new(
+        &config(&all.url(), &extra),
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    let gw = h.start().await;
+    let sends: [(&str, &str, &[u8]); 4] = [
+        (
+            "f-1",
+            "pull_request",
+            br#"{"action":"opened","pull_request":{"draft":false}}"#,
+        ),
+        (
+            "f-2",
+            "pull_request",
+            br#"{"action":"opened","pull_request":{"draft":true}}"#,
+        ),
+        (
+            "f-3",
+            "pull_request",
+            br#"{"action":"closed","pull_request":{"draft":false}}"#,
+        ),
+        // Only "opened" takes issues, and its filter is false for this one.
+        ("f-4", "issues", br#"{"action":"closed","issue":{}}"#),
+    ];
+    for (id, event, body) in sends {
+        let (status, reply) = gw
+            .post("github", &github_headers(GH_SECRET, id, event, body), body)
+            .await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let store = h.store();
+    let routed = |id: &'static str| {
+        let store = store.clone();
+        async move { store.routed(&EventKey::new("github", id)).await.unwrap() }
+    };
+    eventually_async(WAIT, "routing", || async { routed("f-4").await.is_some() }).await;
+    assert_eq!(
+        routed("f-1").await,
+        Some(vec!["deploys".into(), "opened".into()])
+    );
+    assert_eq!(routed("f-2").await, Some(vec!["deploys".into()]));
+    assert_eq!(routed("f-3").await, Some(vec!["deploys".into()]));
+    // Matched nothing after filtering: still committed, logged as unrouted.
+    assert_eq!(routed("f-4").await, Some(vec![]));
+    eventually(WAIT, "deliveries", || {
+        all.count() == 3 && opened.count() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((all.count(), opened.count()), (3, 1));
+    let got = &opened.received()[0];
+    assert_eq!(&got.body[..], sends[0].2);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g_the_ssrf_guard_refuses_private_destinations_unless_the_subscription_opts_out() {
     let sink = Sink::start(200).await;
     let port = sink.addr.port();

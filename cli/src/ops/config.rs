@@ -206,6 +206,9 @@ fn subscription_body(a: SubscriptionAdd) -> Value {
     if let Some(v) = a.payload_template {
         body.insert("payload_template".into(), json!(v));
     }
+    if let Some(v) = a.filter {
+        body.insert("filter".into(), json!(v));
+    }
     if let Some(v) = a.retry_schedule {
         body.insert("retry_schedule".into(), json!(v));
     }

@@ -12,14 +12,17 @@
 //! A replay (an item with `replay_to`, written by the admin API) is queued
 //! to the subscriptions it names and to no other.
 
+use async_trait::async_trait;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_dynamo::AttributeValue;
 use sluice::aws::Metrics;
 use sluice::aws::item::{PK, ev};
 use sluice::config::Registry;
-use sluice::model::EventKey;
-use sluice::pipeline::enqueue::{enqueue, enqueue_replay};
+use sluice::error::Unavailable;
+use sluice::filter::FilterInput;
+use sluice::model::{EventKey, Headers};
+use sluice::pipeline::enqueue::{EventContent, enqueue, enqueue_replay};
 use sluice::queue::DeliveryQueue;
 use sluice::store::EventStore;
 
@@ -177,7 +180,11 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
     };
     let result = match &replay_to {
         Some(subs) => enqueue_replay(ports.queue, ports.store, &key, &event_type, subs).await,
-        None => enqueue(ports.registry, ports.queue, ports.store, &key, &event_type).await,
+        None => {
+            let content = ImageContent { record, key: &key };
+            let (registry, queue, store) = (ports.registry, ports.queue, ports.store);
+            enqueue(registry, queue, store, &key, &event_type, &content).await
+        }
     };
     match result {
         Ok(tasks) => RecordOutcome::Routed {
@@ -190,6 +197,45 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
                 source: Some(key.source),
             }
         }
+    }
+}
+
+/// What payload filters read of an event: the body and headers its
+/// record's `NewImage` carries, so routing makes no read of its own.
+/// Built only when a subscription that takes the event has a filter.
+struct ImageContent<'a> {
+    record: &'a EventRecord,
+    key: &'a EventKey,
+}
+
+#[async_trait]
+impl EventContent for ImageContent<'_> {
+    async fn filter_input(&self) -> Result<FilterInput, Unavailable> {
+        let image = &self.record.change.new_image;
+        let string = |name: &str| match image.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        let body = match image.get(ev::BODY) {
+            Some(AttributeValue::B(b)) => bytes::Bytes::copy_from_slice(b),
+            _ => bytes::Bytes::new(),
+        };
+        // Written by sluice (item::event_to_item); unreadable ones are none.
+        let headers: Headers = string(ev::HEADERS)
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
+        let event = sluice::model::Event {
+            source: self.key.source.clone(),
+            id: self.key.id.clone(),
+            event_type: string(ev::EVENT_TYPE).unwrap_or_default().to_owned(),
+            received_at_ms: 0,
+            expires_at: 0,
+            body,
+            body_hash: String::new(),
+            content_type: string(ev::CONTENT_TYPE).map(str::to_owned),
+            headers,
+        };
+        Ok(FilterInput::new(Some(&event)))
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::{
     ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig,
     check_allow_local, check_id, check_max_body_bytes, destination_url, retry_policy,
 };
+use crate::filter::PayloadFilter;
 use crate::format::Template;
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
@@ -129,6 +130,9 @@ struct SubscriptionCreate {
     /// The whole JSON body as a minijinja template.
     #[serde(default)]
     payload_template: Option<String>,
+    /// A minijinja expression over the event; only events it is true for.
+    #[serde(default)]
+    filter: Option<String>,
     #[serde(default)]
     retry_schedule: Option<Vec<HumanDuration>>,
     #[serde(default)]
@@ -150,6 +154,8 @@ struct SubscriptionPatch {
     template: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     payload_template: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    filter: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     retry_schedule: Option<Option<Vec<HumanDuration>>>,
     #[serde(default)]
@@ -740,6 +746,9 @@ impl Admin {
             };
             AdminError::invalid(field, e.to_string())
         })?;
+        if let Some(f) = &s.filter {
+            PayloadFilter::compile(f).map_err(|e| AdminError::invalid("filter", e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -768,6 +777,7 @@ impl Admin {
             format: input.format,
             template: input.template,
             payload_template: input.payload_template,
+            filter: input.filter,
             signing_secret: None,
             retry_schedule: input.retry_schedule,
             allow_local: input.allow_local,
@@ -842,6 +852,9 @@ impl Admin {
         }
         if let Some(v) = patch.payload_template {
             config.payload_template = v;
+        }
+        if let Some(v) = patch.filter {
+            config.filter = v;
         }
         if let Some(v) = patch.retry_schedule {
             config.retry_schedule = v;

@@ -18,6 +18,7 @@ use super::views;
 use super::{Admin, AdminError};
 use crate::config::DEFAULT_DEDUPE_WINDOW;
 use crate::model::{DeliveryStatus, EventKey};
+use crate::pipeline::enqueue::route;
 use crate::time::now_ms;
 
 const LIST_DEFAULT: usize = 50;
@@ -206,19 +207,18 @@ impl Admin {
                 }
                 vec![sub]
             }
+            // Routed as a new event would be: types and payload filters.
             None => {
-                let subs: Vec<String> = self
-                    .ports
-                    .registry
-                    .subscriptions_of(&key.source)
-                    .await?
-                    .iter()
-                    .filter(|s| s.is_enabled() && s.filter.matches(event_type))
-                    .map(|s| s.id.clone())
-                    .collect();
+                let subs = route(
+                    self.ports.registry.as_ref(),
+                    &key,
+                    event_type,
+                    &record.event,
+                )
+                .await?;
                 if subs.is_empty() {
                     return Err(AdminError::Conflict(format!(
-                        "no enabled subscription of source {:?} takes event type {event_type:?}",
+                        "no enabled subscription of source {:?} takes this event (event type {event_type:?}, filters)",
                         key.source
                     )));
                 }

@@ -267,6 +267,7 @@ fn schemas() -> Value {
                 "format": { "$ref": "#/components/schemas/Format" },
                 "template": { "type": ["string", "null"], "description": "Chat formats: the message text, a minijinja template" },
                 "payload_template": { "type": ["string", "null"], "description": "The whole JSON body, a minijinja template" },
+                "filter": { "type": ["string", "null"], "description": "A minijinja expression over payload, headers and event (type, source, id); only events it is true for are delivered", "examples": ["payload.action == \"opened\" and not payload.pull_request.draft"] },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
                 "allow_local": { "type": "boolean", "default": false }
             }
@@ -281,6 +282,7 @@ fn schemas() -> Value {
                 "format": { "$ref": "#/components/schemas/Format" },
                 "template": { "type": ["string", "null"] },
                 "payload_template": { "type": ["string", "null"] },
+                "filter": { "type": ["string", "null"] },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
                 "allow_local": { "type": "boolean" }
             }
@@ -299,6 +301,7 @@ fn schemas() -> Value {
                     "format": { "$ref": "#/components/schemas/Format" },
                     "template": { "type": ["string", "null"] },
                     "payload_template": { "type": ["string", "null"] },
+                    "filter": { "type": ["string", "null"] },
                     "retry_schedule": { "type": ["array", "null"], "items": duration },
                     "allow_local": { "type": "boolean" },
                     "has_signing_secret": { "type": "boolean" },

@@ -341,6 +341,36 @@ async fn a_subscription_gets_a_signing_secret_shown_once() {
     );
     assert!(f.registry.now_sub("chat").template.is_some());
 
+    // A payload filter is compiled into the live subscription; PATCH
+    // changes it and null removes it.
+    let filter = r#"payload.action == "opened""#;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"id": "opened", "source": "gh", "url": "https://example.com/o", "events": ["*"], "filter": filter}),
+        )
+        .await;
+    assert_eq!((s, v["filter"].as_str()), (201, Some(filter)), "{v}");
+    assert!(f.registry.now_sub("opened").payload_filter.is_some());
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/opened",
+            json!({"filter": "payload.action =="}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("filter")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/subscriptions/opened",
+            json!({"filter": null}),
+        )
+        .await;
+    assert_eq!((s, v.get("filter")), (200, None), "{v}");
+    assert!(f.registry.now_sub("opened").payload_filter.is_none());
+
     // A generated id when none is given.
     let (s, v) = f
         .call(
@@ -439,6 +469,14 @@ async fn bad_input_is_400_or_422_naming_the_field() {
         (
             json!({"source": "gh", "url": "https://x.example", "events": ["*"], "format": "slack", "template": "{{ x"}),
             "template",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "filter": "payload.action =="}),
+            "filter",
+        ),
+        (
+            json!({"source": "gh", "url": "https://x.example", "events": ["*"], "filter": "payload | shout"}),
+            "filter",
         ),
     ];
     for (body, field) in cases {

@@ -1076,6 +1076,7 @@ mod tests {
             format: Default::default(),
             template: None,
             payload_template: None,
+            filter: None,
             signing_secret: None,
             retry_schedule: None,
             allow_local: false,

@@ -17,7 +17,7 @@ use crate::delivery::Transport;
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
 use crate::pipeline::deliver::{DeliverOptions, DeliverPorts, Disposition, deliver};
-use crate::pipeline::enqueue::{log_routed, route};
+use crate::pipeline::enqueue::{Stored, log_routed, route};
 use crate::store::{Claim, Commit, EventStore, Lease};
 use crate::time::now_ms;
 
@@ -164,7 +164,9 @@ pub struct RoutingStore {
 
 impl RoutingStore {
     async fn commit_and_hand_over(&self, event: Event) -> Result<Commit, Unavailable> {
-        let subs = match route(self.registry.as_ref(), &event.source, &event.event_type).await {
+        let key = event.key();
+        let routing = route(self.registry.as_ref(), &key, &event.event_type, &event).await;
+        let subs = match routing {
             Ok(subs) => subs,
             Err(e) => {
                 tracing::warn!(source = %event.source, event_id = %event.id, error = %e, "routing at commit failed; the outbox routes it");
@@ -176,7 +178,6 @@ impl RoutingStore {
         let deliveries = subs.len();
         let permits = self.handoff.try_reserve_many(deliveries).ok();
         let claim = permits.as_ref().map(|_| self.claim);
-        let key = event.key();
         let event_type = event.event_type.clone();
         let routed = self.store.commit_routed(event, subs, claim).await?;
         if routed.commit == Commit::Accepted {
@@ -319,7 +320,11 @@ async fn route_batch(
     let mut routes = Vec::with_capacity(entries.len());
     let mut all_routed = true;
     for entry in entries {
-        match route(registry, &entry.key.source, &entry.event_type).await {
+        let content = Stored {
+            store: &shared.store,
+            key: &entry.key,
+        };
+        match route(registry, &entry.key, &entry.event_type, &content).await {
             Ok(subs) => routes.push((entry, subs)),
             Err(e) => {
                 all_routed = false;

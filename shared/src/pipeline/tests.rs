@@ -14,7 +14,7 @@ const OPTIONS: DeliverOptions = DeliverOptions {
     lease: Duration::from_secs(60),
     pause_recheck: Duration::from_secs(900),
 };
-use super::enqueue::enqueue;
+use super::enqueue::{Stored, enqueue};
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
 use super::receive::{Receipt, Reply, receive};
 use crate::config::{ConfigFile, Registry, StaticRegistry};
@@ -223,24 +223,56 @@ async fn enqueue_routes_by_type_and_records_unrouted_events() {
     let store = MemStore::default();
     let queue = MemQueue::default();
     let key = EventKey::new("gl", "e1");
-    let n = enqueue(&reg, &queue, &store, &key, "push").await.unwrap();
+    let n = enqueue(
+        &reg,
+        &queue,
+        &store,
+        &key,
+        "push",
+        &Stored {
+            store: &store,
+            key: &key,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 2);
     let mut routed = store.routed.lock().unwrap()[&key].clone();
     routed.sort();
     assert_eq!(routed, vec!["everything".to_owned(), "pushes".to_owned()]);
 
     let key2 = EventKey::new("gl", "e2");
-    let n = enqueue(&reg, &queue, &store, &key2, "merge_request")
-        .await
-        .unwrap();
+    let n = enqueue(
+        &reg,
+        &queue,
+        &store,
+        &key2,
+        "merge_request",
+        &Stored {
+            store: &store,
+            key: &key2,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 1, "only the catch-all subscription matches");
 
     // A disabled subscription is not routed to.
     reg.disable_subscription("everything").await.unwrap();
     let key3 = EventKey::new("gl", "e3");
-    let n = enqueue(&reg, &queue, &store, &key3, "merge_request")
-        .await
-        .unwrap();
+    let n = enqueue(
+        &reg,
+        &queue,
+        &store,
+        &key3,
+        "merge_request",
+        &Stored {
+            store: &store,
+            key: &key3,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 0);
     assert_eq!(
         store.routed.lock().unwrap()[&key3],
@@ -256,7 +288,21 @@ async fn enqueue_send_failure_leaves_the_event_unrouted() {
     let queue = MemQueue::default();
     queue.fail_indexes.lock().unwrap().push(1);
     let key = EventKey::new("gl", "e1");
-    assert!(enqueue(&reg, &queue, &store, &key, "push").await.is_err());
+    assert!(
+        enqueue(
+            &reg,
+            &queue,
+            &store,
+            &key,
+            "push",
+            &Stored {
+                store: &store,
+                key: &key
+            }
+        )
+        .await
+        .is_err()
+    );
     assert!(
         !store.routed.lock().unwrap().contains_key(&key),
         "outbox entry must stay pending for a retry"
