@@ -90,6 +90,25 @@ pub enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCmd),
+    /// Whether a captured request verifies against a source, and if not
+    /// why (nothing is committed; no secret is ever printed).
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub source: String,
+    /// The request's headers, `Name: value` per line.
+    #[arg(long, value_name = "FILE")]
+    pub headers: PathBuf,
+    /// The request's body, byte for byte.
+    #[arg(long, value_name = "FILE")]
+    pub body: PathBuf,
+    /// When it was received (RFC 3339, or a duration ago: 10m), for the
+    /// replay window; now by default.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 /// `sluice serve`: where to listen, and the limits a client is held to.

@@ -542,3 +542,112 @@ async fn sigterm_exits_within_the_http_grace_despite_a_stalled_client() {
         .unwrap_or(0);
     assert_eq!(n, 0, "the stalled client got no response");
 }
+
+/// `sluice verify --source github --headers H --body B`.
+async fn verify(cli: &Sluice, headers: &std::path::Path, body: &std::path::Path) -> Out {
+    let (h, b) = (headers.to_str().unwrap(), body.to_str().unwrap());
+    cli.run(&["verify", "--source", "github", "--headers", h, "--body", b])
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_says_offline_whether_a_captured_request_verifies_and_why_not() {
+    let h = harness();
+    h.store();
+    let cli = Sluice::of(&h);
+    cli.run(&[
+        "sources",
+        "add",
+        "github",
+        "--provider",
+        "github",
+        "--secret",
+        "env:GH_SECRET",
+    ])
+    .await
+    .ok();
+    let dir = h.dir.path();
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let write_headers = |name: &str, pairs: &[(String, String)]| {
+        // As a proxy log shows them: a request line, then `Name: value`.
+        let mut text = String::from("POST /hooks/github HTTP/1.1\r\n");
+        for (k, v) in pairs {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = write_headers(
+        "good.txt",
+        &github_headers(GH_SECRET, "cap-1", "push", body),
+    );
+    let body_file = dir.join("body.json");
+    std::fs::write(&body_file, body).unwrap();
+    let out = verify(&cli, &good, &body_file).await.ok();
+    assert_eq!(out.stdout, "verifies: event id cap-1, type push\n");
+
+    // Another body: no secret matched; the expected tag is never shown.
+    let other = dir.join("other.json");
+    std::fs::write(&other, b"{}").unwrap();
+    let out = verify(&cli, &good, &other).await.fails(1);
+    assert!(
+        out.stderr
+            .contains("signature does not match (invalid_signature)"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains(GH_SECRET) && out.stdout.is_empty(),
+        "{out:?}"
+    );
+
+    // No signature header: it is named.
+    let unsigned: Vec<(String, String)> = github_headers(GH_SECRET, "cap-2", "push", body)
+        .into_iter()
+        .filter(|(k, _)| k != "x-hub-signature-256")
+        .collect();
+    let out = verify(&cli, &write_headers("unsigned.txt", &unsigned), &body_file)
+        .await
+        .fails(1);
+    assert!(
+        out.stderr.contains("missing header x-hub-signature-256"),
+        "{out:?}"
+    );
+
+    // --json prints the verdict too; nothing was committed.
+    let out = cli
+        .run(&[
+            "--json",
+            "verify",
+            "--source",
+            "github",
+            "--headers",
+            good.to_str().unwrap(),
+            "--body",
+            other.to_str().unwrap(),
+        ])
+        .await
+        .fails(1);
+    assert_eq!(out.json()["error"], "invalid_signature");
+    let events = cli.run(&["--json", "events", "list"]).await.ok().json();
+    assert_eq!(events["events"], serde_json::json!([]));
+
+    // A file that is not headers, or a source that does not exist.
+    let junk = dir.join("junk.txt");
+    std::fs::write(&junk, "no colon here\n").unwrap();
+    let out = verify(&cli, &junk, &body_file).await.fails(2);
+    assert!(out.stderr.contains("line 1"), "{out:?}");
+    let out = cli
+        .run(&[
+            "verify",
+            "--source",
+            "nope",
+            "--headers",
+            good.to_str().unwrap(),
+            "--body",
+            body_file.to_str().unwrap(),
+        ])
+        .await
+        .fails(1);
+    assert!(out.stderr.contains("no source"), "{out:?}");
+}

@@ -8,6 +8,7 @@ mod apply;
 mod bulk;
 mod config;
 mod events;
+mod verify;
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -125,5 +126,6 @@ pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Re
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Replay(a) => bulk::replay(&ctx, a).await,
         Command::Dlq(c) => bulk::dlq(&ctx, c).await,
+        Command::Verify(a) => verify::run(&ctx, a).await,
     }
 }

@@ -39,6 +39,7 @@ pub enum Op {
     DisableSource,
     AddSourceSecret,
     RemoveSourceSecret,
+    VerifySource,
     ListSubscriptions,
     CreateSubscription,
     GetSubscription,
@@ -91,6 +92,7 @@ pub const ROUTES: &[Route] = &[
         "/admin/sources/{id}/secrets/{ref}",
         Op::RemoveSourceSecret,
     ),
+    route(Method::POST, "/admin/sources/{id}/verify", Op::VerifySource),
     route(Method::GET, "/admin/subscriptions", Op::ListSubscriptions),
     route(Method::POST, "/admin/subscriptions", Op::CreateSubscription),
     route(
@@ -341,6 +343,7 @@ async fn dispatch(
         Op::DisableSource => admin.set_enabled(Kind::Source, &id, false).await,
         Op::AddSourceSecret => admin.add_source_secret(&id, body).await,
         Op::RemoveSourceSecret => admin.remove_source_secret(&id, &second).await,
+        Op::VerifySource => admin.verify_request(&id, body).await,
         Op::ListSubscriptions => admin.list_subscriptions(&q).await,
         Op::CreateSubscription => admin.create_subscription(body).await,
         Op::GetSubscription => admin.get_subscription(&id).await,

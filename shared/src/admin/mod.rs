@@ -11,6 +11,7 @@ mod input;
 pub mod openapi;
 pub mod ports;
 pub mod sync;
+mod verify_ops;
 mod views;
 
 #[cfg(test)]

@@ -117,6 +117,9 @@ pub fn document() -> Value {
             "/admin/sources/{id}/secrets/{ref}": {
                 "delete": op("Remove a verification secret (rotation, step two)", "removeSourceSecret", &["id", "ref"], vec![("200", source())], &["404", "409", "422"])
             },
+            "/admin/sources/{id}/verify": {
+                "post": with_body(op("Whether a captured request verifies against the source, and if not why (nothing is committed)", "verifySource", &["id"], vec![("200", ok("The verdict", "VerifyResult"))], &["400", "404", "409", "422"]), "VerifyRequest", true)
+            },
             "/admin/subscriptions": {
                 "get": op("List subscriptions", "listSubscriptions", &["sourceFilter"], vec![("200", ok("Subscriptions", "SubscriptionList"))], &["422"]),
                 "post": with_body(op("Create a subscription; its signing secret is shown once", "createSubscription", &[], vec![("201", ok("The subscription and its new signing secret", "SubscriptionWithSecret"))], &["400", "409", "422"]), "SubscriptionCreate", true)
@@ -216,6 +219,26 @@ fn schemas() -> Value {
             "properties": { "value": { "type": "string" }, "ref": { "type": "string" } }
         }),
     );
+    m.insert("VerifyRequest".into(), json!({
+            "type": "object", "required": ["headers"], "additionalProperties": false,
+            "properties": {
+                "headers": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 }, "description": "[name, value] pairs, as the request carried them" },
+                "body": { "type": "string", "default": "" },
+                "body_encoding": { "enum": ["utf8", "base64"], "default": "utf8" },
+                "at": { "type": "string", "description": "When the request was received (RFC 3339, or a duration ago), for the replay window; now when absent" }
+            }
+        }));
+    m.insert("VerifyResult".into(), json!({
+            "type": "object", "required": ["verified"],
+            "properties": {
+                "verified": { "type": "boolean" },
+                "event_id": { "type": "string", "description": "When verified: the id the event would have" },
+                "event_type": { "type": "string" },
+                "handshake": { "type": "boolean", "description": "When verified: a provider handshake, answered without an event" },
+                "error": { "type": "string", "description": "When not: the code a webhook would get (missing_signature, invalid_signature, timestamp_out_of_window, …)" },
+                "reason": { "type": "string", "description": "When not: why, naming the header at fault; never a secret or an expected signature" }
+            }
+        }));
     m.insert("Provider".into(), json!({ "enum": ["github", "stripe", "slack", "shopify", "standard-webhooks", "svix", "gitlab", "hmac"] }));
     m.insert("SourceCreate".into(), json!({
             "type": "object", "required": ["id", "provider", "secrets"], "additionalProperties": false,

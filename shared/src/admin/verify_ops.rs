@@ -1,0 +1,94 @@
+//! `POST /admin/sources/{id}/verify`: whether a captured request verifies
+//! against a source, and if not, why. Nothing is committed or routed: it
+//! runs the receive path's own check ([`verify_and_build`]) on the bytes
+//! given. The answer names a missing header, a timestamp outside the
+//! window or no matching secret, never a secret or an expected tag.
+
+use std::time::SystemTime;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::config_ops::Reply;
+use super::input::json_body;
+use super::{Admin, AdminError};
+use crate::config::SourceError;
+use crate::pipeline::receive::verify_and_build;
+use crate::time::from_ms;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    /// `[name, value]` pairs, as the request carried them.
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    body_encoding: BodyEncoding,
+    /// When the request was received (RFC 3339), for the replay window;
+    /// now when absent.
+    #[serde(default)]
+    at: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum BodyEncoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+fn header_map(pairs: &[(String, String)]) -> Result<HeaderMap, AdminError> {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        let bad = |what: &str| AdminError::invalid(format!("headers[{i}]"), what.to_owned());
+        let name = HeaderName::try_from(name.as_str()).map_err(|_| bad("not a header name"))?;
+        let value = HeaderValue::try_from(value.as_str()).map_err(|_| bad("not a header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+impl Admin {
+    pub(crate) async fn verify_request(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
+        let input: VerifyRequest = json_body(body)?;
+        let headers = header_map(&input.headers)?;
+        let body = match input.body_encoding {
+            BodyEncoding::Utf8 => Bytes::from(input.body),
+            BodyEncoding::Base64 => STANDARD
+                .decode(input.body.as_bytes())
+                .map(Bytes::from)
+                .map_err(|_| AdminError::invalid("body", "not base64"))?,
+        };
+        let at = match input.at.as_deref() {
+            None => SystemTime::now(),
+            Some(t) => from_ms(super::input::time_ms("at", t)?),
+        };
+        let source = match self.ports.registry.source(id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(AdminError::NotFound(format!("no source {id:?}"))),
+            Err(SourceError::Broken(b)) => {
+                return Err(AdminError::Conflict(format!(
+                    "source {id:?} cannot verify now: {}",
+                    b.reason
+                )));
+            }
+            Err(SourceError::Unavailable(u)) => return Err(AdminError::Unavailable(u)),
+        };
+        let verdict = match verify_and_build(&source, headers, body, at) {
+            Ok((event, handshake)) => json!({
+                "verified": true,
+                "event_id": event.id,
+                "event_type": event.event_type,
+                "handshake": handshake.is_some(),
+            }),
+            Err(e) => json!({ "verified": false, "error": e.code(), "reason": e.to_string() }),
+        };
+        Ok(Reply::ok(verdict))
+    }
+}
