@@ -2,12 +2,14 @@
 # Install moto server into .venv-moto at the repository root (idempotent).
 #
 #   scripts/moto.sh            create/refresh the venv if needed, print the
-#                              path of moto_server
+#                              path of the server to run
 #
-# The Rust tests (sluice::aws::testing::MotoServer) look for
-# .venv-moto/bin/moto_server beside the workspace, or for the binary named by
-# SLUICE_MOTO_SERVER. The venv is rebuilt only when the requirements file
-# changed since the last install, so a second run takes well under a second.
+# The server is .venv-moto/bin/sluice-moto-server: moto_server with its
+# DynamoDB backend serialised (scripts/moto_atomic.py says why). The Rust
+# tests (sluice::aws::testing::MotoServer) and `make watch` run it; the tests
+# take SLUICE_MOTO_SERVER instead when it is set. The venv is rebuilt only
+# when the requirements file changed since the last install, so a second run
+# takes well under a second.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,9 +18,17 @@ req="$root/tests/requirements-moto.txt"
 stamp="$venv/.requirements.sha256"
 python="${PYTHON:-python3}"
 
+server="$venv/bin/sluice-moto-server"
+# The launcher: written each time, so it follows the checkout it runs from.
+write_server() {
+    printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$venv/bin/python" "$root/scripts/moto_atomic.py" >"$server"
+    chmod +x "$server"
+}
+
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [[ -x "$venv/bin/moto_server" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    echo "$venv/bin/moto_server"
+    write_server
+    echo "$server"
     exit 0
 fi
 
@@ -27,6 +37,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-"$venv/bin/moto_server" --help >/dev/null
+write_server
+"$server" --help >/dev/null
 echo "$want" >"$stamp"
-echo "$venv/bin/moto_server"
+echo "$server"

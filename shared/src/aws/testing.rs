@@ -2,8 +2,9 @@
 //! and helpers that create the tables and queues the adapters use.
 //!
 //! moto is installed by `scripts/moto.sh` into `.venv-moto` at the
-//! workspace root (`make test` runs it); `SLUICE_MOTO_SERVER` may name the
-//! `moto_server` binary instead. When it cannot be found, tests fail with a
+//! workspace root (`make test` runs it), with a launcher that makes its
+//! DynamoDB writes atomic as DynamoDB's are (`scripts/moto_atomic.py`);
+//! `SLUICE_MOTO_SERVER` may name another server binary instead. When it cannot be found, tests fail with a
 //! message saying so: they are never skipped.
 //!
 //! One server is shared by all the tests of a test binary
@@ -54,8 +55,8 @@ impl std::fmt::Debug for MotoServer {
     }
 }
 
-/// Where `moto_server` is: `$SLUICE_MOTO_SERVER`, else
-/// `<workspace>/.venv-moto/bin/moto_server`.
+/// Where the server is: `$SLUICE_MOTO_SERVER`, else
+/// `<workspace>/.venv-moto/bin/sluice-moto-server` (scripts/moto.sh).
 pub fn moto_server_path() -> Result<PathBuf, String> {
     let how = "run `make test` (it installs moto into .venv-moto with scripts/moto.sh), \
                or run scripts/moto.sh, or set SLUICE_MOTO_SERVER to a moto_server binary";
@@ -74,7 +75,7 @@ pub fn moto_server_path() -> Result<PathBuf, String> {
         .join("..")
         .join(".venv-moto")
         .join("bin")
-        .join("moto_server");
+        .join("sluice-moto-server");
     if p.is_file() {
         Ok(p)
     } else {
