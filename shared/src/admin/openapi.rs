@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of the admin API, written by hand (no proc
 //! macros in the Lambda builds). A test checks that it lists exactly the
-//! routes of [`super::ROUTES`].
+//! routes of [`super::ROUTES`], and `shared/tests/openapi_valid.rs` that
+//! an OpenAPI validator accepts it.
 
 use serde_json::{Value, json};
 
