@@ -650,4 +650,8 @@ async fn verify_says_offline_whether_a_captured_request_verifies_and_why_not() {
         .await
         .fails(1);
     assert!(out.stderr.contains("no source"), "{out:?}");
+    // A disabled source is not served; it says so.
+    cli.run(&["sources", "disable", "github"]).await.ok();
+    let out = verify(&cli, &good, &body_file).await.fails(1);
+    assert!(out.stderr.contains("is disabled"), "{out:?}");
 }

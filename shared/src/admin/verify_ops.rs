@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::config_ops::Reply;
 use super::input::json_body;
+use super::ports::Kind;
 use super::{Admin, AdminError};
 use crate::config::SourceError;
 use crate::pipeline::receive::verify_and_build;
@@ -71,7 +72,18 @@ impl Admin {
         };
         let source = match self.ports.registry.source(id).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Err(AdminError::NotFound(format!("no source {id:?}"))),
+            // Disabled sources are not served, so the registry does not
+            // have them: say which it is.
+            Ok(None) => {
+                return Err(
+                    match self.ports.config.get_config(Kind::Source, id).await? {
+                        Some(_) => AdminError::Conflict(format!(
+                            "source {id:?} is disabled (its webhooks answer 404); enable it to verify"
+                        )),
+                        None => AdminError::NotFound(format!("no source {id:?}")),
+                    },
+                );
+            }
             Err(SourceError::Broken(b)) => {
                 return Err(AdminError::Conflict(format!(
                     "source {id:?} cannot verify now: {}",
