@@ -99,6 +99,7 @@ pub fn log_routed(key: &EventKey, event_type: &str, deliveries: usize) {
 /// The task ids are sent first and the event marked routed second: a crash
 /// in between re-sends the tasks, which delivery's status check makes
 /// harmless, whereas the other order could lose them.
+///
 /// `content` gives payload filters the event (on AWS, from the stream
 /// record that carries it).
 pub async fn enqueue(
