@@ -366,6 +366,7 @@ pub fn validate_subscription(sub: &SubscriptionConfig, policy: &Policy) -> Resul
     destination_url(sub)?;
     retry_policy(sub)?;
     template(sub)?;
+    payload_filter(sub)?;
     Ok(())
 }
 
