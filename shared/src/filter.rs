@@ -62,7 +62,7 @@ impl PayloadFilter {
             .compile_expression_owned(source.to_owned())
             .map_err(|e| FilterError::Compile(e.to_string()))?;
         let filter = Self { expr };
-        match filter.expr.eval(FilterInput::empty().0) {
+        match filter.expr.eval(FilterInput::new(None).0) {
             Err(e)
                 if matches!(
                     e.kind(),
@@ -92,14 +92,14 @@ impl PayloadFilter {
 #[derive(Debug, Clone)]
 pub struct FilterInput(Value);
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Context<'a> {
     event: EventFacts<'a>,
     payload: Option<serde_json::Value>,
     headers: BTreeMap<&'a str, &'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct EventFacts<'a> {
     #[serde(rename = "type")]
     event_type: &'a str,
@@ -111,36 +111,21 @@ impl FilterInput {
     /// The input for `event`; an event that is gone has no payload,
     /// headers or facts, so only a filter that expects none passes it.
     pub fn new(event: Option<&Event>) -> Self {
-        let Some(event) = event else {
-            return Self::empty();
-        };
-        let headers = event
-            .headers
-            .0
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-            .collect();
-        Self(Value::from(Serde(Context {
+        let context = event.map_or_else(Context::default, |event| Context {
             event: EventFacts {
                 event_type: &event.event_type,
                 source: &event.source,
                 id: &event.id,
             },
             payload: serde_json::from_slice(&event.body).ok(),
-            headers,
-        })))
-    }
-
-    fn empty() -> Self {
-        Self(Value::from(Serde(Context {
-            event: EventFacts {
-                event_type: "",
-                source: "",
-                id: "",
-            },
-            payload: None,
-            headers: BTreeMap::new(),
-        })))
+            headers: event
+                .headers
+                .0
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+                .collect(),
+        });
+        Self(Value::from(Serde(context)))
     }
 }
 

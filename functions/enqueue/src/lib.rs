@@ -181,7 +181,11 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
     let result = match &replay_to {
         Some(subs) => enqueue_replay(ports.queue, ports.store, &key, &event_type, subs).await,
         None => {
-            let content = ImageContent { record, key: &key };
+            let content = ImageContent {
+                record,
+                key: &key,
+                event_type: &event_type,
+            };
             let (registry, queue, store) = (ports.registry, ports.queue, ports.store);
             enqueue(registry, queue, store, &key, &event_type, &content).await
         }
@@ -206,33 +210,32 @@ async fn handle_record(ports: Ports<'_>, record: &EventRecord) -> RecordOutcome 
 struct ImageContent<'a> {
     record: &'a EventRecord,
     key: &'a EventKey,
+    /// Already read by [`parse_image`].
+    event_type: &'a str,
 }
 
 #[async_trait]
 impl EventContent for ImageContent<'_> {
     async fn filter_input(&self) -> Result<FilterInput, Unavailable> {
         let image = &self.record.change.new_image;
-        let string = |name: &str| match image.get(name) {
-            Some(AttributeValue::S(v)) => Some(v.as_str()),
-            _ => None,
-        };
         let body = match image.get(ev::BODY) {
             Some(AttributeValue::B(b)) => bytes::Bytes::copy_from_slice(b),
             _ => bytes::Bytes::new(),
         };
         // Written by sluice (item::event_to_item); unreadable ones are none.
-        let headers: Headers = string(ev::HEADERS)
-            .and_then(|h| serde_json::from_str(h).ok())
-            .unwrap_or_default();
+        let headers: Headers = match image.get(ev::HEADERS) {
+            Some(AttributeValue::S(h)) => serde_json::from_str(h).unwrap_or_default(),
+            _ => Headers::default(),
+        };
         let event = sluice::model::Event {
             source: self.key.source.clone(),
             id: self.key.id.clone(),
-            event_type: string(ev::EVENT_TYPE).unwrap_or_default().to_owned(),
+            event_type: self.event_type.to_owned(),
             received_at_ms: 0,
             expires_at: 0,
             body,
             body_hash: String::new(),
-            content_type: string(ev::CONTENT_TYPE).map(str::to_owned),
+            content_type: None,
             headers,
         };
         Ok(FilterInput::new(Some(&event)))

@@ -19,7 +19,7 @@ use super::fakes::{MemQueue, MemStore, ScriptedTransport};
 use super::receive::{Receipt, Reply, receive};
 use crate::config::{ConfigFile, Registry, StaticRegistry};
 use crate::delivery::DeliveryError;
-use crate::error::ReceiveError;
+use crate::error::{ReceiveError, Unavailable};
 use crate::model::{DeliveryStatus, DeliveryTask, EventKey, ReceivedTask};
 use crate::secrets::EnvSecrets;
 
@@ -217,62 +217,43 @@ async fn duplicate_with_a_different_body_is_still_a_duplicate() {
     );
 }
 
+/// Enqueue a committed event, its payload read from the store.
+async fn enqueue_stored(
+    reg: &StaticRegistry,
+    queue: &MemQueue,
+    store: &MemStore,
+    key: &EventKey,
+    event_type: &str,
+) -> Result<usize, Unavailable> {
+    enqueue(reg, queue, store, key, event_type, &Stored { store, key }).await
+}
+
 #[tokio::test]
 async fn enqueue_routes_by_type_and_records_unrouted_events() {
     let reg = registry().await;
     let store = MemStore::default();
     let queue = MemQueue::default();
     let key = EventKey::new("gl", "e1");
-    let n = enqueue(
-        &reg,
-        &queue,
-        &store,
-        &key,
-        "push",
-        &Stored {
-            store: &store,
-            key: &key,
-        },
-    )
-    .await
-    .unwrap();
+    let n = enqueue_stored(&reg, &queue, &store, &key, "push")
+        .await
+        .unwrap();
     assert_eq!(n, 2);
     let mut routed = store.routed.lock().unwrap()[&key].clone();
     routed.sort();
     assert_eq!(routed, vec!["everything".to_owned(), "pushes".to_owned()]);
 
     let key2 = EventKey::new("gl", "e2");
-    let n = enqueue(
-        &reg,
-        &queue,
-        &store,
-        &key2,
-        "merge_request",
-        &Stored {
-            store: &store,
-            key: &key2,
-        },
-    )
-    .await
-    .unwrap();
+    let n = enqueue_stored(&reg, &queue, &store, &key2, "merge_request")
+        .await
+        .unwrap();
     assert_eq!(n, 1, "only the catch-all subscription matches");
 
     // A disabled subscription is not routed to.
     reg.disable_subscription("everything").await.unwrap();
     let key3 = EventKey::new("gl", "e3");
-    let n = enqueue(
-        &reg,
-        &queue,
-        &store,
-        &key3,
-        "merge_request",
-        &Stored {
-            store: &store,
-            key: &key3,
-        },
-    )
-    .await
-    .unwrap();
+    let n = enqueue_stored(&reg, &queue, &store, &key3, "merge_request")
+        .await
+        .unwrap();
     assert_eq!(n, 0);
     assert_eq!(
         store.routed.lock().unwrap()[&key3],
@@ -289,19 +270,9 @@ async fn enqueue_send_failure_leaves_the_event_unrouted() {
     queue.fail_indexes.lock().unwrap().push(1);
     let key = EventKey::new("gl", "e1");
     assert!(
-        enqueue(
-            &reg,
-            &queue,
-            &store,
-            &key,
-            "push",
-            &Stored {
-                store: &store,
-                key: &key
-            }
-        )
-        .await
-        .is_err()
+        enqueue_stored(&reg, &queue, &store, &key, "push")
+            .await
+            .is_err()
     );
     assert!(
         !store.routed.lock().unwrap().contains_key(&key),
