@@ -76,6 +76,21 @@ impl Sluice {
         }
     }
 
+    /// `sources add github`, verifying with the harness's GH_SECRET.
+    async fn add_github_source(&self) {
+        self.run(&[
+            "sources",
+            "add",
+            "github",
+            "--provider",
+            "github",
+            "--secret",
+            "env:GH_SECRET",
+        ])
+        .await
+        .ok();
+    }
+
     /// Run until `cond` holds for the JSON it prints.
     async fn until(&self, args: &[&str], what: &str, cond: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -136,17 +151,7 @@ async fn operate_a_running_gateway_register_inspect_fail_replay_redrive() {
     let cli = Sluice::of(&h);
 
     // Register a source and a subscription; the signing secret is shown once.
-    cli.run(&[
-        "sources",
-        "add",
-        "github",
-        "--provider",
-        "github",
-        "--secret",
-        "env:GH_SECRET",
-    ])
-    .await
-    .ok();
+    cli.add_github_source().await;
     let created = cli
         .run(&[
             "subscriptions",
@@ -555,17 +560,7 @@ async fn verify_says_offline_whether_a_captured_request_verifies_and_why_not() {
     let h = harness();
     h.store();
     let cli = Sluice::of(&h);
-    cli.run(&[
-        "sources",
-        "add",
-        "github",
-        "--provider",
-        "github",
-        "--secret",
-        "env:GH_SECRET",
-    ])
-    .await
-    .ok();
+    cli.add_github_source().await;
     let dir = h.dir.path();
     let body = br#"{"ref":"refs/heads/main"}"#;
     let write_headers = |name: &str, pairs: &[(String, String)]| {
