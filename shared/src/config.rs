@@ -15,6 +15,7 @@ use crate::error::Unavailable;
 use crate::filter::PayloadFilter;
 pub use crate::format::Format;
 use crate::format::Template;
+use crate::poll::{PollerConfig, validate_poller};
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
 use crate::secrets::{SecretRef, SecretResolver};
@@ -73,6 +74,9 @@ pub struct ConfigFile {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// Apps without webhooks, polled; each is a source of events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pollers: Vec<PollerConfig>,
     /// The admin API (`/admin/`); off unless a token is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,
@@ -207,6 +211,17 @@ impl ConfigFile {
                 return invalid(format!("source {:?} is defined twice", s.id));
             }
         }
+        for p in &self.pollers {
+            validate_poller(p, policy)?;
+            let window = p.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW);
+            // A poller is a source of events: one namespace for both.
+            if sources.insert(p.id.as_str(), window).is_some() {
+                return invalid(format!(
+                    "poller {:?}: a source or poller with this id is already defined",
+                    p.id
+                ));
+            }
+        }
         let mut subs = HashSet::new();
         for sub in &self.subscriptions {
             validate_subscription(sub, policy)?;
@@ -215,7 +230,7 @@ impl ConfigFile {
             }
             let Some(window) = sources.get(sub.source.as_str()) else {
                 return invalid(format!(
-                    "subscription {:?}: source {:?} is not defined",
+                    "subscription {:?}: source {:?} is not defined (as a source or a poller)",
                     sub.id, sub.source
                 ));
             };

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod format;
 pub mod model;
 pub mod pipeline;
+pub mod poll;
 pub mod queue;
 pub mod retry;
 pub mod routing;

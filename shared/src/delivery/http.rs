@@ -40,19 +40,19 @@ impl Default for HttpOptions {
     }
 }
 
-/// Delivers over HTTP(S). Holds up to two clients, built once: a guarded
-/// one (https only, resolver that refuses forbidden addresses) and, only
-/// when [`HttpOptions::allow_local`] is on, an open one for subscriptions
-/// with `allow_local`.
+/// The outbound HTTP clients, built once: a guarded one (https only,
+/// resolver that refuses forbidden addresses) and, only when
+/// [`HttpOptions::allow_local`] is on, an open one for `allow_local`
+/// targets. Every outbound request (deliveries, polls) picks its client
+/// here, so every one passes the SSRF guard.
 #[derive(Debug, Clone)]
-pub struct HttpTransport {
+pub struct GuardedClients {
     guarded: Client,
     open: Option<Client>,
-    snippet_cap: usize,
 }
 
-impl HttpTransport {
-    pub fn new(opts: HttpOptions) -> Result<Self, DeliveryError> {
+impl GuardedClients {
+    pub fn new(opts: &HttpOptions) -> Result<Self, DeliveryError> {
         let base = || {
             Client::builder()
                 .connect_timeout(opts.connect_timeout)
@@ -76,9 +76,36 @@ impl HttpTransport {
         } else {
             None
         };
+        Ok(Self { guarded, open })
+    }
+
+    /// The client for `url`, after the checks made before connecting.
+    pub fn client_for(&self, url: &Url, allow_local: bool) -> Result<&Client, DeliveryError> {
+        let client = match (&self.open, allow_local) {
+            (Some(open), true) => open,
+            (None, true) => {
+                return Err(DeliveryError::Refused(
+                    "allow_local targets are disabled in this deployment".into(),
+                ));
+            }
+            (_, false) => &self.guarded,
+        };
+        ssrf::check_url(url, allow_local)?;
+        Ok(client)
+    }
+}
+
+/// Delivers over HTTP(S), through [`GuardedClients`].
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    clients: GuardedClients,
+    snippet_cap: usize,
+}
+
+impl HttpTransport {
+    pub fn new(opts: HttpOptions) -> Result<Self, DeliveryError> {
         Ok(Self {
-            guarded,
-            open,
+            clients: GuardedClients::new(&opts)?,
             snippet_cap: opts.snippet_cap,
         })
     }
@@ -87,16 +114,7 @@ impl HttpTransport {
 #[async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
-        let client = match (&self.open, req.allow_local) {
-            (Some(open), true) => open,
-            (None, true) => {
-                return Err(DeliveryError::Refused(
-                    "allow_local destinations are disabled in this deployment".into(),
-                ));
-            }
-            (_, false) => &self.guarded,
-        };
-        ssrf::check_url(&req.url, req.allow_local)?;
+        let client = self.clients.client_for(&req.url, req.allow_local)?;
         let mut resp = client
             .post(req.url.clone())
             .headers(req.headers.clone())
@@ -169,7 +187,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn map_error(err: reqwest::Error) -> DeliveryError {
+pub(crate) fn map_error(err: reqwest::Error) -> DeliveryError {
     // reqwest's Display includes the URL (possibly with a token).
     let err = err.without_url();
     if let Some(f) = ssrf::find_forbidden(&err) {
@@ -394,7 +412,7 @@ mod tests {
     async fn without_the_switch_allow_local_is_refused() {
         let (addr, hits) = counting(204, &[]).await;
         let t = HttpTransport::new(HttpOptions::default()).unwrap();
-        assert!(t.open.is_none(), "the open client is not built");
+        assert!(t.clients.open.is_none(), "the open client is not built");
         let err = t
             .send(&request(&format!("http://{addr}/"), true))
             .await
