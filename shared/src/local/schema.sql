@@ -145,3 +145,13 @@ CREATE TABLE IF NOT EXISTS replays (
     PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replays_of ON replays(source, replay_of);
+
+-- Pollers' state (poll/state.rs): the PollerState JSON, and the claim and
+-- schedule as columns for the claim's condition.
+CREATE TABLE IF NOT EXISTS poller_state (
+    id              TEXT    PRIMARY KEY,
+    state           TEXT    NOT NULL,            -- JSON
+    next_poll_at_ms INTEGER NOT NULL DEFAULT 0,
+    lease_owner     TEXT,
+    lease_until_ms  INTEGER
+) WITHOUT ROWID;
