@@ -20,6 +20,7 @@ use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::pipeline::receive::{Reply, receive};
+use sluice::poll::HttpFetch;
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -184,10 +185,21 @@ impl Gateway {
             0 => {}
             n => tracing::warn!(tasks = n, "claims left by a stopped gateway released"),
         }
+        match store.release_poll_claims().await.map_err(store_error)? {
+            0 => {}
+            n => tracing::warn!(pollers = n, "poll claims left by a stopped gateway released"),
+        }
+        // Polled apps pass the same guard as destinations.
+        let fetch = HttpFetch::new(&HttpOptions {
+            allow_local: true,
+            ..HttpOptions::default()
+        })
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
         let runtime = LocalRuntime::start(
             registry.clone(),
             store.clone(),
             Arc::new(transport),
+            Arc::new(fetch),
             opts.runtime.clone(),
         );
 

@@ -69,6 +69,11 @@ impl LocalRegistry {
             .clone()
     }
 
+    /// How `env:`, `ssm:` and `db:` references are resolved here.
+    pub fn secrets(&self) -> &dyn SecretResolver {
+        self.secrets.as_ref()
+    }
+
     /// The largest body any source accepts (the HTTP layer's read cap).
     pub fn max_body_bytes(&self) -> usize {
         self.current().max_body_bytes

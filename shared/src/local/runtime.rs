@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
@@ -12,12 +12,13 @@ use tokio::task::JoinSet;
 pub use super::registry::LocalRegistry;
 use super::store::duration_ms;
 use super::{OutboxEntry, SqliteStore};
-use crate::config::Registry;
+use crate::config::{Policy, Registry};
 use crate::delivery::Transport;
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
 use crate::pipeline::deliver::{DeliverOptions, DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::{Stored, log_routed, route};
+use crate::poll::{Fetch, PollPorts, enabled_pollers, poll_due};
 use crate::store::{Claim, Commit, EventStore, Lease};
 use crate::time::now_ms;
 
@@ -42,6 +43,8 @@ pub struct RuntimeOptions {
     /// How often the config table is checked for changes made by another
     /// process (the admin API's own changes apply at once).
     pub config_poll: Duration,
+    /// How often the pollers are checked for a due poll.
+    pub poll_tick: Duration,
     /// The deliver step's lease and pause recheck. The lease must end
     /// before a claim on the queue does (`visibility_timeout`).
     pub deliver: DeliverOptions,
@@ -59,6 +62,7 @@ impl Default for RuntimeOptions {
             outbox_batch: 256,
             purge_every: Duration::from_secs(3600),
             config_poll: Duration::from_secs(2),
+            poll_tick: Duration::from_secs(1),
             deliver: DeliverOptions {
                 lease: Duration::from_secs(45),
                 // A resume wakes parked tasks at once (`wake_parked`); this
@@ -91,6 +95,7 @@ impl LocalRuntime {
         registry: Arc<LocalRegistry>,
         store: SqliteStore,
         transport: Arc<dyn Transport>,
+        fetch: Arc<dyn Fetch>,
         options: RuntimeOptions,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
@@ -114,6 +119,12 @@ impl LocalRuntime {
         workers.spawn(outbox_worker(shared.clone(), handoff, stopped.clone()));
         workers.spawn(delivery_worker(shared.clone(), handoff_rx, stopped.clone()));
         workers.spawn(config_worker(shared.clone(), stopped.clone()));
+        workers.spawn(poll_worker(
+            shared.clone(),
+            receive_store.clone(),
+            fetch,
+            stopped.clone(),
+        ));
         workers.spawn(purge_worker(shared, stopped));
         Self {
             stop,
@@ -710,6 +721,46 @@ async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "config reload failed; the running config stays"),
         }
+    }
+}
+
+/// Runs the pollers: each tick, a poll of those due, on its own task, so
+/// that a slow app never holds up the others' schedule (a poll still
+/// running is claimed: the next tick skips it). What a poll emits is
+/// committed through the receive path's store: routed in its commit and
+/// handed to the delivery worker. A stop abandons polls in progress; the
+/// next start releases their claims (`release_poll_claims`).
+async fn poll_worker(
+    shared: Arc<Shared>,
+    store: RoutingStore,
+    fetch: Arc<dyn Fetch>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut polls = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.options.poll_tick) => {}
+            _ = stopped.changed() => return,
+        }
+        while polls.try_join_next().is_some() {}
+        let configs = match enabled_pollers(&shared.store).await {
+            Ok(configs) if configs.is_empty() => continue,
+            Ok(configs) => configs,
+            Err(e) => {
+                tracing::warn!(error = %e, "pollers unavailable");
+                continue;
+            }
+        };
+        let (shared, store, fetch) = (shared.clone(), store.clone(), fetch.clone());
+        polls.spawn(async move {
+            let ports = PollPorts {
+                states: &shared.store,
+                store: &store,
+                fetch: fetch.as_ref(),
+                secrets: shared.registry.secrets(),
+            };
+            poll_due(&configs, &Policy::EMBEDDED, &ports, SystemTime::now()).await;
+        });
     }
 }
 

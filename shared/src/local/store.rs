@@ -173,6 +173,23 @@ impl SqliteStore {
         .await
     }
 
+    /// Ends every poll claim: at start, a claim still held is a stopped
+    /// gateway's (or a CLI's that died mid-poll), and waiting it out would
+    /// only delay that poller. A CLI polling right now could then poll
+    /// beside the gateway once; its items are committed once all the same.
+    pub async fn release_poll_claims(&self) -> Result<u64, Unavailable> {
+        self.write(|c, _| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE poller_state SET lease_owner = NULL, lease_until_ms = NULL
+                     WHERE lease_owner IS NOT NULL",
+                )?
+                .execute([])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     /// Makes the parked tasks of these subscriptions (resumed after a
     /// pause) visible now.
     pub async fn wake_parked(&self, subscriptions: Vec<String>) -> Result<u64, Unavailable> {

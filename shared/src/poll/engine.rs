@@ -16,6 +16,7 @@ use super::config::{PollFormat, Poller, PollerConfig, resolve_poller};
 use super::fetch::{Fetch, PageRequest};
 use super::items::{Item, next_page, read_page};
 use super::state::{LastResult, PollClaim, PollLease, PollerState, PollerStates, SEEN_CAP};
+use crate::admin::ports::{ConfigItem, ConfigStore};
 use crate::config::Policy;
 use crate::delivery::http::{redacted, retry_after};
 use crate::error::Unavailable;
@@ -146,6 +147,20 @@ impl PollReport {
             next_poll_at_ms: None,
         }
     }
+}
+
+/// The enabled pollers of the config store: what runners poll.
+pub async fn enabled_pollers(config: &dyn ConfigStore) -> Result<Vec<PollerConfig>, Unavailable> {
+    Ok(config
+        .list_config()
+        .await?
+        .into_iter()
+        .filter(|e| e.enabled)
+        .filter_map(|e| match e.item {
+            ConfigItem::Poller(p) => Some(p),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Poll every poller of `configs` that is due (at most 8 at once). The
