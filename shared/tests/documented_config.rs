@@ -61,3 +61,24 @@ fn example_config_loads_with_its_chat_subscription_uncommented() {
     let parsed = ConfigFile::parse(&config).unwrap_or_else(|e| panic!("{e}\n{config}"));
     assert!(parsed.subscriptions.iter().any(|s| s.id == "team-chat"));
 }
+
+#[test]
+fn readme_poller_examples_load() {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n## Apps without webhooks")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an Apps without webhooks section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .collect();
+    assert_eq!(blocks.len(), 2, "a JSON API and a feed: {blocks:?}");
+    for block in blocks {
+        let parsed = ConfigFile::parse(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert_eq!(parsed.pollers.len(), 1, "{block}");
+        assert_eq!(parsed.subscriptions[0].source, parsed.pollers[0].id);
+    }
+}
