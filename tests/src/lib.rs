@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use sluice::local::SqliteStore;
 use sluice_cli::serve::{Gateway, ServeOptions};
 
@@ -112,6 +112,83 @@ async fn record(
     };
     tokio::time::sleep(delay).await;
     StatusCode::from_u16(status).unwrap()
+}
+
+#[derive(Default)]
+struct ListState {
+    /// Newest first, as list endpoints answer.
+    items: Vec<serde_json::Value>,
+    requests: usize,
+    /// Conditional requests answered 304.
+    not_modified: usize,
+    delay: Duration,
+}
+
+/// A polled app: `GET /items` answers a JSON list with an `ETag`, and 304
+/// to a conditional request that still matches.
+#[derive(Clone)]
+pub struct ListApp {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<ListState>>,
+}
+
+impl ListApp {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(ListState::default()));
+        let app = Router::new()
+            .route("/items", axum::routing::get(list_items))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/items", self.addr)
+    }
+
+    /// A new item, listed first.
+    pub fn add(&self, item: serde_json::Value) {
+        self.state.lock().unwrap().items.insert(0, item);
+    }
+
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
+    }
+
+    pub fn not_modified(&self) -> usize {
+        self.state.lock().unwrap().not_modified
+    }
+
+    /// Answer each request only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+}
+
+async fn list_items(
+    State(state): State<Arc<Mutex<ListState>>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (items, delay) = {
+        let mut s = state.lock().unwrap();
+        s.requests += 1;
+        (s.items.clone(), s.delay)
+    };
+    tokio::time::sleep(delay).await;
+    let body = serde_json::to_vec(&items).unwrap();
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..8]));
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        state.lock().unwrap().not_modified += 1;
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+    }
+    (
+        [("etag", etag), ("content-type", "application/json".to_owned())],
+        body,
+    )
+        .into_response()
 }
 
 /// A config and secrets in a temporary directory, and the gateway on them.
