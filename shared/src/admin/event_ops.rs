@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use super::config_ops::Reply;
 use super::input::{Query, limit, limit_param, opt_time_ms};
 use super::ports::{
-    ConfigItem, DeadLetterQuery, EventQuery, EventStatus, LogError, ReplayCandidate,
-    ReplayQuery,
+    ConfigItem, DeadLetterQuery, EventQuery, EventStatus, LogError, ReplayCandidate, ReplayQuery,
 };
 use super::views;
 use super::{Admin, AdminError};

@@ -379,15 +379,21 @@ fn schemas() -> Value {
     });
     let mut create = poller_fields.clone();
     create["id"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$", "description": "The source id of its events (one namespace with sources)" });
-    m.insert("PollerConfig".into(), json!({
+    m.insert(
+        "PollerConfig".into(),
+        json!({
             "type": "object", "required": ["id", "url"], "additionalProperties": false,
             "description": "A [[pollers]] entry of the config file",
             "properties": create
-        }));
-    m.insert("PollerPatch".into(), json!({
+        }),
+    );
+    m.insert(
+        "PollerPatch".into(),
+        json!({
             "type": "object", "additionalProperties": false,
             "properties": poller_fields
-        }));
+        }),
+    );
     let mut view = poller_fields;
     view["id"] = json!({ "type": "string" });
     view["state"] = json!({ "type": ["object", "null"], "description": "What the poller remembers (last poll, its result); null for now" });

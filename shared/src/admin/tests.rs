@@ -1503,7 +1503,11 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
     assert_eq!(ids, ["items"]);
     let (_, v) = f.call(Method::GET, "/admin/sources", Value::Null).await;
     assert!(
-        v["sources"].as_array().unwrap().iter().all(|s| s["id"] != "items"),
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != "items"),
         "a poller is not a source: {v}"
     );
     assert!(
@@ -1527,11 +1531,19 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
     assert!(v.get("headers").is_none(), "{v}");
     assert_eq!(v["item_id"], "/id", "unchanged");
     let (s, v) = f
-        .call(Method::PATCH, "/admin/pollers/items", json!({"id": "other"}))
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"id": "other"}),
+        )
         .await;
     assert_eq!((s, v["field"].as_str()), (422, Some("id")));
     let (s, v) = f
-        .call(Method::PATCH, "/admin/pollers/items", json!({"max_pages": 0}))
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"max_pages": 0}),
+        )
         .await;
     assert_eq!((s, v["field"].as_str()), (422, Some("max_pages")), "{v}");
 
@@ -1539,7 +1551,9 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
         .call(Method::POST, "/admin/pollers/items/disable", Value::Null)
         .await;
     assert_eq!((s, &v["enabled"]), (200, &json!(false)));
-    let (s, v) = f.call(Method::GET, "/admin/pollers/items", Value::Null).await;
+    let (s, v) = f
+        .call(Method::GET, "/admin/pollers/items", Value::Null)
+        .await;
     assert_eq!((s, &v["enabled"]), (200, &json!(false)));
     let (s, v) = f
         .call(Method::POST, "/admin/pollers/items/enable", Value::Null)
@@ -1550,7 +1564,9 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
         .call(Method::DELETE, "/admin/pollers/items", Value::Null)
         .await;
     assert_eq!(s, 204);
-    let (s, _) = f.call(Method::GET, "/admin/pollers/items", Value::Null).await;
+    let (s, _) = f
+        .call(Method::GET, "/admin/pollers/items", Value::Null)
+        .await;
     assert_eq!(s, 404);
     let (s, _) = f
         .call(Method::DELETE, "/admin/pollers/items", Value::Null)
@@ -1630,7 +1646,11 @@ async fn pollers_and_sources_share_one_namespace_and_subscriptions_take_either()
             json!({"id": "gh", "url": POLLER_URL, "item_id": "/id"}),
         )
         .await;
-    assert_eq!((s, v["error"].as_str()), (409, Some("already_exists")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("already_exists")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap().contains("source"), "{v}");
     f.create_poller("items").await;
     let (s, v) = f
@@ -1640,9 +1660,19 @@ async fn pollers_and_sources_share_one_namespace_and_subscriptions_take_either()
             json!({"id": "items", "provider": "github", "secrets": ["env:GH_SECRET"]}),
         )
         .await;
-    assert_eq!((s, v["error"].as_str()), (409, Some("already_exists")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("already_exists")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap().contains("poller"), "{v}");
-    let (s, _) = f.call(Method::POST, "/admin/pollers", json!({"id": "items", "url": POLLER_URL, "item_id": "/id"})).await;
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/pollers",
+            json!({"id": "items", "url": POLLER_URL, "item_id": "/id"}),
+        )
+        .await;
     assert_eq!(s, 409);
 
     // A subscription names the poller as its source.
@@ -1728,10 +1758,16 @@ async fn file_pollers_sync_idempotently_and_are_read_only() {
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(again.unchanged, 3);
 
-    let (s, v) = f.call(Method::GET, "/admin/pollers/feed", Value::Null).await;
+    let (s, v) = f
+        .call(Method::GET, "/admin/pollers/feed", Value::Null)
+        .await;
     assert_eq!((s, v["origin"].as_str()), (200, Some("file")), "{v}");
     let (s, v) = f
-        .call(Method::PATCH, "/admin/pollers/feed", json!({"interval": "1m"}))
+        .call(
+            Method::PATCH,
+            "/admin/pollers/feed",
+            json!({"interval": "1m"}),
+        )
         .await;
     assert_eq!((s, v["error"].as_str()), (409, Some("read_only")), "{v}");
     let (s, _) = f

@@ -557,6 +557,116 @@ mod tests {
         );
     }
 
+    /// Pollers are `poller#` items: what a subscription may name (its
+    /// write bumps the poller's subscriptions_version), not deleted while
+    /// one does, read by the registry without being served as sources.
+    #[tokio::test]
+    async fn pollers_are_config_items_that_keep_their_subscriptions_sourced() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let db = res.clients.dynamodb.clone();
+        let table = res.settings.config_table.clone();
+        let store = DynamoConfigStore::new(db.clone(), &table);
+        let file = ConfigFile::parse(
+            r#"
+            [[pollers]]
+            id = "items"
+            url = "https://api.example.com/items"
+            item_id = "/id"
+            headers = { Authorization = "ssm:/items/token" }
+            [[subscriptions]]
+            id = "on-items"
+            source = "items"
+            events = ["*"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        let poller = ConfigItem::Poller(file.pollers[0].clone());
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+
+        let err = store.create_config(&sub, Origin::Api).await.unwrap_err();
+        assert!(matches!(err, WriteError::Conflict(_)), "{err}");
+        assert!(
+            store
+                .get_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+                .is_none(),
+            "the orphan write is undone"
+        );
+        assert!(store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(!store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(store.create_config(&sub, Origin::Api).await.unwrap());
+        let raw = db
+            .get_item()
+            .table_name(&table)
+            .key(PK, s("poller#items"))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let raw = raw.item().unwrap();
+        assert!(
+            raw.get(SUBSCRIPTIONS_VERSION).is_some(),
+            "the subscription counted for the poller: {raw:?}"
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&got.item, got.origin), (&poller, Origin::Api));
+        let kinds: Vec<Kind> = store
+            .list_config()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.item.kind())
+            .collect();
+        assert_eq!(kinds, [Kind::Poller, Kind::Subscription]);
+
+        let err = store
+            .delete_config(Kind::Poller, "items")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Conflict(m) if m.contains("poller \"items\" still has subscriptions: on-items")),
+            "{err}"
+        );
+        assert!(
+            store
+                .set_enabled(Kind::Poller, "items", false)
+                .await
+                .unwrap()
+        );
+        let stored = read_config(&db, &table).await.unwrap();
+        assert_eq!(stored.file.pollers, file.pollers);
+        assert_eq!(stored.disabled_pollers, ["items"]);
+        assert!(stored.broken.is_empty(), "{:?}", stored.broken);
+        stored
+            .file
+            .validate()
+            .expect("a subscription on a poller validates");
+
+        let registry = DynamoRegistry::new(
+            db.clone(),
+            &table,
+            Arc::new(EnvSecrets::new()),
+            Duration::from_secs(60),
+        );
+        assert!(registry.source("items").await.unwrap().is_none());
+        assert_eq!(registry.subscriptions_of("items").await.unwrap().len(), 1);
+
+        assert!(
+            store
+                .delete_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+        );
+        assert!(store.delete_config(Kind::Poller, "items").await.unwrap());
+        assert!(!store.delete_config(Kind::Poller, "items").await.unwrap());
+    }
+
     #[tokio::test]
     async fn the_admin_api_runs_on_the_aws_ports() {
         let res = TestResources::create(MotoServer::shared()).await;

@@ -26,11 +26,11 @@ use tokio::sync::Mutex;
 
 use super::item::{self, PK, Update, cf, s};
 use super::sdk_error;
+use crate::admin::ports::{ConfigItem, Kind};
 use crate::config::{
     BrokenEntry, ConfigError, ConfigFile, LazyRegistry, Policy, Registry, Source, SourceError,
     Subscription,
 };
-use crate::admin::ports::{ConfigItem, Kind};
 use crate::error::Unavailable;
 use crate::secrets::SecretResolver;
 use crate::time::now_ms;
@@ -720,5 +720,33 @@ mod tests {
             .await
             .unwrap();
         assert!(stored.file.sources.is_empty() && stored.file.subscriptions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn put_config_writes_pollers_that_subscriptions_name() {
+        let (res, _path, _secrets, registry) = setup(Duration::from_secs(60)).await;
+        let mut f = file("/x");
+        f.pollers = ConfigFile::parse(
+            "[[pollers]]\nid = \"feed\"\nurl = \"https://example.com/feed.xml\"\nformat = \"feed\"\n",
+        )
+        .unwrap()
+        .pollers;
+        f.subscriptions[0].source = "feed".into();
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &f)
+            .await
+            .unwrap();
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert_eq!(stored.file.pollers, f.pollers);
+        assert!(stored.disabled_pollers.is_empty());
+        registry.invalidate().await;
+        assert!(
+            registry.source("feed").await.unwrap().is_none(),
+            "not a source"
+        );
+        let on_feed = registry.subscriptions_of("feed").await.unwrap();
+        assert_eq!(on_feed.len(), 1);
+        assert_eq!(on_feed[0].id, f.subscriptions[0].id);
     }
 }

@@ -932,6 +932,129 @@ mod tests {
         );
     }
 
+    /// A poller is stored like a source, is what a subscription may name,
+    /// and cannot be deleted while one does; the registry reads it without
+    /// serving it as a source.
+    #[tokio::test]
+    async fn pollers_are_stored_and_keep_their_subscriptions_sourced() {
+        let (_dir, store) = open();
+        let file = ConfigFile::parse(
+            r#"
+            [[sources]]
+            id = "gh"
+            provider = "github"
+            secrets = ["db:gh-secret"]
+            [[pollers]]
+            id = "items"
+            url = "https://api.example.com/items"
+            item_id = "/id"
+            interval = "30s"
+            headers = { Authorization = "env:ITEMS_TOKEN" }
+            [[subscriptions]]
+            id = "on-items"
+            source = "items"
+            events = ["*"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        let src = ConfigItem::Source(file.sources[0].clone());
+        let poller = ConfigItem::Poller(file.pollers[0].clone());
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+        let v0 = store.config_version().await.unwrap();
+        assert!(matches!(
+            store.create_config(&sub, Origin::Api).await,
+            Err(WriteError::Conflict(m)) if m.contains("\"items\"")
+        ));
+        assert!(store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(!store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(store.create_config(&sub, Origin::Api).await.unwrap());
+        assert!(store.create_config(&src, Origin::File).await.unwrap());
+        assert!(store.config_version().await.unwrap() > v0);
+        let kinds: Vec<Kind> = store
+            .list_config()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.item.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [Kind::Source, Kind::Poller, Kind::Subscription],
+            "listed in kind order"
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&got.item, got.origin, got.enabled),
+            (&poller, Origin::Api, true)
+        );
+        assert!(
+            store
+                .get_config(Kind::Source, "items")
+                .await
+                .unwrap()
+                .is_none(),
+            "kinds are apart in the table"
+        );
+
+        let err = store
+            .delete_config(Kind::Poller, "items")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("poller \"items\" still has subscriptions: on-items"),
+            "{err}"
+        );
+        assert!(
+            store
+                .set_enabled(Kind::Poller, "items", false)
+                .await
+                .unwrap()
+        );
+        let mut slower = file.pollers[0].clone();
+        slower.interval = Some(Duration::from_secs(300));
+        assert!(
+            store
+                .update_config(&ConfigItem::Poller(slower.clone()))
+                .await
+                .unwrap()
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&got.item, got.enabled),
+            (&ConfigItem::Poller(slower), false)
+        );
+
+        // The registry takes the subscription on the poller; the poller is
+        // not a source (a webhook to its id is a 404).
+        let secrets = std::sync::Arc::new(LocalSecrets::new(EnvSecrets::new(), store.clone()));
+        let registry = crate::local::LocalRegistry::load(store.clone(), secrets)
+            .await
+            .unwrap();
+        assert!(registry.source("items").await.unwrap().is_none());
+        let subs = registry.subscriptions_of("items").await.unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].id, "on-items");
+
+        assert!(
+            store
+                .delete_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+        );
+        assert!(store.delete_config(Kind::Poller, "items").await.unwrap());
+        assert!(!store.delete_config(Kind::Poller, "items").await.unwrap());
+    }
+
     #[tokio::test]
     async fn config_entries_round_trip_and_bump_the_version() {
         let (_dir, store) = open();
