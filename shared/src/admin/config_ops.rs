@@ -1,5 +1,5 @@
-//! Sources and subscriptions: create, read, update, delete, enable,
-//! disable, and secret rotation. Every change is checked against the
+//! Sources, pollers and subscriptions: create, read, update, delete,
+//! enable, disable, and secret rotation. Every change is checked against the
 //! config as it stands, written, then made live with a reload.
 
 use std::time::{Duration, SystemTime};
@@ -13,11 +13,14 @@ use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::views;
 use super::{Admin, AdminError};
 use crate::config::{
-    ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig, SubscriptionConfig,
-    check_allow_local, check_id, check_max_body_bytes, destination_url, retry_policy,
+    ConfigError, ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig,
+    SubscriptionConfig, check_allow_local, check_id, check_max_body_bytes, destination_url,
+    retry_policy,
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
+use crate::poll::config::HeaderSetting;
+use crate::poll::{PollerConfig, resolve_poller, validate_poller};
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
 use crate::verify::{HmacParams, Provider, Verifier};
@@ -179,6 +182,33 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("no {} {id:?}", kind.as_str())))
     }
 
+    /// The source or poller `id` names (they share one namespace).
+    pub(super) async fn event_source(&self, id: &str) -> Result<Option<ConfigEntry>, AdminError> {
+        for kind in Kind::EVENT_SOURCES {
+            if let Some(e) = self.ports.config.get_config(kind, id).await? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// 409 when `id` is taken for a new entry of `kind`: by an entry of
+    /// that kind or, for a source or poller, of the other.
+    async fn check_unused(&self, kind: Kind, id: &str) -> Result<(), AdminError> {
+        let taken = if kind.is_event_source() {
+            self.event_source(id).await?
+        } else {
+            self.ports.config.get_config(kind, id).await?
+        };
+        match taken {
+            Some(e) => Err(AdminError::AlreadyExists(format!(
+                "{} {id:?} already exists",
+                e.item.kind().as_str()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Entries created through the API may change; the file owns its own.
     fn writable(entry: &ConfigEntry) -> Result<(), AdminError> {
         match entry.origin {
@@ -207,15 +237,10 @@ impl Admin {
             if item.is_some_and(|i| i.kind() == e.item.kind() && i.id() == e.item.id()) {
                 continue;
             }
-            match e.item {
-                ConfigItem::Source(s) => file.sources.push(s),
-                ConfigItem::Subscription(s) => file.subscriptions.push(s),
-            }
+            e.item.add_to(&mut file);
         }
-        match item {
-            Some(ConfigItem::Source(s)) => file.sources.push(s.clone()),
-            Some(ConfigItem::Subscription(s)) => file.subscriptions.push(s.clone()),
-            None => {}
+        if let Some(i) = item {
+            i.clone().add_to(&mut file);
         }
         file.validate_with(&self.ports.policy)
             .map_err(|e| AdminError::invalid("config", e.to_string()))
@@ -250,7 +275,7 @@ impl Admin {
             .iter()
             .filter_map(|e| match &e.item {
                 ConfigItem::Source(s) => Some(views::source(s, e)),
-                ConfigItem::Subscription(_) => None,
+                _ => None,
             })
             .collect();
         Ok(Reply::ok(json!({ "sources": sources })))
@@ -435,18 +460,7 @@ impl Admin {
             hmac: input.hmac,
         };
         self.check_source(&config, &values).await?;
-        if self
-            .ports
-            .config
-            .get_config(Kind::Source, &config.id)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::AlreadyExists(format!(
-                "source {:?} already exists",
-                config.id
-            )));
-        }
+        self.check_unused(Kind::Source, &config.id).await?;
         let (refs, created) = self.store_values(&config.id, inputs).await?;
         config.secrets = refs;
         let item = ConfigItem::Source(config);
@@ -516,9 +530,14 @@ impl Admin {
         self.get_source(id).await
     }
 
-    pub(crate) async fn delete_source(&self, id: &str) -> Result<Reply, AdminError> {
+    /// Delete a source or a poller; refused while a subscription names it.
+    pub(crate) async fn delete_event_source(
+        &self,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Reply, AdminError> {
         let _w = self.writes.lock().await;
-        let entry = self.entry(Kind::Source, id).await?;
+        let entry = self.entry(kind, id).await?;
         Self::writable(&entry)?;
         let users: Vec<String> = self
             .ports
@@ -533,14 +552,14 @@ impl Admin {
             .collect();
         if !users.is_empty() {
             return Err(AdminError::Conflict(format!(
-                "source {id:?} still has subscriptions: {}; delete them first",
+                "{} {id:?} still has subscriptions: {}; delete them first",
+                kind.as_str(),
                 users.join(", ")
             )));
         }
-        self.ports.config.delete_config(Kind::Source, id).await?;
-        if let ConfigItem::Source(s) = &entry.item {
-            self.forget_secrets(&s.secrets).await;
-        }
+        self.ports.config.delete_config(kind, id).await?;
+        let refs: Vec<SecretRef> = secret_refs(&entry.item).cloned().collect();
+        self.forget_secrets(&refs).await;
         self.make_live().await;
         Ok(Reply::no_content())
     }
@@ -704,16 +723,10 @@ impl Admin {
 
     async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
         check_id("subscription", &s.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
-        if self
-            .ports
-            .config
-            .get_config(Kind::Source, &s.source)
-            .await?
-            .is_none()
-        {
+        if self.event_source(&s.source).await?.is_none() {
             return Err(AdminError::invalid(
                 "source",
-                format!("no source {:?}", s.source),
+                format!("no source or poller {:?}", s.source),
             ));
         }
         if s.events.is_empty() {
@@ -784,18 +797,7 @@ impl Admin {
             previous_signing_secret: None,
         };
         self.check_subscription(&config).await?;
-        if self
-            .ports
-            .config
-            .get_config(Kind::Subscription, &config.id)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::AlreadyExists(format!(
-                "subscription {:?} already exists",
-                config.id
-            )));
-        }
+        self.check_unused(Kind::Subscription, &config.id).await?;
         let (whsec, r) = self.new_signing_secret(&config.id).await?;
         config.signing_secret = Some(r.clone());
         let item = ConfigItem::Subscription(config);
@@ -949,17 +951,122 @@ impl Admin {
         view["signing_secret"] = json!(whsec);
         Ok(Reply::ok(view))
     }
+
+    // ---- pollers ----
+
+    pub(crate) async fn list_pollers(&self) -> Result<Reply, AdminError> {
+        let pollers: Vec<Value> = self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .iter()
+            .filter_map(|e| match &e.item {
+                ConfigItem::Poller(p) => Some(views::poller(p, e)),
+                _ => None,
+            })
+            .collect();
+        Ok(Reply::ok(json!({ "pollers": pollers })))
+    }
+
+    pub(crate) async fn get_poller(&self, id: &str) -> Result<Reply, AdminError> {
+        let entry = self.entry(Kind::Poller, id).await?;
+        Ok(Reply::ok(entry_view(&entry)))
+    }
+
+    /// The checks of the config file's `[[pollers]]`, with the deployment's
+    /// policy, and every header secret resolved: a poller saved here is
+    /// one the gateway can poll.
+    async fn check_poller(&self, p: &PollerConfig) -> Result<(), AdminError> {
+        check_id("poller", &p.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
+        validate_poller(p, &self.ports.policy).map_err(|e| poller_invalid(&e))?;
+        // Validated above: what is left to fail is a header's secret.
+        resolve_poller(p, &self.ports.policy, self.ports.secrets.as_ref())
+            .await
+            .map_err(|e| AdminError::invalid("headers", strip_prefix(&e.to_string())))?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_poller(&self, body: &[u8]) -> Result<Reply, AdminError> {
+        let config: PollerConfig = json_body(body)?;
+        let _w = self.writes.lock().await;
+        self.check_poller(&config).await?;
+        self.check_unused(Kind::Poller, &config.id).await?;
+        let item = ConfigItem::Poller(config);
+        self.check_whole(Some(&item)).await?;
+        if !self.ports.config.create_config(&item, Origin::Api).await? {
+            return Err(AdminError::AlreadyExists(format!(
+                "poller {:?} already exists",
+                item.id()
+            )));
+        }
+        self.make_live().await;
+        let entry = self.entry(Kind::Poller, item.id()).await?;
+        Ok(Reply::with_status(201, entry_view(&entry)))
+    }
+
+    /// A merge patch (RFC 7396) of the poller's config: absent fields are
+    /// unchanged, null resets one to its default.
+    pub(crate) async fn update_poller(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
+        let patch: serde_json::Map<String, Value> = json_body(body)?;
+        let _w = self.writes.lock().await;
+        let entry = self.entry(Kind::Poller, id).await?;
+        Self::writable(&entry)?;
+        if patch.get("id").is_some_and(|v| v != id) {
+            return Err(AdminError::invalid(
+                "id",
+                "a poller's id cannot change; create a new poller",
+            ));
+        }
+        let mut merged = serde_json::to_value(&entry.item)
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        if let Some(fields) = merged.as_object_mut() {
+            for (key, value) in patch {
+                if value.is_null() {
+                    fields.remove(&key);
+                } else {
+                    fields.insert(key, value);
+                }
+            }
+        }
+        let config: PollerConfig = input::json_value(merged)?;
+        self.check_poller(&config).await?;
+        let item = ConfigItem::Poller(config);
+        self.check_whole(Some(&item)).await?;
+        if !self.ports.config.update_config(&item).await? {
+            return Err(AdminError::NotFound(format!("no poller {id:?}")));
+        }
+        self.make_live().await;
+        self.get_poller(id).await
+    }
 }
 
 /// Every secret reference an entry names.
 fn secret_refs(item: &ConfigItem) -> Box<dyn Iterator<Item = &SecretRef> + '_> {
     match item {
         ConfigItem::Source(s) => Box::new(s.secrets.iter()),
+        ConfigItem::Poller(p) => Box::new(p.headers.values().filter_map(|h| match h {
+            HeaderSetting::Secret(r) => Some(r),
+            HeaderSetting::Literal(_) => None,
+        })),
         ConfigItem::Subscription(s) => Box::new(
             s.signing_secret
                 .iter()
                 .chain(s.previous_signing_secret.as_ref().map(|p| &p.secret)),
         ),
+    }
+}
+
+/// A poller's ConfigError, `poller "ID": KEY: message`, as a 422 naming
+/// KEY; one without a key (the id's own check) names the id.
+fn poller_invalid(e: &ConfigError) -> AdminError {
+    let message = e.to_string();
+    match message
+        .split_once("\": ")
+        .and_then(|(_, rest)| rest.split_once(": "))
+    {
+        Some((key, m)) if !key.contains(' ') => AdminError::invalid(key, m),
+        _ => AdminError::invalid("id", message),
     }
 }
 
@@ -978,6 +1085,7 @@ fn source_view(entry: &ConfigEntry) -> Value {
 fn entry_view(entry: &ConfigEntry) -> Value {
     match &entry.item {
         ConfigItem::Source(s) => views::source(s, entry),
+        ConfigItem::Poller(p) => views::poller(p, entry),
         ConfigItem::Subscription(s) => views::subscription(s, entry),
     }
 }

@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use super::config_ops::Reply;
 use super::input::{Query, limit, limit_param, opt_time_ms};
 use super::ports::{
-    ConfigItem, DeadLetterQuery, EventQuery, EventStatus, Kind, LogError, ReplayCandidate,
-    ReplayQuery,
+    ConfigItem, DeadLetterQuery, EventQuery, EventStatus, LogError, ReplayCandidate, ReplayQuery,
 };
 use super::views;
 use super::{Admin, AdminError};
@@ -147,15 +146,14 @@ impl Admin {
     }
 
     /// Unix seconds at which a replay of a `source` event expires: the
-    /// source's retention from now.
+    /// retention of the source (or poller) from now.
     async fn replay_expiry(&self, source: &str) -> Result<i64, AdminError> {
-        let window = match self.ports.config.get_config(Kind::Source, source).await? {
-            Some(e) => match e.item {
-                ConfigItem::Source(s) => s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW),
-                ConfigItem::Subscription(_) => DEFAULT_DEDUPE_WINDOW,
-            },
-            None => DEFAULT_DEDUPE_WINDOW,
-        };
+        let window = match self.event_source(source).await?.map(|e| e.item) {
+            Some(ConfigItem::Source(s)) => s.dedupe_window,
+            Some(ConfigItem::Poller(p)) => p.dedupe_window,
+            _ => None,
+        }
+        .unwrap_or(DEFAULT_DEDUPE_WINDOW);
         Ok(now_ms() / 1000 + i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2))
     }
 

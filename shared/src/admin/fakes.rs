@@ -25,13 +25,16 @@ fn same(e: &ConfigEntry, kind: Kind, id: &str) -> bool {
     e.item.kind() == kind && e.item.id() == id
 }
 
-/// The stores' invariant: no subscription without its source.
+/// The stores' invariant: no subscription without its source (a source
+/// or a poller).
 fn check_source(entries: &[ConfigEntry], item: &ConfigItem) -> Result<(), WriteError> {
-    match item {
-        ConfigItem::Subscription(s)
-            if !entries.iter().any(|e| same(e, Kind::Source, &s.source)) =>
+    match item.needs_source() {
+        Some(source)
+            if !entries
+                .iter()
+                .any(|e| e.item.kind().is_event_source() && e.item.id() == source) =>
         {
-            Err(WriteError::Conflict(format!("no source {:?}", s.source)))
+            Err(WriteError::Conflict(format!("no source {source:?}")))
         }
         _ => Ok(()),
     }
@@ -41,10 +44,7 @@ fn check_source(entries: &[ConfigEntry], item: &ConfigItem) -> Result<(), WriteE
 impl ConfigStore for MemConfig {
     async fn list_config(&self) -> Result<Vec<ConfigEntry>, Unavailable> {
         let mut all = self.entries.lock().unwrap().clone();
-        all.sort_by(|a, b| {
-            (a.item.kind() == Kind::Subscription, a.item.id())
-                .cmp(&(b.item.kind() == Kind::Subscription, b.item.id()))
-        });
+        all.sort_by(|a, b| (a.item.kind(), a.item.id()).cmp(&(b.item.kind(), b.item.id())));
         Ok(all)
     }
 
@@ -106,13 +106,14 @@ impl ConfigStore for MemConfig {
 
     async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
         let mut entries = self.entries.lock().unwrap();
-        if kind == Kind::Source
+        if kind.is_event_source()
             && entries
                 .iter()
                 .any(|e| matches!(&e.item, ConfigItem::Subscription(s) if s.source == id))
         {
             return Err(WriteError::Conflict(format!(
-                "source {id:?} still has subscriptions"
+                "{} {id:?} still has subscriptions",
+                kind.as_str()
             )));
         }
         let before = entries.len();
@@ -237,15 +238,10 @@ impl Reload for MemRegistry {
         let mut file = ConfigFile::default();
         let mut disabled = Vec::new();
         for e in self.config.list_config().await? {
-            match e.item {
-                ConfigItem::Source(s) => file.sources.push(s),
-                ConfigItem::Subscription(s) => {
-                    if !e.enabled {
-                        disabled.push(s.id.clone());
-                    }
-                    file.subscriptions.push(s);
-                }
+            if e.item.kind() == Kind::Subscription && !e.enabled {
+                disabled.push(e.item.id().to_owned());
             }
+            e.item.add_to(&mut file);
         }
         let registry = file
             .resolve(self.secrets.as_ref())

@@ -21,12 +21,16 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminErro
     // malformed whatever its fields would have been.
     let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| AdminError::MalformedJson(strip_location(&e.to_string())))?;
-    let value = serde_path_to_error::deserialize(json).map_err(|e| {
+    json_value(json)
+}
+
+/// Read a JSON value as `T`; 422 naming the field when a value is wrong.
+pub(crate) fn json_value<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, AdminError> {
+    serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         from_serde(&path, &inner)
-    })?;
-    Ok(value)
+    })
 }
 
 fn from_serde(path: &str, e: &serde_json::Error) -> AdminError {

@@ -85,12 +85,13 @@ fn no_content() -> Value {
 pub fn document() -> Value {
     let source = || ok("The source", "Source");
     let sub = || ok("The subscription", "Subscription");
+    let poller = || ok("The poller", "Poller");
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "sluice admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Sources and subscriptions, the event log with its delivery attempts, replays and the dead-letter queue. Authentication depends on where it runs. `sluice serve`: every route needs `Authorization: Bearer <token>` (the `[admin] token` of the config). AWS: the admin routes sit behind API Gateway's IAM authorizer; sign each request with SigV4 (service `execute-api`) as a principal allowed `execute-api:Invoke` on them, and API Gateway refuses unsigned or badly signed requests (403) before they reach the function. Errors are `{\"error\", \"message\"}`, plus `field` for a 422. Entries defined in the config file are read-only here (409 `read_only`), except enable/disable."
+            "description": "Sources, pollers and subscriptions, the event log with its delivery attempts, replays and the dead-letter queue. Authentication depends on where it runs. `sluice serve`: every route needs `Authorization: Bearer <token>` (the `[admin] token` of the config). AWS: the admin routes sit behind API Gateway's IAM authorizer; sign each request with SigV4 (service `execute-api`) as a principal allowed `execute-api:Invoke` on them, and API Gateway refuses unsigned or badly signed requests (403) before they reach the function. Errors are `{\"error\", \"message\"}`, plus `field` for a 422. Entries defined in the config file are read-only here (409 `read_only`), except enable/disable."
         },
         "security": [{ "bearer": [] }, { "sigv4": [] }],
         "paths": {
@@ -138,6 +139,21 @@ pub fn document() -> Value {
             },
             "/admin/subscriptions/{id}/rotate-secret": {
                 "post": with_body(op("New signing secret, shown once; the old one also signs during the overlap", "rotateSubscriptionSecret", &["id"], vec![("200", ok("The subscription and its new signing secret", "SubscriptionWithSecret"))], &["400", "404", "409", "422"]), "Rotate", false)
+            },
+            "/admin/pollers": {
+                "get": op("List pollers", "listPollers", &[], vec![("200", ok("Every poller", "PollerList"))], &[]),
+                "post": with_body(op("Create a poller (an app without webhooks, polled; its id is a source id)", "createPoller", &[], vec![("201", poller())], &["400", "409", "422"]), "PollerConfig", true)
+            },
+            "/admin/pollers/{id}": {
+                "get": op("Get a poller", "getPoller", &["id"], vec![("200", poller())], &["404"]),
+                "patch": with_body(op("Update a poller (a merge patch: absent fields unchanged, null resets)", "updatePoller", &["id"], vec![("200", poller())], &["400", "404", "409", "422"]), "PollerPatch", true),
+                "delete": op("Delete a poller without subscriptions", "deletePoller", &["id"], vec![("204", no_content())], &["404", "409"])
+            },
+            "/admin/pollers/{id}/enable": {
+                "post": op("Poll again", "enablePoller", &["id"], vec![("200", poller())], &["404"])
+            },
+            "/admin/pollers/{id}/disable": {
+                "post": op("Stop polling", "disablePoller", &["id"], vec![("200", poller())], &["404"])
             },
             "/admin/events": {
                 "get": op("List events, newest first", "listEvents", &["sourceFilter", "type", "status", "since", "until", "limit", "cursor"], vec![("200", ok("A page of events", "EventPage"))], &["422"])
@@ -345,6 +361,46 @@ fn schemas() -> Value {
             "type": "object", "additionalProperties": false,
             "properties": { "overlap": { "type": "string", "default": "24h", "description": "How long the replaced secret keeps signing (at most 30 days; 0s: not at all)" } }
         }));
+    let poller_fields = json!({
+        "url": { "type": "string", "format": "uri", "description": "The list endpoint or feed: https, unless allow_local" },
+        "interval": { "type": ["string", "null"], "description": "How often it is polled: 60s unless set, at least 10s" },
+        "headers": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Request headers; a credential (Authorization, Cookie, X-Api-Key) must be a secret reference (env:NAME, ssm:/path)" },
+        "format": { "enum": ["json", "feed"], "default": "json", "description": "json: a document holding an array of items; feed: RSS or Atom" },
+        "items": { "type": ["string", "null"], "description": "json: a JSON pointer to the array of items (the document itself if unset)" },
+        "item_id": { "type": ["string", "null"], "description": "json (required): a JSON pointer to each item's id, e.g. /id" },
+        "type": { "type": ["string", "null"], "description": "The event type: a JSON pointer into the item (/type) or a fixed string; item (json) or entry (feed) if unset" },
+        "timestamp": { "type": ["string", "null"], "description": "A JSON pointer to an item's time: the order new items are emitted in" },
+        "since_param": { "type": ["string", "null"], "description": "A query parameter carrying the newest timestamp seen (needs timestamp)" },
+        "max_pages": { "type": ["integer", "null"], "minimum": 1, "maximum": 50, "description": "Pages followed through Link rel=next (5 unless set)" },
+        "emit_existing": { "type": "boolean", "default": false, "description": "Emit what the first poll finds (otherwise it is only recorded)" },
+        "dedupe_window": { "type": ["string", "null"], "description": "How long an item id is remembered; also the event log's retention" },
+        "max_response_bytes": { "type": ["integer", "null"], "minimum": 1, "description": "The largest response read (4 MiB unless set)" },
+        "allow_local": { "type": "boolean", "default": false }
+    });
+    let mut create = poller_fields.clone();
+    create["id"] = json!({ "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$", "description": "The source id of its events (one namespace with sources)" });
+    m.insert(
+        "PollerConfig".into(),
+        json!({
+            "type": "object", "required": ["id", "url"], "additionalProperties": false,
+            "description": "A [[pollers]] entry of the config file",
+            "properties": create
+        }),
+    );
+    m.insert(
+        "PollerPatch".into(),
+        json!({
+            "type": "object", "additionalProperties": false,
+            "properties": poller_fields
+        }),
+    );
+    let mut view = poller_fields;
+    view["id"] = json!({ "type": "string" });
+    view["state"] = json!({ "type": ["object", "null"], "description": "What the poller remembers (last poll, its result); null for now" });
+    m.insert("Poller".into(), json!({
+            "allOf": [{ "$ref": "#/components/schemas/Meta" }, { "type": "object", "properties": view }]
+        }));
+    m.insert("PollerList".into(), json!({ "type": "object", "properties": { "pollers": { "type": "array", "items": { "$ref": "#/components/schemas/Poller" } } } }));
     m.insert(
         "EventStatus".into(),
         json!({ "enum": ["pending", "delivered", "failed", "unrouted"] }),

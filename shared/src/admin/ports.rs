@@ -1,26 +1,37 @@
-//! The admin API's ports: the config store (sources and subscriptions as
-//! their config-file entries) and the event log (events, deliveries,
+//! The admin API's ports: the config store (sources, pollers and
+//! subscriptions as their config-file entries) and the event log (events, deliveries,
 //! attempts, replays, dead letters). The embedded backend implements both
 //! over SQLite (`local/admin.rs`); an AWS implementation would use the
 //! config table and the events and deliveries tables.
 
 use async_trait::async_trait;
 
-use crate::config::{SourceConfig, SubscriptionConfig};
+use serde::Serialize;
+
+use crate::config::{ConfigFile, SourceConfig, SubscriptionConfig};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
+use crate::poll::PollerConfig;
 
-/// Which kind of config entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which kind of config entry. Ordered as entries are listed and written:
+/// what subscriptions name (sources, pollers) before subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Source,
+    /// An app without webhooks, polled; a source of events like a source.
+    Poller,
     Subscription,
 }
 
 impl Kind {
+    /// The kinds a subscription's `source` may name; they share one
+    /// namespace of ids.
+    pub const EVENT_SOURCES: [Self; 2] = [Self::Source, Self::Poller];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Source => "source",
+            Self::Poller => "poller",
             Self::Subscription => "subscription",
         }
     }
@@ -28,9 +39,15 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "source" => Some(Self::Source),
+            "poller" => Some(Self::Poller),
             "subscription" => Some(Self::Subscription),
             _ => None,
         }
+    }
+
+    /// A source or a poller: what a subscription's `source` names.
+    pub fn is_event_source(self) -> bool {
+        Self::EVENT_SOURCES.contains(&self)
     }
 }
 
@@ -60,10 +77,13 @@ impl Origin {
     }
 }
 
-/// One source or subscription, in its config-file shape.
-#[derive(Debug, Clone, PartialEq)]
+/// One source, poller or subscription, in its config-file shape; it
+/// serializes as that entry (the JSON the stores keep).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum ConfigItem {
     Source(SourceConfig),
+    Poller(PollerConfig),
     Subscription(SubscriptionConfig),
 }
 
@@ -71,6 +91,7 @@ impl ConfigItem {
     pub fn kind(&self) -> Kind {
         match self {
             Self::Source(_) => Kind::Source,
+            Self::Poller(_) => Kind::Poller,
             Self::Subscription(_) => Kind::Subscription,
         }
     }
@@ -78,7 +99,42 @@ impl ConfigItem {
     pub fn id(&self) -> &str {
         match self {
             Self::Source(s) => &s.id,
+            Self::Poller(p) => &p.id,
             Self::Subscription(s) => &s.id,
+        }
+    }
+
+    /// The entry of `kind` from its stored JSON.
+    pub fn from_json(kind: Kind, json: &str) -> Result<Self, serde_json::Error> {
+        Ok(match kind {
+            Kind::Source => Self::Source(serde_json::from_str(json)?),
+            Kind::Poller => Self::Poller(serde_json::from_str(json)?),
+            Kind::Subscription => Self::Subscription(serde_json::from_str(json)?),
+        })
+    }
+
+    /// The source or poller a subscription needs; None for the others.
+    pub fn needs_source(&self) -> Option<&str> {
+        match self {
+            Self::Subscription(s) => Some(&s.source),
+            Self::Source(_) | Self::Poller(_) => None,
+        }
+    }
+
+    /// Every entry of a config file: sources, pollers, subscriptions.
+    pub fn all_of(file: &ConfigFile) -> Vec<Self> {
+        let sources = file.sources.iter().cloned().map(Self::Source);
+        let pollers = file.pollers.iter().cloned().map(Self::Poller);
+        let subs = file.subscriptions.iter().cloned().map(Self::Subscription);
+        sources.chain(pollers).chain(subs).collect()
+    }
+
+    /// Add this entry to `file`, beside the entries of its kind.
+    pub fn add_to(self, file: &mut ConfigFile) {
+        match self {
+            Self::Source(s) => file.sources.push(s),
+            Self::Poller(p) => file.pollers.push(p),
+            Self::Subscription(s) => file.subscriptions.push(s),
         }
     }
 }
@@ -96,8 +152,8 @@ pub struct ConfigEntry {
 /// Why a config write was refused by the store itself.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The write would leave a subscription without its source: the
-    /// source is gone, it still has subscriptions, or one was added to it
+    /// The write would leave a subscription without its source (a source
+    /// or a poller): the source is gone, it still has subscriptions, or one was added to it
     /// while it was being deleted (another process, such as the CLI).
     #[error("{0}")]
     Conflict(String),
@@ -105,16 +161,18 @@ pub enum WriteError {
     Unavailable(#[from] Unavailable),
 }
 
-/// Where sources and subscriptions are kept. List, upsert and delete are
-/// enough to sync a config file idempotently (start-up, `apply`).
+/// Where sources, pollers and subscriptions are kept. List, upsert and
+/// delete are enough to sync a config file idempotently (start-up, `apply`).
 ///
 /// Every store keeps one invariant against concurrent writers in other
-/// processes: no subscription without its source. Writing a subscription
-/// whose source does not exist, and deleting a source that still has a
-/// subscription, fail with [`WriteError::Conflict`].
+/// processes: no subscription without its source, which is a source or a
+/// poller. Writing a subscription whose source does not exist (as either),
+/// and deleting a source or poller that still has a subscription, fail
+/// with [`WriteError::Conflict`].
 #[async_trait]
 pub trait ConfigStore: Send + Sync {
-    /// Every entry: sources first, then subscriptions, each sorted by id.
+    /// Every entry in [`Kind`] order (sources, pollers, subscriptions),
+    /// each kind sorted by id.
     async fn list_config(&self) -> Result<Vec<ConfigEntry>, Unavailable>;
 
     async fn get_config(&self, kind: Kind, id: &str) -> Result<Option<ConfigEntry>, Unavailable>;

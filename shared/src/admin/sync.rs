@@ -53,23 +53,9 @@ impl From<WriteError> for SyncError {
     }
 }
 
-fn items(file: &ConfigFile) -> Vec<ConfigItem> {
-    file.sources
-        .iter()
-        .cloned()
-        .map(ConfigItem::Source)
-        .chain(
-            file.subscriptions
-                .iter()
-                .cloned()
-                .map(ConfigItem::Subscription),
-        )
-        .collect()
-}
-
 /// The changes that make the store hold `file` as the entries of `origin`.
 pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Result<Plan, SyncError> {
-    let wanted = items(file);
+    let wanted = ConfigItem::all_of(file);
     let mut plan = Plan::default();
     for item in &wanted {
         match current
@@ -106,7 +92,7 @@ pub fn plan(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> Resul
 /// The config as it will stand: the file's entries, and the other
 /// origin's entries the file does not replace.
 fn merged(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> ConfigFile {
-    let wanted = items(file);
+    let wanted = ConfigItem::all_of(file);
     let mut merged = file.clone();
     for e in current {
         let replaced = wanted
@@ -115,16 +101,13 @@ fn merged(current: &[ConfigEntry], file: &ConfigFile, origin: Origin) -> ConfigF
         if e.origin == origin || replaced {
             continue;
         }
-        match &e.item {
-            ConfigItem::Source(s) => merged.sources.push(s.clone()),
-            ConfigItem::Subscription(s) => merged.subscriptions.push(s.clone()),
-        }
+        e.item.clone().add_to(&mut merged);
     }
     merged
 }
 
-/// Plan and write. Sources are written before the subscriptions that need
-/// them, and subscriptions deleted before their sources.
+/// Plan and write. Sources and pollers are written before the
+/// subscriptions that need them, and subscriptions deleted before them.
 pub async fn apply(
     store: &dyn ConfigStore,
     file: &ConfigFile,
@@ -141,12 +124,12 @@ pub async fn apply(
     }
     let writes = plan.create.iter().chain(&plan.update);
     let (sources, subs): (Vec<&ConfigItem>, Vec<&ConfigItem>) =
-        writes.partition(|i| i.kind() == Kind::Source);
+        writes.partition(|i| i.kind().is_event_source());
     for item in sources.into_iter().chain(subs) {
         store.upsert_config(item, origin).await?;
     }
     let mut deletes = plan.delete.clone();
-    deletes.sort_by_key(|(k, _)| *k == Kind::Source);
+    deletes.sort_by_key(|(k, _)| k.is_event_source());
     for (kind, id) in &deletes {
         store.delete_config(*kind, id).await?;
     }

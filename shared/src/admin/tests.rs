@@ -13,7 +13,7 @@ use super::ports::{
     Origin, Reload,
 };
 use super::{Admin, AdminPorts, ROUTES, handle, openapi, sync};
-use crate::config::{ConfigFile, Policy};
+use crate::config::{ConfigFile, Policy, Registry};
 use crate::model::{DeliveryStatus, DeliveryTask, Event, Headers};
 use crate::secrets::Secret;
 use crate::time::now_ms;
@@ -1043,7 +1043,7 @@ async fn syncing_a_file_is_idempotent_and_keeps_api_entries() {
             .item
         {
             ConfigItem::Source(s) => s,
-            ConfigItem::Subscription(_) => unreachable!(),
+            _ => unreachable!(),
         },
     );
     let plan = sync::apply(f.config.as_ref(), &takes, Origin::File)
@@ -1448,4 +1448,344 @@ async fn the_replay_window_is_checked_at_the_time_given() {
         )
         .await;
     assert_eq!(v["verified"], true, "{v}");
+}
+
+const POLLER_URL: &str = "https://api.example.com/v1/items";
+
+impl Fixture {
+    async fn create_poller(&self, id: &str) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/admin/pollers",
+                json!({"id": id, "url": POLLER_URL, "item_id": "/id", "interval": "30s",
+                       "headers": {"Authorization": "env:GH_SECRET", "Accept": "application/json"}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+}
+
+#[tokio::test]
+async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
+    let f = fixture().await;
+    let v = f.create_poller("items").await;
+    assert_eq!(v["id"], "items");
+    assert_eq!(v["url"], POLLER_URL);
+    assert_eq!(v["interval"], "30s");
+    assert_eq!(v["format"], "json");
+    assert_eq!(v["origin"], "api");
+    assert_eq!(v["enabled"], true);
+    assert_eq!(
+        v["headers"],
+        json!({"Accept": "application/json", "Authorization": "env:GH_SECRET"}),
+        "a secret header is shown as its reference"
+    );
+    assert!(!v.to_string().contains("gh-secret"), "never its value: {v}");
+    assert!(v.get("state").is_some_and(Value::is_null), "{v}");
+    let stored = f
+        .config
+        .get_config(Kind::Poller, "items")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(&stored.item, ConfigItem::Poller(p) if p.item_id.as_deref() == Some("/id")));
+
+    let (s, v) = f.call(Method::GET, "/admin/pollers", Value::Null).await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = v["pollers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["items"]);
+    let (_, v) = f.call(Method::GET, "/admin/sources", Value::Null).await;
+    assert!(
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != "items"),
+        "a poller is not a source: {v}"
+    );
+    assert!(
+        f.registry.source("items").await.unwrap().is_none(),
+        "nor served as one"
+    );
+
+    // A merge patch: absent fields unchanged, null resets.
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"interval": "2m", "headers": null, "type": "/kind"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["interval"].as_str(), v["type"].as_str()),
+        (Some("2m"), Some("/kind"))
+    );
+    assert!(v.get("headers").is_none(), "{v}");
+    assert_eq!(v["item_id"], "/id", "unchanged");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"id": "other"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("id")));
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"max_pages": 0}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("max_pages")), "{v}");
+
+    let (s, v) = f
+        .call(Method::POST, "/admin/pollers/items/disable", Value::Null)
+        .await;
+    assert_eq!((s, &v["enabled"]), (200, &json!(false)));
+    let (s, v) = f
+        .call(Method::GET, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!((s, &v["enabled"]), (200, &json!(false)));
+    let (s, v) = f
+        .call(Method::POST, "/admin/pollers/items/enable", Value::Null)
+        .await;
+    assert_eq!((s, &v["enabled"]), (200, &json!(true)));
+
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = f
+        .call(Method::GET, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = f
+        .call(Method::POST, "/admin/pollers/ghost/enable", Value::Null)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_bad_poller_is_422_naming_the_field() {
+    let f = fixture().await;
+    let cases = [
+        (json!({"id": "p", "url": POLLER_URL}), "item_id"),
+        (
+            json!({"id": "p", "url": POLLER_URL, "item_id": "/id", "interval": "5s"}),
+            "interval",
+        ),
+        (
+            json!({"id": "p", "url": "ftp://example.com/x", "item_id": "/id"}),
+            "url",
+        ),
+        (
+            json!({"id": "p", "url": "http://example.com/x", "item_id": "/id"}),
+            "url",
+        ),
+        (
+            json!({"id": "p", "url": POLLER_URL, "item_id": "/id",
+                   "headers": {"Authorization": "Bearer abc"}}),
+            "headers.Authorization",
+        ),
+        (
+            json!({"id": "p", "url": POLLER_URL, "item_id": "/id",
+                   "headers": {"X-Api-Key": "env:NOT_SET"}}),
+            "headers",
+        ),
+        (
+            json!({"id": "bad id", "url": POLLER_URL, "item_id": "/id"}),
+            "id",
+        ),
+        (json!({"id": "p", "item_id": "/id"}), "url"),
+        (
+            json!({"id": "p", "url": POLLER_URL, "item_id": "/id", "format": "xml"}),
+            "format",
+        ),
+        (
+            json!({"id": "p", "url": POLLER_URL, "item_id": "/id", "colour": "red"}),
+            "colour",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = f.call(Method::POST, "/admin/pollers", body.clone()).await;
+        assert_eq!((s, v["field"].as_str()), (422, Some(field)), "{body}: {v}");
+        assert!(!v.to_string().contains("Bearer abc"), "{v}");
+    }
+    assert!(
+        f.config
+            .get_config(Kind::Poller, "p")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn pollers_and_sources_share_one_namespace_and_subscriptions_take_either() {
+    let f = fixture().await;
+    f.create_source().await;
+    // A poller with a source's id, and a source with a poller's.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/pollers",
+            json!({"id": "gh", "url": POLLER_URL, "item_id": "/id"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("already_exists")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("source"), "{v}");
+    f.create_poller("items").await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "items", "provider": "github", "secrets": ["env:GH_SECRET"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("already_exists")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("poller"), "{v}");
+    let (s, _) = f
+        .call(
+            Method::POST,
+            "/admin/pollers",
+            json!({"id": "items", "url": POLLER_URL, "item_id": "/id"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // A subscription names the poller as its source.
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"id": "on-items", "source": "items", "url": "https://example.com/in", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(f.registry.now_sub("on-items").source, "items");
+    let (s, v) = f
+        .call(Method::DELETE, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("conflict")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("on-items"), "{v}");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"dedupe_window": "1s"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("config")),
+        "its subscriptions' retries must fit its retention: {v}"
+    );
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/subscriptions/on-items", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/pollers/items", Value::Null)
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"source": "items", "url": "https://example.com/in", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("source")), "{v}");
+}
+
+#[tokio::test]
+async fn file_pollers_sync_idempotently_and_are_read_only() {
+    let f = fixture().await;
+    let file = ConfigFile::parse(
+        r#"
+        [[sources]]
+        id = "filed"
+        provider = "github"
+        secrets = ["env:GH_SECRET"]
+
+        [[pollers]]
+        id = "feed"
+        url = "https://example.com/feed.xml"
+        format = "feed"
+        interval = "5m"
+
+        [[subscriptions]]
+        id = "filed-sub"
+        source = "feed"
+        events = ["*"]
+        url = "https://example.com/filed"
+        "#,
+    )
+    .unwrap();
+    let plan = sync::apply(f.config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.create.iter().map(ConfigItem::kind).collect::<Vec<_>>(),
+        [Kind::Poller]
+    );
+    assert_eq!(plan.update.len(), 1, "filed-sub moves to the poller");
+    let again = sync::apply(f.config.as_ref(), &file, Origin::File)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged, 3);
+
+    let (s, v) = f
+        .call(Method::GET, "/admin/pollers/feed", Value::Null)
+        .await;
+    assert_eq!((s, v["origin"].as_str()), (200, Some("file")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/feed",
+            json!({"interval": "1m"}),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("read_only")), "{v}");
+    let (s, _) = f
+        .call(Method::DELETE, "/admin/pollers/feed", Value::Null)
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = f
+        .call(Method::POST, "/admin/pollers/feed/disable", Value::Null)
+        .await;
+    assert_eq!(s, 200, "file entries can be disabled");
+
+    // Dropping the poller but keeping its subscription is refused whole.
+    let mut dropped = file.clone();
+    dropped.pollers.clear();
+    let before = f.config.list_config().await.unwrap();
+    let err = sync::apply(f.config.as_ref(), &dropped, Origin::File)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("feed"), "{err}");
+    assert_eq!(f.config.list_config().await.unwrap(), before);
 }

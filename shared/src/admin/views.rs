@@ -13,6 +13,7 @@ use super::ports::{
 };
 use crate::config::{SourceConfig, SubscriptionConfig};
 use crate::model::{Attempt, EventKey};
+use crate::poll::PollerConfig;
 
 /// Longest response piece shown per attempt.
 pub(crate) const RESPONSE_PREVIEW_BYTES: usize = 512;
@@ -29,6 +30,16 @@ fn meta(mut v: Value, entry: &ConfigEntry) -> Value {
 pub(crate) fn source(s: &SourceConfig, entry: &ConfigEntry) -> Value {
     let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({ "id": s.id }));
     v["path"] = json!(format!("/hooks/{}", s.id));
+    meta(v, entry)
+}
+
+/// A poller: its config (header secrets as references, never values;
+/// literal credentials are refused on the way in).
+pub(crate) fn poller(p: &PollerConfig, entry: &ConfigEntry) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or_else(|_| json!({ "id": p.id }));
+    // What the poller remembers (its last poll and result, its cursor)
+    // goes here; null until poller state is shown.
+    v["state"] = Value::Null;
     meta(v, entry)
 }
 

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_ssm::operation::delete_parameter::DeleteParameterError;
 use aws_sdk_ssm::types::ParameterType;
 
-use super::config_table::DynamoRegistry;
+use super::config_table::{DynamoRegistry, config_pk as pk, parse_config_pk};
 use super::item::{self, Item, PK, Update, cf, n, s};
 use super::sdk_error;
 use crate::admin::ports::{ConfigEntry, ConfigItem, ConfigStore, Kind, Origin, Reload, WriteError};
@@ -27,7 +27,7 @@ use crate::time::now_ms;
 /// Who owns the entry (`file` | `api`).
 pub const ORIGIN: &str = "origin";
 pub const CREATED_AT_MS: &str = "created_at_ms";
-/// On a source item: bumped after every write of one of its
+/// On a source (or poller) item: bumped after every write of one of its
 /// subscriptions, so that deleting the source can require that none was
 /// written since it looked. The admin function and operators' CLIs write
 /// the table concurrently, and DynamoDB has no condition across items.
@@ -49,33 +49,19 @@ impl DynamoConfigStore {
     }
 }
 
-fn pk(kind: Kind, id: &str) -> String {
-    match kind {
-        Kind::Source => format!("{}{id}", cf::SOURCE_PREFIX),
-        Kind::Subscription => format!("{}{id}", cf::SUBSCRIPTION_PREFIX),
-    }
-}
-
 fn config_json(item: &ConfigItem) -> Result<String, Unavailable> {
-    match item {
-        ConfigItem::Source(s) => serde_json::to_string(s),
-        ConfigItem::Subscription(s) => serde_json::to_string(s),
-    }
-    .map_err(Unavailable::new)
+    serde_json::to_string(item).map_err(Unavailable::new)
 }
 
 /// None for an item of another kind (ignored, as `read_config` does).
 fn entry(it: &Item) -> Result<Option<ConfigEntry>, Unavailable> {
     let bad = |e: &dyn std::fmt::Display| Unavailable::new(format!("config item: {e}"));
     let key = item::get_s(it, PK).map_err(|e| bad(&e))?;
-    let json = || item::get_s(it, cf::CONFIG).map_err(|e| bad(&e));
-    let parsed = if key.starts_with(cf::SOURCE_PREFIX) {
-        ConfigItem::Source(serde_json::from_str(json()?).map_err(|e| bad(&e))?)
-    } else if key.starts_with(cf::SUBSCRIPTION_PREFIX) {
-        ConfigItem::Subscription(serde_json::from_str(json()?).map_err(|e| bad(&e))?)
-    } else {
+    let Some((kind, _)) = parse_config_pk(key) else {
         return Ok(None);
     };
+    let json = item::get_s(it, cf::CONFIG).map_err(|e| bad(&e))?;
+    let parsed = ConfigItem::from_json(kind, json).map_err(|e| bad(&e))?;
     let origin = match item::opt_s(it, ORIGIN).map_err(|e| bad(&e))? {
         None => Origin::File,
         Some(o) => Origin::parse(o).ok_or_else(|| bad(&format!("bad origin {o:?}")))?,
@@ -109,58 +95,66 @@ fn update_failed(
 }
 
 impl DynamoConfigStore {
-    /// Bump the source's [`SUBSCRIPTIONS_VERSION`]; false when the source
-    /// is gone. Runs after the subscription's write: a delete of the
-    /// source that did not see the subscription then fails its condition
-    /// (or, if it came first, this does).
+    /// Bump [`SUBSCRIPTIONS_VERSION`] on the item a subscription's
+    /// `source` names: the source of that id, else the poller (one
+    /// namespace); false when neither exists. Runs after the
+    /// subscription's write: a delete of the source that did not see the
+    /// subscription then fails its condition (or, if it came first, this
+    /// does).
     async fn touch_source(&self, source: &str) -> Result<bool, Unavailable> {
-        let result = Update::new()
-            .add(SUBSCRIPTIONS_VERSION, 1)
-            .condition(|u| format!("attribute_exists({})", u.name(PK)))
-            .apply(
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(PK, s(pk(Kind::Source, source))),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if update_failed(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem (config)", e)),
+        for kind in Kind::EVENT_SOURCES {
+            let result = Update::new()
+                .add(SUBSCRIPTIONS_VERSION, 1)
+                .condition(|u| format!("attribute_exists({})", u.name(PK)))
+                .apply(
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key(PK, s(pk(kind, source))),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) if update_failed(&e) => {}
+                Err(e) => return Err(sdk_error("UpdateItem (config)", e)),
+            }
         }
+        Ok(false)
     }
 
     /// After a subscription's write: make it count for its source, or undo
     /// it (when `created`) if the source is gone.
     async fn claim_source(&self, item: &ConfigItem, created: bool) -> Result<(), WriteError> {
-        let ConfigItem::Subscription(sub) = item else {
+        let Some(source) = item.needs_source() else {
             return Ok(());
         };
-        if self.touch_source(&sub.source).await? {
+        if self.touch_source(source).await? {
             return Ok(());
         }
         if created {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key(PK, s(pk(Kind::Subscription, &sub.id)))
+                .key(PK, s(pk(item.kind(), item.id())))
                 .send()
                 .await
                 .map_err(|e| sdk_error("DeleteItem (config)", e))?;
         }
-        Err(WriteError::Conflict(format!("no source {:?}", sub.source)))
+        Err(WriteError::Conflict(format!(
+            "no source or poller {source:?}"
+        )))
     }
 
-    /// Delete a source only if no subscription uses it, and none was
-    /// written since that was checked.
-    async fn delete_source(&self, id: &str) -> Result<bool, WriteError> {
+    /// Delete a source or a poller only if no subscription uses it, and
+    /// none was written since that was checked.
+    async fn delete_source(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
+        let what = kind.as_str();
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s(pk(Kind::Source, id)))
+            .key(PK, s(pk(kind, id)))
             .consistent_read(true)
             .send()
             .await
@@ -180,7 +174,7 @@ impl DynamoConfigStore {
             .collect();
         if !users.is_empty() {
             return Err(WriteError::Conflict(format!(
-                "source {id:?} still has subscriptions: {}; delete them first",
+                "{what} {id:?} still has subscriptions: {}; delete them first",
                 users.join(", ")
             )));
         }
@@ -188,7 +182,7 @@ impl DynamoConfigStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, s(pk(Kind::Source, id)))
+            .key(PK, s(pk(kind, id)))
             .return_values(ReturnValue::AllOld)
             .expression_attribute_names("#v", SUBSCRIPTIONS_VERSION);
         delete = match version {
@@ -206,7 +200,7 @@ impl DynamoConfigStore {
                 ) =>
             {
                 Err(WriteError::Conflict(format!(
-                    "a subscription of source {id:?} was written while it was being deleted; \
+                    "a subscription of {what} {id:?} was written while it was being deleted; \
                      it was not deleted"
                 )))
             }
@@ -217,7 +211,7 @@ impl DynamoConfigStore {
 
 #[async_trait]
 impl ConfigStore for DynamoConfigStore {
-    /// One consistent, paginated Scan; sources first, each kind by id.
+    /// One consistent, paginated Scan; in [`Kind`] order, each kind by id.
     async fn list_config(&self) -> Result<Vec<ConfigEntry>, Unavailable> {
         let items: Vec<Item> = self
             .client
@@ -236,10 +230,7 @@ impl ConfigStore for DynamoConfigStore {
                 entries.push(e);
             }
         }
-        entries.sort_by(|a, b| {
-            (a.item.kind() == Kind::Subscription, a.item.id())
-                .cmp(&(b.item.kind() == Kind::Subscription, b.item.id()))
-        });
+        entries.sort_by(|a, b| (a.item.kind(), a.item.id()).cmp(&(b.item.kind(), b.item.id())));
         Ok(entries)
     }
 
@@ -335,8 +326,8 @@ impl ConfigStore for DynamoConfigStore {
     }
 
     async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
-        if kind == Kind::Source {
-            return self.delete_source(id).await;
+        if kind.is_event_source() {
+            return self.delete_source(kind, id).await;
         }
         let out = self
             .client
@@ -564,6 +555,116 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// Pollers are `poller#` items: what a subscription may name (its
+    /// write bumps the poller's subscriptions_version), not deleted while
+    /// one does, read by the registry without being served as sources.
+    #[tokio::test]
+    async fn pollers_are_config_items_that_keep_their_subscriptions_sourced() {
+        let res = TestResources::create(MotoServer::shared()).await;
+        let db = res.clients.dynamodb.clone();
+        let table = res.settings.config_table.clone();
+        let store = DynamoConfigStore::new(db.clone(), &table);
+        let file = ConfigFile::parse(
+            r#"
+            [[pollers]]
+            id = "items"
+            url = "https://api.example.com/items"
+            item_id = "/id"
+            headers = { Authorization = "ssm:/items/token" }
+            [[subscriptions]]
+            id = "on-items"
+            source = "items"
+            events = ["*"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        let poller = ConfigItem::Poller(file.pollers[0].clone());
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+
+        let err = store.create_config(&sub, Origin::Api).await.unwrap_err();
+        assert!(matches!(err, WriteError::Conflict(_)), "{err}");
+        assert!(
+            store
+                .get_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+                .is_none(),
+            "the orphan write is undone"
+        );
+        assert!(store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(!store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(store.create_config(&sub, Origin::Api).await.unwrap());
+        let raw = db
+            .get_item()
+            .table_name(&table)
+            .key(PK, s("poller#items"))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let raw = raw.item().unwrap();
+        assert!(
+            raw.get(SUBSCRIPTIONS_VERSION).is_some(),
+            "the subscription counted for the poller: {raw:?}"
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&got.item, got.origin), (&poller, Origin::Api));
+        let kinds: Vec<Kind> = store
+            .list_config()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.item.kind())
+            .collect();
+        assert_eq!(kinds, [Kind::Poller, Kind::Subscription]);
+
+        let err = store
+            .delete_config(Kind::Poller, "items")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Conflict(m) if m.contains("poller \"items\" still has subscriptions: on-items")),
+            "{err}"
+        );
+        assert!(
+            store
+                .set_enabled(Kind::Poller, "items", false)
+                .await
+                .unwrap()
+        );
+        let stored = read_config(&db, &table).await.unwrap();
+        assert_eq!(stored.file.pollers, file.pollers);
+        assert_eq!(stored.disabled_pollers, ["items"]);
+        assert!(stored.broken.is_empty(), "{:?}", stored.broken);
+        stored
+            .file
+            .validate()
+            .expect("a subscription on a poller validates");
+
+        let registry = DynamoRegistry::new(
+            db.clone(),
+            &table,
+            Arc::new(EnvSecrets::new()),
+            Duration::from_secs(60),
+        );
+        assert!(registry.source("items").await.unwrap().is_none());
+        assert_eq!(registry.subscriptions_of("items").await.unwrap().len(), 1);
+
+        assert!(
+            store
+                .delete_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+        );
+        assert!(store.delete_config(Kind::Poller, "items").await.unwrap());
+        assert!(!store.delete_config(Kind::Poller, "items").await.unwrap());
     }
 
     #[tokio::test]

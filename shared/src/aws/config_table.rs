@@ -1,8 +1,11 @@
 //! `Registry` over the DynamoDB config table, which the CLI writes with
 //! [`put_config`].
 //!
-//! Items: `pk` = `source#{id}` or `subscription#{id}`, `config` (S, the
-//! JSON of [`SourceConfig`] / [`SubscriptionConfig`]), `enabled` (BOOL).
+//! Items: `pk` = `source#{id}`, `poller#{id}` or `subscription#{id}`,
+//! `config` (S, the JSON of [`crate::config::SourceConfig`] /
+//! [`crate::poll::PollerConfig`] / [`crate::config::SubscriptionConfig`]), `enabled` (BOOL). Pollers are read as what
+//! subscriptions may name; they are not served as sources (a webhook to a
+//! poller's id is a 404).
 //! The whole table is read with one (paginated) Scan and cached for the
 //! configured TTL. Each entry is resolved on its own, on first use
 //! ([`LazyRegistry`]): a function resolves only the secrets it uses, and an
@@ -23,9 +26,10 @@ use tokio::sync::Mutex;
 
 use super::item::{self, PK, Update, cf, s};
 use super::sdk_error;
+use crate::admin::ports::{ConfigItem, Kind};
 use crate::config::{
-    BrokenEntry, ConfigError, ConfigFile, LazyRegistry, Policy, Registry, Source, SourceConfig,
-    SourceError, Subscription, SubscriptionConfig,
+    BrokenEntry, ConfigError, ConfigFile, LazyRegistry, Policy, Registry, Source, SourceError,
+    Subscription,
 };
 use crate::error::Unavailable;
 use crate::secrets::SecretResolver;
@@ -51,6 +55,8 @@ pub struct StoredConfig {
     pub disabled: Vec<String>,
     /// Sources disabled through the admin API: not served (404).
     pub disabled_sources: Vec<String>,
+    /// Pollers disabled through the admin API: not polled.
+    pub disabled_pollers: Vec<String>,
     /// Items that could not be read (kept out of `file`).
     pub broken: Vec<BrokenEntry>,
 }
@@ -186,12 +192,25 @@ impl Registry for DynamoRegistry {
     }
 }
 
-fn source_pk(id: &str) -> String {
-    format!("{}{id}", cf::SOURCE_PREFIX)
+/// The key prefix of each kind's items.
+fn prefix(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Source => cf::SOURCE_PREFIX,
+        Kind::Poller => cf::POLLER_PREFIX,
+        Kind::Subscription => cf::SUBSCRIPTION_PREFIX,
+    }
 }
 
-fn subscription_pk(id: &str) -> String {
-    format!("{}{id}", cf::SUBSCRIPTION_PREFIX)
+/// The key of an entry's item.
+pub(crate) fn config_pk(kind: Kind, id: &str) -> String {
+    format!("{}{id}", prefix(kind))
+}
+
+/// An item's kind and id, from its key; None for a key of no kind.
+pub(crate) fn parse_config_pk(pk: &str) -> Option<(Kind, &str)> {
+    [Kind::Source, Kind::Poller, Kind::Subscription]
+        .into_iter()
+        .find_map(|k| pk.strip_prefix(prefix(k)).map(|id| (k, id)))
 }
 
 /// Read the whole table (one paginated, consistent Scan). Items are sorted
@@ -216,9 +235,11 @@ pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, C
         }
     }
     stored.file.sources.sort_by(|a, b| a.id.cmp(&b.id));
+    stored.file.pollers.sort_by(|a, b| a.id.cmp(&b.id));
     stored.file.subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     stored.disabled.sort();
     stored.disabled_sources.sort();
+    stored.disabled_pollers.sort();
     stored
         .broken
         .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -228,35 +249,28 @@ pub async fn read_config(client: &Client, table: &str) -> Result<StoredConfig, C
 /// One item into `stored`; a broken one named by its key.
 fn read_item(it: &item::Item, stored: &mut StoredConfig) -> Result<(), BrokenEntry> {
     let pk = item::get_s(it, PK).map_err(|e| BrokenEntry::new("config item", "?", e))?;
-    let (kind, id) = if let Some(id) = pk.strip_prefix(cf::SOURCE_PREFIX) {
-        ("source", id)
-    } else if let Some(id) = pk.strip_prefix(cf::SUBSCRIPTION_PREFIX) {
-        ("subscription", id)
-    } else {
+    let Some((kind, id)) = parse_config_pk(pk) else {
         tracing::warn!(pk, "config item of an unknown kind ignored");
         return Ok(());
     };
-    let broken =
-        |e: &dyn std::fmt::Display| BrokenEntry::new(kind, id, format!("item {pk:?}: {e}"));
+    let broken = |e: &dyn std::fmt::Display| {
+        BrokenEntry::new(kind.as_str(), id, format!("item {pk:?}: {e}"))
+    };
     let json = item::get_s(it, cf::CONFIG).map_err(|e| broken(&e))?;
     let enabled = item::opt_bool(it, cf::ENABLED)
         .map_err(|e| broken(&e))?
         .unwrap_or(true);
-    if kind == "source" {
-        let src: SourceConfig = serde_json::from_str(json).map_err(|e| broken(&e))?;
-        check_id_matches(pk, id, &src.id).map_err(|e| broken(&e))?;
-        if !enabled {
-            stored.disabled_sources.push(src.id.clone());
-        }
-        stored.file.sources.push(src);
-    } else {
-        let sub: SubscriptionConfig = serde_json::from_str(json).map_err(|e| broken(&e))?;
-        check_id_matches(pk, id, &sub.id).map_err(|e| broken(&e))?;
-        if !enabled {
-            stored.disabled.push(sub.id.clone());
-        }
-        stored.file.subscriptions.push(sub);
+    let entry = ConfigItem::from_json(kind, json).map_err(|e| broken(&e))?;
+    check_id_matches(pk, id, entry.id()).map_err(|e| broken(&e))?;
+    if !enabled {
+        let disabled = match kind {
+            Kind::Source => &mut stored.disabled_sources,
+            Kind::Poller => &mut stored.disabled_pollers,
+            Kind::Subscription => &mut stored.disabled,
+        };
+        disabled.push(id.to_owned());
     }
+    entry.add_to(&mut stored.file);
     Ok(())
 }
 
@@ -274,7 +288,7 @@ fn check_id_matches(pk: &str, key_id: &str, config_id: &str) -> Result<(), Confi
     }
 }
 
-/// Write every source and subscription of `file` (validated first). An
+/// Write every source, poller and subscription of `file` (validated first). An
 /// existing item's config is replaced, but its `enabled` flag is kept: a
 /// subscription disabled after a 410 stays disabled until it is enabled
 /// explicitly ([`set_subscription_enabled`]). Items not in `file` are left
@@ -286,16 +300,12 @@ pub async fn put_config(
 ) -> Result<(), ConfigTableError> {
     file.validate()?;
     let now = now_ms();
-    let mut writes = Vec::with_capacity(file.sources.len() + file.subscriptions.len());
-    for src in &file.sources {
-        let json =
-            serde_json::to_string(src).map_err(|e| invalid(format!("source {:?}: {e}", src.id)))?;
-        writes.push((source_pk(&src.id), json));
-    }
-    for sub in &file.subscriptions {
-        let json = serde_json::to_string(sub)
-            .map_err(|e| invalid(format!("subscription {:?}: {e}", sub.id)))?;
-        writes.push((subscription_pk(&sub.id), json));
+    let mut writes = Vec::new();
+    for entry in ConfigItem::all_of(file) {
+        let (kind, id) = (entry.kind(), entry.id());
+        let json = serde_json::to_string(&entry)
+            .map_err(|e| invalid(format!("{} {id:?}: {e}", kind.as_str())))?;
+        writes.push((config_pk(kind, id), json));
     }
     let writes: Vec<_> = writes
         .into_iter()
@@ -333,7 +343,7 @@ pub async fn set_subscription_enabled(
             client
                 .update_item()
                 .table_name(table)
-                .key(PK, s(subscription_pk(id))),
+                .key(PK, s(config_pk(Kind::Subscription, id))),
         )
         .send()
         .await;
@@ -710,5 +720,33 @@ mod tests {
             .await
             .unwrap();
         assert!(stored.file.sources.is_empty() && stored.file.subscriptions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn put_config_writes_pollers_that_subscriptions_name() {
+        let (res, _path, _secrets, registry) = setup(Duration::from_secs(60)).await;
+        let mut f = file("/x");
+        f.pollers = ConfigFile::parse(
+            "[[pollers]]\nid = \"feed\"\nurl = \"https://example.com/feed.xml\"\nformat = \"feed\"\n",
+        )
+        .unwrap()
+        .pollers;
+        f.subscriptions[0].source = "feed".into();
+        put_config(&res.clients.dynamodb, &res.settings.config_table, &f)
+            .await
+            .unwrap();
+        let stored = read_config(&res.clients.dynamodb, &res.settings.config_table)
+            .await
+            .unwrap();
+        assert_eq!(stored.file.pollers, f.pollers);
+        assert!(stored.disabled_pollers.is_empty());
+        registry.invalidate().await;
+        assert!(
+            registry.source("feed").await.unwrap().is_none(),
+            "not a source"
+        );
+        let on_feed = registry.subscriptions_of("feed").await.unwrap();
+        assert_eq!(on_feed.len(), 1);
+        assert_eq!(on_feed[0].id, f.subscriptions[0].id);
     }
 }

@@ -109,6 +109,7 @@ pub mod cf {
     pub const ENABLED: &str = "enabled";
     pub const UPDATED_AT_MS: &str = "updated_at_ms";
     pub const SOURCE_PREFIX: &str = "source#";
+    pub const POLLER_PREFIX: &str = "poller#";
     pub const SUBSCRIPTION_PREFIX: &str = "subscription#";
 }
 

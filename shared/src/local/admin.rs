@@ -77,11 +77,7 @@ impl SqliteStore {
 // ---- config store ----
 
 fn to_json(item: &ConfigItem) -> DbResult<String> {
-    let json = match item {
-        ConfigItem::Source(s) => serde_json::to_string(s),
-        ConfigItem::Subscription(s) => serde_json::to_string(s),
-    };
-    json.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+    serde_json::to_string(item).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
 fn bad_column(idx: usize, message: String) -> rusqlite::Error {
@@ -95,15 +91,8 @@ fn entry_from_row(r: &Row<'_>) -> DbResult<ConfigEntry> {
     let kind: String = r.get(0)?;
     let origin: String = r.get(1)?;
     let json: String = r.get(3)?;
-    let item = match Kind::parse(&kind) {
-        Some(Kind::Source) => ConfigItem::Source(
-            serde_json::from_str(&json).map_err(|e| bad_column(3, e.to_string()))?,
-        ),
-        Some(Kind::Subscription) => ConfigItem::Subscription(
-            serde_json::from_str(&json).map_err(|e| bad_column(3, e.to_string()))?,
-        ),
-        None => return Err(bad_column(0, format!("bad kind {kind:?}"))),
-    };
+    let kind = Kind::parse(&kind).ok_or_else(|| bad_column(0, format!("bad kind {kind:?}")))?;
+    let item = ConfigItem::from_json(kind, &json).map_err(|e| bad_column(3, e.to_string()))?;
     Ok(ConfigEntry {
         item,
         origin: Origin::parse(&origin)
@@ -114,28 +103,21 @@ fn entry_from_row(r: &Row<'_>) -> DbResult<ConfigEntry> {
     })
 }
 
-/// The source a subscription needs; None for a source.
-fn source_of(item: &ConfigItem) -> Option<String> {
-    match item {
-        ConfigItem::Subscription(s) => Some(s.source.clone()),
-        ConfigItem::Source(_) => None,
-    }
-}
-
-/// Why a subscription of `source` cannot be written, if it cannot.
+/// Why a subscription of `source` cannot be written, if it cannot: its
+/// source is neither a source nor a poller.
 fn missing_source(c: &Connection, source: Option<&str>) -> DbResult<Option<String>> {
     let Some(source) = source else {
         return Ok(None);
     };
     let exists = c
-        .prepare_cached("SELECT 1 FROM config WHERE kind = 'source' AND id = ?1")?
+        .prepare_cached("SELECT 1 FROM config WHERE kind IN ('source', 'poller') AND id = ?1")?
         .query_row(params![source], |_| Ok(()))
         .optional()?
         .is_some();
-    Ok((!exists).then(|| format!("no source {source:?}")))
+    Ok((!exists).then(|| format!("no source or poller {source:?}")))
 }
 
-/// The ids of the subscriptions of `source`.
+/// The ids of the subscriptions of `source` (a source or a poller).
 fn subscriptions_of(c: &Connection, source: &str) -> DbResult<Vec<String>> {
     let mut stmt = c.prepare_cached("SELECT id, config FROM config WHERE kind = 'subscription'")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -159,7 +141,7 @@ impl ConfigStore for SqliteStore {
         self.read(|c| {
             c.prepare_cached(&format!(
                 "SELECT {CONFIG_COLUMNS} FROM config
-                 ORDER BY kind = 'subscription', id"
+                 ORDER BY CASE kind WHEN 'source' THEN 0 WHEN 'poller' THEN 1 ELSE 2 END, id"
             ))?
             .query_map([], entry_from_row)?
             .collect()
@@ -182,7 +164,7 @@ impl ConfigStore for SqliteStore {
     async fn create_config(&self, item: &ConfigItem, origin: Origin) -> Result<bool, WriteError> {
         let (kind, id) = (item.kind(), item.id().to_owned());
         let json = to_json(item).map_err(Unavailable::new)?;
-        let source = source_of(item);
+        let source = item.needs_source().map(str::to_owned);
         self.write(move |c, _| {
             // In the same transaction as the write: another process's
             // delete of the source cannot come in between.
@@ -205,7 +187,7 @@ impl ConfigStore for SqliteStore {
     async fn upsert_config(&self, item: &ConfigItem, origin: Origin) -> Result<(), WriteError> {
         let (kind, id) = (item.kind(), item.id().to_owned());
         let json = to_json(item).map_err(Unavailable::new)?;
-        let source = source_of(item);
+        let source = item.needs_source().map(str::to_owned);
         // UPDATE, then INSERT if there was no row; not an UPSERT: SQLite lets
         // the outer statement's conflict policy override the version
         // trigger's INSERT OR REPLACE, so an UPSERT that updated an entry
@@ -251,11 +233,12 @@ impl ConfigStore for SqliteStore {
     async fn delete_config(&self, kind: Kind, id: &str) -> Result<bool, WriteError> {
         let id = id.to_owned();
         self.write(move |c, _| {
-            if kind == Kind::Source {
+            if kind.is_event_source() {
                 let users = subscriptions_of(c, &id)?;
                 if !users.is_empty() {
                     return Ok(Err(format!(
-                        "source {id:?} still has subscriptions: {}; delete them first",
+                        "{} {id:?} still has subscriptions: {}; delete them first",
+                        kind.as_str(),
                         users.join(", ")
                     )));
                 }
@@ -947,6 +930,129 @@ mod tests {
                 .contains("\"gh\" still has subscriptions: s"),
             "{err}"
         );
+    }
+
+    /// A poller is stored like a source, is what a subscription may name,
+    /// and cannot be deleted while one does; the registry reads it without
+    /// serving it as a source.
+    #[tokio::test]
+    async fn pollers_are_stored_and_keep_their_subscriptions_sourced() {
+        let (_dir, store) = open();
+        let file = ConfigFile::parse(
+            r#"
+            [[sources]]
+            id = "gh"
+            provider = "github"
+            secrets = ["db:gh-secret"]
+            [[pollers]]
+            id = "items"
+            url = "https://api.example.com/items"
+            item_id = "/id"
+            interval = "30s"
+            headers = { Authorization = "env:ITEMS_TOKEN" }
+            [[subscriptions]]
+            id = "on-items"
+            source = "items"
+            events = ["*"]
+            url = "https://example.com/x"
+            "#,
+        )
+        .unwrap();
+        let src = ConfigItem::Source(file.sources[0].clone());
+        let poller = ConfigItem::Poller(file.pollers[0].clone());
+        let sub = ConfigItem::Subscription(file.subscriptions[0].clone());
+        let v0 = store.config_version().await.unwrap();
+        assert!(matches!(
+            store.create_config(&sub, Origin::Api).await,
+            Err(WriteError::Conflict(m)) if m.contains("\"items\"")
+        ));
+        assert!(store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(!store.create_config(&poller, Origin::Api).await.unwrap());
+        assert!(store.create_config(&sub, Origin::Api).await.unwrap());
+        assert!(store.create_config(&src, Origin::File).await.unwrap());
+        assert!(store.config_version().await.unwrap() > v0);
+        let kinds: Vec<Kind> = store
+            .list_config()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.item.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [Kind::Source, Kind::Poller, Kind::Subscription],
+            "listed in kind order"
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&got.item, got.origin, got.enabled),
+            (&poller, Origin::Api, true)
+        );
+        assert!(
+            store
+                .get_config(Kind::Source, "items")
+                .await
+                .unwrap()
+                .is_none(),
+            "kinds are apart in the table"
+        );
+
+        let err = store
+            .delete_config(Kind::Poller, "items")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("poller \"items\" still has subscriptions: on-items"),
+            "{err}"
+        );
+        assert!(
+            store
+                .set_enabled(Kind::Poller, "items", false)
+                .await
+                .unwrap()
+        );
+        let mut slower = file.pollers[0].clone();
+        slower.interval = Some(Duration::from_secs(300));
+        assert!(
+            store
+                .update_config(&ConfigItem::Poller(slower.clone()))
+                .await
+                .unwrap()
+        );
+        let got = store
+            .get_config(Kind::Poller, "items")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&got.item, got.enabled),
+            (&ConfigItem::Poller(slower), false)
+        );
+
+        // The registry takes the subscription on the poller; the poller is
+        // not a source (a webhook to its id is a 404).
+        let secrets = std::sync::Arc::new(LocalSecrets::new(EnvSecrets::new(), store.clone()));
+        let registry = crate::local::LocalRegistry::load(store.clone(), secrets)
+            .await
+            .unwrap();
+        assert!(registry.source("items").await.unwrap().is_none());
+        let subs = registry.subscriptions_of("items").await.unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].id, "on-items");
+
+        assert!(
+            store
+                .delete_config(Kind::Subscription, "on-items")
+                .await
+                .unwrap()
+        );
+        assert!(store.delete_config(Kind::Poller, "items").await.unwrap());
+        assert!(!store.delete_config(Kind::Poller, "items").await.unwrap());
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The embedded gateway's registry: the sources and subscriptions of the
 //! config table, resolved, and swapped whole when the table changes (the
 //! admin API reloads at once; changes from another process are noticed by
-//! polling the table's version).
+//! polling the table's version). Pollers are read with them, as what
+//! subscriptions may name, but are not served as sources: a webhook to a
+//! poller's id is a 404.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -9,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::SqliteStore;
-use crate::admin::ports::{ConfigItem, ConfigStore, Kind, Reload};
+use crate::admin::ports::{ConfigStore, Kind, Reload};
 use crate::config::{
     ConfigError, ConfigFile, DEFAULT_MAX_BODY_BYTES, Policy, Registry, Source, SourceError,
     StaticRegistry, Subscription,
@@ -123,20 +125,17 @@ async fn build(
     let mut disabled_subscriptions = Vec::new();
     let mut disabled_sources = HashSet::new();
     for entry in store.list_config().await? {
-        match entry.item {
-            ConfigItem::Source(s) => {
-                if !entry.enabled {
-                    disabled_sources.insert(s.id.clone());
+        if !entry.enabled {
+            let id = entry.item.id().to_owned();
+            match entry.item.kind() {
+                Kind::Source => {
+                    disabled_sources.insert(id);
                 }
-                file.sources.push(s);
-            }
-            ConfigItem::Subscription(s) => {
-                if !entry.enabled {
-                    disabled_subscriptions.push(s.id.clone());
-                }
-                file.subscriptions.push(s);
+                Kind::Subscription => disabled_subscriptions.push(id),
+                Kind::Poller => {}
             }
         }
+        entry.item.add_to(&mut file);
     }
     let registry = file.resolve_each(&Policy::EMBEDDED, secrets).await;
     for b in registry.broken() {

@@ -92,11 +92,11 @@ CREATE TABLE IF NOT EXISTS disabled_subscriptions (
 
 -- The admin API's tables (local/admin.rs).
 
--- Sources and subscriptions: the JSON of their config-file entries.
+-- Sources, pollers and subscriptions: the JSON of their config-file entries.
 -- origin 'file': applied from the config file at start-up, read-only
 -- through the API; 'api': created through the API.
 CREATE TABLE IF NOT EXISTS config (
-    kind          TEXT    NOT NULL CHECK (kind IN ('source', 'subscription')),
+    kind          TEXT    NOT NULL CHECK (kind IN ('source', 'poller', 'subscription')),
     id            TEXT    NOT NULL,
     origin        TEXT    NOT NULL CHECK (origin IN ('file', 'api')),
     enabled       INTEGER NOT NULL DEFAULT 1,

@@ -27,7 +27,7 @@ use crate::time::now_ms;
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// `PRAGMA user_version` of the schema above (see `migrate`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// Scans on the blocking pool at once.
 const READERS: usize = 4;
 /// Read connections kept open for scans. Each has its own page cache
@@ -1291,7 +1291,34 @@ fn migrate(conn: &mut Connection) -> DbResult<()> {
     if columns > 0 && held == 0 {
         tx.execute_batch("ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0")?;
     }
+    // Version 4 adds the `poller` kind to the config table's CHECK, which
+    // SQLite cannot alter: an older table is set aside (its triggers
+    // dropped), made again by the schema, and its rows copied over.
+    let old_config: Option<String> = tx
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'config'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let rebuild_config = old_config.is_some_and(|sql| !sql.contains("'poller'"));
+    if rebuild_config {
+        tx.execute_batch(
+            "DROP TRIGGER IF EXISTS config_inserted;
+             DROP TRIGGER IF EXISTS config_updated;
+             DROP TRIGGER IF EXISTS config_deleted;
+             ALTER TABLE config RENAME TO config_before_pollers;",
+        )?;
+    }
     tx.execute_batch(SCHEMA)?;
+    if rebuild_config {
+        tx.execute_batch(
+            "INSERT INTO config (kind, id, origin, enabled, config, created_at_ms, updated_at_ms)
+             SELECT kind, id, origin, enabled, config, created_at_ms, updated_at_ms
+             FROM config_before_pollers;
+             DROP TABLE config_before_pollers;",
+        )?;
+    }
     if version == 1 {
         // Version 1 kept the outbox as a flag (and the routing as JSON) on
         // the event row; those columns stay, unused.

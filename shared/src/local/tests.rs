@@ -295,6 +295,63 @@ async fn dispatch_queues_claimed_marks_routed_and_creates_deliveries_in_one_writ
     );
 }
 
+/// Version 3's config table allowed only sources and subscriptions; the
+/// upgrade keeps its rows and the version triggers, and takes pollers.
+#[tokio::test]
+async fn a_version_3_config_table_is_upgraded_to_take_pollers() {
+    use crate::admin::ports::{ConfigItem, ConfigStore, Kind, Origin};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE config (
+                kind TEXT NOT NULL CHECK (kind IN ('source', 'subscription')),
+                id TEXT NOT NULL,
+                origin TEXT NOT NULL CHECK (origin IN ('file', 'api')),
+                enabled INTEGER NOT NULL DEFAULT 1,
+                config TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (kind, id)
+             ) WITHOUT ROWID;
+             INSERT INTO config VALUES ('source', 'gh', 'api', 0,
+                '{\"id\":\"gh\",\"provider\":\"github\",\"secrets\":[\"env:X\"]}', 1, 2);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let gh = store.get_config(Kind::Source, "gh").await.unwrap().unwrap();
+    assert_eq!(
+        (gh.origin, gh.enabled, gh.created_at_ms, gh.updated_at_ms),
+        (Origin::Api, false, 1, 2)
+    );
+    let v0 = store.config_version().await.unwrap();
+    let poller: crate::poll::PollerConfig = toml::from_str(
+        "id = \"items\"\nurl = \"https://api.example.com/items\"\nitem_id = \"/id\"\n",
+    )
+    .unwrap();
+    assert!(
+        store
+            .create_config(&ConfigItem::Poller(poller), Origin::Api)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.config_version().await.unwrap() > v0,
+        "the version triggers are back"
+    );
+    drop(store);
+    let store = reopen(&dir);
+    assert_eq!(
+        store.list_config().await.unwrap().len(),
+        2,
+        "opened again as is"
+    );
+}
+
 #[tokio::test]
 async fn a_version_1_file_keeps_its_outbox() {
     let dir = tempfile::tempdir().unwrap();
