@@ -187,7 +187,10 @@ impl Gateway {
         }
         match store.release_poll_claims().await.map_err(store_error)? {
             0 => {}
-            n => tracing::warn!(pollers = n, "poll claims left by a stopped gateway released"),
+            n => tracing::warn!(
+                pollers = n,
+                "poll claims left by a stopped gateway released"
+            ),
         }
         // Polled apps pass the same guard as destinations.
         let fetch = HttpFetch::new(&HttpOptions {

@@ -185,7 +185,10 @@ async fn list_items(
         return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
     }
     (
-        [("etag", etag), ("content-type", "application/json".to_owned())],
+        [
+            ("etag", etag),
+            ("content-type", "application/json".to_owned()),
+        ],
         body,
     )
         .into_response()

@@ -68,23 +68,36 @@ async fn new_items_are_delivered_once_signed_and_unchanged_polls_emit_nothing() 
     assert_eq!(sink.count(), 0, "the first poll only records");
 
     app.add(json!({ "id": "3", "type": "updated", "n": 3 }));
-    let (status, report) = gw.admin("POST", "/admin/pollers/app/run", Value::Null).await;
+    let (status, report) = gw
+        .admin("POST", "/admin/pollers/app/run", Value::Null)
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["result"], "polled", "{report}");
-    assert_eq!(report["emitted"], json!([{ "id": "3", "event_type": "updated" }]));
+    assert_eq!(
+        report["emitted"],
+        json!([{ "id": "3", "event_type": "updated" }])
+    );
 
     eventually(WAIT, "the new item delivered", || sink.count() == 1).await;
     let delivered = &sink.received()[0];
-    assert!(standard_webhooks_valid(WHSEC, &delivered.headers, &delivered.body));
+    assert!(standard_webhooks_valid(
+        WHSEC,
+        &delivered.headers,
+        &delivered.body
+    ));
     let body: Value = serde_json::from_slice(&delivered.body).unwrap();
     assert_eq!(body, json!({ "id": "3", "type": "updated", "n": 3 }));
 
-    let (status, report) = gw.admin("POST", "/admin/pollers/app/run", Value::Null).await;
+    let (status, report) = gw
+        .admin("POST", "/admin/pollers/app/run", Value::Null)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(report["result"], "not_modified", "{report}");
     assert!(app.not_modified() >= 1);
 
-    let (_, events) = gw.admin("GET", "/admin/events?source=app", Value::Null).await;
+    let (_, events) = gw
+        .admin("GET", "/admin/events?source=app", Value::Null)
+        .await;
     let ids: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -142,7 +155,9 @@ async fn a_restart_in_the_middle_of_a_poll_re_emits_nothing() {
     // And once more: everything is remembered.
     app.add(json!({ "id": "4", "type": "t" }));
     let gw = h.start().await;
-    let (status, report) = gw.admin("POST", "/admin/pollers/app/run", Value::Null).await;
+    let (status, report) = gw
+        .admin("POST", "/admin/pollers/app/run", Value::Null)
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["result"], "polled", "{report}");
     assert_eq!(report["emitted"], json!([{ "id": "4", "event_type": "t" }]));
@@ -151,7 +166,12 @@ async fn a_restart_in_the_middle_of_a_poll_re_emits_nothing() {
     let mut ids: Vec<String> = sink
         .received()
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     ids.sort();
     assert_eq!(ids, ["1", "2", "3", "4"], "each once");

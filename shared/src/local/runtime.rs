@@ -113,7 +113,7 @@ impl LocalRuntime {
         let receive_store = RoutingStore {
             store: shared.store.clone(),
             registry: shared.registry.clone(),
-            handoff: handoff.clone(),
+            handoff: Some(handoff.clone()),
             claim: shared.options.visibility_timeout,
         };
         workers.spawn(outbox_worker(shared.clone(), handoff, stopped.clone()));
@@ -169,11 +169,25 @@ impl LocalRuntime {
 pub struct RoutingStore {
     store: SqliteStore,
     registry: Arc<LocalRegistry>,
-    handoff: mpsc::Sender<Handoff>,
+    /// The delivery worker of this process, if it runs here.
+    handoff: Option<mpsc::Sender<Handoff>>,
     claim: Duration,
 }
 
 impl RoutingStore {
+    /// Routes at commit and queues the deliveries visible, with no
+    /// delivery worker to hand them to: for commits made outside the
+    /// gateway's workers (an operator's "poll now", also from the CLI).
+    /// The gateway's delivery worker finds them on the queue.
+    pub fn queueing(store: SqliteStore, registry: Arc<LocalRegistry>) -> Self {
+        Self {
+            store,
+            registry,
+            handoff: None,
+            claim: Duration::ZERO,
+        }
+    }
+
     async fn commit_and_hand_over(&self, event: Event) -> Result<Commit, Unavailable> {
         let key = event.key();
         let routing = route(self.registry.as_ref(), &key, &event.event_type, &event).await;
@@ -187,7 +201,10 @@ impl RoutingStore {
         // Room on the handoff is reserved before the commit, so a message
         // is claimed only when the worker is sure to get it.
         let deliveries = subs.len();
-        let permits = self.handoff.try_reserve_many(deliveries).ok();
+        let permits = self
+            .handoff
+            .as_ref()
+            .and_then(|h| h.try_reserve_many(deliveries).ok());
         let claim = permits.as_ref().map(|_| self.claim);
         let event_type = event.event_type.clone();
         let routed = self.store.commit_routed(event, subs, claim).await?;
@@ -839,7 +856,7 @@ mod tests {
         let commits = RoutingStore {
             store: store.clone(),
             registry,
-            handoff,
+            handoff: Some(handoff),
             claim,
         };
         let take = |handed: &mut mpsc::Receiver<Handoff>| {

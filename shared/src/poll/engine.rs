@@ -197,8 +197,12 @@ pub async fn poll_due(
             .find(|(id, _)| *id == c.id)
             .is_none_or(|(_, s)| s.refusal(now_ms, false).is_none())
     });
-    futures::stream::iter(due)
+    // Made first, so the stream holds futures rather than a closure over
+    // borrowed configs (which a spawned task could not prove general).
+    let polls: Vec<_> = due
         .map(|c| poll(c, policy, ports, now, Trigger::Schedule))
+        .collect();
+    futures::stream::iter(polls)
         .buffer_unordered(CONCURRENT_POLLS)
         .collect()
         .await

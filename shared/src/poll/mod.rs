@@ -15,8 +15,8 @@ pub mod fetch;
 pub mod items;
 pub mod state;
 
-pub use engine::enabled_pollers;
 pub use config::{PollFormat, Poller, PollerConfig, resolve_poller, validate_poller};
+pub use engine::enabled_pollers;
 pub use engine::{PollOutcome, PollPorts, PollReport, Trigger, poll, poll_due};
 pub use fetch::{Fetch, FetchError, HttpFetch, Page, PageRequest};
 pub use state::{LastResult, PollClaim, PollLease, PollerState, PollerStates, StoredPoller};
