@@ -80,6 +80,9 @@ pub enum Command {
     /// Subscriptions: destinations of a source's events.
     #[command(subcommand, visible_alias = "subs")]
     Subscriptions(SubscriptionCmd),
+    /// Pollers: apps without webhooks, polled; each is a source of events.
+    #[command(subcommand)]
+    Pollers(PollerCmd),
     /// Sync a TOML config file into the gateway, showing the changes first.
     Apply(ApplyArgs),
     /// The event log.
@@ -247,6 +250,73 @@ pub struct SubscriptionAdd {
     /// Waits between attempts, comma-separated: 5s,5m,30m.
     #[arg(long, value_delimiter = ',')]
     pub retry_schedule: Option<Vec<String>>,
+    /// Allow http:// and private addresses (local use only).
+    #[arg(long)]
+    pub allow_local: bool,
+}
+
+#[derive(Subcommand)]
+pub enum PollerCmd {
+    /// List every poller.
+    List,
+    /// One poller.
+    Show { id: String },
+    /// Create a poller.
+    Add(PollerAdd),
+    /// Delete a poller (its subscriptions first).
+    Rm { id: String },
+    /// Poll it again.
+    Enable { id: String },
+    /// Stop polling it.
+    Disable { id: String },
+}
+
+#[derive(Args)]
+pub struct PollerAdd {
+    /// Its id: the source id of its events (subscriptions name it as --source).
+    #[arg(long)]
+    pub id: String,
+    /// The list endpoint or feed (https; http and private addresses need --allow-local).
+    #[arg(long)]
+    pub url: String,
+    /// json (a document holding an array of items; the default) or feed (RSS or Atom).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// json: a JSON pointer to each item's id, e.g. /id (required for json).
+    #[arg(long)]
+    pub item_id: Option<String>,
+    /// json: a JSON pointer to the array of items (the document itself if unset).
+    #[arg(long)]
+    pub items: Option<String>,
+    /// The event type: a JSON pointer into the item (/type), or a fixed string.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// A JSON pointer to an item's time: the order new items are emitted in.
+    #[arg(long)]
+    pub timestamp: Option<String>,
+    /// A query parameter carrying the newest timestamp seen (needs --timestamp).
+    #[arg(long)]
+    pub since_param: Option<String>,
+    /// How often it is polled, e.g. 5m (60s unless set; at least 10s).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// A request header, NAME=VALUE; repeat for several. A credential
+    /// (Authorization, Cookie, X-Api-Key) must be a secret reference:
+    /// Authorization=env:ITEMS_TOKEN.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Pages followed through Link rel="next" in one poll (5 unless set).
+    #[arg(long)]
+    pub max_pages: Option<u32>,
+    /// Emit what the first poll finds (otherwise it is only recorded).
+    #[arg(long)]
+    pub emit_existing: bool,
+    /// How long an item id is remembered, e.g. 7d.
+    #[arg(long)]
+    pub dedupe_window: Option<String>,
+    /// The largest response read (4 MiB unless set).
+    #[arg(long)]
+    pub max_response_bytes: Option<u64>,
     /// Allow http:// and private addresses (local use only).
     #[arg(long)]
     pub allow_local: bool,

@@ -164,6 +164,70 @@ pub fn subscription(v: &Value) -> String {
     out
 }
 
+/// A URL without its query and userinfo, which may hold tokens.
+fn redacted_url(v: &Value) -> String {
+    match v.as_str().map(url::Url::parse) {
+        Some(Ok(u)) => sluice::delivery::redacted(&u),
+        _ => s(v),
+    }
+}
+
+/// A poller's interval: its own, or the default.
+fn interval(v: &Value) -> String {
+    match v.as_str() {
+        Some(i) => i.to_owned(),
+        None => humantime::format_duration(sluice::poll::config::DEFAULT_INTERVAL).to_string(),
+    }
+}
+
+pub fn pollers(v: &Value) -> String {
+    let mut t = Table::new(&["ID", "URL", "INTERVAL", "FORMAT", "ENABLED"]);
+    for p in items(v, "pollers") {
+        t.row([
+            s(&p["id"]),
+            redacted_url(&p["url"]),
+            interval(&p["interval"]),
+            s(&p["format"]),
+            yes_no(&p["enabled"]).to_owned(),
+        ]);
+    }
+    table_or(&t, "no pollers")
+}
+
+/// A poller; header values are what the config holds (secret references
+/// for credentials, never their values).
+pub fn poller(v: &Value) -> String {
+    let headers = match v["headers"].as_object() {
+        Some(h) if !h.is_empty() => h
+            .iter()
+            .map(|(name, value)| format!("{name}={}", s(value)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "-".to_owned(),
+    };
+    fields(&[
+        ("id", s(&v["id"])),
+        ("url", s(&v["url"])),
+        ("format", s(&v["format"])),
+        ("interval", interval(&v["interval"])),
+        ("items", s(&v["items"])),
+        ("item_id", s(&v["item_id"])),
+        ("type", s(&v["type"])),
+        ("timestamp", s(&v["timestamp"])),
+        ("since_param", s(&v["since_param"])),
+        ("headers", headers),
+        ("max_pages", s(&v["max_pages"])),
+        ("emit_existing", yes_no(&v["emit_existing"]).to_owned()),
+        ("dedupe_window", s(&v["dedupe_window"])),
+        ("max_response_bytes", s(&v["max_response_bytes"])),
+        ("allow_local", yes_no(&v["allow_local"]).to_owned()),
+        ("enabled", yes_no(&v["enabled"]).to_owned()),
+        ("origin", s(&v["origin"])),
+        ("created", time(&v["created_at"])),
+        ("updated", time(&v["updated_at"])),
+    ])
+}
+
 pub fn events(v: &Value) -> String {
     let mut t = Table::new(&[
         "ID",

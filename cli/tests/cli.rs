@@ -350,6 +350,11 @@ id = "github"
 provider = "github"
 secrets = ["env:GH_SECRET"]
 
+[[pollers]]
+id = "feed"
+url = "https://example.com/feed.xml"
+format = "feed"
+
 [[subscriptions]]
 id = "all"
 source = "github"
@@ -368,6 +373,7 @@ allow_local = true
     let dry = cli.run(&["apply", path, "--dry-run"]).await.ok();
     assert!(dry.stdout.contains("+ source github"), "{dry:?}");
     assert!(dry.stdout.contains("+ subscription all"), "{dry:?}");
+    assert!(dry.stdout.contains("+ poller feed"), "{dry:?}");
     // Without a terminal and without --yes: refused, nothing written.
     cli.run(&["apply", path]).await.fails(2);
     let none = cli.run(&["sources", "list", "--json"]).await.ok().json();
@@ -379,9 +385,11 @@ allow_local = true
         .ok()
         .json();
     assert_eq!(applied["applied"], true);
-    assert_eq!(applied["create"].as_array().unwrap().len(), 2, "{applied}");
+    assert_eq!(applied["create"].as_array().unwrap().len(), 3, "{applied}");
     let again = cli.run(&["apply", path, "--yes"]).await.ok();
-    assert_eq!(again.stdout, "no changes (2 unchanged)\n");
+    assert_eq!(again.stdout, "no changes (3 unchanged)\n");
+    let pollers = cli.run(&["pollers", "list", "--json"]).await.ok().json();
+    assert_eq!(pollers["pollers"][0]["origin"], "file", "{pollers}");
     let again = cli
         .run(&["apply", path, "--yes", "--json"])
         .await
@@ -414,6 +422,161 @@ allow_local = true
     std::fs::write(&file, text).unwrap();
     let out = cli.run(&["apply", path, "--yes"]).await.fails(2);
     assert!(out.stderr.contains("NOT_SET"), "{out:?}");
+    gw.stop().await;
+}
+
+/// `sluice pollers …` mirrors `sluice subscriptions …`: add, list (the URL
+/// without its query), show, disable, enable, rm; a subscription names a
+/// poller as its source, and a webhook to a poller's id stays 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_are_added_listed_shown_disabled_and_removed() {
+    let h = harness();
+    let gw = h.start().await;
+    let cli = Sluice::of(&h);
+    let out = cli
+        .run(&[
+            "pollers",
+            "add",
+            "--id",
+            "items",
+            "--url",
+            "https://api.example.com/v1/items?api_key=hush",
+            "--item-id",
+            "/id",
+            "--items",
+            "/data",
+            "--type",
+            "/kind",
+            "--interval",
+            "5m",
+            "--header",
+            "Authorization=env:GH_SECRET",
+            "--header",
+            "Accept=application/json",
+            "--max-pages",
+            "3",
+            "--emit-existing",
+        ])
+        .await
+        .ok();
+    assert!(out.stdout.starts_with("created poller\n"), "{out:?}");
+    assert!(
+        out.stdout.contains("Authorization=env:GH_SECRET"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains(GH_SECRET), "never the value: {out:?}");
+
+    let list = cli.run(&["pollers", "list"]).await.ok();
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{list:?}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "URL", "INTERVAL", "FORMAT", "ENABLED"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            "items",
+            "https://api.example.com/v1/items",
+            "5m",
+            "json",
+            "yes"
+        ],
+        "the URL without its query: {list:?}"
+    );
+    let v = cli
+        .run(&["pollers", "show", "items", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(v["items"], "/data");
+    assert_eq!(v["type"], "/kind");
+    assert_eq!(v["max_pages"], 3);
+    assert_eq!(v["emit_existing"], true);
+    assert_eq!(v["headers"]["Authorization"], "env:GH_SECRET");
+
+    // A subscription on the poller; the poller cannot go while it has one.
+    cli.run(&[
+        "subscriptions",
+        "add",
+        "--id",
+        "on-items",
+        "--source",
+        "items",
+        "--url",
+        "https://example.com/in",
+        "--events",
+        "*",
+    ])
+    .await
+    .ok();
+    let out = cli.run(&["pollers", "rm", "items"]).await.fails(1);
+    assert!(out.stderr.contains("on-items"), "{out:?}");
+    let (status, _) = gw
+        .post(
+            "items",
+            &github_headers(GH_SECRET, "p-1", "push", b"{}"),
+            b"{}",
+        )
+        .await;
+    assert_eq!(status, 404, "a poller is not a webhook source");
+
+    let out = cli.run(&["pollers", "disable", "items"]).await.ok();
+    assert_eq!(out.stdout, "poller items disabled\n");
+    let v = cli.run(&["pollers", "list", "--json"]).await.ok().json();
+    assert_eq!(v["pollers"][0]["enabled"], false);
+    cli.run(&["pollers", "enable", "items"]).await.ok();
+
+    // Bad input: 422 (exit 2) naming the field, 409 (exit 1) for a taken id.
+    let out = cli
+        .run(&[
+            "pollers",
+            "add",
+            "--id",
+            "fast",
+            "--url",
+            "https://api.example.com/x",
+            "--item-id",
+            "/id",
+            "--interval",
+            "1s",
+        ])
+        .await
+        .fails(2);
+    assert!(out.stderr.contains("interval"), "{out:?}");
+    let out = cli
+        .run(&[
+            "pollers",
+            "add",
+            "--id",
+            "x",
+            "--url",
+            "https://a.example/",
+            "--header",
+            "Accept",
+        ])
+        .await
+        .fails(2);
+    assert!(out.stderr.contains("NAME=VALUE"), "{out:?}");
+    cli.add_github_source().await;
+    cli.run(&[
+        "pollers",
+        "add",
+        "--id",
+        "github",
+        "--url",
+        "https://api.example.com/x",
+        "--item-id",
+        "/id",
+    ])
+    .await
+    .fails(1);
+
+    cli.run(&["subscriptions", "rm", "on-items"]).await.ok();
+    let out = cli.run(&["pollers", "rm", "items"]).await.ok();
+    assert_eq!(out.stdout, "deleted poller items\n");
+    cli.run(&["pollers", "show", "items"]).await.fails(1);
+    let out = cli.run(&["pollers", "list"]).await.ok();
+    assert_eq!(out.stdout, "no pollers\n");
     gw.stop().await;
 }
 

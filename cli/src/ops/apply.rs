@@ -95,11 +95,7 @@ fn entry(kind: Kind, id: &str) -> Value {
 }
 
 fn item_value(item: &ConfigItem) -> Value {
-    let v = match item {
-        ConfigItem::Source(s) => serde_json::to_value(s),
-        ConfigItem::Subscription(s) => serde_json::to_value(s),
-    };
-    v.unwrap_or(Value::Null)
+    serde_json::to_value(item).unwrap_or(Value::Null)
 }
 
 /// The fields that differ between two versions of an entry.

@@ -1,5 +1,5 @@
-//! `sluice sources …` and `sluice subscriptions …`: the admin API's
-//! config routes.
+//! `sluice sources …`, `sluice subscriptions …` and `sluice pollers …`:
+//! the admin API's config routes.
 
 use std::io::Read as _;
 
@@ -7,7 +7,9 @@ use http::Method;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, seg, with_query};
-use crate::args::{SourceAdd, SourceCmd, SourceRotate, SubscriptionAdd, SubscriptionCmd};
+use crate::args::{
+    PollerAdd, PollerCmd, SourceAdd, SourceCmd, SourceRotate, SubscriptionAdd, SubscriptionCmd,
+};
 use crate::error::CliError;
 use crate::render;
 
@@ -216,4 +218,84 @@ fn subscription_body(a: SubscriptionAdd) -> Value {
         body.insert("allow_local".into(), json!(true));
     }
     Value::Object(body)
+}
+
+pub async fn pollers(ctx: &Ctx, cmd: PollerCmd) -> Result<(), CliError> {
+    match cmd {
+        PollerCmd::List => {
+            let v = ctx.call(Method::GET, "/admin/pollers", None).await?;
+            ctx.print(&v, render::pollers);
+        }
+        PollerCmd::Show { id } => {
+            let v = ctx
+                .call(Method::GET, &format!("/admin/pollers/{}", seg(&id)), None)
+                .await?;
+            ctx.print(&v, render::poller);
+        }
+        PollerCmd::Add(a) => {
+            let body = poller_body(a)?;
+            let v = ctx.call(Method::POST, "/admin/pollers", Some(body)).await?;
+            ctx.print(&v, |v| format!("created poller\n{}", render::poller(v)));
+        }
+        PollerCmd::Rm { id } => {
+            ctx.call(
+                Method::DELETE,
+                &format!("/admin/pollers/{}", seg(&id)),
+                None,
+            )
+            .await?;
+            ctx.print(&json!({ "deleted": id }), |_| {
+                format!("deleted poller {}\n", crate::table::clean_line(&id))
+            });
+        }
+        PollerCmd::Enable { id } => set_enabled(ctx, "pollers", &id, true).await?,
+        PollerCmd::Disable { id } => set_enabled(ctx, "pollers", &id, false).await?,
+    }
+    Ok(())
+}
+
+fn poller_body(a: PollerAdd) -> Result<Value, CliError> {
+    let mut headers = Map::new();
+    for h in a.headers {
+        let Some((name, value)) = h.split_once('=') else {
+            return Err(CliError::Usage(format!(
+                "--header {h:?}: write it NAME=VALUE (Authorization=env:TOKEN)"
+            )));
+        };
+        headers.insert(name.trim().to_owned(), json!(value));
+    }
+    let mut body = Map::new();
+    body.insert("id".into(), json!(a.id));
+    body.insert("url".into(), json!(a.url));
+    if !headers.is_empty() {
+        body.insert("headers".into(), Value::Object(headers));
+    }
+    let optional = [
+        ("format", a.format),
+        ("item_id", a.item_id),
+        ("items", a.items),
+        ("type", a.event_type),
+        ("timestamp", a.timestamp),
+        ("since_param", a.since_param),
+        ("interval", a.interval),
+        ("dedupe_window", a.dedupe_window),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(v) = a.max_pages {
+        body.insert("max_pages".into(), json!(v));
+    }
+    if let Some(v) = a.max_response_bytes {
+        body.insert("max_response_bytes".into(), json!(v));
+    }
+    if a.emit_existing {
+        body.insert("emit_existing".into(), json!(true));
+    }
+    if a.allow_local {
+        body.insert("allow_local".into(), json!(true));
+    }
+    Ok(Value::Object(body))
 }

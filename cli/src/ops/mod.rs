@@ -122,6 +122,7 @@ pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Re
         Command::Serve { .. } => Err(CliError::Usage("serve is not an operator command".into())),
         Command::Sources(c) => config::sources(&ctx, c).await,
         Command::Subscriptions(c) => config::subscriptions(&ctx, c).await,
+        Command::Pollers(c) => config::pollers(&ctx, c).await,
         Command::Apply(a) => apply::run(&ctx, a, backend_args.config.as_deref()).await,
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Replay(a) => bulk::replay(&ctx, a).await,

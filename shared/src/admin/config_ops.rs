@@ -264,21 +264,24 @@ impl Admin {
             .collect())
     }
 
-    // ---- sources ----
-
-    pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
-        let sources: Vec<Value> = self
+    /// Every entry of `kind`, viewed, under `key`.
+    async fn list_of(&self, kind: Kind, key: &str) -> Result<Reply, AdminError> {
+        let entries: Vec<Value> = self
             .ports
             .config
             .list_config()
             .await?
             .iter()
-            .filter_map(|e| match &e.item {
-                ConfigItem::Source(s) => Some(views::source(s, e)),
-                _ => None,
-            })
+            .filter(|e| e.item.kind() == kind)
+            .map(entry_view)
             .collect();
-        Ok(Reply::ok(json!({ "sources": sources })))
+        Ok(Reply::ok(json!({ key: entries })))
+    }
+
+    // ---- sources ----
+
+    pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
+        self.list_of(Kind::Source, "sources").await
     }
 
     pub(crate) async fn get_source(&self, id: &str) -> Result<Reply, AdminError> {
@@ -955,18 +958,7 @@ impl Admin {
     // ---- pollers ----
 
     pub(crate) async fn list_pollers(&self) -> Result<Reply, AdminError> {
-        let pollers: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
-            .iter()
-            .filter_map(|e| match &e.item {
-                ConfigItem::Poller(p) => Some(views::poller(p, e)),
-                _ => None,
-            })
-            .collect();
-        Ok(Reply::ok(json!({ "pollers": pollers })))
+        self.list_of(Kind::Poller, "pollers").await
     }
 
     pub(crate) async fn get_poller(&self, id: &str) -> Result<Reply, AdminError> {
