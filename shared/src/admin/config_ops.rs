@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::input::{self, Query, json_body, nullable};
 use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
+use super::poller_ops::state_view;
 use super::views;
 use super::{Admin, AdminError};
 use crate::config::{
@@ -174,7 +175,7 @@ struct Rotate {
 }
 
 impl Admin {
-    async fn entry(&self, kind: Kind, id: &str) -> Result<ConfigEntry, AdminError> {
+    pub(crate) async fn entry(&self, kind: Kind, id: &str) -> Result<ConfigEntry, AdminError> {
         self.ports
             .config
             .get_config(kind, id)
@@ -561,6 +562,14 @@ impl Admin {
             )));
         }
         self.ports.config.delete_config(kind, id).await?;
+        if kind == Kind::Poller {
+            // Best effort: a state left behind is only read by a poller of
+            // the same id, which starts over (its target differs) or
+            // resumes where this one stopped.
+            if let Err(e) = self.ports.pollers.states.delete(id).await {
+                tracing::warn!(poller = id, error = %e, "deleted poller's state not removed");
+            }
+        }
         let refs: Vec<SecretRef> = secret_refs(&entry.item).cloned().collect();
         self.forget_secrets(&refs).await;
         self.make_live().await;
@@ -957,13 +966,30 @@ impl Admin {
 
     // ---- pollers ----
 
+    /// Pollers with their state (one read of all states).
     pub(crate) async fn list_pollers(&self) -> Result<Reply, AdminError> {
-        self.list_of(Kind::Poller, "pollers").await
+        let states = self.poller_states().await?;
+        let pollers: Vec<Value> = self
+            .ports
+            .config
+            .list_config()
+            .await?
+            .iter()
+            .filter(|e| e.item.kind() == Kind::Poller)
+            .map(|e| {
+                let mut view = entry_view(e);
+                view["state"] = state_view(states.get(e.item.id()));
+                view
+            })
+            .collect();
+        Ok(Reply::ok(json!({ "pollers": pollers })))
     }
 
     pub(crate) async fn get_poller(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Poller, id).await?;
-        Ok(Reply::ok(entry_view(&entry)))
+        let mut view = entry_view(&entry);
+        view["state"] = state_view(self.poller_state(id).await?.as_ref());
+        Ok(Reply::ok(view))
     }
 
     /// The checks of the config file's `[[pollers]]`, with the deployment's

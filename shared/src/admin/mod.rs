@@ -8,6 +8,7 @@ pub mod api;
 mod config_ops;
 mod event_ops;
 mod input;
+mod poller_ops;
 pub mod openapi;
 pub mod ports;
 pub mod sync;
@@ -27,6 +28,8 @@ use subtle::ConstantTimeEq;
 pub use api::{MAX_BODY_BYTES, ROUTES, handle, handle_trusted};
 
 use crate::config::Registry;
+use crate::poll::{Fetch, PollerStates};
+use crate::store::EventStore;
 use crate::error::Unavailable;
 use crate::secrets::{Secret, SecretResolver, SecretStore};
 use ports::{ConfigStore, EventLog, Reload};
@@ -50,6 +53,20 @@ pub struct AdminPorts {
     /// What the deployment allows (`allow_local`, the body size bound):
     /// entries outside it are refused with 422.
     pub policy: crate::config::Policy,
+    /// Pollers' state, and what "poll now" needs.
+    pub pollers: PollerPorts,
+}
+
+/// The ports of the pollers in the admin API: their state (shown, and
+/// claimed by "poll now"), the store "poll now" commits to, and the
+/// fetch through the SSRF guard.
+#[derive(Clone)]
+pub struct PollerPorts {
+    pub states: Arc<dyn PollerStates>,
+    /// On one machine, one that routes at commit (the gateway's workers
+    /// then deliver); on AWS the events table, whose stream routes.
+    pub store: Arc<dyn EventStore>,
+    pub fetch: Arc<dyn Fetch>,
 }
 
 /// The admin API's state.
