@@ -8,6 +8,6 @@ pub mod receive;
 #[cfg(test)]
 mod chat_tests;
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 #[cfg(test)]
 mod tests;

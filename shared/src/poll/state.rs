@@ -50,6 +50,10 @@ impl LastResult {
 /// columns, which they need for their conditions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollerState {
+    /// What the rest was learnt from (URL, format, pointers): a poller
+    /// whose target changes starts over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Validators of the first page, sent back as `If-None-Match` and
     /// `If-Modified-Since`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
