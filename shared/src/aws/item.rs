@@ -35,6 +35,15 @@
 //! Config table item (`pk` = `source#{id}` or `subscription#{id}`):
 //! `config` (S, the JSON of `SourceConfig`/`SubscriptionConfig`),
 //! `enabled` (BOOL), `updated_at_ms` (N).
+//!
+//! Pollers table item (`pk` = poller id, no sort key):
+//!
+//! | attribute | type | |
+//! |---|---|---|
+//! | `state` | S | the JSON of `PollerState`; absent until the first save |
+//! | `next_poll_at_ms` | N | a copy of the state's, for the claim's condition |
+//! | `lease_owner` | S | the live claim (`PollLease`), removed by the save that ends it |
+//! | `lease_until_ms` | N | |
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -44,6 +53,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
+use crate::poll::{PollerState, StoredPoller};
 use crate::store::DeliveryState;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -111,6 +121,14 @@ pub mod cf {
     pub const SOURCE_PREFIX: &str = "source#";
     pub const POLLER_PREFIX: &str = "poller#";
     pub const SUBSCRIPTION_PREFIX: &str = "subscription#";
+}
+
+/// Pollers table attributes.
+pub mod pl {
+    pub const STATE: &str = "state";
+    pub const NEXT_POLL_AT_MS: &str = "next_poll_at_ms";
+    pub const LEASE_OWNER: &str = "lease_owner";
+    pub const LEASE_UNTIL_MS: &str = "lease_until_ms";
 }
 
 /// An item that does not have the shape this module writes.
@@ -322,6 +340,36 @@ pub fn item_delivery_state(item: &Item) -> Result<DeliveryState, ItemError> {
     })
 }
 
+/// The pollers table key of a poller.
+pub fn poller_key(id: &str) -> Item {
+    HashMap::from([(PK.to_owned(), s(id))])
+}
+
+/// A poller's state as its `state` attribute.
+pub fn poller_state_value(state: &PollerState) -> Result<AttributeValue, ItemError> {
+    serde_json::to_string(state)
+        .map(s)
+        .map_err(|e| ItemError(format!("{}: {e}", pl::STATE)))
+}
+
+/// What a pollers item says: its state (the default before the first
+/// save) and its claim. The claim's condition reads `next_poll_at_ms`, so
+/// that column is what the state says too.
+pub fn item_stored_poller(item: &Item) -> Result<StoredPoller, ItemError> {
+    let mut state: PollerState = match opt_s(item, pl::STATE)? {
+        None => PollerState::default(),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| ItemError(format!("{} is not a poller state: {e}", pl::STATE)))?,
+    };
+    if let Some(next) = opt_n(item, pl::NEXT_POLL_AT_MS)? {
+        state.next_poll_at_ms = next;
+    }
+    Ok(StoredPoller {
+        state,
+        lease_until_ms: opt_n(item, pl::LEASE_UNTIL_MS)?,
+    })
+}
+
 /// Builds an update expression with a placeholder for every attribute name
 /// and value, so reserved words (`status`, `source`, …) need no thought.
 #[derive(Debug, Default, Clone)]
@@ -515,6 +563,41 @@ mod tests {
         ]);
         assert_eq!(item_attempts(&item).unwrap(), vec![a]);
         assert_eq!(item_status(&item).unwrap(), Some(DeliveryStatus::Pending));
+    }
+
+    #[test]
+    fn poller_items_round_trip_and_a_new_one_is_due() {
+        assert_eq!(
+            item_stored_poller(&Item::new()).unwrap(),
+            StoredPoller::default()
+        );
+        let state = PollerState {
+            seen: vec!["a".into()],
+            primed: true,
+            next_poll_at_ms: 9,
+            ..PollerState::default()
+        };
+        let item = HashMap::from([
+            (PK.to_owned(), s("p")),
+            (pl::STATE.to_owned(), poller_state_value(&state).unwrap()),
+            (pl::NEXT_POLL_AT_MS.to_owned(), n(9)),
+            (pl::LEASE_OWNER.to_owned(), s("me")),
+            (pl::LEASE_UNTIL_MS.to_owned(), n(20)),
+        ]);
+        assert_eq!(
+            item_stored_poller(&item).unwrap(),
+            StoredPoller {
+                state,
+                lease_until_ms: Some(20)
+            }
+        );
+        let broken = HashMap::from([(pl::STATE.to_owned(), s("{"))]);
+        assert!(
+            item_stored_poller(&broken)
+                .unwrap_err()
+                .to_string()
+                .contains("state is not a poller state")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | [`config_table`] | `Registry` | config table, scanned and cached |
 //! | [`admin`] | `ConfigStore`, `SecretStore`, `Reload` | config table, SSM SecureString parameters |
 //! | [`event_log`] | `EventLog` | events and deliveries tables (scans, replays as new events items), DLQ |
+//! | [`poller_state`] | `PollerStates` | pollers table: each poller's state and its claim (one conditional UpdateItem) |
 //! | [`item`] | | the one mapping between records and DynamoDB attribute values |
 //! | [`settings`] | | the environment variables |
 //! | [`metrics`] | | CloudWatch Embedded Metric Format lines of the functions |
@@ -35,6 +36,7 @@ pub mod dynamo_store;
 pub mod event_log;
 pub mod item;
 pub mod metrics;
+pub mod poller_state;
 pub mod settings;
 pub mod sqs_queue;
 pub mod ssm_secrets;
@@ -45,6 +47,7 @@ pub use config_table::{ConfigTableError, DynamoRegistry, put_config};
 pub use dynamo_store::DynamoStore;
 pub use event_log::DynamoEventLog;
 pub use metrics::Metrics;
+pub use poller_state::DynamoPollerStates;
 pub use settings::{AwsSettings, SettingsError};
 pub use sqs_queue::{SqsQueue, parse_task};
 pub use ssm_secrets::SsmSecrets;

@@ -10,6 +10,7 @@
 //! | `SLUICE_CONFIG_TTL_SECS` | no, default 60 | how long the config table is cached in memory |
 //! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
 //! | `SLUICE_SSM_PREFIX` | no, default `/sluice` | the SSM path the `ssm:` secrets live under; the admin API keeps the secrets it creates there |
+//! | `SLUICE_POLLERS_TABLE` | the poll function only | DynamoDB table of poller states and claims (`pk` S). Set only on the functions that use it ([`PER_FUNCTION_VARS`]); the poll function refuses to start without it |
 //! | `SLUICE_ALLOW_LOCAL_DESTINATIONS` | no, default `false` | honour `allow_local` subscriptions (http://, loopback, private addresses). Only for a local setup (`make watch`, the tests): the templates never set it |
 //!
 //! The AWS SDK reads its own standard variables: `AWS_REGION`, the
@@ -19,7 +20,9 @@
 //! emulator such as moto.
 //!
 //! Every function gets the same set, so one deployment template serves all
-//! three; an empty value counts as missing.
+//! of them, except [`PER_FUNCTION_VARS`]: those are set only on the
+//! functions whose calls name their resource. An empty value counts as
+//! missing.
 
 use std::time::Duration;
 
@@ -31,13 +34,14 @@ pub const DLQ_URL: &str = "SLUICE_DLQ_URL";
 pub const CONFIG_TTL_SECS: &str = "SLUICE_CONFIG_TTL_SECS";
 pub const SECRETS_TTL_SECS: &str = "SLUICE_SECRETS_TTL_SECS";
 pub const SSM_PREFIX: &str = "SLUICE_SSM_PREFIX";
+pub const POLLERS_TABLE: &str = "SLUICE_POLLERS_TABLE";
 /// The deployment-level switch of `allow_local`. Not in [`ALL_VARS`] (the
 /// templates' knobs): no deployed stack may set it, and the parity test
 /// checks that neither template does.
 pub const ALLOW_LOCAL_DESTINATIONS: &str = "SLUICE_ALLOW_LOCAL_DESTINATIONS";
 
 /// Every variable, required ones first (for docs and parity checks).
-pub const ALL_VARS: [&str; 8] = [
+pub const ALL_VARS: [&str; 9] = [
     EVENTS_TABLE,
     DELIVERIES_TABLE,
     CONFIG_TABLE,
@@ -46,7 +50,14 @@ pub const ALL_VARS: [&str; 8] = [
     CONFIG_TTL_SECS,
     SECRETS_TTL_SECS,
     SSM_PREFIX,
+    POLLERS_TABLE,
 ];
+
+/// Optional variables that name a resource only some functions use: the
+/// templates set one on a function exactly when its `SDK_RESOURCES` name
+/// it (the parity test checks), and the function that needs it says so
+/// when it is missing ([`AwsSettings::pollers_table`]).
+pub const PER_FUNCTION_VARS: [&str; 1] = [POLLERS_TABLE];
 
 /// The deployment's outputs that carry the settings, for the CLI
 /// (`sluice --aws --stack`): CloudFormation output name and the variable it
@@ -60,6 +71,11 @@ pub const STACK_OUTPUTS: [(&str, &str); 6] = [
     ("DeadLetterQueueUrl", DLQ_URL),
     ("SsmParameterPrefix", SSM_PREFIX),
 ];
+
+/// Outputs read when present, like [`STACK_OUTPUTS`]: a stack deployed
+/// from a template before pollers has no pollers table, and the CLI still
+/// works with it (without the pollers' state).
+pub const OPTIONAL_STACK_OUTPUTS: [(&str, &str); 1] = [("PollersTableName", POLLERS_TABLE)];
 
 pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
@@ -79,6 +95,9 @@ pub struct AwsSettings {
     pub ssm_prefix: String,
     /// `SLUICE_ALLOW_LOCAL_DESTINATIONS`: off unless set to `true`.
     pub allow_local_destinations: bool,
+    /// `SLUICE_POLLERS_TABLE`: only the functions that keep poller state
+    /// have it ([`pollers_table`](Self::pollers_table)).
+    pub pollers_table: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +167,7 @@ impl AwsSettings {
             });
         }
         let allow_local_destinations = allow_local_destinations(&lookup)?;
+        let pollers_table = get(POLLERS_TABLE).map(|v| v.trim().to_owned());
         Ok(Self {
             events_table,
             deliveries_table,
@@ -158,7 +178,15 @@ impl AwsSettings {
             secrets_ttl: secs(SECRETS_TTL_SECS, DEFAULT_SECRETS_TTL)?,
             ssm_prefix,
             allow_local_destinations,
+            pollers_table,
         })
+    }
+
+    /// The pollers table, for a function that cannot work without it.
+    pub fn pollers_table(&self) -> Result<&str, SettingsError> {
+        self.pollers_table
+            .as_deref()
+            .ok_or_else(|| SettingsError::Missing(vec![POLLERS_TABLE]))
     }
 
     /// What this deployment allows its config ([`Policy::aws`]).
@@ -181,7 +209,7 @@ impl AwsSettings {
                 output.to_owned()
             }
         };
-        let mut vars = Vec::with_capacity(STACK_OUTPUTS.len());
+        let mut vars = Vec::with_capacity(STACK_OUTPUTS.len() + OPTIONAL_STACK_OUTPUTS.len());
         let mut missing = Vec::new();
         for (output, var) in STACK_OUTPUTS {
             let output = name(output);
@@ -192,6 +220,11 @@ impl AwsSettings {
         }
         if !missing.is_empty() {
             return Err(SettingsError::MissingOutputs(missing));
+        }
+        for (output, var) in OPTIONAL_STACK_OUTPUTS {
+            if let Some(v) = outputs(&name(output)).filter(|v| !v.trim().is_empty()) {
+                vars.push((var, v));
+            }
         }
         Self::from_lookup(|n| {
             vars.iter()
@@ -214,6 +247,7 @@ impl AwsSettings {
             (SSM_PREFIX, self.ssm_prefix.clone()),
         ]
         .into_iter()
+        .chain(self.pollers_table.clone().map(|t| (POLLERS_TABLE, t)))
         // Only when on: off is its absence.
         .chain(
             self.allow_local_destinations
@@ -392,6 +426,41 @@ mod tests {
             let err = AwsSettings::from_env().unwrap_err();
             assert!(err.to_string().contains(EVENTS_TABLE), "{err}");
         }
+    }
+
+    #[test]
+    fn the_pollers_table_is_optional_until_a_function_needs_it() {
+        let mut vars = full();
+        let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(s.pollers_table, None);
+        assert_eq!(
+            s.pollers_table().unwrap_err().to_string(),
+            "missing required environment variable: SLUICE_POLLERS_TABLE"
+        );
+        assert!(!s.to_vars().iter().any(|(v, _)| *v == POLLERS_TABLE));
+        vars.insert(POLLERS_TABLE, " pollers ");
+        let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(s.pollers_table(), Ok("pollers"));
+        let back: HashMap<&str, String> = s.to_vars().into_iter().collect();
+        assert_eq!(
+            AwsSettings::from_lookup(|n| back.get(n).cloned()).unwrap(),
+            s
+        );
+        // An output when the stack has one; a stack without it still reads.
+        let by_var: HashMap<&str, String> = s.to_vars().into_iter().collect();
+        let mut cfn: HashMap<String, String> = STACK_OUTPUTS
+            .iter()
+            .chain(OPTIONAL_STACK_OUTPUTS.iter())
+            .map(|(o, var)| ((*o).to_owned(), by_var[var].clone()))
+            .collect();
+        assert_eq!(
+            AwsSettings::from_outputs(|n| cfn.get(n).cloned(), false).unwrap(),
+            s
+        );
+        cfn.remove("PollersTableName");
+        let old = AwsSettings::from_outputs(|n| cfn.get(n).cloned(), false).unwrap();
+        assert_eq!(old.pollers_table, None);
+        assert!(PER_FUNCTION_VARS.iter().all(|v| ALL_VARS.contains(v)));
     }
 
     #[test]

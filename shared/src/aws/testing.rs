@@ -382,6 +382,11 @@ pub async fn create_config_table(client: &aws_sdk_dynamodb::Client, name: &str) 
         .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
 }
 
+/// The pollers table: `pk` (S), the poller id.
+pub async fn create_pollers_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    create_config_table(client, name).await;
+}
+
 /// A standard queue; returns its URL.
 pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
     client
@@ -412,13 +417,15 @@ impl TestResources {
         let events_table = format!("{base}-events");
         let deliveries_table = format!("{base}-deliveries");
         let config_table = format!("{base}-config");
+        let pollers_table = format!("{base}-pollers");
         let queue_name = format!("{base}-deliveries");
         let dlq_name = format!("{base}-dlq");
         let db = &clients.dynamodb;
-        let (events_stream_arn, (), (), queue_url, dlq_url) = tokio::join!(
+        let (events_stream_arn, (), (), (), queue_url, dlq_url) = tokio::join!(
             create_events_table(db, &events_table),
             create_deliveries_table(db, &deliveries_table),
             create_config_table(db, &config_table),
+            create_pollers_table(db, &pollers_table),
             create_queue(&clients.sqs, &queue_name),
             create_queue(&clients.sqs, &dlq_name),
         );
@@ -435,6 +442,7 @@ impl TestResources {
                 ssm_prefix: format!("/{base}"),
                 // A local setup: the tests' destinations are on 127.0.0.1.
                 allow_local_destinations: true,
+                pollers_table: Some(pollers_table),
             },
             endpoint: moto.endpoint().to_owned(),
             events_stream_arn,
