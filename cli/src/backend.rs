@@ -13,11 +13,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice::admin::ports::Reload;
-use sluice::admin::{Admin, AdminPorts};
+use sluice::admin::{Admin, AdminPorts, PollerPorts};
 use sluice::config::{Registry, Source, SourceError, Subscription};
+use sluice::delivery::HttpOptions;
 use sluice::error::Unavailable;
 use sluice::local::registry::RegistryError;
+use sluice::local::runtime::RoutingStore;
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
+use sluice::poll::{Fetch, FetchError, HttpFetch};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::sync::OnceCell;
 
@@ -118,8 +121,9 @@ pub fn embedded(opts: &EmbeddedOptions) -> Result<Backend, CliError> {
         secrets: secrets.clone(),
         loaded: OnceCell::new(),
     });
+    let fetch = embedded_fetch().map_err(|e| CliError::Unavailable(e.to_string()))?;
     let admin = Admin::new(
-        embedded_ports(&store, secrets, registry.clone(), registry.clone()),
+        embedded_ports(&store, secrets, registry.clone(), registry.clone(), fetch),
         None,
     )
     .map_err(CliError::Usage)?;
@@ -136,16 +140,33 @@ pub fn embedded_ports(
     secrets: Arc<dyn SecretResolver>,
     registry: Arc<dyn Registry>,
     reload: Arc<dyn Reload>,
+    fetch: Arc<dyn Fetch>,
 ) -> AdminPorts {
     AdminPorts {
         config: Arc::new(store.clone()),
         events: Arc::new(store.clone()),
         secret_store: Arc::new(store.clone()),
         secrets,
-        registry,
+        registry: registry.clone(),
         reload,
         policy: sluice::config::Policy::EMBEDDED,
+        pollers: PollerPorts {
+            states: Arc::new(store.clone()),
+            // "Poll now" routes at commit and queues the deliveries; the
+            // gateway's delivery worker (this process's, or the running
+            // `sluice serve` beside a CLI) sends them.
+            store: Arc::new(RoutingStore::queueing(store.clone(), registry)),
+            fetch,
+        },
     }
+}
+
+/// The fetch of polled apps on one machine: local apps may be polled.
+pub fn embedded_fetch() -> Result<Arc<dyn Fetch>, FetchError> {
+    Ok(Arc::new(HttpFetch::new(&HttpOptions {
+        allow_local: true,
+        ..HttpOptions::default()
+    })?))
 }
 
 /// The config table's registry, loaded on first use: listing events needs

@@ -20,7 +20,6 @@ use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::pipeline::receive::{Reply, receive};
-use sluice::poll::HttpFetch;
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -167,8 +166,17 @@ impl Gateway {
             ),
             None => None,
         };
+        // Polled apps pass the same guard as destinations.
+        let fetch =
+            crate::backend::embedded_fetch().map_err(|e| ServeError::Transport(e.to_string()))?;
         let admin = Admin::new(
-            crate::backend::embedded_ports(&store, secrets, registry.clone(), registry.clone()),
+            crate::backend::embedded_ports(
+                &store,
+                secrets,
+                registry.clone(),
+                registry.clone(),
+                fetch.clone(),
+            ),
             token.as_ref(),
         )
         .map_err(ServeError::Admin)?;
@@ -192,17 +200,11 @@ impl Gateway {
                 "poll claims left by a stopped gateway released"
             ),
         }
-        // Polled apps pass the same guard as destinations.
-        let fetch = HttpFetch::new(&HttpOptions {
-            allow_local: true,
-            ..HttpOptions::default()
-        })
-        .map_err(|e| ServeError::Transport(e.to_string()))?;
         let runtime = LocalRuntime::start(
             registry.clone(),
             store.clone(),
             Arc::new(transport),
-            Arc::new(fetch),
+            fetch,
             opts.runtime.clone(),
         );
 

@@ -131,9 +131,10 @@ impl Aws {
         let admin_clients = MotoServer::shared()
             .clients_with(calls.recorder(sluice_admin::FUNCTION, resources.clone()))
             .await;
-        let admin_fn =
-            sluice_admin::IamGate::new(sluice::aws::admin_ports(&admin_clients, &res.settings))
-                .unwrap();
+        let admin_fn = sluice_admin::IamGate::new(
+            sluice::aws::admin_ports(&admin_clients, &res.settings).unwrap(),
+        )
+        .unwrap();
         // As deliver's main builds it.
         let transport = HttpTransport::new(HttpOptions {
             allow_local: res.settings.allow_local_destinations,
@@ -1815,7 +1816,8 @@ async fn allow_local_needs_the_deployments_switch() {
                 .recorder(sluice_admin::FUNCTION, aws.resources.clone()),
         )
         .await;
-    let gate = sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &off)).unwrap();
+    let gate =
+        sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &off).unwrap()).unwrap();
     let response =
         sluice_admin::handle_event(&gate, admin_event("POST", "/admin/subscriptions", &local))
             .await;
@@ -1918,7 +1920,8 @@ async fn a_concurrent_subscription_create_and_source_delete_leave_no_orphan() {
         )
         .await;
     let cli =
-        sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &aws.res.settings)).unwrap();
+        sluice_admin::IamGate::new(sluice::aws::admin_ports(&clients, &aws.res.settings).unwrap())
+            .unwrap();
     let call = |gate: &'static str, method: &'static str, path: String, body: Value| {
         let gate = if gate == "cli" { &cli } else { &aws.admin_fn };
         async move {

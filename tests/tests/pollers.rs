@@ -102,7 +102,7 @@ async fn new_items_are_delivered_once_signed_and_unchanged_polls_emit_nothing() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["id"].as_str().unwrap())
+        .map(|e| e["event_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["3"], "{events}");
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,7 +10,7 @@ use sluice_admin::{IamGate, handle_event};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
-    let gate = IamGate::new(admin_ports(&sluice::aws::clients(), &settings))?;
+    let gate = IamGate::new(admin_ports(&sluice::aws::clients(), &settings)?)?;
     let gate = &gate;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

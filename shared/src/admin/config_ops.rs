@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::input::{self, Query, json_body, nullable};
-use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::poller_ops::state_view;
+use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::views;
 use super::{Admin, AdminError};
 use crate::config::{

@@ -393,3 +393,25 @@ impl EventLog for MemLog {
         })
     }
 }
+
+/// The pollers' ports of the admin tests: in-memory state and event
+/// store, and real HTTP (to apps on 127.0.0.1).
+pub fn poller_ports() -> (
+    Arc<crate::poll::fakes::MemStates>,
+    Arc<crate::pipeline::fakes::MemStore>,
+    super::PollerPorts,
+) {
+    let states = Arc::new(crate::poll::fakes::MemStates::default());
+    let store = Arc::new(crate::pipeline::fakes::MemStore::default());
+    let fetch = crate::poll::HttpFetch::new(&crate::delivery::HttpOptions {
+        allow_local: true,
+        ..crate::delivery::HttpOptions::default()
+    })
+    .unwrap();
+    let ports = super::PollerPorts {
+        states: states.clone(),
+        store: store.clone(),
+        fetch: Arc::new(fetch),
+    };
+    (states, store, ports)
+}

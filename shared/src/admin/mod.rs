@@ -8,8 +8,8 @@ pub mod api;
 mod config_ops;
 mod event_ops;
 mod input;
-mod poller_ops;
 pub mod openapi;
+mod poller_ops;
 pub mod ports;
 pub mod sync;
 mod verify_ops;
@@ -28,10 +28,10 @@ use subtle::ConstantTimeEq;
 pub use api::{MAX_BODY_BYTES, ROUTES, handle, handle_trusted};
 
 use crate::config::Registry;
-use crate::poll::{Fetch, PollerStates};
-use crate::store::EventStore;
 use crate::error::Unavailable;
+use crate::poll::{Fetch, PollerStates};
 use crate::secrets::{Secret, SecretResolver, SecretStore};
+use crate::store::EventStore;
 use ports::{ConfigStore, EventLog, Reload};
 
 /// Shortest admin token accepted: a guessable token guards everything.

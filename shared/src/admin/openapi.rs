@@ -155,6 +155,9 @@ pub fn document() -> Value {
             "/admin/pollers/{id}/disable": {
                 "post": op("Stop polling", "disablePoller", &["id"], vec![("200", poller())], &["404"])
             },
+            "/admin/pollers/{id}/run": {
+                "post": with_body(op("Poll now, due or not (a dry run commits and stores nothing, and may test a disabled poller). 200 also when the app failed: the report says how", "runPoller", &["id"], vec![("200", ok("What the poll did", "PollReport"))], &["400", "404", "409", "422"]), "PollRunRequest", false)
+            },
             "/admin/events": {
                 "get": op("List events, newest first", "listEvents", &["sourceFilter", "type", "status", "since", "until", "limit", "cursor"], vec![("200", ok("A page of events", "EventPage"))], &["422"])
             },
@@ -396,10 +399,50 @@ fn schemas() -> Value {
     );
     let mut view = poller_fields;
     view["id"] = json!({ "type": "string" });
-    view["state"] = json!({ "type": ["object", "null"], "description": "What the poller remembers (last poll, its result); null for now" });
+    view["state"] = json!({ "oneOf": [{ "$ref": "#/components/schemas/PollerState" }, { "type": "null" }], "description": "What the poller remembers; null before its first poll (and in create and update answers)" });
     m.insert("Poller".into(), json!({
             "allOf": [{ "$ref": "#/components/schemas/Meta" }, { "type": "object", "properties": view }]
         }));
+    let time = json!({ "type": ["string", "null"], "format": "date-time" });
+    m.insert("PollerState".into(), json!({
+        "type": "object",
+        "properties": {
+            "last_poll_at": time,
+            "last_result": { "type": ["string", "null"], "enum": ["polled", "primed", "not_modified", "throttled", "failed", null] },
+            "last_emitted": { "type": "integer", "description": "Items the last poll emitted" },
+            "emitted_total": { "type": "integer" },
+            "next_poll_at": time,
+            "last_error": { "type": ["string", "null"], "description": "Kept until a poll succeeds" },
+            "last_error_at": time,
+            "failures": { "type": "integer", "description": "Failures in a row (the backoff grows with them)" },
+            "polling_until": { "type": ["string", "null"], "format": "date-time", "description": "A runner holds the poll until then" },
+            "cursor": { "type": ["string", "null"], "description": "The newest timestamp seen (sent as since_param)" },
+            "remembered_ids": { "type": "integer" }
+        }
+    }));
+    m.insert(
+        "PollRunRequest".into(),
+        json!({
+            "type": "object", "additionalProperties": false,
+            "properties": { "dry_run": { "type": "boolean", "default": false } }
+        }),
+    );
+    m.insert("PollReport".into(), json!({
+        "type": "object", "required": ["poller", "result", "dry_run", "pages", "emitted"],
+        "properties": {
+            "poller": { "type": "string" },
+            "result": { "type": "string", "enum": ["not_due", "busy", "not_modified", "primed", "polled", "throttled", "failed", "unavailable"] },
+            "dry_run": { "type": "boolean" },
+            "pages": { "type": "integer" },
+            "emitted": { "type": "array", "description": "Emitted (or, in a dry run, would be), oldest first", "items": { "type": "object", "properties": { "id": { "type": "string" }, "event_type": { "type": "string" } } } },
+            "skipped": { "type": "array", "items": { "type": "string" }, "description": "Items left out, and why" },
+            "recorded": { "type": "integer", "description": "primed: items the first poll recorded" },
+            "items": { "type": "integer", "description": "polled: items read" },
+            "duplicates": { "type": "integer", "description": "polled: new to the poller, already committed" },
+            "error": { "type": "string", "description": "throttled, failed" },
+            "next_poll_at_ms": { "type": "integer" }
+        }
+    }));
     m.insert("PollerList".into(), json!({ "type": "object", "properties": { "pollers": { "type": "array", "items": { "$ref": "#/components/schemas/Poller" } } } }));
     m.insert(
         "EventStatus".into(),

@@ -20,12 +20,14 @@ use crate::time::now_ms;
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
 
-struct Fixture {
-    admin: Admin,
+pub(super) struct Fixture {
+    pub(super) admin: Admin,
     config: Arc<MemConfig>,
     secrets: Arc<MemSecrets>,
     log: Arc<MemLog>,
     registry: Arc<MemRegistry>,
+    pub(super) poll_states: Arc<crate::poll::fakes::MemStates>,
+    pub(super) poll_store: Arc<crate::pipeline::fakes::MemStore>,
 }
 
 async fn fixture_with(token: Option<&str>) -> Fixture {
@@ -60,6 +62,7 @@ async fn fixture_under(token: Option<&str>, policy: Policy) -> Fixture {
         .unwrap();
     registry.reload().await.unwrap();
     let token = token.map(Secret::new);
+    let (poll_states, poll_store, pollers) = super::fakes::poller_ports();
     let admin = Admin::new(
         AdminPorts {
             config: config.clone(),
@@ -69,6 +72,7 @@ async fn fixture_under(token: Option<&str>, policy: Policy) -> Fixture {
             registry: registry.clone(),
             reload: registry.clone(),
             policy,
+            pollers: pollers.clone(),
         },
         token.as_ref(),
     )
@@ -79,10 +83,12 @@ async fn fixture_under(token: Option<&str>, policy: Policy) -> Fixture {
         secrets,
         log,
         registry,
+        poll_states,
+        poll_store,
     }
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     fixture_with(Some(TOKEN)).await
 }
 
@@ -109,7 +115,7 @@ impl Fixture {
         (status, json, headers)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn call(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
         let body = if body.is_null() {
             String::new()
         } else {
@@ -249,6 +255,7 @@ async fn the_token_guards_every_route_and_a_missing_token_disables_the_api() {
             registry: f.registry.clone(),
             reload: f.registry.clone(),
             policy: Policy::EMBEDDED,
+            pollers: super::fakes::poller_ports().2,
         },
         Some(&short),
     )

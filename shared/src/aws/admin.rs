@@ -694,6 +694,7 @@ mod tests {
                 registry: registry.clone(),
                 reload: registry.clone(),
                 policy: crate::config::Policy::aws(false),
+                pollers: crate::admin::fakes::poller_ports().2,
             },
             Some(&token),
         )

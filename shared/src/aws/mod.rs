@@ -168,12 +168,26 @@ impl AwsBackend {
     }
 }
 
+/// Why the admin API's ports could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PortsError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("building the HTTP client: {0}")]
+    Http(#[from] crate::poll::FetchError),
+}
+
 /// The admin API's ports on AWS, built from one set of clients and
 /// settings: the config table, SSM (secrets under `settings.ssm_prefix`),
 /// the event log over the events and deliveries tables and the DLQ, and a
-/// registry of its own that each config change reloads. Other Lambda
-/// environments see a change within their config cache TTL.
-pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin::AdminPorts {
+/// registry of its own that each config change reloads (other Lambda
+/// environments see a change within their config cache TTL); and the
+/// pollers table with what "poll now" needs (the events table, whose
+/// stream routes what it commits).
+pub fn admin_ports(
+    clients: &AwsClients,
+    settings: &AwsSettings,
+) -> Result<crate::admin::AdminPorts, PortsError> {
     let secrets = Arc::new(SsmSecrets::new(
         clients.ssm.clone(),
         crate::secrets::EnvSecrets::new(),
@@ -188,7 +202,7 @@ pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin
         )
         .with_policy(settings.policy()),
     );
-    crate::admin::AdminPorts {
+    Ok(crate::admin::AdminPorts {
         config: Arc::new(admin::DynamoConfigStore::new(
             clients.dynamodb.clone(),
             &settings.config_table,
@@ -208,7 +222,24 @@ pub fn admin_ports(clients: &AwsClients, settings: &AwsSettings) -> crate::admin
         registry: registry.clone(),
         reload: registry,
         policy: settings.policy(),
-    }
+        pollers: crate::admin::PollerPorts {
+            states: Arc::new(poller_state::DynamoPollerStates::new(
+                clients.dynamodb.clone(),
+                settings.pollers_table()?,
+            )),
+            store: Arc::new(DynamoStore::new(
+                clients.dynamodb.clone(),
+                &settings.events_table,
+                &settings.deliveries_table,
+            )),
+            fetch: Arc::new(crate::poll::HttpFetch::new(
+                &crate::delivery::HttpOptions {
+                    allow_local: settings.allow_local_destinations,
+                    ..crate::delivery::HttpOptions::default()
+                },
+            )?),
+        },
+    })
 }
 
 /// Error codes of requests the service refused for what they are (not

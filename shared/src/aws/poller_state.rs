@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
-use futures::TryStreamExt;
 
 use super::item::{self, PK, Update, n, pl, s};
 use super::sdk_error;

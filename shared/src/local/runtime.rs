@@ -168,7 +168,7 @@ impl LocalRuntime {
 #[derive(Clone)]
 pub struct RoutingStore {
     store: SqliteStore,
-    registry: Arc<LocalRegistry>,
+    registry: Arc<dyn Registry>,
     /// The delivery worker of this process, if it runs here.
     handoff: Option<mpsc::Sender<Handoff>>,
     claim: Duration,
@@ -179,7 +179,7 @@ impl RoutingStore {
     /// delivery worker to hand them to: for commits made outside the
     /// gateway's workers (an operator's "poll now", also from the CLI).
     /// The gateway's delivery worker finds them on the queue.
-    pub fn queueing(store: SqliteStore, registry: Arc<LocalRegistry>) -> Self {
+    pub fn queueing(store: SqliteStore, registry: Arc<dyn Registry>) -> Self {
         Self {
             store,
             registry,

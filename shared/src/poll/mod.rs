@@ -22,6 +22,6 @@ pub use fetch::{Fetch, FetchError, HttpFetch, Page, PageRequest};
 pub use state::{LastResult, PollClaim, PollLease, PollerState, PollerStates, StoredPoller};
 
 #[cfg(test)]
-mod fakes;
+pub(crate) mod fakes;
 #[cfg(test)]
 mod tests;
