@@ -1530,6 +1530,36 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
     );
     assert!(v.get("headers").is_none(), "{v}");
     assert_eq!(v["item_id"], "/id", "unchanged");
+    // Objects merge member by member (RFC 7396).
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Accept": "application/json", "X-Api-Key": "env:GH_NEXT"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Accept": null}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["headers"], json!({"X-Api-Key": "env:GH_NEXT"}));
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Cookie": "session=1"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("headers.Cookie")),
+        "{v}"
+    );
     let (s, v) = f
         .call(
             Method::PATCH,
