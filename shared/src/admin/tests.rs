@@ -1809,6 +1809,16 @@ async fn file_pollers_sync_idempotently_and_are_read_only() {
         .await;
     assert_eq!(s, 200, "file entries can be disabled");
 
+    // A plan (sluice apply) resolves the pollers' header secrets too.
+    let mut unresolved = file.clone();
+    unresolved.pollers[0].headers.insert(
+        "Authorization".into(),
+        crate::poll::config::HeaderSetting::Secret("env:NOT_SET".parse().unwrap()),
+    );
+    let err = f.admin.plan_file(&unresolved).await.unwrap_err();
+    assert!(err.to_string().contains("NOT_SET"), "{err}");
+    assert!(f.admin.plan_file(&file).await.unwrap().is_empty());
+
     // Dropping the poller but keeping its subscription is refused whole.
     let mut dropped = file.clone();
     dropped.pollers.clear();
