@@ -262,7 +262,7 @@ pub enum PollerCmd {
     /// One poller.
     Show { id: String },
     /// Create a poller.
-    Add(PollerAdd),
+    Add(Box<PollerAdd>),
     /// Delete a poller (its subscriptions first).
     Rm { id: String },
     /// Poll it again.

@@ -233,7 +233,7 @@ pub async fn pollers(ctx: &Ctx, cmd: PollerCmd) -> Result<(), CliError> {
             ctx.print(&v, render::poller);
         }
         PollerCmd::Add(a) => {
-            let body = poller_body(a)?;
+            let body = poller_body(*a)?;
             let v = ctx.call(Method::POST, "/admin/pollers", Some(body)).await?;
             ctx.print(&v, |v| format!("created poller\n{}", render::poller(v)));
         }

@@ -1038,15 +1038,7 @@ impl Admin {
         }
         let mut merged = serde_json::to_value(&entry.item)
             .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
-        if let Some(fields) = merged.as_object_mut() {
-            for (key, value) in patch {
-                if value.is_null() {
-                    fields.remove(&key);
-                } else {
-                    fields.insert(key, value);
-                }
-            }
-        }
+        merge_patch(&mut merged, Value::Object(patch));
         let config: PollerConfig = input::json_value(merged)?;
         self.check_poller(&config).await?;
         let item = ConfigItem::Poller(config);
@@ -1075,8 +1067,30 @@ fn secret_refs(item: &ConfigItem) -> Box<dyn Iterator<Item = &SecretRef> + '_> {
     }
 }
 
+/// RFC 7396: `patch`'s members replace `target`'s, objects merge member
+/// by member, and null removes a member.
+fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(members) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Some(fields) = target.as_object_mut() {
+        for (key, value) in members {
+            if value.is_null() {
+                fields.remove(&key);
+            } else {
+                merge_patch(fields.entry(key).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
 /// A poller's ConfigError, `poller "ID": KEY: message`, as a 422 naming
-/// KEY; one without a key (the id's own check) names the id.
+/// KEY (the id is checked before, so every message has one; one without
+/// would name the config).
 fn poller_invalid(e: &ConfigError) -> AdminError {
     let message = e.to_string();
     match message
@@ -1084,7 +1098,7 @@ fn poller_invalid(e: &ConfigError) -> AdminError {
         .and_then(|(_, rest)| rest.split_once(": "))
     {
         Some((key, m)) if !key.contains(' ') => AdminError::invalid(key, m),
-        _ => AdminError::invalid("id", message),
+        _ => AdminError::invalid("config", message),
     }
 }
 

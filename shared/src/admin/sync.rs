@@ -161,10 +161,19 @@ impl Admin {
         file: &ConfigFile,
     ) -> Result<Plan, AdminError> {
         let plan = plan(current, file, Origin::File)?;
-        merged(current, file, Origin::File)
+        let merged = merged(current, file, Origin::File);
+        let invalid = |e: crate::config::ConfigError| AdminError::invalid("config", e.to_string());
+        merged
             .resolve_with(&self.ports.policy, self.ports.secrets.as_ref())
             .await
-            .map_err(|e| AdminError::invalid("config", e.to_string()))?;
+            .map_err(invalid)?;
+        // Pollers are not in the resolved registry; their header secrets
+        // must resolve all the same.
+        futures::future::try_join_all(merged.pollers.iter().map(|p| {
+            crate::poll::resolve_poller(p, &self.ports.policy, self.ports.secrets.as_ref())
+        }))
+        .await
+        .map_err(invalid)?;
         Ok(plan)
     }
 

@@ -1537,6 +1537,36 @@ async fn pollers_are_created_listed_read_patched_disabled_and_deleted() {
     );
     assert!(v.get("headers").is_none(), "{v}");
     assert_eq!(v["item_id"], "/id", "unchanged");
+    // Objects merge member by member (RFC 7396).
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Accept": "application/json", "X-Api-Key": "env:GH_NEXT"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Accept": null}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["headers"], json!({"X-Api-Key": "env:GH_NEXT"}));
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/pollers/items",
+            json!({"headers": {"Cookie": "session=1"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("headers.Cookie")),
+        "{v}"
+    );
     let (s, v) = f
         .call(
             Method::PATCH,
@@ -1785,6 +1815,16 @@ async fn file_pollers_sync_idempotently_and_are_read_only() {
         .call(Method::POST, "/admin/pollers/feed/disable", Value::Null)
         .await;
     assert_eq!(s, 200, "file entries can be disabled");
+
+    // A plan (sluice apply) resolves the pollers' header secrets too.
+    let mut unresolved = file.clone();
+    unresolved.pollers[0].headers.insert(
+        "Authorization".into(),
+        crate::poll::config::HeaderSetting::Secret("env:NOT_SET".parse().unwrap()),
+    );
+    let err = f.admin.plan_file(&unresolved).await.unwrap_err();
+    assert!(err.to_string().contains("NOT_SET"), "{err}");
+    assert!(f.admin.plan_file(&file).await.unwrap().is_empty());
 
     // Dropping the poller but keeping its subscription is refused whole.
     let mut dropped = file.clone();
