@@ -269,6 +269,13 @@ pub enum PollerCmd {
     Enable { id: String },
     /// Stop polling it.
     Disable { id: String },
+    /// Poll it now, due or not, and print what it emitted.
+    Run {
+        id: String,
+        /// Fetch and print what would be emitted; commit and store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args)]

@@ -181,17 +181,72 @@ fn interval(v: &Value) -> String {
 }
 
 pub fn pollers(v: &Value) -> String {
-    let mut t = Table::new(&["ID", "URL", "INTERVAL", "FORMAT", "ENABLED"]);
+    let mut t = Table::new(&[
+        "ID",
+        "URL",
+        "INTERVAL",
+        "ENABLED",
+        "LAST POLL",
+        "RESULT",
+        "EMITTED",
+        "NEXT POLL",
+        "LAST ERROR",
+    ]);
     for p in items(v, "pollers") {
+        let state = &p["state"];
         t.row([
             s(&p["id"]),
             redacted_url(&p["url"]),
             interval(&p["interval"]),
-            s(&p["format"]),
             yes_no(&p["enabled"]).to_owned(),
+            time(&state["last_poll_at"]),
+            s(&state["last_result"]),
+            s(&state["emitted_total"]),
+            time(&state["next_poll_at"]),
+            s(&state["last_error"]),
         ]);
     }
     table_or(&t, "no pollers")
+}
+
+/// What `pollers run` did.
+pub fn poll_report(v: &Value) -> String {
+    let id = s(&v["poller"]);
+    let verb = if v["dry_run"] == true {
+        "would emit"
+    } else {
+        "emitted"
+    };
+    let emitted = v["emitted"].as_array().map_or(0, Vec::len);
+    let mut out = match v["result"].as_str().unwrap_or_default() {
+        "primed" => format!(
+            "{id}: first poll: {} items recorded, none emitted (emit_existing is off)\n",
+            s(&v["recorded"])
+        ),
+        "polled" => format!(
+            "{id}: {} items read, {verb} {emitted}, {} already committed\n",
+            s(&v["items"]),
+            s(&v["duplicates"])
+        ),
+        "not_modified" => format!("{id}: not modified since the last poll\n"),
+        "throttled" | "failed" => format!(
+            "{id}: {}: {}\n",
+            s(&v["result"]),
+            clean_line(v["error"].as_str().unwrap_or_default())
+        ),
+        other => format!("{id}: {other}\n"),
+    };
+    for e in v["emitted"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {verb} {} ({})\n",
+            s(&e["id"]),
+            s(&e["event_type"])
+        ));
+    }
+    for why in v["skipped"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  skipped {}\n", s(why)));
+    }
+    out
 }
 
 /// A poller; header values are what the config holds (secret references
@@ -225,6 +280,12 @@ pub fn poller(v: &Value) -> String {
         ("origin", s(&v["origin"])),
         ("created", time(&v["created_at"])),
         ("updated", time(&v["updated_at"])),
+        ("last poll", time(&v["state"]["last_poll_at"])),
+        ("result", s(&v["state"]["last_result"])),
+        ("emitted", s(&v["state"]["emitted_total"])),
+        ("next poll", time(&v["state"]["next_poll_at"])),
+        ("last error", s(&v["state"]["last_error"])),
+        ("failures in a row", s(&v["state"]["failures"])),
     ])
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice_tests::{
-    Harness, Running, ServeProcess, Sink, eventually, github_headers, standard_webhooks_valid,
+    Harness, ListApp, Running, ServeProcess, Sink, eventually, github_headers,
+    standard_webhooks_valid,
 };
 
 const GH_SECRET: &str = "gh-secret-for-cli-tests";
@@ -111,7 +112,11 @@ impl Sluice {
 
 fn harness() -> Harness {
     // The gateway starts with no sources: the CLI registers them.
-    Harness::new("", &[("GH_SECRET", GH_SECRET)])
+    let mut h = Harness::new("", &[("GH_SECRET", GH_SECRET)]);
+    // These tests are about the commands: the gateway never polls the
+    // pollers they create (tests/tests/pollers.rs polls).
+    h.opts.runtime.poll_tick = Duration::from_secs(24 * 3600);
+    h
 }
 
 /// Post a signed push until the gateway (which notices config written by
@@ -440,7 +445,7 @@ async fn pollers_are_added_listed_shown_disabled_and_removed() {
             "--id",
             "items",
             "--url",
-            "https://api.example.com/v1/items?api_key=hush",
+            "https://poll.invalid/v1/items?api_key=hush",
             "--item-id",
             "/id",
             "--items",
@@ -470,18 +475,28 @@ async fn pollers_are_added_listed_shown_disabled_and_removed() {
     let lines: Vec<&str> = list.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{list:?}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "URL", "INTERVAL", "FORMAT", "ENABLED"]);
+    assert_eq!(
+        header,
+        [
+            "ID", "URL", "INTERVAL", "ENABLED", "LAST", "POLL", "RESULT", "EMITTED", "NEXT",
+            "POLL", "LAST", "ERROR"
+        ]
+    );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         row,
         [
             "items",
-            "https://api.example.com/v1/items",
+            "https://poll.invalid/v1/items",
             "5m",
-            "json",
-            "yes"
+            "yes",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-"
         ],
-        "the URL without its query: {list:?}"
+        "the URL without its query, never polled: {list:?}"
     );
     let v = cli
         .run(&["pollers", "show", "items", "--json"])
@@ -812,4 +827,68 @@ async fn verify_says_offline_whether_a_captured_request_verifies_and_why_not() {
     cli.run(&["sources", "disable", "github"]).await.ok();
     let out = verify(&cli, &good, &body_file).await.fails(1);
     assert!(out.stderr.contains("is disabled"), "{out:?}");
+}
+
+/// `sluice pollers run` polls now (the gateway itself does not, here):
+/// `--dry-run` prints what would be emitted and commits nothing; a run
+/// emits it, and `pollers list` then shows the poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_run_prints_what_it_emitted_or_would() {
+    let app = ListApp::start().await;
+    app.add(serde_json::json!({ "id": "a-1", "type": "created" }));
+    let h = harness();
+    let gw = h.start().await;
+    let cli = Sluice::of(&h);
+    let url = app.url();
+    cli.run(&[
+        "pollers",
+        "add",
+        "--id",
+        "app",
+        "--url",
+        &url,
+        "--item-id",
+        "/id",
+        "--type",
+        "/type",
+        "--emit-existing",
+        "--allow-local",
+    ])
+    .await
+    .ok();
+
+    let out = cli.run(&["pollers", "run", "app", "--dry-run"]).await.ok();
+    assert_eq!(
+        out.stdout,
+        "app: 1 items read, would emit 1, 0 already committed\n  would emit a-1 (created)\n"
+    );
+    let events = cli.run(&["events", "list", "--json"]).await.ok().json();
+    assert_eq!(
+        events["events"],
+        Value::Array(vec![]),
+        "a dry run commits nothing"
+    );
+
+    let out = cli.run(&["pollers", "run", "app"]).await.ok();
+    assert_eq!(
+        out.stdout,
+        "app: 1 items read, emitted 1, 0 already committed\n  emitted a-1 (created)\n"
+    );
+    let events = cli.run(&["events", "list", "--json"]).await.ok().json();
+    assert_eq!(events["events"][0]["event_id"], "a-1", "{events}");
+    let out = cli.run(&["pollers", "run", "app"]).await.ok();
+    assert_eq!(out.stdout, "app: not modified since the last poll\n");
+
+    let list = cli.run(&["pollers", "list"]).await.ok();
+    let row: Vec<&str> = list
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[0], "app");
+    assert!(row.contains(&"not_modified"), "{list:?}");
+    assert_eq!(row.last(), Some(&"-"), "no error: {list:?}");
+    gw.stop().await;
 }

@@ -250,6 +250,16 @@ pub async fn pollers(ctx: &Ctx, cmd: PollerCmd) -> Result<(), CliError> {
         }
         PollerCmd::Enable { id } => set_enabled(ctx, "pollers", &id, true).await?,
         PollerCmd::Disable { id } => set_enabled(ctx, "pollers", &id, false).await?,
+        PollerCmd::Run { id, dry_run } => {
+            let v = ctx
+                .call(
+                    Method::POST,
+                    &format!("/admin/pollers/{}/run", seg(&id)),
+                    Some(serde_json::json!({ "dry_run": dry_run })),
+                )
+                .await?;
+            ctx.print(&v, render::poll_report);
+        }
     }
     Ok(())
 }
