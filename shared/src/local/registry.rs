@@ -11,17 +11,20 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::SqliteStore;
-use crate::admin::ports::{ConfigStore, Kind, Reload};
+use crate::admin::ports::{ConfigItem, ConfigStore, Kind, Reload};
 use crate::config::{
     ConfigError, ConfigFile, DEFAULT_MAX_BODY_BYTES, Policy, Registry, Source, SourceError,
     StaticRegistry, Subscription,
 };
 use crate::error::Unavailable;
+use crate::poll::PollerConfig;
 use crate::secrets::SecretResolver;
 
 /// One resolved view of the config table.
 struct Snapshot {
     registry: StaticRegistry,
+    /// The enabled pollers: what the poll worker polls.
+    pollers: Arc<[PollerConfig]>,
     disabled_sources: HashSet<String>,
     max_body_bytes: usize,
     version: i64,
@@ -69,6 +72,11 @@ impl LocalRegistry {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The enabled pollers, as of the last load.
+    pub fn pollers(&self) -> Arc<[PollerConfig]> {
+        self.current().pollers.clone()
     }
 
     /// How `env:`, `ssm:` and `db:` references are resolved here.
@@ -124,7 +132,11 @@ async fn build(
     let mut file = ConfigFile::default();
     let mut disabled_subscriptions = Vec::new();
     let mut disabled_sources = HashSet::new();
+    let mut pollers = Vec::new();
     for entry in store.list_config().await? {
+        if let (ConfigItem::Poller(p), true) = (&entry.item, entry.enabled) {
+            pollers.push(p.clone());
+        }
         if !entry.enabled {
             let id = entry.item.id().to_owned();
             match entry.item.kind() {
@@ -154,6 +166,7 @@ async fn build(
         .unwrap_or(DEFAULT_MAX_BODY_BYTES);
     Ok(Snapshot {
         registry,
+        pollers: pollers.into(),
         disabled_sources,
         max_body_bytes,
         version,

@@ -18,7 +18,7 @@ use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
 use crate::pipeline::deliver::{DeliverOptions, DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::{Stored, log_routed, route};
-use crate::poll::{Fetch, PollPorts, enabled_pollers, poll_due};
+use crate::poll::{Fetch, PollPorts, poll_due};
 use crate::store::{Claim, Commit, EventStore, Lease};
 use crate::time::now_ms;
 
@@ -741,7 +741,8 @@ async fn config_worker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
     }
 }
 
-/// Runs the pollers: each tick, a poll of those due, on its own task, so
+/// Runs the enabled pollers of the registry (in memory; reloaded with the
+/// config): each tick, a poll of those due, on its own task, so
 /// that a slow app never holds up the others' schedule (a poll still
 /// running is claimed: the next tick skips it). What a poll emits is
 /// committed through the receive path's store: routed in its commit and
@@ -760,14 +761,10 @@ async fn poll_worker(
             _ = stopped.changed() => return,
         }
         while polls.try_join_next().is_some() {}
-        let configs = match enabled_pollers(&shared.store).await {
-            Ok(configs) if configs.is_empty() => continue,
-            Ok(configs) => configs,
-            Err(e) => {
-                tracing::warn!(error = %e, "pollers unavailable");
-                continue;
-            }
-        };
+        let configs = shared.registry.pollers();
+        if configs.is_empty() {
+            continue;
+        }
         let (shared, store, fetch) = (shared.clone(), store.clone(), fetch.clone());
         polls.spawn(async move {
             let ports = PollPorts {

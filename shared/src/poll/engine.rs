@@ -3,7 +3,7 @@
 //! end the claim. Runners (`sluice serve`'s task, the poll function, the
 //! admin API's "poll now") call [`poll_due`] or [`poll`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
@@ -15,7 +15,9 @@ use url::Url;
 use super::config::{PollFormat, Poller, PollerConfig, resolve_poller};
 use super::fetch::{Fetch, PageRequest};
 use super::items::{Item, next_page, read_page};
-use super::state::{LastResult, PollClaim, PollLease, PollerState, PollerStates, SEEN_CAP};
+use super::state::{
+    LastResult, PollClaim, PollLease, PollerState, PollerStates, SEEN_CAP, StoredPoller,
+};
 use crate::admin::ports::{ConfigItem, ConfigStore};
 use crate::config::Policy;
 use crate::delivery::http::{redacted, retry_after};
@@ -191,11 +193,11 @@ pub async fn poll_due(
                 .collect();
         }
     };
+    let stored: HashMap<String, StoredPoller> = stored.into_iter().collect();
     let due = configs.iter().filter(|c| {
         stored
-            .iter()
-            .find(|(id, _)| *id == c.id)
-            .is_none_or(|(_, s)| s.refusal(now_ms, false).is_none())
+            .get(&c.id)
+            .is_none_or(|s| s.refusal(now_ms, false).is_none())
     });
     // Made first, so the stream holds futures rather than a closure over
     // borrowed configs (which a spawned task could not prove general).
