@@ -49,14 +49,14 @@ lambda-venv:
 
 ## The Lambda zips (arm64): target/lambda/<function>/bootstrap.zip, built
 ## with the `lambda-small` profile of Cargo.toml (see docs/ARCHITECTURE.md).
-LAMBDAS := -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin
+LAMBDAS := -p sluice-receive -p sluice-enqueue -p sluice-deliver -p sluice-admin -p sluice-poll
 build: lambda-venv
 	PATH="$(LAMBDA_BIN):$$PATH" $(CARGO) lambda build --profile lambda-small --arm64 --output-format zip $(LAMBDAS)
 	@ls -l target/lambda/*/bootstrap.zip
 
-## The three functions under `cargo lambda watch` (127.0.0.1:9000) against
-## a moto server holding the tables, queues and an example config; see
-## README "On AWS". Ctrl-C stops both.
+## The functions (receive, enqueue, deliver, admin, poll) under `cargo
+## lambda watch` (127.0.0.1:9000) against a moto server holding the tables,
+## queues and an example config; see README "On AWS". Ctrl-C stops both.
 watch: lambda-venv moto
 	scripts/watch.sh
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make watch`: the three Lambda functions under `cargo lambda watch` on
+# `make watch`: the Lambda functions under `cargo lambda watch` on
 # 127.0.0.1:9000, against a moto server on 127.0.0.1:$SLUICE_WATCH_MOTO_PORT
 # (default 5050) that holds the tables, the queues and an example config.
 #
 #   POST http://127.0.0.1:9000/lambda-url/receive/hooks/github   (function URL)
 #   cargo lambda invoke enqueue --data-file tests/events/dynamodb-insert.json
+#   cargo lambda invoke poll --data-file tests/events/scheduler-poll.json
+#     (what the EventBridge Scheduler schedule sends: one run of the pollers)
 #
 # moto keeps everything in memory: it is started here, set up afresh by
 # scripts/watch_aws.py, and stopped when this script exits (Ctrl-C).

@@ -72,7 +72,12 @@ class Code:
     # output name (CloudFormation; Terraform's is its snake_case) -> the
     # variable it carries, as the CLI reads them (STACK_OUTPUTS)
     stack_outputs: dict[str, str]
+    # the same, for the outputs the CLI reads when present
+    optional_stack_outputs: dict[str, str]
     required_vars: tuple[str, ...]
+    # optional variables set only on the functions whose SDK_RESOURCES name
+    # their resource (PER_FUNCTION_VARS)
+    per_function_vars: tuple[str, ...]
     # optional variable -> its default when unset (whole seconds, or text)
     var_defaults: dict[str, int | str]
     key_attributes: dict[str, tuple[str, ...]]  # table variable -> (hash, range?)
@@ -83,9 +88,11 @@ class Code:
     queue_max_receive_count: int
     http_timeout_secs: int
     delivery_retention_secs: int
+    # how long a poll's claim lasts (poll::state::CLAIM_DURATION)
+    poll_claim_secs: int
 
 
-def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
+def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int], tuple[str, ...]]:
     text = _read("shared/src/aws/settings.rs")
     consts = dict(re.findall(r'pub const (\w+): &str = "([\w/]+)";', text))
     body = _one(r"pub const ALL_VARS: \[&str; \d+\] = \[(.*?)\];", text, "ALL_VARS", re.S).group(1)
@@ -100,16 +107,19 @@ def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int]]:
     }
     # text(SSM_PREFIX, DEFAULT_SSM_PREFIX) and the constant's value
     defaults |= {consts[var]: consts[d] for var, d in re.findall(r"text\((\w+), (\w+)\)", lookup)}
-    assert set(defaults) == set(all_vars) - set(required), (defaults, all_vars, required)
-    return all_vars, required, defaults
+    body = _one(r"pub const PER_FUNCTION_VARS: \[&str; \d+\] = \[(.*?)\];", text, "PER_FUNCTION_VARS", re.S).group(1)
+    per_function = tuple(consts[n] for n in re.findall(r"\w+", body))
+    assert set(per_function) <= set(all_vars) - set(required), per_function
+    assert set(defaults) == set(all_vars) - set(required) - set(per_function), (defaults, all_vars, required)
+    return all_vars, required, defaults, per_function
 
 
-def _stack_outputs() -> dict[str, str]:
+def _stack_outputs(const: str = "STACK_OUTPUTS") -> dict[str, str]:
     text = _read("shared/src/aws/settings.rs")
     consts = dict(re.findall(r'pub const (\w+): &str = "([\w/]+)";', text))
-    body = _one(r"pub const STACK_OUTPUTS: \[\(&str, &str\); \d+\] = \[(.*?)\];", text, "STACK_OUTPUTS", re.S).group(1)
+    body = _one(rf"pub const {const}: \[\(&str, &str\); \d+\] = \[(.*?)\];", text, const, re.S).group(1)
     pairs = re.findall(r'\(\s*"(\w+)",\s*(\w+)\s*\)', body)
-    assert pairs, "STACK_OUTPUTS is empty"
+    assert pairs, f"{const} is empty"
     return {name: consts[var] for name, var in pairs}
 
 
@@ -148,7 +158,7 @@ def _functions() -> dict[str, Function]:
 
 
 def load() -> Code:
-    all_vars, required, defaults = _settings()
+    all_vars, required, defaults, per_function = _settings()
     item = _read("shared/src/aws/item.rs")
     pk = _one(r'pub const PK: &str = "(\w+)";', item, "PK").group(1)
     sk = _one(r'pub const SK: &str = "(\w+)";', item, "SK").group(1)
@@ -176,16 +186,22 @@ def load() -> Code:
         r"DEFAULT_DELIVERY_RETENTION: Duration = Duration::from_secs\(([^)]+)\)", store, "delivery retention"
     ).group(1)
 
+    state = _read("shared/src/poll/state.rs")
+    claim = _one(r"pub const CLAIM_DURATION: Duration = Duration::from_secs\(([^)]+)\);", state, "CLAIM_DURATION").group(1)
+
     return Code(
         functions=_functions(),
         all_vars=all_vars,
         stack_outputs=_stack_outputs(),
+        optional_stack_outputs=_stack_outputs("OPTIONAL_STACK_OUTPUTS"),
         required_vars=required,
+        per_function_vars=per_function,
         var_defaults=defaults,
         key_attributes={
             "SLUICE_EVENTS_TABLE": (pk,),
             "SLUICE_DELIVERIES_TABLE": (pk, sk),
             "SLUICE_CONFIG_TABLE": (pk,),
+            "SLUICE_POLLERS_TABLE": (pk,),
         },
         ttl_attributes=ttl,
         retry_schedule_secs=steps,
@@ -193,4 +209,5 @@ def load() -> Code:
         queue_max_receive_count=max_receives,
         http_timeout_secs=http_timeout,
         delivery_retention_secs=_int_expr(retention),
+        poll_claim_secs=_int_expr(claim),
     )

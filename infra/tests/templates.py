@@ -10,6 +10,8 @@ in both:
   functions (`SLUICE_EVENTS_TABLE`), with `#stream` and `#stream/*` for the
   events table's stream ARN and the ARNs below it;
 * the stream mapping's on-failure queue as `stream-failure-queue`;
+* a function as `function:<name>` (where a policy names it: the
+  schedule's role);
 * a function's log group as `log-group:<function>` (its log streams:
   CloudFormation's LogGroup Arn already ends in `:*`, Terraform's gets it
   appended);
@@ -87,6 +89,9 @@ class Stack:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     # function -> mapping settings (source: canonical name)
     mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # function -> its EventBridge Scheduler schedule (expression, state,
+    # input, retry, and the scheduler role's trust and grants)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     # route key -> settings (function, authorization, payload version)
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)
     throttling: dict[str, Any] = field(default_factory=dict)
@@ -293,6 +298,8 @@ def load_sam(path: Path = SAM_TEMPLATE) -> Stack:
     for binary, fn in stack.functions.items():
         if isinstance(fn["log_group"], Ref):
             names[fn["log_group"].target] = log_group(binary)
+    for logical_id, binary in functions.items():
+        names[logical_id] = "function:" + binary
 
     def fn_of(value: Any) -> str:
         assert isinstance(value, Ref) and value.target in functions, f"not a function: {value!r}"
@@ -381,6 +388,44 @@ def load_sam(path: Path = SAM_TEMPLATE) -> Stack:
             grants |= grants_of(sam.props(arn.target)["PolicyDocument"])
         stack.grants[binary] = grants
         fn["log_group"] = canon(fn["log_group"])
+
+    # Schedules (ScheduleV2 events), with the role the scheduler acts as.
+    for logical_id, binary in functions.items():
+        for event in sam.props(logical_id).get("Events", {}).values():
+            if event["Type"] != "ScheduleV2":
+                continue
+            e = event["Properties"]
+            role = e.get("RoleArn")
+            assert isinstance(role, Ref) and role.attr == "Arn", f"{binary}: the schedule's RoleArn is !GetAtt <role>.Arn"
+            rp = sam.props(role.target)
+            grants = set()
+            for policy in rp.get("Policies", []):
+                grants |= grants_of(policy["PolicyDocument"])
+            assert not rp.get("ManagedPolicyArns"), f"{role.target}: inline policies only"
+            retry = e.get("RetryPolicy", {})
+            stack.schedules[binary] = {
+                "expression": canon(e.get("ScheduleExpression")),
+                "state": canon(e.get("State")),
+                "flexible_window": e.get("FlexibleTimeWindow", {}).get("Mode"),
+                "retry": (retry.get("MaximumRetryAttempts"), retry.get("MaximumEventAgeInSeconds")),
+                "input": json.loads(e["Input"]) if "Input" in e else None,
+                "trust": sorted(
+                    (
+                        s["Effect"],
+                        json.dumps(s["Principal"], sort_keys=True),
+                        s["Action"],
+                        tuple(
+                            sorted(
+                                (op, key, tuple(sorted(vals if isinstance(vals, list) else [vals])))
+                                for op, block in s.get("Condition", {}).items()
+                                for key, vals in block.items()
+                            )
+                        ),
+                    )
+                    for s in rp["AssumeRolePolicyDocument"]["Statement"]
+                ),
+                "grants": grants,
+            }
 
     # Tables.
     for logical_id in sam.of_type("AWS::DynamoDB::Table"):
@@ -582,6 +627,17 @@ class Terraform:
         return str(value)
 
     def expr(self, expr: str, each: tuple[str, Any] | None = None) -> Any:
+        if expr in _DATA_PLACEHOLDERS:
+            return _DATA_PLACEHOLDERS[expr]
+        m = re.fullmatch(r"merge\(([^()]*)\)", expr)
+        if m:
+            # merge(a, b, …) of maps named by paths: later keys win.
+            merged: dict[str, Any] = {}
+            for arg in m.group(1).split(","):
+                value = self.expr(arg.strip(), each)
+                assert isinstance(value, dict), f"{expr}: {arg.strip()} is not a map"
+                merged.update(value)
+            return merged
         m = re.fullmatch(r"jsonencode\((.*)\)", expr, re.S)
         if m:
             return self.resolve(hcl2.loads(f"x = {m.group(1)}\n", serialization_options=_HCL)["x"], each)
@@ -676,6 +732,7 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
                 stack.wiring.setdefault(var, set()).add(f"{value.target}.{value.attr}")
         if isinstance(logging.get("log_group"), Ref):
             names[logging["log_group"].target] = log_group(binary)
+        names[f"aws_lambda_function.this[{binary}]"] = "function:" + binary
 
     def fn_of(value: Any) -> str:
         assert isinstance(value, Ref) and value.target.startswith("aws_lambda_function.this["), value
@@ -792,6 +849,45 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
             grants |= grants_of(doc_of(tf.resolve(tf.resources[policy.target]["policy"])))
         stack.grants[binary] = grants
         fn["log_group"] = canon(fn["log_group"])
+
+    # Schedules, with the role the scheduler acts as.
+    role_policies = {a: b for a, b in tf.resources.items() if a.startswith("aws_iam_role_policy.")}
+    for address, raw in tf.resources.items():
+        if not address.startswith("aws_scheduler_schedule."):
+            continue
+        p = tf.resolve(raw)
+        target = _first(p.get("target"))
+        binary = fn_of(target["arn"])
+        role = target["role_arn"]
+        assert isinstance(role, Ref) and role.attr == "arn", f"{address}: role_arn is a role's arn"
+        grants = set()
+        for policy_address, body in role_policies.items():
+            if body.get("for_each") is None and tf.resolve(body["role"]) == Ref(role.target, "id"):
+                grants |= grants_of(doc_of(tf.resolve(body["policy"])))
+        trust = tf.data[doc_of(tf.resolve(tf.resources[role.target]["assume_role_policy"]))]["statement"]
+        retry = _first(target.get("retry_policy"))
+        stack.schedules[binary] = {
+            "expression": canon(p.get("schedule_expression")),
+            "state": canon(p.get("state")),
+            "flexible_window": _first(p.get("flexible_time_window")).get("mode"),
+            "retry": (retry.get("maximum_retry_attempts"), retry.get("maximum_event_age_in_seconds")),
+            "input": target.get("input"),
+            "trust": sorted(
+                (
+                    s.get("effect", "Allow"),
+                    json.dumps({q["type"]: q["identifiers"][0] for q in s["principals"]}, sort_keys=True),
+                    s["actions"][0],
+                    tuple(
+                        sorted(
+                            (c["test"], c["variable"], tuple(sorted(tf.resolve(c["values"]))))
+                            for c in s.get("condition", [])
+                        )
+                    ),
+                )
+                for s in trust
+            ),
+            "grants": grants,
+        }
 
     # Tables.
     for address, raw in tf.resources.items():

@@ -7,15 +7,16 @@ that stack is the one the code needs.
   code makes (SDK_CALLS/SDK_RESOURCES in functions/<f>/src/lib.rs, which
   tests/tests/aws_functions.rs keeps equal to the calls observed against
   moto), what its event source mapping needs, and writing its own logs.
-* Queue, stream, mapping, table, function, API and alarm settings agree
-  between the two templates and with the code (retry schedule, timeouts,
-  attribute names).
+* Queue, stream, mapping, schedule, table, function, API and alarm
+  settings agree between the two templates and with the code (retry
+  schedule, timeouts, attribute names).
 
 `make infra-check` runs this with the pinned pytest of .venv-infra.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from typing import Any
@@ -36,14 +37,19 @@ TF = load_terraform()
 STACKS = [pytest.param(SAM, id="sam"), pytest.param(TF, id="terraform")]
 
 EVENTS, DELIVERIES, CONFIG = "SLUICE_EVENTS_TABLE", "SLUICE_DELIVERIES_TABLE", "SLUICE_CONFIG_TABLE"
+POLLERS = "SLUICE_POLLERS_TABLE"
 QUEUE, DLQ = "SLUICE_QUEUE_URL", "SLUICE_DLQ_URL"
-TABLE_VARS = {EVENTS, DELIVERIES, CONFIG}
+TABLE_VARS = {EVENTS, DELIVERIES, CONFIG, POLLERS}
 QUEUE_VARS = {QUEUE, DLQ}
 
 # Which function each event source feeds (DESIGN.md): the events table's
 # stream -> enqueue, the delivery queue -> deliver, the webhook route ->
 # receive.
 STREAM_FUNCTION, QUEUE_FUNCTION = "enqueue", "deliver"
+# The EventBridge Scheduler schedule -> poll, with the event of
+# tests/events (what the handler tests parse).
+SCHEDULE_FUNCTION = "poll"
+SCHEDULE_EVENT = codefacts.ROOT / "tests/events/scheduler-poll.json"
 WEBHOOK_ROUTE = ("POST /hooks/{source}", "receive")
 ADMIN_ROUTE = ("ANY /admin/{proxy+}", "admin")
 
@@ -91,7 +97,7 @@ def expected_grants(stack: Stack, function: str) -> set[Grant]:
 
 
 def test_the_code_facts_hold_together() -> None:
-    assert {"receive", "enqueue", "deliver", "admin"} <= set(CODE.functions)
+    assert {"receive", "enqueue", "deliver", "admin", "poll"} <= set(CODE.functions)
     for fn in CODE.functions.values():
         assert fn.reads_settings, f"{fn.name}: main.rs reads AwsSettings::from_env()"
         assert list(fn.sdk_calls) == sorted(set(fn.sdk_calls)), f"{fn.name}: SDK_CALLS sorted, no repeats"
@@ -116,7 +122,14 @@ def test_each_function_gets_every_variable_it_reads(stack: Stack) -> None:
         assert not missing, f"{stack.source}: {name} lacks required {missing}"
         unknown = sorted(v for v in env if v.startswith("SLUICE_") and v not in CODE.all_vars)
         assert not unknown, f"{stack.source}: {name} sets {unknown}, which the code does not read"
-        for var in set(CODE.all_vars) - set(CODE.required_vars):
+        # A per-function resource: set exactly where the code makes calls on it.
+        for var in CODE.per_function_vars:
+            uses = any(resource == var for _, resource in fn.sdk_resources)
+            assert (var in env) == uses, (
+                f"{stack.source}: {name} {'lacks' if uses else 'sets'} {var}, "
+                f"which its SDK_RESOURCES {'name' if uses else 'do not name'}"
+            )
+        for var in set(CODE.all_vars) - set(CODE.required_vars) - set(CODE.per_function_vars):
             assert var in env, f"{stack.source}: {name} lacks {var} (optional, but the template's knob)"
             assert env[var].startswith("{param:"), f"{stack.source}: {name} {var} comes from a parameter"
             param = env[var][len("{param:") : -1]
@@ -200,7 +213,7 @@ def _without_build(functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
 
 @pytest.mark.parametrize(
     "aspect",
-    ["environment", "grants", "tables", "queues", "mappings", "routes", "throttling", "alarms", "outputs"],
+    ["environment", "grants", "tables", "queues", "mappings", "schedules", "routes", "throttling", "alarms", "outputs"],
 )
 def test_sam_and_terraform_agree(aspect: str) -> None:
     assert getattr(SAM, aspect) == getattr(TF, aspect), aspect
@@ -236,6 +249,10 @@ def test_functions_are_arm64_al2023_json_logging(stack: Stack) -> None:
     assert stack.functions[QUEUE_FUNCTION]["timeout"] > CODE.http_timeout_secs
     # Providers give up after 10 s (GitHub); receive answers within that.
     assert stack.functions[WEBHOOK_ROUTE[1]]["timeout"] <= 10
+    # A poll run outlasts one page (the transport's timeout), and a run cut
+    # short leaves a claim that ends before the next run could need it.
+    poll = stack.functions[SCHEDULE_FUNCTION]["timeout"]
+    assert CODE.http_timeout_secs < poll < CODE.poll_claim_secs
 
 
 def test_sam_builds_each_binary_of_the_workspace_with_cargo_lambda() -> None:
@@ -314,6 +331,38 @@ def test_queue_mapping_reports_item_failures_with_bounded_concurrency(stack: Sta
     assert set(stack.mappings) == {STREAM_FUNCTION, QUEUE_FUNCTION}
 
 
+# --------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_poll_function_runs_on_a_schedule_that_can_be_turned_off(stack: Stack) -> None:
+    assert set(stack.schedules) == {SCHEDULE_FUNCTION}
+    s = stack.schedules[SCHEDULE_FUNCTION]
+    assert s["expression"] == "{param:poll_schedule}"
+    assert stack.parameters["poll_schedule"] == "rate(1 minute)"
+    assert s["state"] == "{param:poll_schedule_state}"
+    assert stack.parameters["poll_schedule_state"] == "ENABLED"
+    assert s["flexible_window"] == "OFF"
+    # A missed run is not retried: the next one comes within the minute.
+    assert s["retry"] == (0, 60)
+    # Only the scheduler of this account may act as the role, and only to
+    # start the poll function.
+    assert s["trust"] == [
+        ("Allow", '{"Service": "scheduler.amazonaws.com"}', "sts:AssumeRole", (("StringEquals", "aws:SourceAccount", ("{account}",)),))
+    ]
+    assert s["grants"] == {Grant("lambda:InvokeFunction", "function:" + SCHEDULE_FUNCTION)}
+    # The event it sends is the one the handler tests parse, with the
+    # scheduler's context attributes where the sample has their values.
+    sample = json.loads(SCHEDULE_EVENT.read_text())
+    event = s["input"]
+    assert set(event) == set(sample), f"{stack.source}: the schedule's input has the sample's fields"
+    for key in ("version", "detail-type", "source"):
+        assert event[key] == sample[key], key
+    for key in ("id", "time"):
+        assert re.fullmatch(r"<aws\.scheduler\.[a-z-]+>", event[key]), key
+    assert event["resources"] == ["<aws.scheduler.schedule-arn>"]
+
+
 # ------------------------------------------------------------ API, alarms
 
 
@@ -361,16 +410,19 @@ def test_outputs_carry_what_the_cli_reads_set_as_the_functions_are(stack: Stack)
     (Terraform's, snake_case) find the settings in the outputs: each is set
     to what the functions' variable is set to."""
     assert set(CODE.stack_outputs.values()) == set(CODE.required_vars) | {"SLUICE_SSM_PREFIX"}
-    env = stack.environment["admin"]
-    for name, var in CODE.stack_outputs.items():
+    assert set(CODE.optional_stack_outputs.values()) == set(CODE.per_function_vars)
+    for name, var in {**CODE.stack_outputs, **CODE.optional_stack_outputs}.items():
         if stack is TF:
             name = snake(name)
         assert name in stack.named_outputs, f"{stack.source}: no output {name} (for {var})"
-        assert stack.named_outputs[name] == env[var], (stack.source, name, var)
+        users = [f for f, env in stack.environment.items() if var in env]
+        assert users, f"{stack.source}: no function gets {var}"
+        for f in users:
+            assert stack.named_outputs[name] == stack.environment[f][var], (stack.source, name, var, f)
 
 
 def test_the_terraform_example_outputs_what_the_cli_reads() -> None:
     doc = hcl2.loads((TF_EXAMPLE / "main.tf").read_text())
     outputs = {name.strip('"'): body["value"] for block in doc.get("output", []) for name, body in block.items()}
-    for name in map(snake, CODE.stack_outputs):
+    for name in map(snake, {**CODE.stack_outputs, **CODE.optional_stack_outputs}):
         assert outputs.get(name) == f"${{module.sluice.{name}}}", f"examples/complete: output {name}"

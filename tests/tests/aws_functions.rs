@@ -1,9 +1,10 @@
-//! The four Lambda handlers against moto (DynamoDB, DynamoDB Streams, SQS,
+//! The five Lambda handlers against moto (DynamoDB, DynamoDB Streams, SQS,
 //! SSM) and real HTTP destinations on 127.0.0.1, driven with the event
 //! shapes Lambda hands them: an API Gateway HTTP API request into receive,
 //! the events table's stream records into enqueue, the delivery queue's
-//! messages (real receipt handles and receive counts) into deliver, and
-//! IAM-authorised HTTP API requests into admin.
+//! messages (real receipt handles and receive counts) into deliver,
+//! IAM-authorised HTTP API requests into admin, and the EventBridge
+//! Scheduler's event into poll (the polled app a real HTTP server too).
 //!
 //! The `sluice` CLI with `--aws` runs as a real process (the binary
 //! `cargo test --workspace` builds beside this one) against the same
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::types::Message;
@@ -36,15 +38,19 @@ use base64::Engine;
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 use serde_json::{Value, json};
+use sluice::aws::admin::DynamoConfigStore;
 use sluice::aws::config_table::read_config;
 use sluice::aws::sqs_queue::ATTR_REASON;
 use sluice::aws::testing::{
     MotoServer, TestResources, read_stream, read_stream_inserts, receive_all, unique_name,
 };
-use sluice::aws::{AwsBackend, SqsQueue, parse_task, put_config};
+use sluice::aws::{
+    AwsBackend, DynamoPollerStates, DynamoStore, SqsQueue, SsmSecrets, parse_task, put_config,
+};
 use sluice::config::ConfigFile;
 use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
+use sluice::poll::{HttpFetch, PollOutcome, PollPorts};
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{Sink, github_headers, standard_webhooks_valid};
@@ -65,6 +71,8 @@ struct Aws {
     deliver_fn: AwsBackend,
     /// What the admin function's `main` builds, recorded like the others.
     admin_fn: sluice_admin::IamGate,
+    /// What the poll function's `main` builds, recorded like the others.
+    poll_fn: PollFn,
     calls: SdkCalls,
     resources: Resources,
     transport: HttpTransport,
@@ -135,6 +143,7 @@ impl Aws {
             sluice::aws::admin_ports(&admin_clients, &res.settings).unwrap(),
         )
         .unwrap();
+        let poll_fn = PollFn::new(&calls, &resources, &res.settings).await;
         // As deliver's main builds it.
         let transport = HttpTransport::new(HttpOptions {
             allow_local: res.settings.allow_local_destinations,
@@ -148,6 +157,7 @@ impl Aws {
             enqueue_fn,
             deliver_fn,
             admin_fn,
+            poll_fn,
             calls,
             resources,
             transport,
@@ -263,6 +273,51 @@ impl Aws {
         (status, json)
     }
 
+    fn poll_ports(&self) -> sluice_poll::Ports<'_> {
+        let f = &self.poll_fn;
+        sluice_poll::Ports {
+            config: &f.config,
+            poll: PollPorts {
+                states: &f.states,
+                store: &f.store,
+                fetch: &f.fetch,
+                secrets: &f.secrets,
+            },
+            policy: self.res.settings.policy(),
+        }
+    }
+
+    /// One run of the poll handler, on the event the schedule sends.
+    async fn run_poll(&self) -> sluice_poll::RunSummary {
+        let event: EventBridgeEvent = serde_json::from_str(
+            &std::fs::read_to_string(events_dir().join("scheduler-poll.json")).unwrap(),
+        )
+        .unwrap();
+        sluice_poll::handle(self.poll_ports(), event).await.unwrap()
+    }
+
+    /// The poller's next poll is due now (as if its interval had passed).
+    async fn make_due(&self, poller: &str) {
+        self.res
+            .clients
+            .dynamodb
+            .update_item()
+            .table_name(self.res.settings.pollers_table().unwrap())
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(poller.into()),
+            )
+            .update_expression("SET next_poll_at_ms = :zero")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":zero",
+                aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn status(&self, event_id: &str, subscription: &str) -> Option<DeliveryStatus> {
         self.backend
             .store
@@ -270,6 +325,158 @@ impl Aws {
             .await
             .unwrap()
     }
+}
+
+/// What the poll function's `main` builds (functions/poll/src/main.rs), on
+/// clients that record its calls.
+struct PollFn {
+    config: DynamoConfigStore,
+    states: DynamoPollerStates,
+    store: DynamoStore,
+    secrets: SsmSecrets,
+    fetch: HttpFetch,
+}
+
+impl PollFn {
+    async fn new(
+        calls: &SdkCalls,
+        resources: &Resources,
+        settings: &sluice::aws::AwsSettings,
+    ) -> Self {
+        let clients = MotoServer::shared()
+            .clients_with(calls.recorder(sluice_poll::FUNCTION, resources.clone()))
+            .await;
+        Self {
+            config: DynamoConfigStore::new(clients.dynamodb.clone(), &settings.config_table),
+            states: DynamoPollerStates::new(
+                clients.dynamodb.clone(),
+                settings.pollers_table().unwrap(),
+            ),
+            store: DynamoStore::new(
+                clients.dynamodb.clone(),
+                &settings.events_table,
+                &settings.deliveries_table,
+            ),
+            secrets: SsmSecrets::new(
+                clients.ssm.clone(),
+                sluice::secrets::EnvSecrets::new(),
+                settings.secrets_ttl,
+            ),
+            fetch: HttpFetch::new(&HttpOptions {
+                allow_local: settings.allow_local_destinations,
+                ..HttpOptions::default()
+            })
+            .unwrap(),
+        }
+    }
+}
+
+/// An app without webhooks: `GET /issues` answers its items as a JSON
+/// list, after an optional delay, and counts the requests.
+#[derive(Clone, Default)]
+struct App {
+    addr: Option<std::net::SocketAddr>,
+    state: std::sync::Arc<Mutex<AppState>>,
+}
+
+#[derive(Default)]
+struct AppState {
+    items: Vec<Value>,
+    requests: usize,
+    authorization: Option<String>,
+    delay: Duration,
+}
+
+impl App {
+    async fn start() -> Self {
+        let mut app = Self::default();
+        let state = app.state.clone();
+        let router = axum::Router::new().route(
+            "/issues",
+            axum::routing::get(move |headers: http::HeaderMap| {
+                let state = state.clone();
+                async move {
+                    let (items, delay) = {
+                        let mut s = state.lock().unwrap();
+                        s.requests += 1;
+                        s.authorization = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        (s.items.clone(), s.delay)
+                    };
+                    tokio::time::sleep(delay).await;
+                    axum::Json(items)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        app.addr = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        app
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/issues", self.addr.unwrap())
+    }
+
+    fn add(&self, item: Value) {
+        self.state.lock().unwrap().items.insert(0, item);
+    }
+
+    fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.state.lock().unwrap().authorization.clone()
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+}
+
+/// A poller of `app` whose token is the SSM parameter `app-token`, and a
+/// subscription to its events delivering to `sink`.
+fn poller_config(app: &App, sink: &str) -> String {
+    format!(
+        r#"
+[[pollers]]
+id = "issues"
+url = "{app}"
+item_id = "/id"
+type = "/kind"
+allow_local = true
+headers = {{ Authorization = "ssm:{{ssm}}/app-token" }}
+
+[[subscriptions]]
+id = "issue-feed"
+source = "issues"
+events = ["*"]
+url = "{sink}"
+allow_local = true
+"#,
+        app = app.url()
+    )
+}
+
+const APP_TOKEN: &str = "Bearer app-token-for-aws-tests";
+
+async fn poll_deployment(app: &App, sink: &Sink) -> Aws {
+    Aws::with_secrets(
+        &config(&sink.url(), &poller_config(app, &sink.url())),
+        &[
+            ("github", GH_SECRET),
+            ("sub", SUB_SECRET),
+            ("app-token", APP_TOKEN),
+        ],
+    )
+    .await
+}
+
+fn events_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
 }
 
 fn task(source: &str, event_id: &str, subscription: &str) -> DeliveryTask {
@@ -2077,6 +2284,140 @@ tokio::task_local! {
     static CALLS: SdkCalls;
 }
 
+// ------------------------------------------------------------------------
+// Poll: the schedule's event, a real app on 127.0.0.1.
+
+async fn a_poller_records_first_then_commits_each_new_item_once_and_it_is_delivered() {
+    let sink = Sink::start(200).await;
+    let app = App::start().await;
+    app.add(json!({"id": "1", "kind": "opened", "title": "first"}));
+    let aws = poll_deployment(&app, &sink).await;
+
+    // The first poll records what exists and emits nothing.
+    let first = aws.run_poll().await;
+    assert_eq!(first.pollers, 1);
+    assert_eq!(first.reports.len(), 1, "{first:?}");
+    assert_eq!(
+        first.reports[0].outcome,
+        PollOutcome::Primed { recorded: 1 }
+    );
+    assert_eq!(app.requests(), 1);
+    assert_eq!(
+        app.authorization().as_deref(),
+        Some(APP_TOKEN),
+        "the header secret, from SSM"
+    );
+    assert!(aws.new_inserts().await.is_empty(), "nothing committed");
+
+    // Not due yet: nothing fetched.
+    let early = aws.run_poll().await;
+    assert!(early.reports.is_empty(), "{early:?}");
+    assert_eq!(app.requests(), 1);
+
+    // A new item, once the interval has passed: committed once, as an
+    // event of the poller's source, and delivered like any event.
+    app.add(json!({"id": "2", "kind": "closed", "title": "second"}));
+    aws.make_due("issues").await;
+    let second = aws.run_poll().await;
+    assert!(
+        matches!(
+            second.reports[0].outcome,
+            PollOutcome::Polled {
+                items: 2,
+                emitted: 1,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert_eq!(second.emitted(), 1);
+    let event = aws
+        .backend
+        .store
+        .load(&EventKey::new("issues", "2"))
+        .await
+        .unwrap()
+        .expect("the new item is an event");
+    assert_eq!(event.event_type, "closed");
+    let body: Value = serde_json::from_slice(&event.body).unwrap();
+    assert_eq!(body["title"], "second");
+    assert!(
+        aws.backend
+            .store
+            .load(&EventKey::new("issues", "1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(sink.successes().len(), 1);
+    assert_eq!(
+        aws.backend
+            .store
+            .delivery_status(&task("issues", "2", "issue-feed"))
+            .await
+            .unwrap(),
+        Some(DeliveryStatus::Delivered)
+    );
+
+    // Polled again: the item is not committed a second time.
+    aws.make_due("issues").await;
+    let third = aws.run_poll().await;
+    assert!(
+        matches!(
+            third.reports[0].outcome,
+            PollOutcome::Polled { emitted: 0, .. }
+        ),
+        "{third:?}"
+    );
+    assert!(aws.new_inserts().await.is_empty());
+}
+
+async fn overlapping_poll_runs_poll_once() {
+    let sink = Sink::start(200).await;
+    let app = App::start().await;
+    app.add(json!({"id": "1", "kind": "opened"}));
+    // Slow enough that the runs overlap for the whole poll.
+    app.set_delay(Duration::from_millis(500));
+    let aws = poll_deployment(&app, &sink).await;
+
+    let busy_or_done =
+        |o: &PollOutcome| matches!(o, PollOutcome::Busy { .. } | PollOutcome::NotDue { .. });
+    let (a, b) = tokio::join!(aws.run_poll(), aws.run_poll());
+    assert_eq!(app.requests(), 1, "polled once: {a:?} {b:?}");
+    let outcomes: Vec<&PollOutcome> = a
+        .reports
+        .iter()
+        .chain(&b.reports)
+        .map(|r| &r.outcome)
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| ***o == PollOutcome::Primed { recorded: 1 })
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| **o == PollOutcome::Primed { recorded: 1 } || busy_or_done(o))
+    );
+
+    // And with a new item: one request, one commit.
+    app.add(json!({"id": "2", "kind": "closed"}));
+    aws.make_due("issues").await;
+    let (a, b) = tokio::join!(aws.run_poll(), aws.run_poll());
+    assert_eq!(app.requests(), 2, "polled once more: {a:?} {b:?}");
+    assert_eq!(a.emitted() + b.emitted(), 1);
+    let inserts = aws.new_inserts().await;
+    assert_eq!(inserts.len(), 1, "{inserts:?}");
+    assert_eq!(inserts[0]["dynamodb"]["Keys"]["pk"]["S"], "issues#2");
+}
+
 type Scenario = fn() -> LocalBoxFuture<'static, ()>;
 
 /// Every scenario is a test of its own (`scenarios::<name>`) and one of
@@ -2127,6 +2468,8 @@ scenarios![
     a_stored_secret_in_use_is_not_deleted_and_a_source_in_use_is_not_deleted,
     a_concurrent_subscription_create_and_source_delete_leave_no_orphan,
     an_event_the_store_refuses_is_a_4xx_not_a_503,
+    a_poller_records_first_then_commits_each_new_item_once_and_it_is_delivered,
+    overlapping_poll_runs_poll_once,
 ];
 
 /// The scenario tests of this process: `None` while running, then the
@@ -2151,15 +2494,17 @@ fn declared(
         sluice_enqueue::FUNCTION => (sluice_enqueue::SDK_CALLS, sluice_enqueue::SDK_RESOURCES),
         sluice_deliver::FUNCTION => (sluice_deliver::SDK_CALLS, sluice_deliver::SDK_RESOURCES),
         sluice_admin::FUNCTION => (sluice_admin::SDK_CALLS, sluice_admin::SDK_RESOURCES),
+        sluice_poll::FUNCTION => (sluice_poll::SDK_CALLS, sluice_poll::SDK_RESOURCES),
         other => panic!("no declared SDK calls for function {other:?}"),
     }
 }
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     sluice_receive::FUNCTION,
     sluice_enqueue::FUNCTION,
     sluice_deliver::FUNCTION,
     sluice_admin::FUNCTION,
+    sluice_poll::FUNCTION,
 ];
 
 /// Run one scenario, recording its calls, and check that each is declared

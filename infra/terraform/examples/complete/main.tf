@@ -86,6 +86,10 @@ output "dead_letter_queue_url" {
   value = module.sluice.dead_letter_queue_url
 }
 
+output "pollers_table_name" {
+  value = module.sluice.pollers_table_name
+}
+
 output "ssm_parameter_prefix" {
   value = module.sluice.ssm_parameter_prefix
 }

@@ -9,9 +9,9 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:No async invocations: API Gateway calls synchronously and the event source mappings poll; the queues carry their own DLQ and the stream mapping its on-failure destination.
+  #checkov:skip=CKV_AWS_116:API Gateway calls synchronously and the event source mappings poll; the queues carry their own DLQ and the stream mapping its on-failure destination. The schedule invokes poll asynchronously, and a failed run needs no DLQ: the next run (a minute later) polls what is due.
   #checkov:skip=CKV_AWS_117:No VPC resources to reach; deliver must reach public HTTPS destinations, which in a VPC would need a NAT gateway.
-  #checkov:skip=CKV_AWS_115:Concurrency is capped upstream: HTTP API throttling (receive), the shard count (enqueue), the mapping's maximum_concurrency (deliver). Reserving it would fail in new accounts whose limit is 10.
+  #checkov:skip=CKV_AWS_115:Concurrency is capped upstream: HTTP API throttling (receive, admin), the shard count (enqueue), the mapping's maximum_concurrency (deliver), the schedule (poll). Reserving it would fail in new accounts whose limit is 10.
   #checkov:skip=CKV_AWS_173:The environment holds table names and queue URLs only; secrets stay in SSM.
   #checkov:skip=CKV_AWS_50:The code emits no X-Ray segments; request ids in the JSON logs and the EMF metrics trace a webhook, and Active tracing would need xray:PutTraceSegments on every resource.
   #checkov:skip=CKV_AWS_272:The zips come from make build (cargo lambda), not from a signing pipeline; code signing needs a Signer profile the deployer owns.
@@ -28,7 +28,7 @@ resource "aws_lambda_function" "this" {
   timeout          = each.value.timeout
 
   environment {
-    variables = local.environment
+    variables = merge(local.environment, local.function_environment[each.key])
   }
 
   logging_config {

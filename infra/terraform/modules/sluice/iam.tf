@@ -249,3 +249,27 @@ data "aws_iam_policy_document" "admin" {
     resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${var.ssm_parameter_prefix}/*"]
   }
 }
+
+# The poll function: the pollers' states (a Scan for what is due, the claim
+# and the save: conditional UpdateItems), the commit of each new item (the
+# conditional PutItem receive makes), and through registry_read and
+# secrets_read the config (a Scan) and the pollers' header secrets.
+data "aws_iam_policy_document" "poll" {
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["poll"].arn}:*"]
+  }
+
+  statement {
+    sid       = "PollerStates"
+    actions   = ["dynamodb:Scan", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.pollers.arn]
+  }
+
+  statement {
+    sid       = "CommitEvents"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.events.arn]
+  }
+}

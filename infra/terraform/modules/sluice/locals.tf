@@ -9,8 +9,9 @@ locals {
   # while doubling the CPU-bound parts; more would buy CPU that mostly
   # waits on the network.
   #
-  # Adding a function: an entry here, its policy document in iam.tf and in
-  # local.function_policies, and for an HTTP route an entry in local.routes.
+  # Adding a function: an entry here and in local.function_environment, its
+  # policy document in iam.tf and in local.function_policies, and for an
+  # HTTP route an entry in local.routes.
   functions = {
     # Verify, dedup, commit. Providers give up on a webhook after 10 s
     # (GitHub) or less, and a warm request takes a few ms; the headroom
@@ -26,6 +27,10 @@ locals {
     # The admin API. 30 s is API Gateway's integration limit: a bulk replay
     # of many events makes a few calls per event.
     admin = { memory_size = 256, timeout = 30 }
+    # The pollers that are due, started by the schedule (schedule.tf): a few
+    # pages of up to 30 s each, and below the claim's 5 minutes, so a run
+    # cut short leaves a claim that expires before the poll is due again.
+    poll = { memory_size = 256, timeout = 180 }
   }
 
   # The functions that resolve ssm: secrets, and get secrets_read (iam.tf):
@@ -35,6 +40,7 @@ locals {
     receive = local.functions.receive
     deliver = local.functions.deliver
     admin   = local.functions.admin
+    poll    = local.functions.poll
   }
 
   # HTTP API routes: route key => the function behind it and its
@@ -59,6 +65,16 @@ locals {
     SLUICE_SSM_PREFIX       = var.ssm_parameter_prefix
   }
 
+  # Variables only the functions that use their resource get
+  # (settings::PER_FUNCTION_VARS): the pollers table.
+  function_environment = {
+    receive = {}
+    enqueue = {}
+    deliver = {}
+    admin   = {}
+    poll    = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
+  }
+
   # Each function's own policy (iam.tf); all of them also get
   # registry_read, and local.secret_readers secrets_read.
   function_policies = {
@@ -66,6 +82,7 @@ locals {
     enqueue = data.aws_iam_policy_document.enqueue.json
     deliver = data.aws_iam_policy_document.deliver.json
     admin   = data.aws_iam_policy_document.admin.json
+    poll    = data.aws_iam_policy_document.poll.json
   }
 
   # SQS settings. Retention is the maximum, 14 days: the default retry

@@ -28,6 +28,11 @@ output "dead_letter_queue_url" {
   value = aws_sqs_queue.dead_letter.url
 }
 
+output "pollers_table_name" {
+  description = "The pollers' states (sluice --aws --outputs-file reads it when present)."
+  value       = aws_dynamodb_table.pollers.name
+}
+
 output "stream_failure_queue_url" {
   value = aws_sqs_queue.stream_failure.url
 }

@@ -89,3 +89,29 @@ resource "aws_dynamodb_table" "config" {
 
   tags = var.tags
 }
+
+# One item per poller (pk = poller id): its state as JSON and its claim
+# (lease_owner, lease_until_ms, next_poll_at_ms for the condition). Written
+# by the poll function; never expires.
+resource "aws_dynamodb_table" "pollers" {
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS managed key; see the events table.
+  name                        = "${var.name}-pollers"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  deletion_protection_enabled = var.table_deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}

@@ -97,6 +97,28 @@ variable "alarm_topic_arn" {
   default     = ""
 }
 
+variable "poll_schedule" {
+  description = "How often the poll function runs (an EventBridge Scheduler expression). Each run polls the pollers that are due; a poller's own interval is kept whatever this is, so it only bounds how late a poll can be."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.poll_schedule))
+    error_message = "poll_schedule: an EventBridge Scheduler rate(...) or cron(...) expression."
+  }
+}
+
+variable "poll_schedule_state" {
+  description = "DISABLED stops every poller (the schedule stays, and so do the pollers' states)."
+  type        = string
+  default     = "ENABLED"
+
+  validation {
+    condition     = contains(["ENABLED", "DISABLED"], var.poll_schedule_state)
+    error_message = "poll_schedule_state: ENABLED or DISABLED."
+  }
+}
+
 variable "table_deletion_protection" {
   description = "DynamoDB deletion protection (set false before destroying)."
   type        = bool
