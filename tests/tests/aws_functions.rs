@@ -50,7 +50,7 @@ use sluice::aws::{
 use sluice::config::ConfigFile;
 use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
-use sluice::poll::{HttpFetch, PollOutcome, PollPorts};
+use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{Sink, github_headers, standard_webhooks_valid};
@@ -2373,6 +2373,48 @@ async fn a_poller_records_first_then_commits_each_new_item_once_and_it_is_delive
         "{third:?}"
     );
     assert!(aws.new_inserts().await.is_empty());
+
+    // Through the admin function: the state in the views, "poll now",
+    // and a deleted poller's state removed.
+    let (s, v) = aws.admin("GET", "/admin/pollers", Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pollers"][0]["state"]["emitted_total"], 1, "{v}");
+    app.add(json!({"id": "3", "kind": "opened", "title": "third"}));
+    let (s, v) = aws
+        .admin("POST", "/admin/pollers/issues/run", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["emitted"],
+        json!([{"id": "3", "event_type": "opened"}]),
+        "{v}"
+    );
+    let (s, v) = aws.admin("GET", "/admin/pollers/issues", Value::Null).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"]["emitted_total"], 2, "{v}");
+    // A poller made through the API, polled, then deleted: its state goes.
+    let (s, v) = aws
+        .admin(
+            "POST",
+            "/admin/pollers",
+            json!({"id": "more", "url": app.url(), "item_id": "/id", "allow_local": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = aws
+        .admin("POST", "/admin/pollers/more/run", Value::Null)
+        .await;
+    assert_eq!((s, &v["result"]), (200, &json!("primed")), "{v}");
+    let states = DynamoPollerStates::new(
+        aws.res.clients.dynamodb.clone(),
+        aws.res.settings.pollers_table.as_deref().unwrap(),
+    );
+    assert!(PollerStates::get(&states, "more").await.unwrap().is_some());
+    let (s, v) = aws
+        .admin("DELETE", "/admin/pollers/more", Value::Null)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(PollerStates::get(&states, "more").await.unwrap(), None);
 }
 
 async fn overlapping_poll_runs_poll_once() {
@@ -2511,7 +2553,9 @@ const FUNCTIONS: [&str; 5] = [
 /// by its function.
 async fn run_scenario(body: impl Future<Output = ()>) -> SdkCalls {
     let calls = SdkCalls::default();
-    CALLS.scope(calls.clone(), body).await;
+    // Boxed: the scenarios' futures are large in debug builds, and the
+    // test thread's stack is not.
+    CALLS.scope(calls.clone(), Box::pin(body)).await;
     let undeclared: Vec<String> = calls
         .calls()
         .into_iter()

@@ -40,11 +40,8 @@ pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
     settings.allow_local_destinations =
         aws::settings::allow_local_destinations(|n| std::env::var(n).ok())
             .map_err(|e| CliError::Usage(e.to_string()))?;
-    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings).map_err(|e| {
-        CliError::Usage(format!(
-            "{e} (deploy the current infra/sam/template.yaml or Terraform module)"
-        ))
-    })?;
+    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings)
+        .map_err(|e| CliError::Unavailable(e.to_string()))?;
     let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
     Ok(Backend {
         admin,

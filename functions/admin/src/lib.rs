@@ -68,6 +68,13 @@ pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("sqs:ChangeMessageVisibility", "SLUICE_DLQ_URL"),
     ("sqs:DeleteMessage", "SLUICE_DLQ_URL"),
     ("sqs:ReceiveMessage", "SLUICE_DLQ_URL"),
+    // Pollers: their states in the views (a Scan for the list, GetItem for
+    // one), "poll now" (the claim and the save; the commit is the events
+    // PutItem above) and a deleted poller's state.
+    ("dynamodb:DeleteItem", "SLUICE_POLLERS_TABLE"),
+    ("dynamodb:GetItem", "SLUICE_POLLERS_TABLE"),
+    ("dynamodb:Scan", "SLUICE_POLLERS_TABLE"),
+    ("dynamodb:UpdateItem", "SLUICE_POLLERS_TABLE"),
     // Secrets: resolved to check them, created and deleted by the API.
     ("ssm:DeleteParameter", "ssm:{prefix}/*"),
     ("ssm:GetParameter", "ssm:{prefix}/*"),

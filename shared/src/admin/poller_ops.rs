@@ -88,13 +88,15 @@ impl Admin {
         } else {
             Trigger::Now
         };
-        let report = poll(
+        // Boxed: a poll's future is large, and it would otherwise be part
+        // of every admin request's future (and stack).
+        let report = Box::pin(poll(
             config,
             &self.ports.policy,
             &ports,
             SystemTime::now(),
             trigger,
-        )
+        ))
         .await;
         match &report.outcome {
             PollOutcome::Busy { until_ms } => Err(AdminError::Conflict(format!(

@@ -171,8 +171,6 @@ impl AwsBackend {
 /// Why the admin API's ports could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PortsError {
-    #[error(transparent)]
-    Settings(#[from] settings::SettingsError),
     #[error("building the HTTP client: {0}")]
     Http(#[from] crate::poll::FetchError),
 }
@@ -183,7 +181,8 @@ pub enum PortsError {
 /// registry of its own that each config change reloads (other Lambda
 /// environments see a change within their config cache TTL); and the
 /// pollers table with what "poll now" needs (the events table, whose
-/// stream routes what it commits).
+/// stream routes what it commits). A deployment without a pollers table
+/// (an older stack, read by the CLI) gets [`poller_state::NoPollersTable`].
 pub fn admin_ports(
     clients: &AwsClients,
     settings: &AwsSettings,
@@ -223,10 +222,13 @@ pub fn admin_ports(
         reload: registry,
         policy: settings.policy(),
         pollers: crate::admin::PollerPorts {
-            states: Arc::new(poller_state::DynamoPollerStates::new(
-                clients.dynamodb.clone(),
-                settings.pollers_table()?,
-            )),
+            states: match &settings.pollers_table {
+                Some(table) => Arc::new(poller_state::DynamoPollerStates::new(
+                    clients.dynamodb.clone(),
+                    table,
+                )),
+                None => Arc::new(poller_state::NoPollersTable),
+            },
             store: Arc::new(DynamoStore::new(
                 clients.dynamodb.clone(),
                 &settings.events_table,

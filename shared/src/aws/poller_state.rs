@@ -196,6 +196,55 @@ impl PollerStates for DynamoPollerStates {
     }
 }
 
+/// The poller states of a deployment without a pollers table (a stack
+/// from before pollers, read by the CLI): every call says so, and the
+/// rest of the admin API works.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPollersTable;
+
+impl NoPollersTable {
+    fn refuse<T>() -> Result<T, Unavailable> {
+        Err(Unavailable::permanent(
+            "this deployment has no pollers table (SLUICE_POLLERS_TABLE); \
+             deploy the current infra/sam/template.yaml or Terraform module",
+        ))
+    }
+}
+
+#[async_trait]
+impl PollerStates for NoPollersTable {
+    async fn get(&self, _id: &str) -> Result<Option<StoredPoller>, Unavailable> {
+        Self::refuse()
+    }
+
+    async fn list(&self) -> Result<Vec<(String, StoredPoller)>, Unavailable> {
+        Self::refuse()
+    }
+
+    async fn claim(
+        &self,
+        _id: &str,
+        _lease: &PollLease,
+        _now_ms: i64,
+        _force: bool,
+    ) -> Result<PollClaim, Unavailable> {
+        Self::refuse()
+    }
+
+    async fn save(
+        &self,
+        _id: &str,
+        _lease: &PollLease,
+        _state: &PollerState,
+    ) -> Result<bool, Unavailable> {
+        Self::refuse()
+    }
+
+    async fn delete(&self, _id: &str) -> Result<(), Unavailable> {
+        Self::refuse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

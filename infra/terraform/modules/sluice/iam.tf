@@ -209,7 +209,8 @@ data "aws_iam_policy_document" "deliver" {
 }
 
 # The admin API: the config table (config store), the event log (scans,
-# event reads, a replay's PutItem), the DLQ messages a replay settles (the
+# event reads, a replay's PutItem, a "poll now" commit), the pollers'
+# states (shown, claimed by "poll now", removed with a poller), the DLQ messages a replay settles (the
 # batch calls are authorised as DeleteMessage and ChangeMessageVisibility),
 # and the secrets it creates under the prefix.
 data "aws_iam_policy_document" "admin" {
@@ -235,6 +236,12 @@ data "aws_iam_policy_document" "admin" {
     sid       = "DeliveryLog"
     actions   = ["dynamodb:Query", "dynamodb:Scan"]
     resources = [aws_dynamodb_table.deliveries.arn]
+  }
+
+  statement {
+    sid       = "PollerStates"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.pollers.arn]
   }
 
   statement {

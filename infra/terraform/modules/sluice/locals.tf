@@ -71,7 +71,7 @@ locals {
     receive = {}
     enqueue = {}
     deliver = {}
-    admin   = {}
+    admin   = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
     poll    = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
   }
 
