@@ -10,7 +10,7 @@
 //! | `SLUICE_CONFIG_TTL_SECS` | no, default 60 | how long the config table is cached in memory |
 //! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
 //! | `SLUICE_SSM_PREFIX` | no, default `/sluice` | the SSM path the `ssm:` secrets live under; the admin API keeps the secrets it creates there |
-//! | `SLUICE_POLLERS_TABLE` | the poll function only | DynamoDB table of poller states and claims (`pk` S). Set only on the functions that use it ([`PER_FUNCTION_VARS`]); the poll function refuses to start without it |
+//! | `SLUICE_POLLERS_TABLE` | the poll and admin functions | DynamoDB table of poller states and claims (`pk` S). Set only on the functions that use it ([`PER_FUNCTION_VARS`]); the poll function refuses to start without it |
 //! | `SLUICE_ALLOW_LOCAL_DESTINATIONS` | no, default `false` | honour `allow_local` subscriptions (http://, loopback, private addresses). Only for a local setup (`make watch`, the tests): the templates never set it |
 //!
 //! The AWS SDK reads its own standard variables: `AWS_REGION`, the
