@@ -67,6 +67,8 @@ pub const HTTP_GRACE: Duration = Duration::from_secs(5);
 /// Requests with more header fields than this get 431 (hyper's default,
 /// which the server keeps).
 pub const MAX_HEADERS: usize = 100;
+/// Connections the `--metrics-listen` server takes at once.
+const METRICS_CONNECTIONS: usize = 8;
 /// File descriptors kept out of `max_connections`: the database and its
 /// readers, the delivery workers' connections (64), logs.
 const RESERVED_FDS: u64 = 256;
@@ -456,6 +458,12 @@ async fn serve_metrics(
     let router = Router::new()
         .route("/metrics", get(metrics))
         .with_state(app);
+    // A scraper or two: a handful of connections, not another share of
+    // the open-file limit.
+    let limits = crate::http_server::Limits {
+        max_connections: METRICS_CONNECTIONS,
+        ..limits
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http_server::run(listener, router, limits, stopped));
     Ok((addr, stop, task))
