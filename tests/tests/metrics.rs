@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use prometheus_parse::{Scrape, Value};
-use sluice_tests::{ADMIN_TOKEN, Harness, Running, Sink, eventually, github_headers};
+use sluice_tests::{ADMIN_TOKEN, Harness, ListApp, Running, Sink, eventually, github_headers};
 
 const GH_SECRET: &str = "gh-secret-for-metrics-tests";
 const WAIT: Duration = Duration::from_secs(20);
@@ -223,5 +223,50 @@ async fn without_an_admin_token_metrics_are_off_unless_on_their_own_address() {
             .0,
         404
     );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_polls_count_by_result_and_their_emitted_items() {
+    let app = ListApp::start().await;
+    for n in 1..=3 {
+        app.add(serde_json::json!({ "id": n, "type": "t" }));
+    }
+    let sink = Sink::start(200).await;
+    let config = format!(
+        r#"
+[admin]
+token = "env:ADMIN_TOKEN"
+
+[[pollers]]
+id = "app"
+url = "{}"
+item_id = "/id"
+type = "/type"
+allow_local = true
+emit_existing = true
+
+[[subscriptions]]
+id = "out"
+source = "app"
+events = ["*"]
+url = "{}"
+allow_local = true
+"#,
+        app.url(),
+        sink.url()
+    );
+    let mut h = Harness::new(&config, &[("ADMIN_TOKEN", ADMIN_TOKEN)]);
+    h.opts.shutdown_grace = Duration::from_secs(1);
+    let gw = h.start().await;
+    eventually(WAIT, "three deliveries", || sink.count() == 3).await;
+
+    let s = scrape(&gw).await;
+    let poller = ("poller", "app");
+    assert_eq!(
+        value(&s, "sluice_polls_total", &[poller, ("result", "polled")]),
+        1.0
+    );
+    assert_eq!(value(&s, "sluice_poll_items_emitted_total", &[poller]), 3.0);
     gw.stop().await;
 }
