@@ -119,6 +119,10 @@ pub struct VerifyArgs {
 pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
     pub listen: SocketAddr,
+    /// Also serve `/metrics` here, without the admin token (bind it to a
+    /// private address). `/metrics` on --listen needs the token.
+    #[arg(long, value_name = "ADDR", env = "SLUICE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// A request's headers must arrive within this, or the connection is
     /// closed (also the idle time allowed between keep-alive requests).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             raise_open_file_limit();
             let mut opts = ServeOptions::new(config, args.listen, cli.backend.db);
             opts.env_file = cli.backend.env_file;
+            opts.metrics_listen = args.metrics_listen;
             opts.header_timeout = args.header_timeout;
             opts.body_timeout = args.body_timeout;
             opts.max_connections = args.max_connections;

@@ -16,10 +16,11 @@ use sluice::admin::{Admin, AdminError};
 use sluice::config::{ConfigError, ConfigFile};
 use sluice::delivery::http::{HttpOptions, HttpTransport};
 use sluice::error::{ReceiveError, Unavailable};
+use sluice::local::metrics::GatewayMetrics;
 use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
-use sluice::pipeline::receive::{Reply, receive};
+use sluice::pipeline::receive::{Reply, receive, refusal_outcome};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -29,6 +30,10 @@ use tokio::task::JoinHandle;
 pub struct ServeOptions {
     pub config: PathBuf,
     pub listen: SocketAddr,
+    /// A second address serving `/metrics` alone, without the bearer token
+    /// (for a scraper on a private network); `/metrics` on `listen` keeps
+    /// the admin token either way.
+    pub metrics_listen: Option<SocketAddr>,
     pub db: PathBuf,
     /// `KEY=value` file for `env:` secrets; the process environment wins.
     pub env_file: PathBuf,
@@ -62,6 +67,8 @@ pub const HTTP_GRACE: Duration = Duration::from_secs(5);
 /// Requests with more header fields than this get 431 (hyper's default,
 /// which the server keeps).
 pub const MAX_HEADERS: usize = 100;
+/// Connections the `--metrics-listen` server takes at once.
+const METRICS_CONNECTIONS: usize = 8;
 /// File descriptors kept out of `max_connections`: the database and its
 /// readers, the delivery workers' connections (64), logs.
 const RESERVED_FDS: u64 = 256;
@@ -71,6 +78,7 @@ impl ServeOptions {
         Self {
             config,
             listen,
+            metrics_listen: None,
             db,
             env_file: PathBuf::from(".env"),
             runtime: RuntimeOptions::default(),
@@ -115,6 +123,9 @@ struct App {
     store: RoutingStore,
     admin: Admin,
     body_timeout: Duration,
+    metrics: Arc<GatewayMetrics>,
+    /// Read for the queue gauges when `/metrics` is scraped.
+    db: SqliteStore,
 }
 
 /// A running embedded gateway.
@@ -124,6 +135,8 @@ pub struct Gateway {
     addr: SocketAddr,
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<()>,
+    /// The `--metrics-listen` server, if any: its address, stop and task.
+    metrics_http: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
     runtime: LocalRuntime,
     grace: Duration,
 }
@@ -214,13 +227,16 @@ impl Gateway {
             store: runtime.receive_store(),
             admin,
             body_timeout: opts.body_timeout,
+            metrics: runtime.metrics(),
+            db: store.clone(),
         });
         let router = Router::new()
             .route("/hooks/{source}", post(hook))
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics_with_token))
             .route("/admin", any(admin_api))
             .route("/admin/{*rest}", any(admin_api))
-            .with_state(app);
+            .with_state(app.clone());
         let listener =
             TcpListener::bind(opts.listen)
                 .await
@@ -238,12 +254,17 @@ impl Gateway {
             max_header_bytes: opts.max_header_bytes,
             grace: opts.http_grace,
         };
+        let metrics_http = match opts.metrics_listen {
+            Some(at) => Some(serve_metrics(at, app, limits).await?),
+            None => None,
+        };
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http = tokio::spawn(crate::http_server::run(listener, router, limits, stopped));
         tracing::info!(
             %addr,
             db = %opts.db.display(),
             admin = admin_enabled,
+            metrics_listen = ?metrics_http.as_ref().map(|(at, _, _)| *at),
             max_connections = limits.max_connections,
             "sluice gateway listening"
         );
@@ -252,6 +273,7 @@ impl Gateway {
             addr,
             stop_http,
             http,
+            metrics_http,
             runtime,
             grace: opts.shutdown_grace,
         })
@@ -261,10 +283,19 @@ impl Gateway {
         self.addr
     }
 
+    /// Where `--metrics-listen` serves `/metrics` without a token.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_ref().map(|(at, _, _)| *at)
+    }
+
     /// Stop accepting webhooks, finish in-flight requests (those still open
     /// after the HTTP grace are dropped) and deliveries.
     pub async fn shutdown(self) {
         let _ = self.stop_http.send(());
+        if let Some((_, stop, task)) = self.metrics_http {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         let _ = self.http.await;
         self.runtime.shutdown(self.grace).await;
         tracing::info!("sluice gateway stopped");
@@ -278,7 +309,9 @@ async fn hook(
     body: Body,
 ) -> Response {
     let limit = app.registry.max_body_bytes();
-    let result = match read_body(body, limit, app.body_timeout).await {
+    let body = read_body(body, limit, app.body_timeout).await;
+    let looked_up = body.is_ok();
+    let result = match body {
         Ok(body) => {
             receive(
                 app.registry.as_ref(),
@@ -299,6 +332,18 @@ async fn hook(
             "could not read the body".to_owned(),
         )),
     };
+    // Only a source that exists becomes a label value (never the path of
+    // a probe); a body that could not be read never reached the lookup.
+    let known = looked_up && !matches!(result, Err(ReceiveError::UnknownSource));
+    let (outcome, reason) = match &result {
+        Ok(receipt) => (receipt.outcome(), ""),
+        Err(e) => match refusal_outcome(e.status()) {
+            "rejected" => ("rejected", e.code()),
+            other => (other, ""),
+        },
+    };
+    app.metrics
+        .received(known.then_some(source.as_str()), outcome, reason);
     let request_id = sluice::error::new_request_id();
     let mut resp = json_reply(Reply::from_result(&result, &source, &request_id));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -370,6 +415,58 @@ async fn admin_api(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
     let mut resp = resp.map(Body::from);
     close_if_timed_out(&mut resp);
     resp
+}
+
+/// `/metrics` on the main listener: guarded like the admin API (404 with
+/// no admin token configured, 401 without the token).
+async fn metrics_with_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = sluice::admin::api::authorize(&app.admin, &headers) {
+        return sluice::admin::api::error_response(&e).map(Body::from);
+    }
+    metrics(State(app)).await
+}
+
+/// The exposition, the queue gauges read now.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match app.metrics.render(&app.db).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(sluice::local::metrics::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// `--metrics-listen`: `/metrics` alone, without the token, on its own
+/// listener (the same HTTP limits as the main one).
+async fn serve_metrics(
+    at: SocketAddr,
+    app: Arc<App>,
+    limits: crate::http_server::Limits,
+) -> Result<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>), ServeError> {
+    let listen = |source| ServeError::Listen { addr: at, source };
+    let listener = TcpListener::bind(at).await.map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(app);
+    // A scraper or two: a handful of connections, not another share of
+    // the open-file limit.
+    let limits = crate::http_server::Limits {
+        max_connections: METRICS_CONNECTIONS,
+        ..limits
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(crate::http_server::run(listener, router, limits, stopped));
+    Ok((addr, stop, task))
 }
 
 async fn healthz() -> Response {

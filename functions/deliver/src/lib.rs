@@ -101,13 +101,9 @@ impl MessageOutcome {
 
     fn metric(&self) -> &'static str {
         match self {
-            Self::Task(deliver::Outcome::Delivered) => "delivered",
-            Self::Task(deliver::Outcome::Failed) | Self::NotATask => "failed",
-            Self::Task(deliver::Outcome::Skipped) => "skipped",
-            Self::Task(deliver::Outcome::Retrying) => "retried",
-            Self::Task(deliver::Outcome::PutBack) => "put_back",
-            Self::Task(deliver::Outcome::Paused(_)) => "paused",
-            Self::Unavailable => "unavailable",
+            Self::Task(outcome) => outcome.metric(),
+            Self::NotATask => deliver::Outcome::Failed.metric(),
+            Self::Unavailable => deliver::UNAVAILABLE,
         }
     }
 }

@@ -21,7 +21,7 @@ use lambda_http::aws_lambda_events::encodings::Body;
 use sluice::aws::Metrics;
 use sluice::config::Registry;
 use sluice::error::{REQUEST_ID_HEADER, ReceiveError, new_request_id};
-use sluice::pipeline::receive::{Receipt, Reply, receive};
+use sluice::pipeline::receive::{Receipt, Reply, receive, refusal_outcome};
 use sluice::store::EventStore;
 
 /// The `Function` dimension of this function's metrics.
@@ -248,11 +248,11 @@ fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
 fn count(metrics: &mut Metrics, source: Option<&str>, result: &Result<Receipt, u16>, code: &str) {
     metrics.incr(source, "received");
     match result {
-        Ok(Receipt::Accepted { .. }) => metrics.incr(source, "accepted"),
-        Ok(Receipt::Duplicate { .. }) => metrics.incr(source, "duplicates"),
-        Ok(Receipt::Handshake(_)) => metrics.incr(source, "handshakes"),
-        Err(503) => metrics.incr(source, "unavailable"),
-        Err(_) => metrics.rejected(source, code),
+        Ok(receipt) => metrics.incr(source, receipt.outcome()),
+        Err(status) => match refusal_outcome(*status) {
+            "rejected" => metrics.rejected(source, code),
+            other => metrics.incr(source, other),
+        },
     }
 }
 

@@ -261,12 +261,14 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Bytes> {
     resp
 }
 
-fn authorize(admin: &Admin, req: &Request<Bytes>) -> Result<(), AdminError> {
+/// The bearer check of the admin API, also guarding `sluice serve`'s
+/// `/metrics`: disabled (404) without a token, else 401 unless the
+/// `Authorization` header carries it.
+pub fn authorize(admin: &Admin, headers: &http::HeaderMap) -> Result<(), AdminError> {
     if !admin.enabled() {
         return Err(AdminError::Disabled);
     }
-    let token = req
-        .headers()
+    let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -337,7 +339,7 @@ async fn dispatch(
 ) -> Result<Reply, AdminError> {
     // Before routing, so an unauthenticated caller learns nothing of it.
     if caller == Caller::Http {
-        authorize(admin, req)?;
+        authorize(admin, req.headers())?;
     }
     let (route, params) = match_route(req.method(), req.uri().path())?;
     let id = params.first().cloned().unwrap_or_default();

@@ -7,20 +7,31 @@
 //! full one and `[Function]` alone, so a function's totals need no metric
 //! math.
 //!
-//! | metric | unit | function | meaning |
-//! |---|---|---|---|
-//! | `received` | Count | receive | requests answered |
-//! | `accepted` | Count | receive | new events committed |
-//! | `duplicates` | Count | receive | duplicates dropped |
-//! | `rejected` | Count | receive | refused requests (`Reason` = the error code) |
-//! | `unavailable` | Count | all | a port (store, queue, config) failed; retried |
-//! | `enqueued` | Count | enqueue | delivery tasks queued |
-//! | `unrouted` | Count | enqueue | events that matched no subscription |
-//! | `delivered` | Count | deliver | deliveries that got a 2xx |
-//! | `retried` | Count | deliver | failed attempts scheduled for a retry |
-//! | `failed` | Count | enqueue, deliver | stream records reported as failed; deliveries dead-lettered (exhausted, 410, impossible) |
-//! | `skipped` | Count | deliver | redelivered messages of finished deliveries |
-//! | `delivery_latency` | Milliseconds | deliver | time of each HTTP attempt |
+//! | metric | unit | function | meaning | `sluice serve` (`/metrics`) |
+//! |---|---|---|---|---|
+//! | `received` | Count | receive | requests answered | `sluice_received_total` |
+//! | `accepted` | Count | receive | new events committed | `sluice_received_total{outcome="accepted"}` |
+//! | `duplicates` | Count | receive | duplicates dropped | `…{outcome="duplicates"}` |
+//! | `handshakes` | Count | receive | provider handshakes answered (Slack `url_verification`) | `…{outcome="handshakes"}` |
+//! | `rejected` | Count | receive | refused requests (`Reason` = the error code) | `…{outcome="rejected",reason=…}` |
+//! | `unavailable` | Count | all | a port (store, queue, config) failed; retried | receive: `…{outcome="unavailable"}`; deliver: `sluice_deliveries_total{outcome="unavailable"}` |
+//! | `enqueued` | Count | enqueue | delivery tasks queued | |
+//! | `unrouted` | Count | enqueue | events that matched no subscription | |
+//! | `delivered` | Count | deliver | deliveries that got a 2xx | `sluice_deliveries_total{outcome="delivered"}` |
+//! | `retried` | Count | deliver | failed attempts scheduled for a retry | `…{outcome="retried"}` |
+//! | `failed` | Count | enqueue, deliver | stream records reported as failed (enqueue); deliveries dead-lettered: exhausted, 410, impossible (deliver) | deliver's: `…{outcome="failed"}` |
+//! | `skipped` | Count | deliver | redelivered messages of finished deliveries | `…{outcome="skipped"}` |
+//! | `put_back` | Count | deliver | messages put back: another copy holds the lease, or the attempt is not due | `…{outcome="put_back"}` |
+//! | `paused` | Count | deliver | tasks of a paused subscription, left waiting | `…{outcome="paused"}` |
+//! | `delivery_latency` | Milliseconds | deliver | time of each HTTP attempt | `sluice_delivery_latency_seconds` (a histogram, in seconds) |
+//!
+//! The outcome names come from one place for both backends
+//! (`pipeline::receive::Receipt::outcome`, `refusal_outcome`,
+//! `pipeline::deliver::Outcome::metric`): an EMF metric here is an
+//! `outcome` label value of `sluice serve`'s metrics (`local/metrics.rs`),
+//! where the Prometheus naming puts the dimension in a label. The queue
+//! depths and ages on AWS are SQS's own metrics
+//! (`ApproximateNumberOfMessagesVisible`, `ApproximateAgeOfOldestMessage`).
 //!
 //! One line is printed per distinct (`Source`, `Reason`) pair of the
 //! invocation: a receive invocation prints exactly one, a batch that spans

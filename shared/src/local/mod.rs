@@ -7,6 +7,7 @@
 //! becomes a table with visibility timeouts, receive counts and dead letters.
 
 pub mod admin;
+pub mod metrics;
 pub mod poller_state;
 mod readers;
 pub mod registry;

@@ -3,20 +3,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::metrics::GatewayMetrics;
 pub use super::registry::LocalRegistry;
 use super::store::duration_ms;
 use super::{OutboxEntry, SqliteStore};
 use crate::config::{Policy, Registry};
-use crate::delivery::Transport;
+use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
-use crate::pipeline::deliver::{DeliverOptions, DeliverPorts, Disposition, deliver};
+use crate::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
 use crate::pipeline::enqueue::{Stored, log_routed, route};
 use crate::poll::{Fetch, PollPorts, poll_due};
 use crate::store::{Claim, Commit, EventStore, Lease};
@@ -79,6 +80,7 @@ pub struct LocalRuntime {
     stop: watch::Sender<bool>,
     workers: JoinSet<()>,
     receive_store: RoutingStore,
+    metrics: Arc<GatewayMetrics>,
 }
 
 struct Shared {
@@ -88,6 +90,7 @@ struct Shared {
     options: RuntimeOptions,
     /// Handles of finished messages, deleted in batches by `ack_worker`.
     acks: mpsc::Sender<String>,
+    metrics: Arc<GatewayMetrics>,
 }
 
 impl LocalRuntime {
@@ -102,12 +105,14 @@ impl LocalRuntime {
         let (acks, ack_rx) = mpsc::channel(ACK_BATCH * 8);
         let mut workers = JoinSet::new();
         workers.spawn(ack_worker(store.clone(), ack_rx));
+        let metrics = Arc::new(GatewayMetrics::new());
         let shared = Arc::new(Shared {
             registry,
             store,
             transport,
             options,
             acks,
+            metrics: metrics.clone(),
         });
         let (handoff, handoff_rx) = mpsc::channel(shared.options.max_in_flight.max(1) * 2);
         let receive_store = RoutingStore {
@@ -130,7 +135,14 @@ impl LocalRuntime {
             stop,
             workers,
             receive_store,
+            metrics,
         }
+    }
+
+    /// The metrics these workers record, for the receive path to add to
+    /// and for `/metrics` to render.
+    pub fn metrics(&self) -> Arc<GatewayMetrics> {
+        self.metrics.clone()
     }
 
     /// The store the receive path should commit through: it routes each
@@ -665,13 +677,26 @@ async fn queue_due(store: &SqliteStore) -> bool {
 }
 
 async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) -> String {
+    let timed = Timed {
+        transport: shared.transport.as_ref(),
+        metrics: &shared.metrics,
+        subscription: &msg.task.subscription,
+    };
     let ports = DeliverPorts {
         registry: shared.registry.as_ref(),
         store: &shared.store,
         queue: &shared.store,
-        transport: shared.transport.as_ref(),
+        transport: &timed,
     };
-    match deliver(&ports, &msg, &shared.options.deliver).await {
+    let result = deliver(&ports, &msg, &shared.options.deliver).await;
+    let task = &msg.task;
+    shared.metrics.delivery(
+        &task.subscription,
+        result
+            .as_ref()
+            .map_or(deliver::UNAVAILABLE, |outcome| outcome.metric()),
+    );
+    match result {
         Ok(outcome) if outcome.disposition() == Disposition::Done => {
             // Closed only once the workers are gone; then the message comes
             // back after its visibility timeout and is skipped as finished.
@@ -679,11 +704,29 @@ async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) -> String {
         }
         Ok(_) => {}
         Err(e) => {
-            let task = &msg.task;
             tracing::warn!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "delivery step failed; the task comes back after its visibility timeout");
         }
     }
     msg.task.subscription
+}
+
+/// Passes an attempt on to the transport and records how long it took
+/// (the pipeline's outcome says what happened, not how long it took).
+struct Timed<'a> {
+    transport: &'a dyn Transport,
+    metrics: &'a GatewayMetrics,
+    subscription: &'a str,
+}
+
+#[async_trait]
+impl Transport for Timed<'_> {
+    async fn send(&self, req: &OutboundRequest) -> Result<DeliveryResponse, DeliveryError> {
+        let clock = Instant::now();
+        let result = self.transport.send(req).await;
+        self.metrics
+            .attempt_latency(self.subscription, clock.elapsed());
+        result
+    }
 }
 
 /// Deletes finished messages, as many per store write as have gathered
@@ -773,7 +816,10 @@ async fn poll_worker(
                 fetch: fetch.as_ref(),
                 secrets: shared.registry.secrets(),
             };
-            poll_due(&configs, &Policy::EMBEDDED, &ports, SystemTime::now()).await;
+            let reports = poll_due(&configs, &Policy::EMBEDDED, &ports, SystemTime::now()).await;
+            for report in &reports {
+                shared.metrics.poll(report);
+            }
         });
     }
 }

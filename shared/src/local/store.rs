@@ -630,6 +630,25 @@ impl SqliteStore {
         self.read(|c| count(c, "SELECT count(*) FROM queue")).await
     }
 
+    /// The queue gauges of `/metrics`, in one read: the counts, and the
+    /// oldest task by rowid (ids only grow, so that is the first queued,
+    /// found without a scan).
+    pub async fn queue_stats(&self) -> Result<super::metrics::QueueStats, Unavailable> {
+        let now = now_ms();
+        self.read(move |c| {
+            let oldest: Option<i64> = c
+                .prepare_cached("SELECT sent_at_ms FROM queue ORDER BY id LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(super::metrics::QueueStats {
+                depth: count(c, "SELECT count(*) FROM queue")? as i64,
+                oldest_age_ms: oldest.map_or(0, |at| (now - at).max(0)),
+                dead_letters: count(c, "SELECT count(*) FROM dead_letters")? as i64,
+            })
+        })
+        .await
+    }
+
     /// Deletes events whose dedup window ended before `now_ms` and that are
     /// settled (routed, no pending delivery), with their deliveries and
     /// attempts. Dead letters are kept. Until it is purged, an event still

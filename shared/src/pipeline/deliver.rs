@@ -70,6 +70,10 @@ pub enum Outcome {
     Paused(Parked),
 }
 
+/// The metric name of a delivery step that a port interrupted (the task
+/// comes back after its visibility timeout).
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// What the runtime does with the message afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -80,6 +84,19 @@ pub enum Disposition {
 }
 
 impl Outcome {
+    /// Its name in the metrics of both backends (an EMF metric on AWS, the
+    /// `outcome` label of `sluice_deliveries_total` on one machine).
+    pub fn metric(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retried",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::PutBack => "put_back",
+            Self::Paused(_) => "paused",
+        }
+    }
+
     pub fn disposition(self) -> Disposition {
         match self {
             Self::Delivered | Self::Failed | Self::Skipped | Self::Paused(Parked::Copied) => {

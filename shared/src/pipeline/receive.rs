@@ -38,6 +38,29 @@ pub enum Receipt {
     Handshake(String),
 }
 
+impl Receipt {
+    /// Its name in the metrics of both backends (an EMF metric on AWS, the
+    /// `outcome` label of `sluice_received_total` on one machine).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Duplicate { .. } => "duplicates",
+            Self::Handshake(_) => "handshakes",
+        }
+    }
+}
+
+/// The metric name of a refused request answered with `status`: a 503 is
+/// `unavailable` (the provider retries it), anything else `rejected`
+/// (with the error code as its reason).
+pub fn refusal_outcome(status: u16) -> &'static str {
+    if status == 503 {
+        "unavailable"
+    } else {
+        "rejected"
+    }
+}
+
 /// An HTTP answer, independent of the server framework.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
