@@ -17,9 +17,10 @@ use sluice::admin::{Admin, AdminPorts, PollerPorts};
 use sluice::config::{Registry, Source, SourceError, Subscription};
 use sluice::delivery::HttpOptions;
 use sluice::error::Unavailable;
+use sluice::gate::Gate;
 use sluice::local::registry::RegistryError;
 use sluice::local::runtime::RoutingStore;
-use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
+use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::poll::{Fetch, FetchError, HttpFetch};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::sync::OnceCell;
@@ -85,7 +86,7 @@ impl Backend {
 
 pub async fn open(opts: &BackendOptions) -> Result<Backend, CliError> {
     match opts {
-        BackendOptions::Embedded(o) => embedded(o),
+        BackendOptions::Embedded(o) => embedded(o).await,
         BackendOptions::Aws(o) => aws(o).await,
     }
 }
@@ -106,7 +107,7 @@ async fn aws(_: &AwsOptions) -> Result<Backend, CliError> {
 }
 
 /// The embedded backend: the same store and secrets `sluice serve` builds.
-pub fn embedded(opts: &EmbeddedOptions) -> Result<Backend, CliError> {
+pub async fn embedded(opts: &EmbeddedOptions) -> Result<Backend, CliError> {
     if !opts.create && !opts.db.exists() {
         return Err(CliError::Unavailable(format!(
             "no database at {} (give the --db that `sluice serve` uses, or set SLUICE_DB)",
@@ -122,8 +123,19 @@ pub fn embedded(opts: &EmbeddedOptions) -> Result<Backend, CliError> {
         loaded: OnceCell::new(),
     });
     let fetch = embedded_fetch().map_err(|e| CliError::Unavailable(e.to_string()))?;
+    // The circuits as the gateway last saved them.
+    let gate = LocalGate::load(store.clone())
+        .await
+        .map_err(|e| CliError::Unavailable(e.to_string()))?;
     let admin = Admin::new(
-        embedded_ports(&store, secrets, registry.clone(), registry.clone(), fetch),
+        embedded_ports(
+            &store,
+            secrets,
+            registry.clone(),
+            registry.clone(),
+            fetch,
+            Arc::new(gate),
+        ),
         None,
     )
     .map_err(CliError::Usage)?;
@@ -141,6 +153,7 @@ pub fn embedded_ports(
     registry: Arc<dyn Registry>,
     reload: Arc<dyn Reload>,
     fetch: Arc<dyn Fetch>,
+    gate: Arc<dyn Gate>,
 ) -> AdminPorts {
     AdminPorts {
         config: Arc::new(store.clone()),
@@ -158,6 +171,7 @@ pub fn embedded_ports(
             store: Arc::new(RoutingStore::queueing(store.clone(), registry)),
             fetch,
         },
+        gate,
     }
 }
 

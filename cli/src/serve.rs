@@ -19,7 +19,7 @@ use sluice::error::{ReceiveError, Unavailable};
 use sluice::local::metrics::GatewayMetrics;
 use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
-use sluice::local::{LocalRegistry, LocalSecrets, SqliteStore};
+use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::pipeline::receive::{Reply, receive, refusal_outcome};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
@@ -126,6 +126,8 @@ struct App {
     metrics: Arc<GatewayMetrics>,
     /// Read for the queue gauges when `/metrics` is scraped.
     db: SqliteStore,
+    /// Read for the circuit gauges.
+    gate: Arc<LocalGate>,
 }
 
 /// A running embedded gateway.
@@ -182,6 +184,8 @@ impl Gateway {
         // Polled apps pass the same guard as destinations.
         let fetch =
             crate::backend::embedded_fetch().map_err(|e| ServeError::Transport(e.to_string()))?;
+        // The circuits saved by the last run: an open one stays open.
+        let gate = Arc::new(LocalGate::load(store.clone()).await.map_err(store_error)?);
         let admin = Admin::new(
             crate::backend::embedded_ports(
                 &store,
@@ -189,6 +193,7 @@ impl Gateway {
                 registry.clone(),
                 registry.clone(),
                 fetch.clone(),
+                gate.clone(),
             ),
             token.as_ref(),
         )
@@ -217,6 +222,7 @@ impl Gateway {
             registry.clone(),
             store.clone(),
             Arc::new(transport),
+            gate.clone(),
             fetch,
             opts.runtime.clone(),
         );
@@ -229,6 +235,7 @@ impl Gateway {
             body_timeout: opts.body_timeout,
             metrics: runtime.metrics(),
             db: store.clone(),
+            gate,
         });
         let router = Router::new()
             .route("/hooks/{source}", post(hook))
@@ -428,7 +435,7 @@ async fn metrics_with_token(State(app): State<Arc<App>>, headers: HeaderMap) -> 
 
 /// The exposition, the queue gauges read now.
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    match app.metrics.render(&app.db).await {
+    match app.metrics.render(&app.db, &app.gate).await {
         Ok(text) => (
             StatusCode::OK,
             [(

@@ -15,6 +15,7 @@ use crate::error::Unavailable;
 use crate::filter::PayloadFilter;
 pub use crate::format::Format;
 use crate::format::Template;
+use crate::gate::{Breaker, Controls};
 use crate::poll::{PollerConfig, validate_poller};
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
@@ -141,6 +142,16 @@ pub struct SubscriptionConfig {
     /// until `until`, so receivers can switch without a gap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_signing_secret: Option<PreviousSecret>,
+    /// At most this many requests per second, minute or hour (`"20/s"`),
+    /// sent evenly; `"unlimited"` turns off a chat format's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// At most this many requests out at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// When to stop sending to a destination that keeps failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<Breaker>,
 }
 
 /// A replaced signing secret and the end of its overlap.
@@ -382,6 +393,7 @@ pub fn validate_subscription(sub: &SubscriptionConfig, policy: &Policy) -> Resul
     retry_policy(sub)?;
     template(sub)?;
     payload_filter(sub)?;
+    controls(sub)?;
     Ok(())
 }
 
@@ -498,6 +510,7 @@ pub(crate) fn routing_view(
         previous_signing_key: None,
         retry: retry_policy(sub)?,
         allow_local: sub.allow_local,
+        controls: controls(sub)?,
         enabled,
     })
 }
@@ -588,6 +601,17 @@ pub(crate) fn payload_filter(
         .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))
 }
 
+/// The subscription's delivery controls, its format's defaults applied.
+pub(crate) fn controls(sub: &SubscriptionConfig) -> Result<Controls, ConfigError> {
+    Controls::new(
+        sub.format,
+        sub.rate_limit.as_deref(),
+        sub.max_in_flight,
+        sub.circuit_breaker,
+    )
+    .map_err(|e| ConfigError::Invalid(format!("subscription {:?}: {e}", sub.id)))
+}
+
 /// The subscription's compiled template: errors surface at load time.
 fn template(sub: &SubscriptionConfig) -> Result<Option<Template>, ConfigError> {
     Template::for_subscription(
@@ -625,6 +649,8 @@ pub struct Subscription {
     pub previous_signing_key: Option<(SigningKey, SystemTime)>,
     pub retry: RetryPolicy,
     pub allow_local: bool,
+    /// Rate limit, in-flight cap and circuit breaker.
+    pub controls: Controls,
     /// Shared by every view of the subscription in one registry, so that
     /// disabling it (a 410) reaches them all.
     enabled: Arc<AtomicBool>,

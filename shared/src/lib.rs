@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod filter;
 pub mod format;
+pub mod gate;
 pub mod model;
 pub mod pipeline;
 pub mod poll;

@@ -20,6 +20,7 @@ use crate::config::{
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
+use crate::gate::{Breaker, Controls};
 use crate::poll::config::HeaderSetting;
 use crate::poll::{PollerConfig, resolve_poller, validate_poller};
 use crate::secrets::{Secret, SecretRef};
@@ -141,6 +142,12 @@ struct SubscriptionCreate {
     retry_schedule: Option<Vec<HumanDuration>>,
     #[serde(default)]
     allow_local: bool,
+    #[serde(default)]
+    rate_limit: Option<String>,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    #[serde(default)]
+    circuit_breaker: Option<Breaker>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +171,12 @@ struct SubscriptionPatch {
     retry_schedule: Option<Option<Vec<HumanDuration>>>,
     #[serde(default)]
     allow_local: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    rate_limit: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_in_flight: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    circuit_breaker: Option<Option<Breaker>>,
 }
 
 #[derive(Deserialize)]
@@ -728,9 +741,18 @@ impl Admin {
         Ok(Reply::ok(json!({ "subscriptions": subs })))
     }
 
+    /// A subscription, with its delivery controls in effect and the state
+    /// of its circuit.
     pub(crate) async fn get_subscription(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Subscription, id).await?;
-        Ok(Reply::ok(entry_view(&entry)))
+        let mut view = entry_view(&entry);
+        if let ConfigItem::Subscription(s) = &entry.item
+            && let Ok(controls) = crate::config::controls(s)
+        {
+            let state = self.ports.gate.state(id).await?;
+            view["delivery_controls"] = views::controls(&controls, state.as_ref());
+        }
+        Ok(Reply::ok(view))
     }
 
     async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
@@ -774,6 +796,13 @@ impl Admin {
         if let Some(f) = &s.filter {
             PayloadFilter::compile(f).map_err(|e| AdminError::invalid("filter", e.to_string()))?;
         }
+        Controls::new(
+            s.format,
+            s.rate_limit.as_deref(),
+            s.max_in_flight,
+            s.circuit_breaker,
+        )
+        .map_err(|e| AdminError::invalid(e.field(), e.to_string()))?;
         Ok(())
     }
 
@@ -807,6 +836,9 @@ impl Admin {
             retry_schedule: input.retry_schedule,
             allow_local: input.allow_local,
             previous_signing_secret: None,
+            rate_limit: input.rate_limit,
+            max_in_flight: input.max_in_flight,
+            circuit_breaker: input.circuit_breaker,
         };
         self.check_subscription(&config).await?;
         self.check_unused(Kind::Subscription, &config.id).await?;
@@ -876,6 +908,15 @@ impl Admin {
         if let Some(v) = patch.allow_local {
             config.allow_local = v;
         }
+        if let Some(v) = patch.rate_limit {
+            config.rate_limit = v;
+        }
+        if let Some(v) = patch.max_in_flight {
+            config.max_in_flight = v;
+        }
+        if let Some(v) = patch.circuit_breaker {
+            config.circuit_breaker = v;
+        }
         self.check_subscription(&config).await?;
         let item = ConfigItem::Subscription(config);
         self.check_whole(Some(&item)).await?;
@@ -902,6 +943,11 @@ impl Admin {
                 .cloned()
                 .collect();
             self.forget_secrets(&refs).await;
+        }
+        // A subscription created later under this id starts afresh; a
+        // leftover state would only be a closed circuit's worth of history.
+        if let Err(e) = self.ports.gate.forget(id).await {
+            tracing::warn!(subscription = id, error = %e, "delivery controls' state not forgotten");
         }
         self.make_live().await;
         Ok(Reply::no_content())

@@ -55,6 +55,9 @@ pub struct AdminPorts {
     pub policy: crate::config::Policy,
     /// Pollers' state, and what "poll now" needs.
     pub pollers: PollerPorts,
+    /// The subscriptions' delivery controls: circuits shown, a deleted
+    /// subscription's state forgotten.
+    pub gate: Arc<dyn crate::gate::Gate>,
 }
 
 /// The ports of the pollers in the admin API: their state (shown, and

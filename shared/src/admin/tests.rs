@@ -73,6 +73,7 @@ async fn fixture_under(token: Option<&str>, policy: Policy) -> Fixture {
             reload: registry.clone(),
             policy,
             pollers: pollers.clone(),
+            gate: Arc::new(crate::gate::MemoryGate::default()),
         },
         token.as_ref(),
     )
@@ -256,6 +257,7 @@ async fn the_token_guards_every_route_and_a_missing_token_disables_the_api() {
             reload: f.registry.clone(),
             policy: Policy::EMBEDDED,
             pollers: super::fakes::poller_ports().2,
+            gate: Arc::new(crate::gate::MemoryGate::default()),
         },
         Some(&short),
     )

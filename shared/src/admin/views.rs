@@ -12,6 +12,7 @@ use super::ports::{
     ConfigEntry, DeadLetterRecord, DeliveryCounts, EventRecord, EventSummary, ReplayCandidate,
 };
 use crate::config::{SourceConfig, SubscriptionConfig};
+use crate::gate::{Circuit, Controls, GateState};
 use crate::model::{Attempt, EventKey};
 use crate::poll::PollerConfig;
 
@@ -58,6 +59,45 @@ pub(crate) fn subscription(s: &SubscriptionConfig, entry: &ConfigEntry) -> Value
         .map(|p| rfc3339_time(p.until));
     v["previous_secret_until"] = json!(previous_until);
     meta(v, entry)
+}
+
+/// A subscription's delivery controls in effect (its format's default
+/// rate included) and its gate's state: the circuit, and the sends out now.
+pub(crate) fn controls(c: &Controls, state: Option<&GateState>) -> Value {
+    let default = GateState::default();
+    let state = state.unwrap_or(&default);
+    let now = crate::time::now_ms();
+    let circuit = &state.circuit;
+    let mut circuit_view = json!({
+        "state": circuit.name(),
+        "consecutive_failures": circuit.failures(),
+    });
+    match circuit {
+        Circuit::Closed { .. } => {}
+        Circuit::Open {
+            since_ms,
+            probe_at_ms,
+            opened,
+            ..
+        } => {
+            circuit_view["opened_at"] = json!(rfc3339(*since_ms));
+            circuit_view["next_probe_at"] = json!(rfc3339(*probe_at_ms));
+            circuit_view["failed_probes"] = json!(opened.saturating_sub(1));
+        }
+        Circuit::Probing {
+            since_ms, opened, ..
+        } => {
+            circuit_view["opened_at"] = json!(rfc3339(*since_ms));
+            circuit_view["failed_probes"] = json!(opened.saturating_sub(1));
+        }
+    }
+    json!({
+        "rate_limit": c.rate.map(|r| r.to_string()),
+        "max_in_flight": c.max_in_flight,
+        "circuit_breaker": c.breaker.enabled().then_some(c.breaker),
+        "in_flight": state.in_flight.iter().filter(|h| h.until_ms > now).count(),
+        "circuit": circuit_view,
+    })
 }
 
 fn counts(c: &DeliveryCounts) -> Value {

@@ -1187,6 +1187,9 @@ mod tests {
             retry_schedule: None,
             allow_local: false,
             previous_signing_secret: None,
+            rate_limit: None,
+            max_in_flight: None,
+            circuit_breaker: None,
         });
         // A subscription needs its source.
         let err = store.upsert_config(&sub, Origin::File).await.unwrap_err();

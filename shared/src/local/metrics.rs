@@ -12,7 +12,9 @@
 //! | metric | type | labels | EMF |
 //! |---|---|---|---|
 //! | `sluice_received_total` | counter | `source`, `outcome`, `reason` | `received`; `outcome` is `accepted`, `duplicates`, `handshakes`, `rejected` or `unavailable`; `reason` the error code of `rejected` (EMF `Reason`) |
-//! | `sluice_deliveries_total` | counter | `subscription`, `outcome` | `delivered`, `retried`, `failed`, `skipped`, `put_back`, `paused`, `unavailable` |
+//! | `sluice_deliveries_total` | counter | `subscription`, `outcome` | `delivered`, `retried`, `failed`, `skipped`, `put_back`, `paused`, `throttled` (deferred by `rate_limit` or `max_in_flight`), `held` (deferred by an open circuit), `unavailable` |
+//! | `sluice_circuit_changes_total` | counter | `subscription`, `change` | `circuit_opened`, `circuit_closed` (EMF metrics of those names) |
+//! | `sluice_circuit_open` | gauge | `subscription` | 1 while the circuit is open or probing, else 0 (subscriptions the gate has seen) |
 //! | `sluice_delivery_latency_seconds` | histogram | `subscription` | `delivery_latency` (ms there) |
 //! | `sluice_queue_depth` | gauge | | (SQS's `ApproximateNumberOfMessagesVisible`) |
 //! | `sluice_queue_oldest_age_seconds` | gauge | | (SQS's `ApproximateAgeOfOldestMessage`) |
@@ -34,8 +36,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::SqliteStore;
+use super::{LocalGate, SqliteStore};
 use crate::error::Unavailable;
+use crate::gate::{Circuit, CircuitChange};
 use crate::poll::{PollOutcome, PollReport};
 
 /// The content type of [`GatewayMetrics::render`]'s text.
@@ -57,6 +60,12 @@ struct DeliveryLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SubscriptionLabels {
     subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CircuitLabels {
+    subscription: String,
+    change: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +98,8 @@ pub struct GatewayMetrics {
     dlq_depth: Gauge,
     polls: Family<PollLabels, Counter>,
     poll_items: Family<PollerLabels, Counter>,
+    circuit_changes: Family<CircuitLabels, Counter>,
+    circuit_open: Family<SubscriptionLabels, Gauge>,
 }
 
 impl Default for GatewayMetrics {
@@ -150,6 +161,18 @@ impl GatewayMetrics {
             "Items a poller emitted as events",
             poll_items.clone(),
         );
+        let circuit_changes = Family::<CircuitLabels, Counter>::default();
+        registry.register(
+            "circuit_changes",
+            "Circuit breaker transitions, by subscription",
+            circuit_changes.clone(),
+        );
+        let circuit_open = Family::<SubscriptionLabels, Gauge>::default();
+        registry.register(
+            "circuit_open",
+            "1 while a subscription's circuit is open (its tasks held)",
+            circuit_open.clone(),
+        );
         Self {
             registry,
             received,
@@ -160,6 +183,8 @@ impl GatewayMetrics {
             dlq_depth,
             polls,
             poll_items,
+            circuit_changes,
+            circuit_open,
         }
     }
 
@@ -181,6 +206,16 @@ impl GatewayMetrics {
             .get_or_create(&DeliveryLabels {
                 subscription: subscription.to_owned(),
                 outcome,
+            })
+            .inc();
+    }
+
+    /// A circuit opened or closed.
+    pub fn circuit_change(&self, subscription: &str, change: CircuitChange) {
+        self.circuit_changes
+            .get_or_create(&CircuitLabels {
+                subscription: subscription.to_owned(),
+                change: change.as_str(),
             })
             .inc();
     }
@@ -216,7 +251,17 @@ impl GatewayMetrics {
     }
 
     /// The exposition: the queue gauges read now, then every metric.
-    pub async fn render(&self, store: &SqliteStore) -> Result<String, MetricsError> {
+    pub async fn render(
+        &self,
+        store: &SqliteStore,
+        gate: &LocalGate,
+    ) -> Result<String, MetricsError> {
+        for (subscription, state) in gate.snapshot() {
+            let open = !matches!(state.circuit, Circuit::Closed { .. });
+            self.circuit_open
+                .get_or_create(&SubscriptionLabels { subscription })
+                .set(i64::from(open));
+        }
         let stats = store.queue_stats().await?;
         self.queue_depth.set(stats.depth);
         self.dlq_depth.set(stats.dead_letters);
@@ -265,6 +310,10 @@ pub struct QueueStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Format;
+    use crate::gate::{Admission, Breaker, Controls, Gate, Verdict};
+
+    const LEASE: Duration = Duration::from_secs(75);
 
     #[test]
     fn the_poll_result_label_is_the_reports_result_field() {
@@ -297,7 +346,40 @@ mod tests {
         m.received(None, "rejected", "unknown_source");
         m.delivery("a", "retried");
         m.attempt_latency("a", Duration::from_millis(20));
-        let text = m.render(&store).await.unwrap();
+        // One failure opens "a"'s circuit; "b" has seen only successes.
+        let gate = LocalGate::load(store.clone()).await.unwrap();
+        let breaker = Breaker {
+            failures: 1,
+            probe_after: Duration::from_secs(60),
+        };
+        let controls = Controls::new(Format::Raw, None, None, Some(breaker)).unwrap();
+        for (sub, verdict) in [("a", Verdict::Failing), ("b", Verdict::Healthy)] {
+            let Admission::Go(pass) = gate.admit(sub, &controls, "o", LEASE).await.unwrap() else {
+                panic!("a closed circuit admits");
+            };
+            if let Some(change) = gate
+                .finish(sub, &controls, &pass, verdict, Duration::ZERO)
+                .await
+                .unwrap()
+            {
+                m.circuit_change(sub, change);
+            }
+        }
+        let text = m.render(&store, &gate).await.unwrap();
+        assert!(
+            text.contains(
+                r#"sluice_circuit_changes_total{subscription="a",change="circuit_opened"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sluice_circuit_open{subscription="a"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sluice_circuit_open{subscription="b"} 0"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"sluice_received_total{source="gh",outcome="accepted",reason=""} 2"#),
             "{text}"

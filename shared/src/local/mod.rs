@@ -7,6 +7,7 @@
 //! becomes a table with visibility timeouts, receive counts and dead letters.
 
 pub mod admin;
+pub mod gate;
 pub mod metrics;
 pub mod poller_state;
 mod readers;
@@ -19,5 +20,6 @@ mod writer;
 mod tests;
 
 pub use admin::LocalSecrets;
+pub use gate::LocalGate;
 pub use registry::LocalRegistry;
 pub use store::{DeadLetter, DeliveryRow, Dispatched, OutboxEntry, RoutedCommit, SqliteStore};

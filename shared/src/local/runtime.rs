@@ -12,12 +12,12 @@ use tokio::task::JoinSet;
 use super::metrics::GatewayMetrics;
 pub use super::registry::LocalRegistry;
 use super::store::duration_ms;
-use super::{OutboxEntry, SqliteStore};
+use super::{LocalGate, OutboxEntry, SqliteStore};
 use crate::config::{Policy, Registry};
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, ReceivedTask};
-use crate::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
+use crate::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, Report, deliver};
 use crate::pipeline::enqueue::{Stored, log_routed, route};
 use crate::poll::{Fetch, PollPorts, poll_due};
 use crate::store::{Claim, Commit, EventStore, Lease};
@@ -69,6 +69,7 @@ impl Default for RuntimeOptions {
                 // A resume wakes parked tasks at once (`wake_parked`); this
                 // is only the fallback.
                 pause_recheck: Duration::from_secs(3600),
+                inline_wait: crate::pipeline::deliver::INLINE_WAIT,
             },
         }
     }
@@ -87,6 +88,7 @@ struct Shared {
     registry: Arc<LocalRegistry>,
     store: SqliteStore,
     transport: Arc<dyn Transport>,
+    gate: Arc<LocalGate>,
     options: RuntimeOptions,
     /// Handles of finished messages, deleted in batches by `ack_worker`.
     acks: mpsc::Sender<String>,
@@ -98,6 +100,7 @@ impl LocalRuntime {
         registry: Arc<LocalRegistry>,
         store: SqliteStore,
         transport: Arc<dyn Transport>,
+        gate: Arc<LocalGate>,
         fetch: Arc<dyn Fetch>,
         options: RuntimeOptions,
     ) -> Self {
@@ -110,6 +113,7 @@ impl LocalRuntime {
             registry,
             store,
             transport,
+            gate,
             options,
             acks,
             metrics: metrics.clone(),
@@ -687,6 +691,7 @@ async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) -> String {
         store: &shared.store,
         queue: &shared.store,
         transport: &timed,
+        gate: shared.gate.as_ref(),
     };
     let result = deliver(&ports, &msg, &shared.options.deliver).await;
     let task = &msg.task;
@@ -694,10 +699,17 @@ async fn deliver_one(shared: Arc<Shared>, msg: ReceivedTask) -> String {
         &task.subscription,
         result
             .as_ref()
-            .map_or(deliver::UNAVAILABLE, |outcome| outcome.metric()),
+            .map_or(deliver::UNAVAILABLE, |r| r.outcome.metric()),
     );
+    if let Ok(Report {
+        circuit: Some(change),
+        ..
+    }) = result
+    {
+        shared.metrics.circuit_change(&task.subscription, change);
+    }
     match result {
-        Ok(outcome) if outcome.disposition() == Disposition::Done => {
+        Ok(r) if r.outcome.disposition() == Disposition::Done => {
             // Closed only once the workers are gone; then the message comes
             // back after its visibility timeout and is skipped as finished.
             let _ = shared.acks.send(msg.handle).await;

@@ -155,3 +155,12 @@ CREATE TABLE IF NOT EXISTS poller_state (
     lease_owner     TEXT,
     lease_until_ms  INTEGER
 ) WITHOUT ROWID;
+
+-- Delivery controls (gate/): one subscription's GateState JSON, saved when
+-- its circuit changes, so an open circuit stays open across a restart and
+-- the CLI can show it. Rate and in-flight counts live in the process.
+CREATE TABLE IF NOT EXISTS gate_state (
+    subscription  TEXT    PRIMARY KEY,
+    state         TEXT    NOT NULL,              -- JSON
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -9,9 +9,11 @@ use super::deliver::{DeliverOptions, DeliverPorts, Outcome, deliver};
 const OPTIONS: DeliverOptions = DeliverOptions {
     lease: std::time::Duration::from_secs(60),
     pause_recheck: std::time::Duration::from_secs(900),
+    inline_wait: super::deliver::INLINE_WAIT,
 };
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
 use crate::config::{ConfigError, ConfigFile, StaticRegistry};
+use crate::gate::MemoryGate;
 use crate::model::{DeliveryStatus, DeliveryTask, Event, EventKey, Headers, ReceivedTask};
 use crate::secrets::EnvSecrets;
 use crate::sign::{SigningKey, signature};
@@ -95,10 +97,11 @@ async fn a_slack_subscription_sends_slack_json_signed_over_the_sent_bytes() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     let msg = task(&key, "chat", 1);
     assert_eq!(
-        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        deliver(&ports, &msg, &OPTIONS).await.unwrap().outcome,
         Outcome::Delivered
     );
 
@@ -139,10 +142,11 @@ async fn a_template_that_fails_at_delivery_is_logged_and_dead_lettered_once() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     let msg = task(&key, "broken", 1);
     assert_eq!(
-        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        deliver(&ports, &msg, &OPTIONS).await.unwrap().outcome,
         Outcome::Failed
     );
 
@@ -220,6 +224,7 @@ async fn during_a_rotation_both_keys_sign_the_sent_bytes() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     deliver(&ports, &task(&key, "chat", 1), &OPTIONS)
         .await

@@ -10,6 +10,7 @@ use crate::config::{Registry, Subscription};
 use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
 use crate::error::Unavailable;
 use crate::format::{self, Body, RenderError};
+use crate::gate::{Admission, CircuitChange, Deferral, Gate, Verdict};
 use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
 use crate::queue::{DeliveryQueue, Parked};
 use crate::retry::Decision;
@@ -23,6 +24,7 @@ pub struct DeliverPorts<'a> {
     pub store: &'a dyn EventStore,
     pub queue: &'a dyn DeliveryQueue,
     pub transport: &'a dyn Transport,
+    pub gate: &'a dyn Gate,
 }
 
 /// Timings of the deliver step.
@@ -34,6 +36,11 @@ pub struct DeliverOptions {
     pub lease: Duration,
     /// How often a paused subscription's task is looked at again.
     pub pause_recheck: Duration,
+    /// A task the rate limit or `max_in_flight` turns away for no longer
+    /// than this waits in place, holding its claim, instead of going back
+    /// to the queue (which on SQS delays in whole seconds, and costs two
+    /// requests each time).
+    pub inline_wait: Duration,
 }
 
 impl Default for DeliverOptions {
@@ -44,9 +51,14 @@ impl Default for DeliverOptions {
             lease: Duration::from_secs(75),
             // SQS's longest delay on a new message.
             pause_recheck: Duration::from_secs(900),
+            inline_wait: INLINE_WAIT,
         }
     }
 }
+
+/// The default [`DeliverOptions::inline_wait`]: well inside the claim's
+/// lease, and a few slots of a per-second limit.
+pub const INLINE_WAIT: Duration = Duration::from_secs(2);
 
 /// What one message came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +80,28 @@ pub enum Outcome {
     /// The subscription is paused: the task waits, with nothing sent or
     /// recorded.
     Paused(Parked),
+    /// The subscription's delivery controls turned it away for now (rate
+    /// limit, in-flight cap, open circuit): the task waits, with nothing
+    /// sent or recorded, and its retry schedule untouched.
+    Deferred { why: Deferral, parked: Parked },
+}
+
+/// What one message came to, and what it did to the destination's
+/// circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// Set when this attempt opened or closed the circuit.
+    pub circuit: Option<CircuitChange>,
+}
+
+impl From<Outcome> for Report {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            circuit: None,
+        }
+    }
 }
 
 /// The metric name of a delivery step that a port interrupted (the task
@@ -94,15 +128,34 @@ impl Outcome {
             Self::Skipped => "skipped",
             Self::PutBack => "put_back",
             Self::Paused(_) => "paused",
+            Self::Deferred {
+                why: Deferral::RateLimited | Deferral::InFlight | Deferral::Contended,
+                ..
+            } => "throttled",
+            Self::Deferred {
+                why: Deferral::CircuitOpen,
+                ..
+            } => "held",
         }
     }
 
     pub fn disposition(self) -> Disposition {
         match self {
-            Self::Delivered | Self::Failed | Self::Skipped | Self::Paused(Parked::Copied) => {
-                Disposition::Done
-            }
-            Self::Retrying | Self::PutBack | Self::Paused(Parked::Kept) => Disposition::Retry,
+            Self::Delivered
+            | Self::Failed
+            | Self::Skipped
+            | Self::Paused(Parked::Copied)
+            | Self::Deferred {
+                parked: Parked::Copied,
+                ..
+            } => Disposition::Done,
+            Self::Retrying
+            | Self::PutBack
+            | Self::Paused(Parked::Kept)
+            | Self::Deferred {
+                parked: Parked::Kept,
+                ..
+            } => Disposition::Retry,
         }
     }
 }
@@ -117,7 +170,7 @@ pub async fn deliver(
     ports: &DeliverPorts<'_>,
     msg: &ReceivedTask,
     options: &DeliverOptions,
-) -> Result<Outcome, Unavailable> {
+) -> Result<Report, Unavailable> {
     match attempt(ports, msg, options).await {
         // The store refuses this task's writes for good (an item over
         // DynamoDB's size limit, say): retrying would fail the same way
@@ -130,7 +183,7 @@ pub async fn deliver(
                 .queue
                 .dead_letter(msg, &format!("the store refused the task: {e}"))
                 .await?;
-            Ok(Outcome::Failed)
+            Ok(Outcome::Failed.into())
         }
         other => other,
     }
@@ -140,7 +193,7 @@ async fn attempt(
     ports: &DeliverPorts<'_>,
     msg: &ReceivedTask,
     options: &DeliverOptions,
-) -> Result<Outcome, Unavailable> {
+) -> Result<Report, Unavailable> {
     let task = &msg.task;
     let (lease, attempt, event) = match ports.store.claim(msg, options.lease).await? {
         Claim::Held {
@@ -150,26 +203,30 @@ async fn attempt(
         } => (lease, attempt, event),
         Claim::Finished(status) => {
             tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, status = status.as_str(), "already final; message dropped");
-            return Ok(Outcome::Skipped);
+            return Ok(Outcome::Skipped.into());
         }
         Claim::NotDue {
             by_this_message: false,
             ..
         } => {
             tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, "another copy of this task carries its schedule; message dropped");
-            return Ok(Outcome::Skipped);
+            return Ok(Outcome::Skipped.into());
         }
         Claim::Leased { wait } | Claim::NotDue { wait, .. } => {
             tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, wait_ms = wait.as_millis() as u64, "delivery claimed elsewhere or not due; message put back");
             ports.queue.retry_in(msg, wait).await?;
-            return Ok(Outcome::PutBack);
+            return Ok(Outcome::PutBack.into());
         }
     };
     let Some(sub) = ports.registry.subscription(&task.subscription).await? else {
-        return fail_unsent(ports, msg, &lease, attempt, "subscription was deleted").await;
+        return fail_unsent(ports, msg, &lease, attempt, "subscription was deleted")
+            .await
+            .map(Report::from);
     };
     let Some(event) = event else {
-        return fail_unsent(ports, msg, &lease, attempt, "event no longer stored").await;
+        return fail_unsent(ports, msg, &lease, attempt, "event no longer stored")
+            .await
+            .map(Report::from);
     };
     if !sub.is_enabled() {
         // Paused: the task waits for the subscription, however long, and
@@ -177,8 +234,32 @@ async fn attempt(
         let parked = ports.queue.park(msg, options.pause_recheck).await?;
         ports.store.release(task, &lease).await?;
         tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, "subscription paused; task waits");
-        return Ok(Outcome::Paused(parked));
+        return Ok(Outcome::Paused(parked).into());
     }
+    let mut waited = Duration::ZERO;
+    let pass = loop {
+        match ports
+            .gate
+            .admit(&sub.id, &sub.controls, &lease.owner, options.lease)
+            .await?
+        {
+            Admission::Go(pass) => break pass,
+            // A short wait for a slot is spent here; the send is checked
+            // against the limit again afterwards.
+            Admission::Wait { wait, why }
+                if why != Deferral::CircuitOpen && waited + wait <= options.inline_wait =>
+            {
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+            Admission::Wait { wait, why } => {
+                let parked = ports.queue.park(msg, wait).await?;
+                ports.store.release(task, &lease).await?;
+                tracing::info!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, deferral = why.as_str(), wait_ms = wait.as_millis() as u64, "deferred by the subscription's delivery controls");
+                return Ok(Outcome::Deferred { why, parked }.into());
+            }
+        }
+    };
 
     let started = SystemTime::now();
     let clock = Instant::now();
@@ -189,7 +270,37 @@ async fn attempt(
         Err(e @ BuildError::Render(_)) => Err(DeliveryError::Render(e.to_string())),
         Err(e @ BuildError::Unsignable) => Err(DeliveryError::Unsigned(e.to_string())),
     };
-    let latency_ms = u32::try_from(clock.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let elapsed = clock.elapsed();
+    let latency_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
+    let verdict = Verdict::of(&result);
+    // An untracked pass that went well has nothing to tell the gate: no
+    // round trip on the hot path.
+    let circuit = if pass.tracked || verdict == Verdict::Failing {
+        match ports
+            .gate
+            .finish(&sub.id, &sub.controls, &pass, verdict, elapsed)
+            .await
+        {
+            Ok(change) => change,
+            // The slot frees itself when the lease ends; the attempt is
+            // recorded all the same.
+            Err(e) => {
+                tracing::warn!(source = %task.source, event_id = %task.event_id, subscription = %task.subscription, error = %e, "the gate could not be updated after the attempt");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match circuit {
+        Some(CircuitChange::Opened) => {
+            tracing::warn!(subscription = %task.subscription, circuit = "opened", probe_after_s = sub.controls.breaker.probe_after.as_secs(), "circuit opened: the destination failed {} times in a row; its tasks are held until a probe succeeds", sub.controls.breaker.failures);
+        }
+        Some(CircuitChange::Closed) => {
+            tracing::info!(subscription = %task.subscription, circuit = "closed", "circuit closed: the destination answered; held tasks go again");
+        }
+        None => {}
+    }
     let decision = match sub.retry.decide(attempt, &result) {
         Decision::Retry(delay) => Decision::Retry(before_expiry(delay, &event, started)),
         other => other,
@@ -216,11 +327,12 @@ async fn attempt(
     // leave this span on whatever ran on the thread meanwhile, and the lines
     // logged after a resume on another thread would carry no event ids.
     let span = tracing::info_span!("attempt", source = %task.source, event_id = %task.event_id, subscription = %task.subscription, attempt, latency_ms);
-    settle(
+    let outcome = settle(
         ports, msg, &lease, &sub.id, decision, record, started, &outcome,
     )
     .instrument(span)
-    .await
+    .await?;
+    Ok(Report { outcome, circuit })
 }
 
 /// Records the attempt and acts on the retry decision.

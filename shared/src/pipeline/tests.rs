@@ -13,6 +13,7 @@ use super::deliver::{DeliverOptions, DeliverPorts, Outcome, deliver};
 const OPTIONS: DeliverOptions = DeliverOptions {
     lease: Duration::from_secs(60),
     pause_recheck: Duration::from_secs(900),
+    inline_wait: super::deliver::INLINE_WAIT,
 };
 use super::enqueue::{Stored, enqueue};
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
@@ -20,6 +21,7 @@ use super::receive::{Receipt, Reply, receive};
 use crate::config::{ConfigFile, Registry, StaticRegistry};
 use crate::delivery::DeliveryError;
 use crate::error::{ReceiveError, Unavailable};
+use crate::gate::MemoryGate;
 use crate::model::{DeliveryStatus, DeliveryTask, EventKey, ReceivedTask};
 use crate::secrets::EnvSecrets;
 
@@ -319,10 +321,11 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     let msg = received(&key, "pushes", 1);
     assert_eq!(
-        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        deliver(&ports, &msg, &OPTIONS).await.unwrap().outcome,
         Outcome::Delivered
     );
     let reqs = transport.requests.lock().unwrap().clone();
@@ -357,7 +360,7 @@ async fn deliver_sends_the_original_body_signed_and_marks_delivered() {
 
     // A redelivered message after success is dropped, not sent again.
     assert_eq!(
-        deliver(&ports, &msg, &OPTIONS).await.unwrap(),
+        deliver(&ports, &msg, &OPTIONS).await.unwrap().outcome,
         Outcome::Skipped
     );
     assert_eq!(transport.requests.lock().unwrap().len(), 2);
@@ -377,6 +380,7 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     // Schedule ["1s", "2s"]: three attempts. The attempt number is the
     // store's count, not the receive count (3 receives before the second
@@ -384,13 +388,15 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Retrying
     );
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 2), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::PutBack,
         "not due yet: put back until it is, nothing sent"
     );
@@ -399,14 +405,16 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 3), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Retrying
     );
     store.make_due();
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 4), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     let retries = queue.retries.lock().unwrap().clone();
@@ -448,11 +456,13 @@ async fn deliver_gone_disables_the_subscription() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     assert!(
@@ -475,7 +485,8 @@ async fn deliver_gone_disables_the_subscription() {
         assert_eq!(
             deliver(&ports, &received(&key2, "pushes", n), &OPTIONS)
                 .await
-                .unwrap(),
+                .unwrap()
+                .outcome,
             Outcome::Paused(crate::queue::Parked::Copied)
         );
     }
@@ -493,7 +504,8 @@ async fn deliver_gone_disables_the_subscription() {
     assert_eq!(
         deliver(&ports, &received(&key2, "pushes", 4), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Delivered
     );
     let attempts = store.attempts.lock().unwrap();
@@ -515,18 +527,21 @@ async fn undeliverable_tasks_are_recorded_failed_and_dead_lettered() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert_eq!(
         deliver(&ports, &received(&key, "deleted-sub", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     let gone = EventKey::new("gl", "gone");
     assert_eq!(
         deliver(&ports, &received(&gone, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     assert!(transport.requests.lock().unwrap().is_empty());
@@ -550,7 +565,8 @@ async fn undeliverable_tasks_are_recorded_failed_and_dead_lettered() {
     assert_eq!(
         deliver(&ports, &received(&key, "deleted-sub", 2), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Skipped
     );
     assert_eq!(queue.dead.lock().unwrap().len(), 2);
@@ -577,6 +593,7 @@ async fn overlapping_copies_of_a_task_send_once() {
         store: &store,
         queue: &queue,
         transport: &held,
+        gate: &MemoryGate::default(),
     };
     let first = received(&key, "pushes", 1);
     let mut copy = received(&key, "pushes", 1);
@@ -584,19 +601,19 @@ async fn overlapping_copies_of_a_task_send_once() {
     copy.handle = "h-copy".into();
     let second = async {
         entered.notified().await;
-        let outcome = deliver(&ports, &copy, &OPTIONS).await.unwrap();
+        let outcome = deliver(&ports, &copy, &OPTIONS).await.unwrap().outcome;
         release.notify_one();
         outcome
     };
     let (a, b) = tokio::join!(deliver(&ports, &first, &OPTIONS), second);
-    assert_eq!(a.unwrap(), Outcome::Delivered);
+    assert_eq!(a.unwrap().outcome, Outcome::Delivered);
     assert_eq!(b, Outcome::PutBack);
     let retries = queue.retries.lock().unwrap().clone();
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].0, "h-copy");
     assert!(retries[0].1 > Duration::from_secs(50) && retries[0].1 <= OPTIONS.lease);
     assert_eq!(
-        deliver(&ports, &copy, &OPTIONS).await.unwrap(),
+        deliver(&ports, &copy, &OPTIONS).await.unwrap().outcome,
         Outcome::Skipped
     );
     assert_eq!(transport.requests.lock().unwrap().len(), 1);
@@ -641,11 +658,13 @@ async fn an_unsignable_event_id_fails_closed() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert_eq!(
         deliver(&ports, &received(&bad, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     assert!(transport.requests.lock().unwrap().is_empty());
@@ -675,11 +694,13 @@ async fn deliver_refused_destination_is_not_retried() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     assert!(queue.retries.lock().unwrap().is_empty());
@@ -699,6 +720,7 @@ async fn deliver_store_outage_leaves_the_message_for_redelivery() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert!(
         deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
@@ -724,11 +746,13 @@ async fn a_permanent_store_error_dead_letters_the_task() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     let dead = queue.dead.lock().unwrap().clone();
@@ -749,6 +773,7 @@ async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     *queue.dlq_down.lock().unwrap() = true;
     // Two attempts are on record; the last (3 of 3) fails and the DLQ is
@@ -790,7 +815,8 @@ async fn exhaustion_with_the_dlq_down_is_retried_not_lost() {
     assert_eq!(
         deliver(&ports, &received(&key, "pushes", 4), &OPTIONS)
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         Outcome::Failed
     );
     assert_eq!(queue.dead.lock().unwrap().len(), 1);
@@ -849,6 +875,7 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
         store: &store,
         queue: &queue,
         transport: &transport,
+        gate: &MemoryGate::default(),
     };
     let msg = received(&key, "pushes", 1);
     let other = async {
@@ -857,7 +884,7 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
         release.notify_one();
     };
     let (disposition, ()) = tokio::join!(deliver(&ports, &msg, &OPTIONS), other);
-    assert_eq!(disposition.unwrap(), Outcome::Retrying);
+    assert_eq!(disposition.unwrap().outcome, Outcome::Retrying);
 
     let events = log.0.lock().unwrap().clone();
     let spans_of = |text: &str| {
