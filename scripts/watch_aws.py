@@ -15,7 +15,7 @@ The endpoint is $AWS_ENDPOINT_URL (default http://127.0.0.1:5050). The
 resources match the templates in infra/ and the moto harness in
 shared/src/aws/testing.rs: events `pk` (S) with a NEW_IMAGE stream and TTL
 `expires_at`; deliveries `pk` + `sk` (S) with TTL `expires_at`; config `pk`
-(S); pollers `pk` (S); the delivery queue (visibility 360 s, redrive to the DLQ after 20
+(S); pollers `pk` (S); gates `pk` (S); the delivery queue (visibility 360 s, redrive to the DLQ after 20
 receives) and the DLQ.
 """
 import base64
@@ -30,6 +30,7 @@ ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:5050")
 REGION = "us-east-1"
 EVENTS, DELIVERIES, CONFIG = "sluice-events", "sluice-deliveries", "sluice-config"
 POLLERS = "sluice-pollers"
+GATES = "sluice-gates"
 QUEUE, DLQ = "sluice-deliveries", "sluice-dlq"
 SINK_URL = os.environ.get("SLUICE_WATCH_SINK_URL", "http://127.0.0.1:9090/webhooks")
 
@@ -84,6 +85,7 @@ def setup(env_file):
     create_table(db, DELIVERIES, [("pk", "HASH"), ("sk", "RANGE")])
     create_table(db, CONFIG, [("pk", "HASH")])
     create_table(db, POLLERS, [("pk", "HASH")])
+    create_table(db, GATES, [("pk", "HASH")])
     for table in (EVENTS, DELIVERIES):
         db.update_time_to_live(
             TableName=table,
@@ -118,6 +120,8 @@ def setup(env_file):
         "SLUICE_CONFIG_TABLE": CONFIG,
         # Only the poll function needs it; one env file serves them all here.
         "SLUICE_POLLERS_TABLE": POLLERS,
+        # Deliver's (and admin's) delivery controls.
+        "SLUICE_GATES_TABLE": GATES,
         "SLUICE_QUEUE_URL": queue_url,
         "SLUICE_DLQ_URL": dlq_url,
         # Config edits in the table show up at the next request.
@@ -129,7 +133,7 @@ def setup(env_file):
     }
     with open(env_file, "w") as f:
         f.writelines(f"{k}={v}\n" for k, v in env.items())
-    print(f"watch_aws.py: tables {EVENTS}, {DELIVERIES}, {CONFIG}, {POLLERS}; queues {queue_url}, {dlq_url}")
+    print(f"watch_aws.py: tables {EVENTS}, {DELIVERIES}, {CONFIG}, {POLLERS}, {GATES}; queues {queue_url}, {dlq_url}")
     print(f"watch_aws.py: source github (secret {SECRETS['GITHUB_SECRET']}) -> subscription local-sink ({SINK_URL})")
 
 

@@ -202,6 +202,7 @@ def load() -> Code:
             "SLUICE_DELIVERIES_TABLE": (pk, sk),
             "SLUICE_CONFIG_TABLE": (pk,),
             "SLUICE_POLLERS_TABLE": (pk,),
+            "SLUICE_GATES_TABLE": (pk,),
         },
         ttl_attributes=ttl,
         retry_schedule_secs=steps,

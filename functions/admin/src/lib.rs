@@ -75,6 +75,10 @@ pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:GetItem", "SLUICE_POLLERS_TABLE"),
     ("dynamodb:Scan", "SLUICE_POLLERS_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_POLLERS_TABLE"),
+    // Delivery controls: a subscription's circuit in its view, and a
+    // deleted subscription's state.
+    ("dynamodb:DeleteItem", "SLUICE_GATES_TABLE"),
+    ("dynamodb:GetItem", "SLUICE_GATES_TABLE"),
     // Secrets: resolved to check them, created and deleted by the API.
     ("ssm:DeleteParameter", "ssm:{prefix}/*"),
     ("ssm:GetParameter", "ssm:{prefix}/*"),

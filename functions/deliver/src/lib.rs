@@ -20,6 +20,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use sluice::aws::{Metrics, SqsQueue, parse_task};
 use sluice::config::Registry;
 use sluice::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transport};
+use sluice::gate::Gate;
 use sluice::model::{DeliveryTask, ReceivedTask};
 use sluice::pipeline::deliver::{self, DeliverOptions, DeliverPorts, Disposition, deliver};
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub const FUNCTION: &str = "deliver";
 /// actually makes against moto and checks they are exactly these.
 pub const SDK_CALLS: &[&str] = &[
     "dynamodb:GetItem",
+    "dynamodb:PutItem",
     "dynamodb:Scan",
     "dynamodb:UpdateItem",
     "sqs:ChangeMessageVisibility",
@@ -47,6 +49,8 @@ pub const SDK_CALLS: &[&str] = &[
 /// deployment's SSM prefix (the `ssm:` secrets of the config).
 pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:GetItem", "SLUICE_EVENTS_TABLE"),
+    ("dynamodb:GetItem", "SLUICE_GATES_TABLE"),
+    ("dynamodb:PutItem", "SLUICE_GATES_TABLE"),
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_DELIVERIES_TABLE"),
     ("dynamodb:UpdateItem", "SLUICE_CONFIG_TABLE"),
@@ -68,6 +72,7 @@ pub struct Ports<'a> {
     pub store: &'a dyn EventStore,
     pub queue: &'a SqsQueue,
     pub transport: &'a dyn Transport,
+    pub gate: &'a dyn Gate,
     pub options: DeliverOptions,
 }
 
@@ -81,8 +86,8 @@ pub struct Outcome {
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MessageOutcome {
-    /// What the pipeline did with a task.
-    Task(deliver::Outcome),
+    /// What the pipeline did with a task, and to its circuit.
+    Task(deliver::Report),
     /// Not a task at all: dead-lettered as it is.
     NotATask,
     /// A port failed: report it.
@@ -93,7 +98,7 @@ impl MessageOutcome {
     /// Reported messages stay on the queue (Lambda does not delete them).
     fn reported(&self) -> bool {
         match self {
-            Self::Task(outcome) => outcome.disposition() == Disposition::Retry,
+            Self::Task(report) => report.outcome.disposition() == Disposition::Retry,
             Self::NotATask => false,
             Self::Unavailable => true,
         }
@@ -101,7 +106,7 @@ impl MessageOutcome {
 
     fn metric(&self) -> &'static str {
         match self {
-            Self::Task(outcome) => outcome.metric(),
+            Self::Task(report) => report.outcome.metric(),
             Self::NotATask => deliver::Outcome::Failed.metric(),
             Self::Unavailable => deliver::UNAVAILABLE,
         }
@@ -124,6 +129,13 @@ pub async fn process(ports: Ports<'_>, event: SqsEvent) -> Outcome {
     for (message, (source, outcome, latency)) in event.records.iter().zip(results) {
         let source = source.as_deref();
         metrics.incr(source, outcome.metric());
+        if let MessageOutcome::Task(deliver::Report {
+            circuit: Some(change),
+            ..
+        }) = outcome
+        {
+            metrics.incr(source, change.as_str());
+        }
         if let Some(ms) = latency {
             metrics.latency_ms(source, ms);
         }
@@ -194,6 +206,7 @@ async fn handle_message(
         store: ports.store,
         queue: ports.queue,
         transport: &timed,
+        gate: ports.gate,
     };
     let result = deliver(&deliver_ports, &received, &ports.options).await;
     let latency_ms = *timed
@@ -201,7 +214,7 @@ async fn handle_message(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let outcome = match result {
-        Ok(outcome) => MessageOutcome::Task(outcome),
+        Ok(report) => MessageOutcome::Task(report),
         Err(e) => {
             let DeliveryTask {
                 source,
@@ -263,13 +276,13 @@ mod tests {
     #[test]
     fn only_retries_and_outages_are_reported() {
         let reported: Vec<bool> = [
-            MessageOutcome::Task(deliver::Outcome::Delivered),
-            MessageOutcome::Task(deliver::Outcome::Failed),
-            MessageOutcome::Task(deliver::Outcome::Skipped),
-            MessageOutcome::Task(deliver::Outcome::Paused(Parked::Copied)),
+            MessageOutcome::Task(deliver::Outcome::Delivered.into()),
+            MessageOutcome::Task(deliver::Outcome::Failed.into()),
+            MessageOutcome::Task(deliver::Outcome::Skipped.into()),
+            MessageOutcome::Task(deliver::Outcome::Paused(Parked::Copied).into()),
             MessageOutcome::NotATask,
-            MessageOutcome::Task(deliver::Outcome::Retrying),
-            MessageOutcome::Task(deliver::Outcome::PutBack),
+            MessageOutcome::Task(deliver::Outcome::Retrying.into()),
+            MessageOutcome::Task(deliver::Outcome::PutBack.into()),
             MessageOutcome::Unavailable,
         ]
         .iter()

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use sluice::aws::{AwsBackend, AwsSettings};
+use sluice::aws::{AwsBackend, AwsSettings, DynamoGate};
 use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice_deliver::{Ports, handle};
 
@@ -12,7 +12,9 @@ use sluice_deliver::{Ports, handle};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
-    let backend = AwsBackend::new(&sluice::aws::clients(), &settings);
+    let clients = sluice::aws::clients();
+    let backend = AwsBackend::new(&clients, &settings);
+    let gate = DynamoGate::new(clients.dynamodb.clone(), settings.gates_table()?);
     // The loopback-capable client only where the deployment allows it.
     let transport = HttpTransport::new(HttpOptions {
         allow_local: settings.allow_local_destinations,
@@ -23,6 +25,7 @@ async fn main() -> Result<(), Error> {
         store: &backend.store,
         queue: &backend.queue,
         transport: &transport,
+        gate: &gate,
         options: sluice::pipeline::deliver::DeliverOptions::default(),
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -695,6 +695,7 @@ mod tests {
                 reload: registry.clone(),
                 policy: crate::config::Policy::aws(false),
                 pollers: crate::admin::fakes::poller_ports().2,
+                gate: Arc::new(crate::gate::MemoryGate::default()),
             },
             Some(&token),
         )

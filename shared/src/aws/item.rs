@@ -44,6 +44,15 @@
 //! | `next_poll_at_ms` | N | a copy of the state's, for the claim's condition |
 //! | `lease_owner` | S | the live claim (`PollLease`), removed by the save that ends it |
 //! | `lease_until_ms` | N | |
+//!
+//! Gates table item (`pk` = subscription id, no sort key): the shared
+//! state of its delivery controls (rate limit, in-flight sends, circuit).
+//!
+//! | attribute | type | |
+//! |---|---|---|
+//! | `state` | S | the JSON of `GateState` |
+//! | `ver` | N | bumped by every write; each write is conditioned on the one it read |
+//! | `updated_at_ms` | N | |
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -52,6 +61,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 
+use crate::gate::GateState;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey, Headers};
 use crate::poll::{PollerState, StoredPoller};
 use crate::store::DeliveryState;
@@ -129,6 +139,13 @@ pub mod pl {
     pub const NEXT_POLL_AT_MS: &str = "next_poll_at_ms";
     pub const LEASE_OWNER: &str = "lease_owner";
     pub const LEASE_UNTIL_MS: &str = "lease_until_ms";
+}
+
+/// Gates table attributes.
+pub mod gt {
+    pub const STATE: &str = "state";
+    pub const VER: &str = "ver";
+    pub const UPDATED_AT_MS: &str = "updated_at_ms";
 }
 
 /// An item that does not have the shape this module writes.
@@ -368,6 +385,25 @@ pub fn item_stored_poller(item: &Item) -> Result<StoredPoller, ItemError> {
         state,
         lease_until_ms: opt_n(item, pl::LEASE_UNTIL_MS)?,
     })
+}
+
+/// The gates table key of a subscription.
+pub fn gate_key(subscription: &str) -> Item {
+    HashMap::from([(PK.to_owned(), s(subscription))])
+}
+
+/// A gate's state as its `state` attribute.
+pub fn gate_state_value(state: &GateState) -> Result<AttributeValue, ItemError> {
+    serde_json::to_string(state)
+        .map(s)
+        .map_err(|e| ItemError(format!("{}: {e}", gt::STATE)))
+}
+
+/// What a gates item says: the state and its version.
+pub fn item_gate(item: &Item) -> Result<(GateState, u64), ItemError> {
+    let state = serde_json::from_str(get_s(item, gt::STATE)?)
+        .map_err(|e| ItemError(format!("{} is not a gate state: {e}", gt::STATE)))?;
+    Ok((state, get_n(item, gt::VER)?))
 }
 
 /// Builds an update expression with a placeholder for every attribute name

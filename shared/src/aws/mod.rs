@@ -10,6 +10,7 @@
 //! | [`config_table`] | `Registry` | config table, scanned and cached |
 //! | [`admin`] | `ConfigStore`, `SecretStore`, `Reload` | config table, SSM SecureString parameters |
 //! | [`event_log`] | `EventLog` | events and deliveries tables (scans, replays as new events items), DLQ |
+//! | [`gate`] | `Gate` | gates table: each subscription's rate limit, in-flight sends and circuit (read, then a PutItem conditioned on the version read) |
 //! | [`poller_state`] | `PollerStates` | pollers table: each poller's state and its claim (one conditional UpdateItem) |
 //! | [`item`] | | the one mapping between records and DynamoDB attribute values |
 //! | [`settings`] | | the environment variables |
@@ -34,6 +35,7 @@ pub mod admin;
 pub mod config_table;
 pub mod dynamo_store;
 pub mod event_log;
+pub mod gate;
 pub mod item;
 pub mod metrics;
 pub mod poller_state;
@@ -46,6 +48,7 @@ pub mod testing;
 pub use config_table::{ConfigTableError, DynamoRegistry, put_config};
 pub use dynamo_store::DynamoStore;
 pub use event_log::DynamoEventLog;
+pub use gate::DynamoGate;
 pub use metrics::Metrics;
 pub use poller_state::DynamoPollerStates;
 pub use settings::{AwsSettings, SettingsError};
@@ -182,7 +185,8 @@ pub enum PortsError {
 /// environments see a change within their config cache TTL); and the
 /// pollers table with what "poll now" needs (the events table, whose
 /// stream routes what it commits). A deployment without a pollers table
-/// (an older stack, read by the CLI) gets [`poller_state::NoPollersTable`].
+/// (an older stack, read by the CLI) gets [`poller_state::NoPollersTable`],
+/// and one without a gates table [`gate::NoGatesTable`].
 pub fn admin_ports(
     clients: &AwsClients,
     settings: &AwsSettings,
@@ -240,6 +244,10 @@ pub fn admin_ports(
                     ..crate::delivery::HttpOptions::default()
                 },
             )?),
+        },
+        gate: match &settings.gates_table {
+            Some(table) => Arc::new(gate::DynamoGate::new(clients.dynamodb.clone(), table)),
+            None => Arc::new(gate::NoGatesTable),
         },
     })
 }

@@ -11,6 +11,7 @@
 //! | `SLUICE_SECRETS_TTL_SECS` | no, default 300 | how long SSM parameter values are cached in memory |
 //! | `SLUICE_SSM_PREFIX` | no, default `/sluice` | the SSM path the `ssm:` secrets live under; the admin API keeps the secrets it creates there |
 //! | `SLUICE_POLLERS_TABLE` | the poll and admin functions | DynamoDB table of poller states and claims (`pk` S). Set only on the functions that use it ([`PER_FUNCTION_VARS`]); the poll function refuses to start without it |
+//! | `SLUICE_GATES_TABLE` | the deliver and admin functions | DynamoDB table of the subscriptions' delivery controls: rate limit, in-flight sends, circuit (`pk` S). Per function like the pollers table; deliver refuses to start without it |
 //! | `SLUICE_ALLOW_LOCAL_DESTINATIONS` | no, default `false` | honour `allow_local` subscriptions (http://, loopback, private addresses). Only for a local setup (`make watch`, the tests): the templates never set it |
 //!
 //! The AWS SDK reads its own standard variables: `AWS_REGION`, the
@@ -35,13 +36,14 @@ pub const CONFIG_TTL_SECS: &str = "SLUICE_CONFIG_TTL_SECS";
 pub const SECRETS_TTL_SECS: &str = "SLUICE_SECRETS_TTL_SECS";
 pub const SSM_PREFIX: &str = "SLUICE_SSM_PREFIX";
 pub const POLLERS_TABLE: &str = "SLUICE_POLLERS_TABLE";
+pub const GATES_TABLE: &str = "SLUICE_GATES_TABLE";
 /// The deployment-level switch of `allow_local`. Not in [`ALL_VARS`] (the
 /// templates' knobs): no deployed stack may set it, and the parity test
 /// checks that neither template does.
 pub const ALLOW_LOCAL_DESTINATIONS: &str = "SLUICE_ALLOW_LOCAL_DESTINATIONS";
 
 /// Every variable, required ones first (for docs and parity checks).
-pub const ALL_VARS: [&str; 9] = [
+pub const ALL_VARS: [&str; 10] = [
     EVENTS_TABLE,
     DELIVERIES_TABLE,
     CONFIG_TABLE,
@@ -51,13 +53,14 @@ pub const ALL_VARS: [&str; 9] = [
     SECRETS_TTL_SECS,
     SSM_PREFIX,
     POLLERS_TABLE,
+    GATES_TABLE,
 ];
 
 /// Optional variables that name a resource only some functions use: the
 /// templates set one on a function exactly when its `SDK_RESOURCES` name
 /// it (the parity test checks), and the function that needs it says so
 /// when it is missing ([`AwsSettings::pollers_table`]).
-pub const PER_FUNCTION_VARS: [&str; 1] = [POLLERS_TABLE];
+pub const PER_FUNCTION_VARS: [&str; 2] = [POLLERS_TABLE, GATES_TABLE];
 
 /// The deployment's outputs that carry the settings, for the CLI
 /// (`sluice --aws --stack`): CloudFormation output name and the variable it
@@ -74,8 +77,11 @@ pub const STACK_OUTPUTS: [(&str, &str); 6] = [
 
 /// Outputs read when present, like [`STACK_OUTPUTS`]: a stack deployed
 /// from a template before pollers has no pollers table, and the CLI still
-/// works with it (without the pollers' state).
-pub const OPTIONAL_STACK_OUTPUTS: [(&str, &str); 1] = [("PollersTableName", POLLERS_TABLE)];
+/// works with it (without the pollers' state); likewise the gates table.
+pub const OPTIONAL_STACK_OUTPUTS: [(&str, &str); 2] = [
+    ("PollersTableName", POLLERS_TABLE),
+    ("GatesTableName", GATES_TABLE),
+];
 
 pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SECRETS_TTL: Duration = Duration::from_secs(300);
@@ -98,6 +104,9 @@ pub struct AwsSettings {
     /// `SLUICE_POLLERS_TABLE`: only the functions that keep poller state
     /// have it ([`pollers_table`](Self::pollers_table)).
     pub pollers_table: Option<String>,
+    /// `SLUICE_GATES_TABLE`: only the functions that deliver or show
+    /// delivery controls have it ([`gates_table`](Self::gates_table)).
+    pub gates_table: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,6 +177,7 @@ impl AwsSettings {
         }
         let allow_local_destinations = allow_local_destinations(&lookup)?;
         let pollers_table = get(POLLERS_TABLE).map(|v| v.trim().to_owned());
+        let gates_table = get(GATES_TABLE).map(|v| v.trim().to_owned());
         Ok(Self {
             events_table,
             deliveries_table,
@@ -179,6 +189,7 @@ impl AwsSettings {
             ssm_prefix,
             allow_local_destinations,
             pollers_table,
+            gates_table,
         })
     }
 
@@ -187,6 +198,13 @@ impl AwsSettings {
         self.pollers_table
             .as_deref()
             .ok_or_else(|| SettingsError::Missing(vec![POLLERS_TABLE]))
+    }
+
+    /// The gates table, for a function that cannot work without it.
+    pub fn gates_table(&self) -> Result<&str, SettingsError> {
+        self.gates_table
+            .as_deref()
+            .ok_or_else(|| SettingsError::Missing(vec![GATES_TABLE]))
     }
 
     /// What this deployment allows its config ([`Policy::aws`]).
@@ -248,6 +266,7 @@ impl AwsSettings {
         ]
         .into_iter()
         .chain(self.pollers_table.clone().map(|t| (POLLERS_TABLE, t)))
+        .chain(self.gates_table.clone().map(|t| (GATES_TABLE, t)))
         // Only when on: off is its absence.
         .chain(
             self.allow_local_destinations
@@ -429,18 +448,28 @@ mod tests {
     }
 
     #[test]
-    fn the_pollers_table_is_optional_until_a_function_needs_it() {
+    fn the_per_function_tables_are_optional_until_a_function_needs_them() {
         let mut vars = full();
         let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
-        assert_eq!(s.pollers_table, None);
+        assert_eq!((&s.pollers_table, &s.gates_table), (&None, &None));
         assert_eq!(
             s.pollers_table().unwrap_err().to_string(),
             "missing required environment variable: SLUICE_POLLERS_TABLE"
         );
-        assert!(!s.to_vars().iter().any(|(v, _)| *v == POLLERS_TABLE));
+        assert_eq!(
+            s.gates_table().unwrap_err().to_string(),
+            "missing required environment variable: SLUICE_GATES_TABLE"
+        );
+        assert!(
+            !s.to_vars()
+                .iter()
+                .any(|(v, _)| PER_FUNCTION_VARS.contains(v))
+        );
         vars.insert(POLLERS_TABLE, " pollers ");
+        vars.insert(GATES_TABLE, "gates");
         let s = AwsSettings::from_lookup(lookup(&vars)).unwrap();
         assert_eq!(s.pollers_table(), Ok("pollers"));
+        assert_eq!(s.gates_table(), Ok("gates"));
         let back: HashMap<&str, String> = s.to_vars().into_iter().collect();
         assert_eq!(
             AwsSettings::from_lookup(|n| back.get(n).cloned()).unwrap(),
@@ -458,8 +487,9 @@ mod tests {
             s
         );
         cfn.remove("PollersTableName");
+        cfn.remove("GatesTableName");
         let old = AwsSettings::from_outputs(|n| cfn.get(n).cloned(), false).unwrap();
-        assert_eq!(old.pollers_table, None);
+        assert_eq!((old.pollers_table, old.gates_table), (None, None));
         assert!(PER_FUNCTION_VARS.iter().all(|v| ALL_VARS.contains(v)));
     }
 

@@ -148,9 +148,12 @@ impl SqsQueue {
 /// The longest delay SQS gives a new message.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
-/// Seconds for a new message's DelaySeconds: at most [`MAX_DELAY`].
+/// Seconds for a new message's DelaySeconds: rounded up (a task told to
+/// wait must not come back before its time), at most [`MAX_DELAY`].
 fn delay_secs(delay: Duration) -> i32 {
-    i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0)
+    let d = delay.min(MAX_DELAY);
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(secs.min(MAX_DELAY.as_secs())).unwrap_or(0)
 }
 
 /// Seconds for ChangeMessageVisibility: rounded up, at most [`MAX_WAIT`].
@@ -315,6 +318,7 @@ mod tests {
         assert!(longest + 60 < crate::retry::SQS_VISIBILITY_LIMIT.as_secs());
         assert_eq!(delay_secs(Duration::from_secs(3600)), 900);
         assert_eq!(delay_secs(Duration::from_secs(30)), 30);
+        assert_eq!(delay_secs(Duration::from_millis(300)), 1, "never early");
         assert_eq!(cut(&"é".repeat(600)).len(), 1024);
         assert_eq!(cut("short"), "short");
     }

@@ -418,14 +418,16 @@ impl TestResources {
         let deliveries_table = format!("{base}-deliveries");
         let config_table = format!("{base}-config");
         let pollers_table = format!("{base}-pollers");
+        let gates_table = format!("{base}-gates");
         let queue_name = format!("{base}-deliveries");
         let dlq_name = format!("{base}-dlq");
         let db = &clients.dynamodb;
-        let (events_stream_arn, (), (), (), queue_url, dlq_url) = tokio::join!(
+        let (events_stream_arn, (), (), (), (), queue_url, dlq_url) = tokio::join!(
             create_events_table(db, &events_table),
             create_deliveries_table(db, &deliveries_table),
             create_config_table(db, &config_table),
             create_pollers_table(db, &pollers_table),
+            create_pollers_table(db, &gates_table),
             create_queue(&clients.sqs, &queue_name),
             create_queue(&clients.sqs, &dlq_name),
         );
@@ -443,6 +445,7 @@ impl TestResources {
                 // A local setup: the tests' destinations are on 127.0.0.1.
                 allow_local_destinations: true,
                 pollers_table: Some(pollers_table),
+                gates_table: Some(gates_table),
             },
             endpoint: moto.endpoint().to_owned(),
             events_stream_arn,

@@ -90,6 +90,10 @@ output "pollers_table_name" {
   value = module.sluice.pollers_table_name
 }
 
+output "gates_table_name" {
+  value = module.sluice.gates_table_name
+}
+
 output "ssm_parameter_prefix" {
   value = module.sluice.ssm_parameter_prefix
 }

@@ -206,6 +206,14 @@ data "aws_iam_policy_document" "deliver" {
     actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.config.arn]
   }
+
+  # Delivery controls: read the state, write it back on the condition that
+  # nobody else did meanwhile.
+  statement {
+    sid       = "Gates"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.gates.arn]
+  }
 }
 
 # The admin API: the config table (config store), the event log (scans,
@@ -242,6 +250,12 @@ data "aws_iam_policy_document" "admin" {
     sid       = "PollerStates"
     actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.pollers.arn]
+  }
+
+  statement {
+    sid       = "Gates"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.gates.arn]
   }
 
   statement {

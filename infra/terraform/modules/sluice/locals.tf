@@ -66,13 +66,16 @@ locals {
   }
 
   # Variables only the functions that use their resource get
-  # (settings::PER_FUNCTION_VARS): the pollers table.
+  # (settings::PER_FUNCTION_VARS): the pollers and gates tables.
   function_environment = {
     receive = {}
     enqueue = {}
-    deliver = {}
-    admin   = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
-    poll    = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
+    deliver = { SLUICE_GATES_TABLE = aws_dynamodb_table.gates.name }
+    admin = {
+      SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name
+      SLUICE_GATES_TABLE   = aws_dynamodb_table.gates.name
+    }
+    poll = { SLUICE_POLLERS_TABLE = aws_dynamodb_table.pollers.name }
   }
 
   # Each function's own policy (iam.tf); all of them also get

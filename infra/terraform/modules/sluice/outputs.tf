@@ -33,6 +33,11 @@ output "pollers_table_name" {
   value       = aws_dynamodb_table.pollers.name
 }
 
+output "gates_table_name" {
+  description = "The subscriptions' delivery controls and circuits (sluice --aws --outputs-file reads it when present)."
+  value       = aws_dynamodb_table.gates.name
+}
+
 output "stream_failure_queue_url" {
   value = aws_sqs_queue.stream_failure.url
 }

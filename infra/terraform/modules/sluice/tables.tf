@@ -115,3 +115,30 @@ resource "aws_dynamodb_table" "pollers" {
 
   tags = var.tags
 }
+
+# One item per subscription (pk = subscription id): the shared state of its
+# delivery controls (rate limit, in-flight sends, circuit) as JSON and a
+# version each write is conditioned on. Written by the deliver function;
+# never expires.
+resource "aws_dynamodb_table" "gates" {
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS managed key; see the events table.
+  name                        = "${var.name}-gates"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  deletion_protection_enabled = var.table_deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
