@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,6 +26,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -35,6 +37,9 @@ struct SinkState {
     received: Vec<Received>,
     /// How long each answer takes (recorded on arrival).
     delay: Duration,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A destination: answers scripted statuses, then its default, and
@@ -86,6 +91,17 @@ impl Sink {
         self.state.lock().unwrap().received.len()
     }
 
+    /// The most requests it was answering at once (since the last reset).
+    pub fn max_concurrent(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
+    /// Count the most at once from now on.
+    pub fn reset_max_concurrent(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.max_in_flight = s.in_flight;
+    }
+
     /// Requests answered with a 2xx.
     pub fn successes(&self) -> Vec<Received> {
         self.received()
@@ -107,10 +123,14 @@ async fn record(
             headers,
             body,
             status,
+            at: Instant::now(),
         });
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
         (status, s.delay)
     };
     tokio::time::sleep(delay).await;
+    state.lock().unwrap().in_flight -= 1;
     StatusCode::from_u16(status).unwrap()
 }
 

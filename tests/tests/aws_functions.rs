@@ -45,10 +45,12 @@ use sluice::aws::testing::{
     MotoServer, TestResources, read_stream, read_stream_inserts, receive_all, unique_name,
 };
 use sluice::aws::{
-    AwsBackend, DynamoPollerStates, DynamoStore, SqsQueue, SsmSecrets, parse_task, put_config,
+    AwsBackend, DynamoGate, DynamoPollerStates, DynamoStore, SqsQueue, SsmSecrets, parse_task,
+    put_config,
 };
 use sluice::config::ConfigFile;
 use sluice::delivery::{HttpOptions, HttpTransport};
+use sluice::gate::Gate;
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
 use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
 use sluice::store::EventStore;
@@ -69,6 +71,8 @@ struct Aws {
     receive_fn: AwsBackend,
     enqueue_fn: AwsBackend,
     deliver_fn: AwsBackend,
+    /// The deliver function's gate (its own clients, recorded as its).
+    deliver_gate: DynamoGate,
     /// What the admin function's `main` builds, recorded like the others.
     admin_fn: sluice_admin::IamGate,
     /// What the poll function's `main` builds, recorded like the others.
@@ -136,6 +140,13 @@ impl Aws {
             function(sluice_enqueue::FUNCTION),
             function(sluice_deliver::FUNCTION),
         );
+        let deliver_gate = DynamoGate::new(
+            MotoServer::shared()
+                .clients_with(calls.recorder(sluice_deliver::FUNCTION, resources.clone()))
+                .await
+                .dynamodb,
+            res.settings.gates_table().unwrap(),
+        );
         let admin_clients = MotoServer::shared()
             .clients_with(calls.recorder(sluice_admin::FUNCTION, resources.clone()))
             .await;
@@ -156,6 +167,7 @@ impl Aws {
             receive_fn,
             enqueue_fn,
             deliver_fn,
+            deliver_gate,
             admin_fn,
             poll_fn,
             calls,
@@ -169,6 +181,17 @@ impl Aws {
     /// calls recorded like the others.
     async fn fresh_backend(&self, function: &'static str) -> AwsBackend {
         recorded_backend(&self.calls, &self.resources, &self.res.settings, function).await
+    }
+
+    /// A new deliver execution environment's gate (its own clients).
+    async fn fresh_gate(&self) -> DynamoGate {
+        let clients = MotoServer::shared()
+            .clients_with(
+                self.calls
+                    .recorder(sluice_deliver::FUNCTION, self.resources.clone()),
+            )
+            .await;
+        DynamoGate::new(clients.dynamodb, self.res.settings.gates_table().unwrap())
     }
 
     fn receive_ports(&self) -> sluice_receive::Ports<'_> {
@@ -192,6 +215,7 @@ impl Aws {
             store: &self.deliver_fn.store,
             queue: &self.deliver_fn.queue,
             transport: &self.transport,
+            gate: &self.deliver_gate,
             options: sluice::pipeline::deliver::DeliverOptions::default(),
         }
     }
@@ -1302,6 +1326,120 @@ async fn a_message_that_is_not_a_task_is_dead_lettered_as_it_is() {
     assert_eq!(sink.count(), 0);
 }
 
+/// Four deliver invocations at once, each its own execution environment,
+/// take batches of a 30-event burst to a subscription limited to 10
+/// requests a second and 2 at once: the shared state in the gates table
+/// (conditional writes) holds both limits across them, and every event
+/// arrives once. The admin function shows the controls and the circuit,
+/// and forgets them with the subscription.
+async fn a_rate_limit_and_max_in_flight_hold_across_concurrent_deliver_invocations() {
+    const N: usize = 30;
+    let sink = Sink::start(200).await;
+    sink.set_delay(Duration::from_millis(100));
+    let aws = Aws::new(&config(
+        &sink.url(),
+        "rate_limit = \"10/s\"\nmax_in_flight = 2",
+    ))
+    .await;
+    for i in 0..N {
+        let body = format!(r#"{{"ref":"refs/heads/main","n":"rl-{i}"}}"#);
+        let (status, _) = aws
+            .post(
+                "github",
+                &push(&format!("rl-{i}"), body.as_bytes()),
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(aws.pump_enqueue().await, N);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let invocation = || async {
+        let backend = aws.fresh_backend(sluice_deliver::FUNCTION).await;
+        let gate = aws.fresh_gate().await;
+        let ports = sluice_deliver::Ports {
+            registry: &backend.registry,
+            store: &backend.store,
+            queue: &backend.queue,
+            gate: &gate,
+            ..aws.deliver_ports()
+        };
+        while sink.successes().len() < N && Instant::now() < deadline {
+            let messages = aws.visible(&aws.res.settings.queue_url).await;
+            if !messages.is_empty() {
+                deliver_as_lambda(&aws, ports, &messages).await;
+            }
+        }
+    };
+    tokio::join!(invocation(), invocation(), invocation(), invocation());
+
+    let got = sink.received();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["n"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), N, "one request per event");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N, "every event, none twice");
+    // No second holds more than 10 (the loopback hop's jitter allowed).
+    for w in got.windows(11) {
+        let span = w[10].at - w[0].at;
+        assert!(
+            span + Duration::from_millis(25) >= Duration::from_secs(1),
+            "11 within {span:?}"
+        );
+    }
+    assert!(sink.max_concurrent() <= 2, "{}", sink.max_concurrent());
+
+    let (status, sub) = aws
+        .admin("GET", "/admin/subscriptions/deploys", Value::Null)
+        .await;
+    assert_eq!(status, 200, "{sub}");
+    let controls = &sub["delivery_controls"];
+    assert_eq!(controls["rate_limit"], "10/s", "{sub}");
+    assert_eq!(controls["max_in_flight"], 2, "{sub}");
+    assert_eq!(controls["circuit"]["state"], "closed", "{sub}");
+    assert!(aws.deliver_gate.state("deploys").await.unwrap().is_some());
+
+    // One made through the API: its own breaker, and forgotten with it.
+    let (status, created) = aws
+        .admin(
+            "POST",
+            "/admin/subscriptions",
+            json!({
+                "id": "extra", "source": "github", "events": ["push"],
+                "url": sink.url(), "allow_local": true,
+                "circuit_breaker": {"failures": 5, "probe_after": "10s"},
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, extra) = aws
+        .admin("GET", "/admin/subscriptions/extra", Value::Null)
+        .await;
+    let breaker = &extra["delivery_controls"]["circuit_breaker"];
+    assert_eq!(
+        (
+            breaker["failures"].as_u64(),
+            breaker["probe_after"].as_str()
+        ),
+        (Some(5), Some("10s")),
+        "{extra}"
+    );
+    let (status, _) = aws
+        .admin("DELETE", "/admin/subscriptions/extra", Value::Null)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(aws.deliver_gate.state("extra").await.unwrap(), None);
+}
+
 /// The deliver handler as Lambda runs it: messages it does not report
 /// are deleted.
 async fn deliver_as_lambda(
@@ -1339,6 +1477,7 @@ fn quick_ports(aws: &Aws) -> sluice_deliver::Ports<'_> {
         options: sluice::pipeline::deliver::DeliverOptions {
             lease: Duration::from_secs(5),
             pause_recheck: Duration::from_secs(1),
+            ..Default::default()
         },
         ..aws.deliver_ports()
     }
@@ -2512,6 +2651,7 @@ scenarios![
     an_event_the_store_refuses_is_a_4xx_not_a_503,
     a_poller_records_first_then_commits_each_new_item_once_and_it_is_delivered,
     overlapping_poll_runs_poll_once,
+    a_rate_limit_and_max_in_flight_hold_across_concurrent_deliver_invocations,
 ];
 
 /// The scenario tests of this process: `None` while running, then the
