@@ -107,6 +107,20 @@ def test_the_code_facts_hold_together() -> None:
             assert action.split(":")[0] in {"dynamodb", "sqs", "ssm"}, (fn.name, action)
     assert CODE.retry_schedule_secs and all(w > 0 for w in CODE.retry_schedule_secs)
     assert 0 <= CODE.retry_jitter < 1
+    # The pipeline's three functions count what they did (EMF).
+    emf = CODE.emf
+    assert emf.dimensions[0] == "Function" and len(set(emf.dimensions)) == len(emf.dimensions), emf.dimensions
+    for name in ("receive", "enqueue", "deliver"):
+        assert CODE.functions[name].metrics, f"{name} emits no metrics"
+    assert emf.reason_metric in CODE.functions["receive"].metrics
+    assert emf.latency_metric in CODE.functions["deliver"].metrics
+    emitted = set().union(*(fn.metrics for fn in CODE.functions.values()))
+    # The table of shared/src/aws/metrics.rs documents exactly those.
+    assert emf.documented == emitted, (
+        f"shared/src/aws/metrics.rs documents {sorted(emf.documented - emitted)} (not emitted), "
+        f"omits {sorted(emitted - emf.documented)}"
+    )
+
 
 
 # ------------------------------------------------------------- environment
