@@ -93,3 +93,7 @@ output "pollers_table_name" {
 output "ssm_parameter_prefix" {
   value = module.sluice.ssm_parameter_prefix
 }
+
+output "dashboard_name" {
+  value = module.sluice.dashboard_name
+}
