@@ -3,7 +3,9 @@
 Facts are read from the source: the environment variables of
 shared/src/aws/settings.rs, each function's SDK_CALLS and SDK_RESOURCES
 (which tests/tests/aws_functions.rs keeps equal to the calls the handlers
-really make), the item attribute names, the default retry schedule, the
+really make), the EMF metrics each function emits (namespace and
+dimensions from shared/src/aws/metrics.rs, the names from the calls that
+count them), the item attribute names, the default retry schedule, the
 delivery timeout and the deliveries' retention. Only the templates must be
 parsed as what they are; reading these few Rust constants with patterns is
 enough, and every pattern fails loudly when it stops matching.
@@ -17,6 +19,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +35,7 @@ def _read(rel: str) -> str:
 def _one(pattern: str, text: str, what: str, flags: int = 0) -> re.Match[str]:
     found = re.search(pattern, text, flags)
     if found is None:
-        raise AssertionError(f"cannot find {what} (pattern {pattern!r}); update infra/tests/code.py")
+        raise AssertionError(f"cannot find {what} (pattern {pattern!r}); update infra/tests/codefacts.py")
     return found
 
 
@@ -63,6 +66,24 @@ class Function:
     reads_settings: bool  # main.rs calls AwsSettings::from_env()
     sdk_calls: tuple[str, ...]
     sdk_resources: frozenset[tuple[str, str]]
+    # the EMF metric names it emits (its `Function` dimension is `name`);
+    # empty for a function that counts nothing
+    metrics: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Emf:
+    """What shared/src/aws/metrics.rs makes of the counts."""
+
+    namespace: str
+    # the dimension names: `Function` always, the others when known
+    dimensions: tuple[str, ...]
+    # the one metric that carries a `Reason` (Metrics::rejected)
+    reason_metric: str
+    # the one timing, in Milliseconds (Metrics::latency_ms)
+    latency_metric: str
+    # the names of the module's table (its documentation)
+    documented: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,7 @@ class Code:
     delivery_retention_secs: int
     # how long a poll's claim lasts (poll::state::CLAIM_DURATION)
     poll_claim_secs: int
+    emf: Emf
 
 
 def _settings() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, int], tuple[str, ...]]:
@@ -133,8 +155,130 @@ def _pair_list(text: str, name: str) -> frozenset[tuple[str, str]]:
     return frozenset(re.findall(r'\(\s*"([^"]*)",\s*"([^"]*)"\s*\)', body))
 
 
-def _functions() -> dict[str, Function]:
+def _fn_body(text: str, signature: str, what: str) -> str:
+    """The body of the function whose declaration starts with `signature`,
+    up to the closing brace at the declaration's indentation."""
+    m = _one(rf"^( *){re.escape(signature)}[^\n]*\{{\n(.*?)\n\1\}}", text, what, re.S | re.M)
+    return m.group(2)
+
+
+def _emf() -> Emf:
+    text = _read("shared/src/aws/metrics.rs")
+    code = text.split("\n#[cfg(test)]\nmod tests", 1)[0]
+    namespace = _one(r'pub const NAMESPACE: &str = "(\w+)";', code, "NAMESPACE").group(1)
+    to_emf = _fn_body(code, "pub fn to_emf(", "Metrics::to_emf")
+    first = _one(r'let mut names = vec!\["(\w+)"\];', to_emf, "the dimension every line has").group(1)
+    others = re.findall(r'names\.push\("(\w+)"\);', to_emf)
+    assert others, "cannot find the optional dimensions (names.push) in Metrics::to_emf"
+    reason = re.findall(r'\.entry\("(\w+)"\)', _fn_body(code, "pub fn rejected(", "Metrics::rejected"))
+    assert len(reason) == 1, f"Metrics::rejected counts one named metric, found {reason}"
+    latency = set(re.findall(r'json!\(\{ "Name": "(\w+)", "Unit": "Milliseconds" \}\)', code))
+    assert len(latency) == 1, f"one Milliseconds metric in Metrics::to_emf, found {latency}"
+    table = re.findall(r"^//! \| `(\w+)` \|", text, re.M)
+    assert table, "cannot find the metrics table of shared/src/aws/metrics.rs"
+    return Emf(
+        namespace=namespace,
+        dimensions=(first, *others),
+        reason_metric=reason[0],
+        latency_metric=latency.pop(),
+        documented=frozenset(table),
+    )
+
+
+def _call_args(text: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose `(` is at `start`."""
+    depth, args, current = 0, [], ""
+    for ch in text[start:]:
+        if ch in "([{":
+            depth += 1
+            if depth == 1:
+                continue
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append(current.strip())
+                return args
+        if ch == "," and depth == 1:
+            args.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    raise AssertionError(f"unbalanced call at {text[start:start + 60]!r}")
+
+
+def _outcome_names() -> dict[str, Any]:
+    """The outcome names both backends share (docs/ARCHITECTURE.md,
+    Metrics): receive's Receipt::outcome and refusal_outcome, deliver's
+    Outcome::metric and UNAVAILABLE."""
+    receive = _read("shared/src/pipeline/receive.rs")
+    receipt = re.findall(r'=> "(\w+)"', _fn_body(receive, "pub fn outcome(&self)", "Receipt::outcome"))
+    refusal = re.findall(r'"(\w+)"', _fn_body(receive, "pub fn refusal_outcome(", "refusal_outcome"))
+    deliver = _read("shared/src/pipeline/deliver.rs")
+    arms = re.findall(r'Self::(\w+)(?:\([^)]*\))? => "(\w+)"', _fn_body(deliver, "pub fn metric(self)", "deliver::Outcome::metric"))
+    unavailable = _one(r'pub const UNAVAILABLE: &str = "(\w+)";', deliver, "deliver::UNAVAILABLE").group(1)
+    assert receipt and refusal and arms, (receipt, refusal, arms)
+    return {"receipt": set(receipt), "refusal": set(refusal), "deliver": dict(arms), "unavailable": unavailable}
+
+
+# What each method of Metrics counts under: the name argument (its index),
+# or the fixed metric of Metrics::rejected / Metrics::latency_ms.
+_COUNTING = {"incr": 1, "add": 1, "rejected": "reason", "latency_ms": "latency"}
+
+
+def _metric_names(crate: str, lib: str, emf: Emf, outcomes: dict[str, Any]) -> frozenset[str]:
+    """The names a function's lib.rs counts: every `metrics.<method>(…)`
+    call outside its tests, each name argument a literal or one of the
+    shared outcome functions. Anything else fails, naming the call."""
+    code = lib.split("\n#[cfg(test)]\nmod tests", 1)[0]
+    if "Metrics::new(FUNCTION)" not in code:
+        assert not re.search(r"\bmetrics\.(incr|add|rejected|latency_ms)\(", code), f"{crate}: counts without Metrics::new(FUNCTION)"
+        return frozenset()
+
+    def names_of(expr: str) -> set[str]:
+        if m := re.fullmatch(r'"(\w+)"', expr):
+            return {m.group(1)}
+        if expr == "receipt.outcome()":
+            return set(outcomes["receipt"])
+        # match refusal_outcome(…) { "rejected" => …, other => metrics.incr(…, other) }
+        if re.search(rf"match refusal_outcome\([^{{]*\{{[^}}]*\b{re.escape(expr)} => metrics\.incr\(", code):
+            literal_arms = set(re.findall(r'"(\w+)" => metrics\.', code))
+            return set(outcomes["refusal"]) - literal_arms
+        if expr == "outcome.metric()":
+            # The function's own MessageOutcome::metric, over deliver's names.
+            found: set[str] = set()
+            for arm in re.findall(r"=> ([^,\n]+),", _fn_body(code, "fn metric(&self)", f"{crate}: fn metric")):
+                arm = arm.strip()
+                if arm == "outcome.metric()":
+                    found |= set(outcomes["deliver"].values())
+                elif m := re.fullmatch(r"deliver::Outcome::(\w+)\.metric\(\)", arm):
+                    found.add(outcomes["deliver"][m.group(1)])
+                elif arm == "deliver::UNAVAILABLE":
+                    found.add(outcomes["unavailable"])
+                else:
+                    raise AssertionError(f"{crate}: fn metric arm {arm!r}; teach infra/tests/codefacts.py")
+            return found
+        raise AssertionError(f"{crate}: a metric named by {expr!r}; teach infra/tests/codefacts.py what it counts")
+
+    found: set[str] = set()
+    for call in re.finditer(r"\bmetrics\.(\w+)\(", code):
+        method = call.group(1)
+        if method == "emit":
+            continue
+        assert method in _COUNTING, f"{crate}: metrics.{method}(…); teach infra/tests/codefacts.py what it counts"
+        how = _COUNTING[method]
+        if how == "reason":
+            found.add(emf.reason_metric)
+        elif how == "latency":
+            found.add(emf.latency_metric)
+        else:
+            found |= names_of(_call_args(code, call.end() - 1)[how])
+    assert found, f"{crate}: Metrics::new(FUNCTION) but no metrics.incr/add calls found"
+    return frozenset(found)
+
+
+def _functions(emf: Emf) -> dict[str, Function]:
     workspace = tomllib.loads(_read("Cargo.toml"))
+    outcomes = _outcome_names()
     found = {}
     for member in workspace["workspace"]["members"]:
         if not member.startswith("functions/"):
@@ -152,6 +296,7 @@ def _functions() -> dict[str, Function]:
             reads_settings="AwsSettings::from_env()" in main,
             sdk_calls=_string_list(lib, "SDK_CALLS"),
             sdk_resources=_pair_list(lib, "SDK_RESOURCES"),
+            metrics=_metric_names(member, lib, emf, outcomes),
         )
     assert found, "no functions/* members in the workspace"
     return found
@@ -159,6 +304,7 @@ def _functions() -> dict[str, Function]:
 
 def load() -> Code:
     all_vars, required, defaults, per_function = _settings()
+    emf = _emf()
     item = _read("shared/src/aws/item.rs")
     pk = _one(r'pub const PK: &str = "(\w+)";', item, "PK").group(1)
     sk = _one(r'pub const SK: &str = "(\w+)";', item, "SK").group(1)
@@ -190,7 +336,7 @@ def load() -> Code:
     claim = _one(r"pub const CLAIM_DURATION: Duration = Duration::from_secs\(([^)]+)\);", state, "CLAIM_DURATION").group(1)
 
     return Code(
-        functions=_functions(),
+        functions=_functions(emf),
         all_vars=all_vars,
         stack_outputs=_stack_outputs(),
         optional_stack_outputs=_stack_outputs("OPTIONAL_STACK_OUTPUTS"),
@@ -211,4 +357,5 @@ def load() -> Code:
         http_timeout_secs=http_timeout,
         delivery_retention_secs=_int_expr(retention),
         poll_claim_secs=_int_expr(claim),
+        emf=emf,
     )

@@ -16,7 +16,12 @@ in both:
   CloudFormation's LogGroup Arn already ends in `:*`, Terraform's gets it
   appended);
 * the SSM parameters below the prefix as `ssm:{prefix}/*`, the optional
-  customer managed key as `{param:secrets_kms_key_arn}`.
+  customer managed key as `{param:secrets_kms_key_arn}`;
+* the CloudWatch dashboard as `dashboard`.
+
+The dashboard's body is parsed as what CloudWatch gets (the JSON of the
+SAM template's Fn::Sub, the object of the module's jsonencode), with the
+resources its metrics name canonicalised the same way.
 
 Template parameters are named by their Terraform variable names
 (SsmParameterPrefix is ssm_parameter_prefix) and carry their defaults.
@@ -104,6 +109,53 @@ class Stack:
     # variable -> the resources (logical ids / addresses) it is set to,
     # over all functions: one each, and a different one per variable
     wiring: dict[str, set[str]] = field(default_factory=dict)
+    # the CloudWatch dashboard: name, and widgets as dashboard_widgets()
+    # makes them (None: the stack has none)
+    dashboard: dict[str, Any] | None = None
+
+
+DASHBOARD = "dashboard"
+
+
+def dashboard_widgets(body: Any, resource) -> list[dict[str, Any]]:
+    """A dashboard body's widgets, template-neutral: each metric row as
+    ("metric", namespace, name, ((dimension, value), ...), {options}) or
+    ("expression", text, {options}); a dimension value that names a
+    resource of the stack is `resource(value)` (its canonical name), a
+    parameter `{param:name}`; the "." shorthand is expanded."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, Param):
+            return "{param:" + v.name + "}"
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [value(x) for x in v]
+        return resource(v)
+
+    assert isinstance(body, dict) and set(body) == {"widgets"}, f"a dashboard body is {{widgets: [...]}}: {body!r}"
+    widgets = []
+    for w in body["widgets"]:
+        props = dict(w.get("properties", {}))
+        rows, previous = [], []
+        for row in props.pop("metrics", []):
+            assert isinstance(row, list) and row, f"a metric row is a non-empty list: {row!r}"
+            options = value(row[-1]) if isinstance(row[-1], dict) else {}
+            row = row[:-1] if isinstance(row[-1], dict) else row
+            if not row:
+                assert "expression" in options, f"a row of options alone is an expression: {options!r}"
+                rows.append(("expression", options.pop("expression"), options))
+                previous = []
+                continue
+            row = [previous[i] if x == "." and i < len(previous) else x for i, x in enumerate(row)]
+            previous = row
+            assert len(row) >= 2 and len(row) % 2 == 0, f"namespace, name, then dimension pairs: {row!r}"
+            dims = tuple((row[i], value(row[i + 1])) for i in range(2, len(row), 2))
+            rows.append(("metric", row[0], row[1], dims, options))
+        entry = {k: w[k] for k in ("type", "x", "y", "width", "height") if k in w}
+        entry["properties"] = {**value(props), **({"metrics": rows} if rows else {})}
+        widgets.append(entry)
+    return widgets
 
 
 def snake(name: str) -> str:
@@ -507,6 +559,32 @@ def load_sam(path: Path = SAM_TEMPLATE) -> Stack:
             )
         )
 
+    # Dashboard: the body is the JSON text of an Fn::Sub.
+    dashboards = sam.of_type("AWS::CloudWatch::Dashboard")
+    assert len(dashboards) <= 1, f"one dashboard: {sorted(dashboards)}"
+    for logical_id in dashboards:
+        names[logical_id] = DASHBOARD
+        p = sam.props(logical_id)
+        text = p["DashboardBody"]
+        assert isinstance(text, str), f"{logical_id}: DashboardBody is one !Sub of JSON text"
+        # A number from a parameter stands unquoted: quote it to parse.
+        text = re.sub(r'(":\s*)(\{param:\w+\})', r'\1"\2"', text)
+
+        def sam_resource(v: Any) -> Any:
+            # What a dimension takes: a function's name (its Ref), a queue's
+            # name (not its Ref, the URL).
+            m = re.fullmatch(r"\{ref:(\w+)(?:\.(\w+))?\}", v) if isinstance(v, str) else None
+            if m and m.group(1) in names:
+                kind = sam.resources[m.group(1)]["Type"]
+                if (kind, m.group(2)) in (("AWS::Serverless::Function", None), ("AWS::SQS::Queue", "QueueName")):
+                    return names[m.group(1)]
+            return v
+
+        stack.dashboard = {
+            "name": canon(p.get("DashboardName")),
+            "widgets": dashboard_widgets(json.loads(text), sam_resource),
+        }
+
     # Outputs: which canonical resources (or the API) they expose.
     for name, out in sam.doc.get("Outputs", {}).items():
         value = sam.resolve(out["Value"])
@@ -767,7 +845,7 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
             if value.attr == "stream_arn":
                 return base + "#stream"
             # The ARN, name or URL of a resource all stand for the resource.
-            if value.attr in ("arn", "name", "url"):
+            if value.attr in ("arn", "name", "url", "dashboard_name"):
                 return base
             return f"{base}.{value.attr}"
         if isinstance(value, Param):
@@ -975,6 +1053,33 @@ def load_terraform(module: Path = TF_MODULE) -> Stack:
                     "alarm_topic_arn != ''" if actions == "${local.alarm_actions}" else actions,
                 )
             )
+
+    # Dashboard: the body is a jsonencode of an object.
+    dashboards = [a for a in tf.resources if a.startswith("aws_cloudwatch_dashboard.")]
+    assert len(dashboards) <= 1, f"one dashboard: {dashboards}"
+    for address in dashboards:
+        names[address] = DASHBOARD
+        p = tf.resolve(tf.resources[address])
+        body = p["dashboard_body"]
+        assert isinstance(body, dict), f"{address}: dashboard_body is one jsonencode({{…}})"
+
+        def tf_resource(v: Any) -> Any:
+            # What a dimension takes: a function's function_name, a queue's
+            # name (not its url).
+            if isinstance(v, Ref) and v.target in names:
+                kind = v.target.split(".")[0]
+                if (kind, v.attr) in (("aws_lambda_function", "function_name"), ("aws_sqs_queue", "name")):
+                    return names[v.target]
+            if isinstance(v, Ref):
+                return "{ref:" + v.target + ("." + v.attr if v.attr else "") + "}"
+            return v
+
+        name = p.get("dashboard_name")
+        stack.dashboard = {
+            # var.name is the module's stack name (the SAM template's AWS::StackName)
+            "name": "{name}" if name == Param("name") else canon(name),
+            "widgets": dashboard_widgets(body, tf_resource),
+        }
 
     # Outputs.
     for path in sorted(module.glob("*.tf")):

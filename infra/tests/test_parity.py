@@ -10,6 +10,9 @@ that stack is the one the code needs.
 * Queue, stream, mapping, schedule, table, function, API and alarm
   settings agree between the two templates and with the code (retry
   schedule, timeouts, attribute names).
+* The dashboards are the same in both, show every metric the functions
+  emit and no other (namespace, names and dimensions as the code has
+  them), and the stack's own queues and functions.
 
 `make infra-check` runs this with the pinned pytest of .venv-infra.
 """
@@ -27,7 +30,7 @@ import codefacts
 from codefacts import SSM_PARAMETERS
 import hcl2
 
-from templates import TF_MODULE, snake
+from templates import DASHBOARD, TF_MODULE, snake
 from templates import KMS_KEY, KMS_KEY_GIVEN, STREAM_FAILURE_QUEUE, Grant, Stack, load_sam, load_terraform, log_group
 
 CODE = codefacts.load()
@@ -107,6 +110,19 @@ def test_the_code_facts_hold_together() -> None:
             assert action.split(":")[0] in {"dynamodb", "sqs", "ssm"}, (fn.name, action)
     assert CODE.retry_schedule_secs and all(w > 0 for w in CODE.retry_schedule_secs)
     assert 0 <= CODE.retry_jitter < 1
+    # The pipeline's three functions count what they did (EMF).
+    emf = CODE.emf
+    assert emf.dimensions[0] == "Function" and len(set(emf.dimensions)) == len(emf.dimensions), emf.dimensions
+    for name in ("receive", "enqueue", "deliver"):
+        assert CODE.functions[name].metrics, f"{name} emits no metrics"
+    assert emf.reason_metric in CODE.functions["receive"].metrics
+    assert emf.latency_metric in CODE.functions["deliver"].metrics
+    emitted = set().union(*(fn.metrics for fn in CODE.functions.values()))
+    # The table of shared/src/aws/metrics.rs documents exactly those.
+    assert emf.documented == emitted, (
+        f"shared/src/aws/metrics.rs documents {sorted(emf.documented - emitted)} (not emitted), "
+        f"omits {sorted(emitted - emf.documented)}"
+    )
 
 
 # ------------------------------------------------------------- environment
@@ -213,7 +229,7 @@ def _without_build(functions: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
 
 @pytest.mark.parametrize(
     "aspect",
-    ["environment", "grants", "tables", "queues", "mappings", "schedules", "routes", "throttling", "alarms", "outputs"],
+    ["environment", "grants", "tables", "queues", "mappings", "schedules", "routes", "throttling", "alarms", "outputs", "dashboard"],
 )
 def test_sam_and_terraform_agree(aspect: str) -> None:
     assert getattr(SAM, aspect) == getattr(TF, aspect), aspect
@@ -401,7 +417,173 @@ def test_alarms_watch_the_dlq_errors_and_the_stream(stack: Stack) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_name_the_url_the_tables_and_the_queues(stack: Stack) -> None:
-    assert {"webhook-base-url", "admin-base-url", *TABLE_VARS, *QUEUE_VARS} <= stack.outputs
+    assert {"webhook-base-url", "admin-base-url", *TABLE_VARS, *QUEUE_VARS, DASHBOARD} <= stack.outputs
+
+
+# --------------------------------------------------------------- dashboard
+
+# Deliver outcome names a parallel change adds to deliver::Outcome::metric:
+# on the dashboard ahead of the code. Once the code emits them,
+# test_pending_deliver_outcomes_are_not_emitted_yet fails: empty this set,
+# and the dashboard is checked against the code alone.
+PENDING_DELIVER_OUTCOMES = {"throttled", "held", "circuit_opened", "circuit_closed"}
+DASHBOARD_NAMESPACES = {CODE.emf.namespace, "AWS/Lambda", "AWS/SQS"}
+# Per function, on one widget each (Sum, Maximum or p99 over the period).
+FUNCTION_METRICS = {"Errors", "Throttles", "Duration"}
+# Per queue: its depth and the age of its oldest message.
+QUEUE_METRICS = {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
+GRID_COLUMNS = 24
+
+
+def _rows(stack: Stack) -> list[tuple[dict[str, Any], tuple]]:
+    assert stack.dashboard is not None, f"{stack.source}: no dashboard"
+    return [
+        (w, row)
+        for w in stack.dashboard["widgets"]
+        for row in w["properties"].get("metrics", [])
+    ]
+
+
+def _emitted(function: str) -> set[str]:
+    names = set(CODE.functions[function].metrics)
+    return names | PENDING_DELIVER_OUTCOMES if function == QUEUE_FUNCTION else names
+
+
+_SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\}(?P<terms>[^']*)', '(?P<stat>\w+)', (?P<period>\d+)\)")
+
+
+def _search(expression: str) -> tuple[str, tuple[str, ...], dict[str, str], set[str]]:
+    """A SEARCH expression as (namespace, schema dimensions, `Name="v"`
+    terms, names excluded with `NOT MetricName="v"`); any other term fails."""
+    m = _SEARCH.fullmatch(expression)
+    assert m, f"not a SEARCH('{{schema}} terms', 'stat', period): {expression!r}"
+    namespace, *dims = [d.strip() for d in m["schema"].split(",")]
+    terms = m["terms"]
+    excluded = set(re.findall(r'\bNOT MetricName="(\w+)"', terms))
+    terms = re.sub(r'\bNOT MetricName="\w+"', "", terms)
+    pairs = dict(re.findall(r'(\w+)="([\w-]+)"', terms))
+    leftover = re.sub(r'\w+="[\w-]+"', "", terms).strip()
+    assert not leftover, f"unsupported search terms {leftover!r} in {expression!r}"
+    return namespace, tuple(dims), pairs, excluded
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_dashboard_is_named_after_the_stack_and_well_formed(stack: Stack) -> None:
+    assert stack.dashboard is not None, f"{stack.source}: no dashboard"
+    assert stack.dashboard["name"] == "{name}", "named after the stack (the module's var.name)"
+    cells: set[tuple[int, int]] = set()
+    for w in stack.dashboard["widgets"]:
+        assert w["type"] in ("metric", "text"), w
+        x, y, width, height = w["x"], w["y"], w["width"], w["height"]
+        assert 0 <= x and x + width <= GRID_COLUMNS and width > 0 and height > 0, w
+        mine = {(cx, cy) for cx in range(x, x + width) for cy in range(y, y + height)}
+        assert not mine & cells, f"{stack.source}: widgets overlap at {w['properties'].get('title')!r}"
+        cells |= mine
+        props = w["properties"]
+        if w["type"] == "text":
+            assert props.get("markdown"), w
+            continue
+        assert props.get("title") and props["region"] == "{region}", props
+        assert props["metrics"], props
+        ids = [row[2].get("id") for row in props["metrics"] if row[0] == "expression"]
+        assert all(i and re.fullmatch(r"[a-z]\w*", i) for i in ids), f"expression ids start lowercase: {ids}"
+        assert len(ids) == len(set(ids)), f"repeated expression ids in {props['title']!r}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_sluice_metrics_are_the_ones_the_code_emits(stack: Stack) -> None:
+    emf = CODE.emf
+    optional = set(emf.dimensions) - {"Function"}
+    for w, row in _rows(stack):
+        title = w["properties"]["title"]
+        if row[0] == "expression":
+            namespace, schema, terms, excluded = _search(row[1])
+            assert namespace in DASHBOARD_NAMESPACES, f"{title}: {row[1]}"
+            if namespace != emf.namespace:
+                continue
+            # Every line of the code has Function, and Source or Reason
+            # only as the code adds them; Reason only on its metric.
+            assert schema[0] == "Function" and set(schema[1:]) <= optional, f"{title}: schema {schema}"
+            assert set(terms) <= {"Function", "MetricName"}, f"{title}: {terms}"
+            function = terms.get("Function")
+            assert function in CODE.functions and CODE.functions[function].metrics, f"{title}: Function={function!r}"
+            named = {terms["MetricName"]} if "MetricName" in terms else set()
+            assert named | excluded <= _emitted(function), f"{title}: {function} emits no {sorted(named | excluded - _emitted(function))}"
+            if "Reason" in schema:
+                assert named == {emf.reason_metric}, f"{title}: only {emf.reason_metric} has a Reason"
+            continue
+        _, namespace, name, dims, _ = row
+        assert namespace in DASHBOARD_NAMESPACES, f"{title}: namespace {namespace}"
+        if namespace != emf.namespace:
+            continue
+        # Explicit metrics are a function's totals: [Function] alone (the
+        # Source values are the config's, unknown to the template).
+        assert [d for d, _ in dims] == ["Function"], f"{title}: {name} {dims}"
+        function = dims[0][1]
+        assert function in CODE.functions, f"{title}: Function={function!r} is no function"
+        assert name in _emitted(function), f"{title}: {function} emits no {name!r} (it emits {sorted(_emitted(function))})"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_shows_every_metric_the_code_emits(stack: Stack) -> None:
+    shown: dict[str, set[str]] = {}
+    for _, row in _rows(stack):
+        if row[0] == "metric" and row[1] == CODE.emf.namespace:
+            shown.setdefault(row[3][0][1], set()).add(row[2])
+    for name, fn in CODE.functions.items():
+        missing = sorted(_emitted(name) - shown.get(name, set()))
+        assert not missing, f"{stack.source}: the dashboard lacks {name}'s {missing}"
+
+
+def test_pending_deliver_outcomes_are_not_emitted_yet() -> None:
+    landed = PENDING_DELIVER_OUTCOMES & CODE.functions[QUEUE_FUNCTION].metrics
+    assert not landed, f"deliver emits {sorted(landed)} now: take them out of PENDING_DELIVER_OUTCOMES"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_aws_metrics_are_the_stacks_own(stack: Stack) -> None:
+    seen: set[tuple[str, str, str]] = set()
+    for w, row in _rows(stack):
+        title = w["properties"]["title"]
+        if row[0] == "expression":
+            assert _search(row[1])[0] == CODE.emf.namespace, f"{title}: SEARCH only over the code's metrics"
+            continue
+        _, namespace, name, dims, _ = row
+        if namespace == "AWS/Lambda":
+            assert [d for d, _ in dims] == ["FunctionName"], f"{title}: {dims}"
+            value = dims[0][1]
+            assert value.startswith("function:") and value.removeprefix("function:") in stack.functions, (
+                f"{stack.source}: {title}: {name} of {value!r}, not one of the stack's functions"
+            )
+        elif namespace == "AWS/SQS":
+            assert [d for d, _ in dims] == ["QueueName"], f"{title}: {dims}"
+            value = dims[0][1]
+            assert value in stack.queues, f"{stack.source}: {title}: {name} of {value!r}, not one of the stack's queues"
+        else:
+            continue
+        seen.add((namespace, name, value))
+    for function in stack.functions:
+        for metric in FUNCTION_METRICS:
+            assert ("AWS/Lambda", metric, "function:" + function) in seen, f"{stack.source}: no {metric} of {function}"
+    for queue in (QUEUE, DLQ):
+        for metric in QUEUE_METRICS:
+            assert ("AWS/SQS", metric, queue) in seen, f"{stack.source}: no {metric} of {queue}"
+    # What the alarms watch is on the dashboard too.
+    for alarm in map(dict, stack.alarms):
+        (dim,) = alarm["dimensions"]
+        assert (alarm["namespace"], alarm["metric"], dim[1]) in seen, f"{stack.source}: alarmed {alarm['metric']} of {dim[1]}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_marks_the_iterator_age_alarm_threshold(stack: Stack) -> None:
+    (alarm,) = [dict(a) for a in stack.alarms if dict(a)["metric"] == "IteratorAge"]
+    (widget,) = [
+        w for w, row in _rows(stack) if row[0] == "metric" and row[1:3] == ("AWS/Lambda", "IteratorAge")
+    ]
+    lines = widget["properties"]["annotations"]["horizontal"]
+    assert [line["value"] for line in lines] == ["{param:iterator_age_alarm_ms}"]
+    assert stack.parameters["iterator_age_alarm_ms"] == alarm["threshold"]
+    assert widget["properties"]["stat"] == alarm["statistic"] and widget["properties"]["period"] == alarm["period"]
 
 
 @pytest.mark.parametrize("stack", STACKS)

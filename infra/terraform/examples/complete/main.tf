@@ -97,3 +97,7 @@ output "gates_table_name" {
 output "ssm_parameter_prefix" {
   value = module.sluice.ssm_parameter_prefix
 }
+
+output "dashboard_name" {
+  value = module.sluice.dashboard_name
+}

@@ -50,3 +50,8 @@ output "ssm_parameter_prefix" {
 output "function_names" {
   value = { for name, fn in aws_lambda_function.this : name => fn.function_name }
 }
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard of the stack (CloudWatch > Dashboards)."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
