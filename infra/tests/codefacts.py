@@ -209,15 +209,31 @@ def _call_args(text: str, start: int) -> list[str]:
 def _outcome_names() -> dict[str, Any]:
     """The outcome names both backends share (docs/ARCHITECTURE.md,
     Metrics): receive's Receipt::outcome and refusal_outcome, deliver's
-    Outcome::metric and UNAVAILABLE."""
+    Outcome::metric and UNAVAILABLE (by variant: a variant whose fields
+    say why, such as Deferred, has a name per reason), and the circuit
+    changes' names (CircuitChange::as_str)."""
     receive = _read("shared/src/pipeline/receive.rs")
     receipt = re.findall(r'=> "(\w+)"', _fn_body(receive, "pub fn outcome(&self)", "Receipt::outcome"))
     refusal = re.findall(r'"(\w+)"', _fn_body(receive, "pub fn refusal_outcome(", "refusal_outcome"))
     deliver = _read("shared/src/pipeline/deliver.rs")
-    arms = re.findall(r'Self::(\w+)(?:\([^)]*\))? => "(\w+)"', _fn_body(deliver, "pub fn metric(self)", "deliver::Outcome::metric"))
+    arms = re.findall(
+        r'Self::(\w+)(?:\([^)]*\)|\s*\{[^}]*\})? => "(\w+)"',
+        _fn_body(deliver, "pub fn metric(self)", "deliver::Outcome::metric"),
+    )
+    by_variant: dict[str, set[str]] = {}
+    for variant, name in arms:
+        by_variant.setdefault(variant, set()).add(name)
     unavailable = _one(r'pub const UNAVAILABLE: &str = "(\w+)";', deliver, "deliver::UNAVAILABLE").group(1)
-    assert receipt and refusal and arms, (receipt, refusal, arms)
-    return {"receipt": set(receipt), "refusal": set(refusal), "deliver": dict(arms), "unavailable": unavailable}
+    gate = _read("shared/src/gate/mod.rs")
+    circuit = re.findall(r'=> "(\w+)"', _fn_body(gate, "impl CircuitChange", "CircuitChange::as_str"))
+    assert receipt and refusal and arms and circuit, (receipt, refusal, arms, circuit)
+    return {
+        "receipt": set(receipt),
+        "refusal": set(refusal),
+        "deliver": by_variant,
+        "unavailable": unavailable,
+        "circuit": set(circuit),
+    }
 
 
 # What each method of Metrics counts under: the name argument (its index),
@@ -243,15 +259,17 @@ def _metric_names(crate: str, lib: str, emf: Emf, outcomes: dict[str, Any]) -> f
         if re.search(rf"match refusal_outcome\([^{{]*\{{[^}}]*\b{re.escape(expr)} => metrics\.incr\(", code):
             literal_arms = set(re.findall(r'"(\w+)" => metrics\.', code))
             return set(outcomes["refusal"]) - literal_arms
+        if expr == "change.as_str()":
+            return set(outcomes["circuit"])
         if expr == "outcome.metric()":
             # The function's own MessageOutcome::metric, over deliver's names.
             found: set[str] = set()
             for arm in re.findall(r"=> ([^,\n]+),", _fn_body(code, "fn metric(&self)", f"{crate}: fn metric")):
                 arm = arm.strip()
-                if arm == "outcome.metric()":
-                    found |= set(outcomes["deliver"].values())
+                if arm == "report.outcome.metric()":
+                    found |= set().union(*outcomes["deliver"].values())
                 elif m := re.fullmatch(r"deliver::Outcome::(\w+)\.metric\(\)", arm):
-                    found.add(outcomes["deliver"][m.group(1)])
+                    found |= outcomes["deliver"][m.group(1)]
                 elif arm == "deliver::UNAVAILABLE":
                     found.add(outcomes["unavailable"])
                 else:

@@ -422,11 +422,6 @@ def test_outputs_name_the_url_the_tables_and_the_queues(stack: Stack) -> None:
 
 # --------------------------------------------------------------- dashboard
 
-# Deliver outcome names a parallel change adds to deliver::Outcome::metric:
-# on the dashboard ahead of the code. Once the code emits them,
-# test_pending_deliver_outcomes_are_not_emitted_yet fails: empty this set,
-# and the dashboard is checked against the code alone.
-PENDING_DELIVER_OUTCOMES = {"throttled", "held", "circuit_opened", "circuit_closed"}
 DASHBOARD_NAMESPACES = {CODE.emf.namespace, "AWS/Lambda", "AWS/SQS"}
 # Per function, on one widget each (Sum, Maximum or p99 over the period).
 FUNCTION_METRICS = {"Errors", "Throttles", "Duration"}
@@ -445,8 +440,7 @@ def _rows(stack: Stack) -> list[tuple[dict[str, Any], tuple]]:
 
 
 def _emitted(function: str) -> set[str]:
-    names = set(CODE.functions[function].metrics)
-    return names | PENDING_DELIVER_OUTCOMES if function == QUEUE_FUNCTION else names
+    return set(CODE.functions[function].metrics)
 
 
 _SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\}(?P<terms>[^']*)', '(?P<stat>\w+)', (?P<period>\d+)\)")
@@ -533,11 +527,6 @@ def test_dashboard_shows_every_metric_the_code_emits(stack: Stack) -> None:
     for name, fn in CODE.functions.items():
         missing = sorted(_emitted(name) - shown.get(name, set()))
         assert not missing, f"{stack.source}: the dashboard lacks {name}'s {missing}"
-
-
-def test_pending_deliver_outcomes_are_not_emitted_yet() -> None:
-    landed = PENDING_DELIVER_OUTCOMES & CODE.functions[QUEUE_FUNCTION].metrics
-    assert not landed, f"deliver emits {sorted(landed)} now: take them out of PENDING_DELIVER_OUTCOMES"
 
 
 @pytest.mark.parametrize("stack", STACKS)
