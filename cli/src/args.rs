@@ -209,7 +209,7 @@ pub enum SubscriptionCmd {
     /// One subscription.
     Show { id: String },
     /// Create a subscription; prints its new signing secret, once.
-    Add(SubscriptionAdd),
+    Add(Box<SubscriptionAdd>),
     /// Delete a subscription.
     Rm { id: String },
     /// A new signing secret, printed once; the old one keeps signing for the overlap.
@@ -257,6 +257,19 @@ pub struct SubscriptionAdd {
     /// Allow http:// and private addresses (local use only).
     #[arg(long)]
     pub allow_local: bool,
+    /// At most this many requests a second, minute or hour: 20/s, 90/m
+    /// ("unlimited" turns off a chat format's default).
+    #[arg(long)]
+    pub rate_limit: Option<String>,
+    /// At most this many requests out at once.
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// Open the circuit after this many failed attempts in a row (0: never).
+    #[arg(long)]
+    pub breaker_failures: Option<u32>,
+    /// The first probe of an open circuit after this long: 30s.
+    #[arg(long)]
+    pub breaker_probe_after: Option<String>,
 }
 
 #[derive(Subcommand)]

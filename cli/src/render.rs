@@ -154,6 +154,10 @@ pub fn subscription(v: &Value) -> String {
         ("created", time(&v["created_at"])),
         ("updated", time(&v["updated_at"])),
     ]);
+    let controls = &v["delivery_controls"];
+    if controls.is_object() {
+        out.push_str(&delivery_controls(controls));
+    }
     if let Some(secret) = v["signing_secret"].as_str() {
         let _ = writeln!(
             out,
@@ -161,6 +165,41 @@ pub fn subscription(v: &Value) -> String {
             clean_line(secret)
         );
     }
+    out
+}
+
+/// The controls in effect and the circuit, below a subscription's fields.
+fn delivery_controls(c: &Value) -> String {
+    let or_none = |v: &Value| {
+        if v.is_null() { "none".to_owned() } else { s(v) }
+    };
+    let breaker = &c["circuit_breaker"];
+    let breaker = if breaker.is_object() {
+        format!(
+            "after {} failures in a row, first probe after {}",
+            s(&breaker["failures"]),
+            s(&breaker["probe_after"])
+        )
+    } else {
+        "off".to_owned()
+    };
+    let circuit = &c["circuit"];
+    let mut state = s(&circuit["state"]);
+    if circuit["opened_at"].is_string() {
+        let _ = write!(state, " since {}", time(&circuit["opened_at"]));
+    }
+    if circuit["next_probe_at"].is_string() {
+        let _ = write!(state, ", next probe {}", time(&circuit["next_probe_at"]));
+    }
+    let mut out = String::from("\n");
+    out.push_str(&fields(&[
+        ("rate limit", or_none(&c["rate_limit"])),
+        ("max in flight", or_none(&c["max_in_flight"])),
+        ("in flight", s(&c["in_flight"])),
+        ("breaker", breaker),
+        ("circuit", state),
+        ("failures in a row", s(&circuit["consecutive_failures"])),
+    ]));
     out
 }
 

@@ -892,3 +892,60 @@ async fn pollers_run_prints_what_it_emitted_or_would() {
     assert_eq!(row.last(), Some(&"-"), "no error: {list:?}");
     gw.stop().await;
 }
+
+/// Delivery controls from the command line: set at `add`, shown with the
+/// circuit by `show`; a bad rate is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_controls_are_set_and_shown_with_the_circuit() {
+    let h = harness();
+    let _gw = h.start().await;
+    let cli = Sluice::of(&h);
+    cli.add_github_source().await;
+    let add = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "subscriptions",
+            "add",
+            "--id",
+            "paced",
+            "--source",
+            "github",
+            "--url",
+            "https://example.com/hook",
+            "--events",
+            "push",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let refused = cli.run(&add(&["--rate-limit", "5/d"])).await.fails(2);
+    assert!(refused.stderr.contains("rate_limit"), "{refused:?}");
+    cli.run(&add(&[
+        "--rate-limit",
+        "5/m",
+        "--max-in-flight",
+        "2",
+        "--breaker-failures",
+        "3",
+        "--breaker-probe-after",
+        "10s",
+    ]))
+    .await
+    .ok();
+    let shown = cli.run(&["subscriptions", "show", "paced"]).await.ok();
+    for line in [
+        "rate limit:",
+        "5/m",
+        "max in flight:",
+        "after 3 failures in a row, first probe after 10s",
+        "circuit:",
+        "closed",
+    ] {
+        assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);
+    }
+    let json = cli
+        .run(&["subscriptions", "show", "paced", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["delivery_controls"]["max_in_flight"], 2, "{json}");
+}

@@ -153,7 +153,7 @@ pub async fn subscriptions(ctx: &Ctx, cmd: SubscriptionCmd) -> Result<(), CliErr
                 .call(
                     Method::POST,
                     "/admin/subscriptions",
-                    Some(subscription_body(a)),
+                    Some(subscription_body(*a)),
                 )
                 .await?;
             ctx.print(&v, |v| {
@@ -216,6 +216,22 @@ fn subscription_body(a: SubscriptionAdd) -> Value {
     }
     if a.allow_local {
         body.insert("allow_local".into(), json!(true));
+    }
+    if let Some(v) = a.rate_limit {
+        body.insert("rate_limit".into(), json!(v));
+    }
+    if let Some(v) = a.max_in_flight {
+        body.insert("max_in_flight".into(), json!(v));
+    }
+    if a.breaker_failures.is_some() || a.breaker_probe_after.is_some() {
+        let mut breaker = Map::new();
+        if let Some(v) = a.breaker_failures {
+            breaker.insert("failures".into(), json!(v));
+        }
+        if let Some(v) = a.breaker_probe_after {
+            breaker.insert("probe_after".into(), json!(v));
+        }
+        body.insert("circuit_breaker".into(), Value::Object(breaker));
     }
     Value::Object(body)
 }

@@ -312,9 +312,45 @@ fn schemas() -> Value {
                 "payload_template": { "type": ["string", "null"], "description": "The whole JSON body, a minijinja template" },
                 "filter": { "type": ["string", "null"], "description": "A minijinja expression over payload, headers and event (type, source, id); only events it is true for are delivered", "examples": ["payload.action == \"opened\" and not payload.pull_request.draft"] },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
-                "allow_local": { "type": "boolean", "default": false }
+                "allow_local": { "type": "boolean", "default": false },
+                "rate_limit": { "$ref": "#/components/schemas/RateLimit" },
+                "max_in_flight": { "type": ["integer", "null"], "minimum": 1, "description": "At most this many requests out at once" },
+                "circuit_breaker": { "$ref": "#/components/schemas/CircuitBreaker" }
             }
         }));
+    m.insert("RateLimit".into(), json!({
+        "type": ["string", "null"], "pattern": "^\\s*[0-9]+\\s*/\\s*[smh]\\s*$|^unlimited$",
+        "description": "At most this many requests per second, minute or hour, evenly spaced (at most 1000/s). Chat formats default to their platform's limit; \"unlimited\" turns that off",
+        "examples": ["20/s", "90/m", "unlimited"]
+    }));
+    m.insert("CircuitBreaker".into(), json!({
+        "type": ["object", "null"], "additionalProperties": false,
+        "description": "After `failures` attempts in a row fail, the destination's tasks are held and one probe at a time tests it, first after `probe_after`, then at doubling waits (at most 15 min)",
+        "properties": {
+            "failures": { "type": "integer", "minimum": 0, "default": 10, "description": "0 turns the breaker off" },
+            "probe_after": { "type": "string", "default": "30s", "description": "1s to 15m", "examples": ["30s"] }
+        }
+    }));
+    m.insert("DeliveryControls".into(), json!({
+        "type": "object",
+        "description": "The controls in effect (a chat format's default rate included) and the circuit's state",
+        "properties": {
+            "rate_limit": { "type": ["string", "null"], "examples": ["1/s"] },
+            "max_in_flight": { "type": ["integer", "null"] },
+            "circuit_breaker": { "$ref": "#/components/schemas/CircuitBreaker" },
+            "in_flight": { "type": "integer", "description": "Requests out now (only counted with max_in_flight)" },
+            "circuit": {
+                "type": "object", "required": ["state", "consecutive_failures"],
+                "properties": {
+                    "state": { "enum": ["closed", "open", "probing"] },
+                    "consecutive_failures": { "type": "integer" },
+                    "opened_at": { "type": "string", "format": "date-time" },
+                    "next_probe_at": { "type": "string", "format": "date-time", "description": "While open" },
+                    "failed_probes": { "type": "integer" }
+                }
+            }
+        }
+    }));
     m.insert(
         "SubscriptionPatch".into(),
         json!({
@@ -327,7 +363,10 @@ fn schemas() -> Value {
                 "payload_template": { "type": ["string", "null"] },
                 "filter": { "type": ["string", "null"] },
                 "retry_schedule": { "type": ["array", "null"], "items": duration },
-                "allow_local": { "type": "boolean" }
+                "allow_local": { "type": "boolean" },
+                "rate_limit": { "$ref": "#/components/schemas/RateLimit" },
+                "max_in_flight": { "type": ["integer", "null"], "minimum": 1 },
+                "circuit_breaker": { "$ref": "#/components/schemas/CircuitBreaker" }
             }
         }),
     );
@@ -347,8 +386,12 @@ fn schemas() -> Value {
                     "filter": { "type": ["string", "null"] },
                     "retry_schedule": { "type": ["array", "null"], "items": duration },
                     "allow_local": { "type": "boolean" },
+                    "rate_limit": { "type": ["string", "null"] },
+                    "max_in_flight": { "type": ["integer", "null"] },
+                    "circuit_breaker": { "$ref": "#/components/schemas/CircuitBreaker" },
                     "has_signing_secret": { "type": "boolean" },
-                    "previous_secret_until": opt_time.clone()
+                    "previous_secret_until": opt_time.clone(),
+                    "delivery_controls": { "$ref": "#/components/schemas/DeliveryControls", "description": "On a single subscription's view" }
                 }
             }]
         }),
