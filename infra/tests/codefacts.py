@@ -238,7 +238,14 @@ def _outcome_names() -> dict[str, Any]:
 
 # What each method of Metrics counts under: the name argument (its index),
 # or the fixed metric of Metrics::rejected / Metrics::latency_ms.
-_COUNTING = {"incr": 1, "add": 1, "rejected": "reason", "latency_ms": "latency"}
+_COUNTING = {
+    "incr": 1,
+    "add": 1,
+    "delivery": 1,
+    "rejected": "reason",
+    "latency_ms": "latency",
+    "delivery_latency_ms": "latency",
+}
 
 
 def _metric_names(crate: str, lib: str, emf: Emf, outcomes: dict[str, Any]) -> frozenset[str]:
@@ -247,7 +254,7 @@ def _metric_names(crate: str, lib: str, emf: Emf, outcomes: dict[str, Any]) -> f
     shared outcome functions. Anything else fails, naming the call."""
     code = lib.split("\n#[cfg(test)]\nmod tests", 1)[0]
     if "Metrics::new(FUNCTION)" not in code:
-        assert not re.search(r"\bmetrics\.(incr|add|rejected|latency_ms)\(", code), f"{crate}: counts without Metrics::new(FUNCTION)"
+        assert not re.search(r"\bmetrics\.(incr|add|delivery|rejected|latency_ms|delivery_latency_ms)\(", code), f"{crate}: counts without Metrics::new(FUNCTION)"
         return frozenset()
 
     def names_of(expr: str) -> set[str]:

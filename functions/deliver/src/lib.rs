@@ -126,18 +126,18 @@ pub async fn process(ports: Ports<'_>, event: SqsEvent) -> Outcome {
         futures::future::join_all(event.records.iter().map(|m| handle_message(ports, m))).await;
     let mut metrics = Metrics::new(FUNCTION);
     let mut response = SqsBatchResponse::default();
-    for (message, (source, outcome, latency)) in event.records.iter().zip(results) {
-        let source = source.as_deref();
-        metrics.incr(source, outcome.metric());
+    for (message, (subscription, outcome, latency)) in event.records.iter().zip(results) {
+        let subscription = subscription.as_deref();
+        metrics.delivery(subscription, outcome.metric());
         if let MessageOutcome::Task(deliver::Report {
             circuit: Some(change),
             ..
         }) = outcome
         {
-            metrics.incr(source, change.as_str());
+            metrics.delivery(subscription, change.as_str());
         }
-        if let Some(ms) = latency {
-            metrics.latency_ms(source, ms);
+        if let (Some(subscription), Some(ms)) = (subscription, latency) {
+            metrics.delivery_latency_ms(subscription, ms);
         }
         if outcome.reported() {
             // An empty identifier makes Lambda retry the whole batch: the
@@ -225,7 +225,7 @@ async fn handle_message(
             MessageOutcome::Unavailable
         }
     };
-    (Some(received.task.source), outcome, latency_ms)
+    (Some(received.task.subscription), outcome, latency_ms)
 }
 
 /// Passes requests on to the transport, noting how long the attempt took

@@ -327,7 +327,10 @@ fn schemas() -> Value {
         "type": ["object", "null"], "additionalProperties": false,
         "description": "After `failures` attempts in a row fail, the destination's tasks are held and one probe at a time tests it, first after `probe_after`, then at doubling waits (at most 15 min)",
         "properties": {
-            "failures": { "type": "integer", "minimum": 0, "default": 10, "description": "0 turns the breaker off" },
+            "failures": { "type": "integer", "minimum": 0, "default": 10, "description": "Failed attempts in a row that open it; 0 turns this rule off" },
+            "failure_percent": { "type": ["integer", "null"], "minimum": 1, "maximum": 100, "description": "Also open when this share of a window's attempts failed (off unless set)" },
+            "window": { "type": "string", "default": "1m", "description": "10s to 1h" },
+            "min_attempts": { "type": "integer", "minimum": 1, "default": 20, "description": "Attempts in the window before failure_percent applies" },
             "probe_after": { "type": "string", "default": "30s", "description": "1s to 15m", "examples": ["30s"] }
         }
     }));

@@ -310,6 +310,7 @@ mod tests {
         let breaker = Breaker {
             failures: 2,
             probe_after: Duration::from_secs(60),
+            ..Breaker::default()
         };
         let controls = Controls::new(Format::Raw, None, None, Some(breaker)).unwrap();
         assert_eq!(gate.state("s").await.unwrap(), None, "no item before use");
@@ -346,6 +347,7 @@ mod tests {
         let off = Breaker {
             failures: 0,
             probe_after: Duration::from_secs(30),
+            ..Breaker::default()
         };
         let controls = Controls::new(Format::Raw, None, None, Some(off)).unwrap();
         let Admission::Go(pass) = gate.admit("s", &controls, "a", LEASE).await.unwrap() else {

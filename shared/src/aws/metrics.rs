@@ -2,7 +2,9 @@
 //! pipeline did during one invocation and print it as JSON log lines, which
 //! CloudWatch Logs turns into metrics. No API call, no extra latency.
 //!
-//! Namespace `Sluice`; dimensions `Function`, and where known `Source` and
+//! Namespace `Sluice`; dimensions `Function`, and where known `Source`
+//! (receive, enqueue) or `Subscription` (deliver: the delivery's, as the
+//! `subscription` label of `sluice serve`'s `sluice_deliveries_total`) and
 //! (for `rejected`) `Reason`. Each line declares two dimension sets: the
 //! full one and `[Function]` alone, so a function's totals need no metric
 //! math.
@@ -63,6 +65,7 @@ pub struct Metrics {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Dims {
     source: Option<String>,
+    subscription: Option<String>,
     reason: Option<String>,
 }
 
@@ -84,9 +87,37 @@ impl Metrics {
         self.groups
             .entry(Dims {
                 source: source.map(str::to_owned),
+                subscription: None,
                 reason: reason.map(str::to_owned),
             })
             .or_default()
+    }
+
+    fn subscription_group(&mut self, subscription: Option<&str>) -> &mut Group {
+        self.groups
+            .entry(Dims {
+                source: None,
+                subscription: subscription.map(str::to_owned),
+                reason: None,
+            })
+            .or_default()
+    }
+
+    /// Add one to deliver's counter `name`, by subscription (the
+    /// `subscription` label of `sluice_deliveries_total`).
+    pub fn delivery(&mut self, subscription: Option<&str>, name: &'static str) {
+        *self
+            .subscription_group(subscription)
+            .counts
+            .entry(name)
+            .or_default() += 1;
+    }
+
+    /// One `delivery_latency` value, by subscription.
+    pub fn delivery_latency_ms(&mut self, subscription: &str, ms: u32) {
+        self.subscription_group(Some(subscription))
+            .latencies_ms
+            .push(f64::from(ms));
     }
 
     /// Add `n` to counter `name`.
@@ -144,6 +175,10 @@ impl Metrics {
                 names.push("Source");
                 root.insert("Source".into(), json!(source));
             }
+            if let Some(subscription) = &dims.subscription {
+                names.push("Subscription");
+                root.insert("Subscription".into(), json!(subscription));
+            }
             if let Some(reason) = &dims.reason {
                 names.push("Reason");
                 root.insert("Reason".into(), json!(reason));
@@ -176,7 +211,12 @@ impl Metrics {
             root.insert("_aws".into(), directive(metrics));
             let base: Map<String, Value> = root
                 .iter()
-                .filter(|(k, _)| matches!(k.as_str(), "Function" | "Source" | "Reason"))
+                .filter(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        "Function" | "Source" | "Subscription" | "Reason"
+                    )
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             docs.push(Value::Object(root));

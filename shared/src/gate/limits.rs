@@ -33,6 +33,12 @@ pub enum LimitError {
     NoInFlight,
     #[error("circuit_breaker.probe_after must be between 1s and 15m")]
     BadProbe,
+    #[error("circuit_breaker.failure_percent must be between 1 and 100")]
+    BadPercent,
+    #[error("circuit_breaker.window must be between 10s and 1h")]
+    BadWindow,
+    #[error("circuit_breaker.min_attempts must be at least 1")]
+    NoMinAttempts,
 }
 
 impl LimitError {
@@ -42,6 +48,9 @@ impl LimitError {
             Self::BadRate(_) | Self::TooFast(_) => "rate_limit",
             Self::NoInFlight => "max_in_flight",
             Self::BadProbe => "circuit_breaker.probe_after",
+            Self::BadPercent => "circuit_breaker.failure_percent",
+            Self::BadWindow => "circuit_breaker.window",
+            Self::NoMinAttempts => "circuit_breaker.min_attempts",
         }
     }
 }
@@ -95,10 +104,19 @@ impl fmt::Display for Rate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Breaker {
-    /// Consecutive failed attempts that open the circuit; 0 turns the
-    /// breaker off.
+    /// Consecutive failed attempts that open the circuit; 0 turns this
+    /// rule off.
     #[serde(default = "default_failures")]
     pub failures: u32,
+    /// Also open when at least this percent of the attempts of a `window`
+    /// failed, once there were `min_attempts` of them. Off unless set: it
+    /// makes every success a write of the gate's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_percent: Option<u8>,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(default = "default_min_attempts")]
+    pub min_attempts: u32,
     /// The wait before the first probe; it doubles after each failed
     /// probe, up to 15 minutes.
     #[serde(default = "default_probe_after", with = "humantime_serde")]
@@ -107,6 +125,14 @@ pub struct Breaker {
 
 fn default_failures() -> u32 {
     10
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_min_attempts() -> u32 {
+    20
 }
 
 fn default_probe_after() -> Duration {
@@ -121,14 +147,37 @@ impl Default for Breaker {
     fn default() -> Self {
         Self {
             failures: default_failures(),
+            failure_percent: None,
+            window: default_window(),
+            min_attempts: default_min_attempts(),
             probe_after: default_probe_after(),
         }
     }
 }
 
 impl Breaker {
+    /// Whether either rule can open the circuit.
     pub fn enabled(&self) -> bool {
-        self.failures > 0
+        self.failures > 0 || self.failure_percent.is_some()
+    }
+
+    fn check(&self) -> Result<(), LimitError> {
+        if !(Duration::from_secs(1)..=MAX_PROBE_WAIT).contains(&self.probe_after) {
+            return Err(LimitError::BadProbe);
+        }
+        if self
+            .failure_percent
+            .is_some_and(|p| !(1..=100).contains(&p))
+        {
+            return Err(LimitError::BadPercent);
+        }
+        if !(Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&self.window) {
+            return Err(LimitError::BadWindow);
+        }
+        if self.min_attempts == 0 {
+            return Err(LimitError::NoMinAttempts);
+        }
+        Ok(())
     }
 
     /// The wait before the probe that follows the `opened`-th consecutive
@@ -170,9 +219,7 @@ impl Controls {
             return Err(LimitError::NoInFlight);
         }
         let breaker = breaker.unwrap_or_default();
-        if !(Duration::from_secs(1)..=MAX_PROBE_WAIT).contains(&breaker.probe_after) {
-            return Err(LimitError::BadProbe);
-        }
+        breaker.check()?;
         Ok(Self {
             rate,
             max_in_flight,
@@ -268,6 +315,7 @@ mod tests {
         let bad = Breaker {
             failures: 3,
             probe_after: Duration::from_millis(10),
+            ..Breaker::default()
         };
         assert_eq!(
             Controls::new(Format::Raw, None, None, Some(bad)),
@@ -277,5 +325,26 @@ mod tests {
             Controls::new(Format::Raw, None, Some(0), None),
             Err(LimitError::NoInFlight)
         );
+        for (bad, err) in [
+            (r#"{ failure_percent = 0 }"#, LimitError::BadPercent),
+            (r#"{ failure_percent = 101 }"#, LimitError::BadPercent),
+            (
+                r#"{ failure_percent = 50, window = "1s" }"#,
+                LimitError::BadWindow,
+            ),
+            (r#"{ min_attempts = 0 }"#, LimitError::NoMinAttempts),
+        ] {
+            let b: Breaker = toml::from_str(&format!("b = {bad}"))
+                .map(|t: std::collections::HashMap<String, Breaker>| t["b"])
+                .unwrap();
+            assert_eq!(
+                Controls::new(Format::Raw, None, None, Some(b)),
+                Err(err),
+                "{bad}"
+            );
+        }
+        let rate_only: std::collections::HashMap<String, Breaker> =
+            toml::from_str(r#"b = { failures = 0, failure_percent = 50 }"#).unwrap();
+        assert!(rate_only["b"].enabled(), "either rule turns it on");
     }
 }

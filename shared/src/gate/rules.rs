@@ -10,7 +10,9 @@
 //!   contention the order is approximate, the limit exact.
 //! - **In flight.** A send holds a slot until it finishes, or until its
 //!   claim's lease passes if its holder died.
-//! - **Circuit.** `failures` consecutive failed attempts open it. While
+//! - **Circuit.** `failures` consecutive failed attempts open it, or (when
+//!   `failure_percent` is set) that share of failures among at least
+//!   `min_attempts` attempts in one `window`. While
 //!   open, tasks are held until the probe time; then the first task to
 //!   come is the one probe, and the others wait for its verdict. A healthy
 //!   answer closes the circuit; a failed probe reopens it with a doubled
@@ -49,6 +51,17 @@ pub struct GateState {
     pub latency_ms: i64,
     #[serde(default)]
     pub circuit: Circuit,
+    /// The attempts of the current window, for `failure_percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// Attempts counted since `start_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_ms: i64,
+    pub attempts: u32,
+    pub failures: u32,
 }
 
 /// An in-flight send.
@@ -120,6 +133,7 @@ pub fn admit(
 ) -> Admission {
     if !controls.breaker.enabled() {
         state.circuit = Circuit::default();
+        state.window = None;
     }
     let probe = match &state.circuit {
         Circuit::Closed { .. } => false,
@@ -183,7 +197,10 @@ pub fn admit(
     Admission::Go(Pass {
         owner: owner.to_owned(),
         probe,
-        tracked: controls.limited() || probe || state.circuit.failures() > 0,
+        tracked: controls.limited()
+            || probe
+            || state.circuit.failures() > 0
+            || controls.breaker.failure_percent.is_some(),
     })
 }
 
@@ -208,6 +225,7 @@ pub fn finish(
     let breaker = controls.breaker;
     if !breaker.enabled() {
         state.circuit = Circuit::default();
+        state.window = None;
         return None;
     }
     let own_probe =
@@ -221,18 +239,23 @@ pub fn finish(
         (Verdict::Unknown, _) => None,
         (Verdict::Healthy, Circuit::Closed { failures }) => {
             *failures = 0;
+            count(&mut state.window, &breaker, now_ms, false);
             None
         }
         (Verdict::Healthy, _) => {
             state.circuit = Circuit::default();
+            state.window = None;
             Some(CircuitChange::Closed)
         }
         (Verdict::Failing, Circuit::Closed { failures }) => {
             *failures += 1;
-            if *failures < breaker.failures {
+            let in_a_row = breaker.failures > 0 && *failures >= breaker.failures;
+            let share = count(&mut state.window, &breaker, now_ms, true);
+            if !in_a_row && !share {
                 return None;
             }
             let failures = *failures;
+            state.window = None;
             state.circuit = Circuit::Open {
                 since_ms: now_ms,
                 probe_at_ms: now_ms.saturating_add(ms(breaker.probe_wait(1))),
@@ -252,6 +275,27 @@ pub fn finish(
             None
         }
     }
+}
+
+/// Count an attempt in the window (a new one when the last is over), if
+/// the breaker has a `failure_percent`; whether its share of failures is
+/// now reached.
+fn count(window: &mut Option<Window>, breaker: &super::Breaker, now_ms: i64, failed: bool) -> bool {
+    let Some(percent) = breaker.failure_percent else {
+        return false;
+    };
+    let w = match window {
+        Some(w) if now_ms - w.start_ms < ms(breaker.window) => w,
+        _ => window.insert(Window {
+            start_ms: now_ms,
+            attempts: 0,
+            failures: 0,
+        }),
+    };
+    w.attempts += 1;
+    w.failures += u32::from(failed);
+    w.attempts >= breaker.min_attempts
+        && u64::from(w.failures) * 100 >= u64::from(percent) * u64::from(w.attempts)
 }
 
 /// Back to open after a probe, the next probe `wait_ms` from now.
@@ -325,6 +369,7 @@ mod tests {
             Some(Breaker {
                 failures,
                 probe_after: Duration::from_secs(30),
+                ..Breaker::default()
             }),
         )
         .unwrap()
@@ -492,6 +537,47 @@ mod tests {
     }
 
     #[test]
+    fn a_share_of_failures_in_a_window_opens_the_circuit() {
+        let c = Controls::new(
+            Format::Raw,
+            None,
+            None,
+            Some(Breaker {
+                failures: 0,
+                failure_percent: Some(50),
+                window: Duration::from_secs(60),
+                min_attempts: 4,
+                probe_after: Duration::from_secs(30),
+            }),
+        )
+        .unwrap();
+        let mut s = GateState::default();
+        let attempt = |s: &mut GateState, at: i64, v: Verdict| {
+            let p = go(admit(s, &c, "o", at, LEASE));
+            assert!(p.tracked, "successes count too");
+            finish(s, &c, &p, v, at, Duration::ZERO)
+        };
+        // Alternating: never two in a row, but half of them fail.
+        assert_eq!(attempt(&mut s, 0, Verdict::Failing), None);
+        assert_eq!(attempt(&mut s, 1, Verdict::Healthy), None);
+        assert_eq!(
+            attempt(&mut s, 2, Verdict::Failing),
+            None,
+            "3 < min_attempts"
+        );
+        // A new window: the old attempts no longer count.
+        assert_eq!(attempt(&mut s, 60_000, Verdict::Healthy), None);
+        assert_eq!(attempt(&mut s, 60_001, Verdict::Healthy), None);
+        assert_eq!(attempt(&mut s, 60_002, Verdict::Failing), None);
+        assert_eq!(
+            attempt(&mut s, 60_003, Verdict::Failing),
+            Some(CircuitChange::Opened),
+            "2 of 4"
+        );
+        assert_eq!(s.window, None, "a fresh window after the circuit closes");
+    }
+
+    #[test]
     fn a_breaker_turned_off_closes_the_circuit() {
         let mut s = GateState::default();
         let on = controls(None, None, 1);
@@ -513,6 +599,11 @@ mod tests {
                 until_ms: 9,
             }],
             latency_ms: 3,
+            window: Some(Window {
+                start_ms: 1,
+                attempts: 2,
+                failures: 1,
+            }),
             circuit: Circuit::Open {
                 since_ms: 1,
                 probe_at_ms: 2,

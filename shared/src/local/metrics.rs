@@ -351,6 +351,7 @@ mod tests {
         let breaker = Breaker {
             failures: 1,
             probe_after: Duration::from_secs(60),
+            ..Breaker::default()
         };
         let controls = Controls::new(Format::Raw, None, None, Some(breaker)).unwrap();
         for (sub, verdict) in [("a", Verdict::Failing), ("b", Verdict::Healthy)] {

@@ -303,6 +303,14 @@ async fn attempt(
     }
     let decision = match sub.retry.decide(attempt, &result) {
         Decision::Retry(delay) => Decision::Retry(before_expiry(delay, &event, started)),
+        // A probe tests the destination for every held task: its failure
+        // never dead-letters the task that happened to be the probe. It
+        // waits for the circuit with the others.
+        Decision::Exhausted if pass.probe => Decision::Retry(before_expiry(
+            sub.controls.breaker.probe_after,
+            &event,
+            started,
+        )),
         other => other,
     };
 

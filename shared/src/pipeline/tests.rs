@@ -21,7 +21,7 @@ use super::receive::{Receipt, Reply, receive};
 use crate::config::{ConfigFile, Registry, StaticRegistry};
 use crate::delivery::DeliveryError;
 use crate::error::{ReceiveError, Unavailable};
-use crate::gate::MemoryGate;
+use crate::gate::{Circuit, MemoryGate};
 use crate::model::{DeliveryStatus, DeliveryTask, EventKey, ReceivedTask};
 use crate::secrets::EnvSecrets;
 
@@ -444,6 +444,49 @@ async fn deliver_retries_with_backoff_then_dead_letters() {
     assert_eq!(attempts[2].1, DeliveryStatus::Failed);
 }
 
+/// A probe of an open circuit is a real attempt, but when it fails on its
+/// task's last scheduled attempt the task is held with the others, not
+/// dead-lettered. (Held tasks are not attempts: tests/delivery_controls.rs.)
+#[tokio::test]
+async fn a_failed_probe_never_dead_letters_its_task() {
+    let reg = registry().await;
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
+    let key = committed_event(&reg, &store).await;
+    let gate = MemoryGate::default();
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &transport,
+        gate: &gate,
+    };
+    let due_probe = |gate: &MemoryGate| {
+        gate.update("pushes", |s| {
+            s.circuit = Circuit::Open {
+                since_ms: 0,
+                probe_at_ms: 0,
+                opened: 1,
+                failures: 10,
+            }
+        });
+    };
+    // Schedule ["1s", "2s"]: three attempts, each of them a probe here.
+    for n in 1..=3 {
+        due_probe(&gate);
+        store.make_due();
+        let outcome = deliver(&ports, &received(&key, "pushes", n), &OPTIONS)
+            .await
+            .unwrap()
+            .outcome;
+        assert_eq!(outcome, Outcome::Retrying, "attempt {n}");
+        assert_eq!(gate.get("pushes").unwrap().circuit.name(), "open");
+    }
+    assert!(queue.dead.lock().unwrap().is_empty(), "never dead-lettered");
+    assert_eq!(store.attempts.lock().unwrap().len(), 3, "each probe logged");
+}
+
 #[tokio::test]
 async fn deliver_gone_disables_the_subscription() {
     let reg = registry().await;
@@ -861,32 +904,43 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
     let log = SpanLog::default();
     let _default =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(log.clone()));
-    let reg = registry().await;
-    let store = MemStore::default();
-    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let queue = MemQueue {
-        pause_retry: Some((entered.clone(), release.clone())),
-        ..MemQueue::default()
-    };
-    let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
-    let key = committed_event(&reg, &store).await;
-    let ports = DeliverPorts {
-        registry: &reg,
-        store: &store,
-        queue: &queue,
-        transport: &transport,
-        gate: &MemoryGate::default(),
-    };
-    let msg = received(&key, "pushes", 1);
-    let other = async {
-        entered.notified().await;
-        tracing::info!("unrelated work while the attempt waits");
-        release.notify_one();
-    };
-    let (disposition, ()) = tokio::join!(deliver(&ports, &msg, &OPTIONS), other);
-    assert_eq!(disposition.unwrap().outcome, Outcome::Retrying);
+    // tracing-core works out a callsite's interest when it is first
+    // reached, from the subscribers it sees then: another test's thread
+    // registering the span at the moment this one's subscriber is set can
+    // leave it disabled. Once every callsite is registered (after a first
+    // run), rebuilding the cache settles it; the second run is the one
+    // that counts.
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        log.0.lock().unwrap().clear();
+        let reg = registry().await;
+        let store = MemStore::default();
+        let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let queue = MemQueue {
+            pause_retry: Some((entered.clone(), release.clone())),
+            ..MemQueue::default()
+        };
+        let transport = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
+        let key = committed_event(&reg, &store).await;
+        let ports = DeliverPorts {
+            registry: &reg,
+            store: &store,
+            queue: &queue,
+            transport: &transport,
+            gate: &MemoryGate::default(),
+        };
+        let msg = received(&key, "pushes", 1);
+        let other = async {
+            entered.notified().await;
+            tracing::info!("unrelated work while the attempt waits");
+            release.notify_one();
+        };
+        let (disposition, ()) = tokio::join!(deliver(&ports, &msg, &OPTIONS), other);
+        assert_eq!(disposition.unwrap().outcome, Outcome::Retrying);
+        events = log.0.lock().unwrap().clone();
+        tracing::callsite::rebuild_interest_cache();
+    }
 
-    let events = log.0.lock().unwrap().clone();
     let spans_of = |text: &str| {
         events
             .iter()
@@ -895,5 +949,9 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
             .unwrap_or_else(|| panic!("no {text:?} in {events:?}"))
     };
     assert_eq!(spans_of("unrelated work"), Vec::<String>::new());
-    assert_eq!(spans_of("will retry"), vec!["attempt".to_owned()]);
+    assert_eq!(
+        spans_of("will retry"),
+        vec!["attempt".to_owned()],
+        "{events:?}"
+    );
 }

@@ -71,9 +71,9 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 8, y = 8, width = 8, height = 6
         properties = {
-          title = "deliver: by source and outcome", view = "timeSeries", stacked = false, region = data.aws_region.current.name, stat = "Sum", period = 300
+          title = "deliver: by subscription and outcome", view = "timeSeries", stacked = false, region = data.aws_region.current.name, stat = "Sum", period = 300
           metrics = [
-            [{ id = "e1", expression = "SEARCH('{Sluice,Function,Source} Function=\"deliver\" NOT MetricName=\"delivery_latency\"', 'Sum', 300)" }],
+            [{ id = "e1", expression = "SEARCH('{Sluice,Function,Subscription} Function=\"deliver\" NOT MetricName=\"delivery_latency\"', 'Sum', 300)" }],
           ]
         }
       },
