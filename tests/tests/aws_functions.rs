@@ -306,6 +306,7 @@ impl Aws {
                 store: &f.store,
                 fetch: &f.fetch,
                 secrets: &f.secrets,
+                notify: false,
             },
             policy: self.res.settings.policy(),
         }

@@ -181,6 +181,7 @@ impl Rig {
             store: &self.store,
             fetch: &self.fetch,
             secrets: &self.secrets,
+            notify: true,
         }
     }
 
