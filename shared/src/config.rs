@@ -233,6 +233,9 @@ impl ConfigFile {
                 ));
             }
         }
+        // sluice's own events: a built-in source (`check_id` keeps its id
+        // from any configured source or poller).
+        sources.insert(crate::notify::SOURCE, crate::notify::RETENTION);
         let mut subs = HashSet::new();
         for sub in &self.subscriptions {
             validate_subscription(sub, policy)?;
@@ -519,8 +522,15 @@ fn invalid<T>(message: String) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid(message))
 }
 
-/// Ids appear in URLs and in `{source}#{id}` keys: keep them plain.
+/// Ids appear in URLs and in `{source}#{id}` keys: keep them plain. A
+/// source or poller may not take the id of sluice's own events.
 pub(crate) fn check_id(kind: &str, id: &str) -> Result<(), ConfigError> {
+    if matches!(kind, "source" | "poller") && id == crate::notify::SOURCE {
+        return invalid(format!(
+            "{kind} id {id:?} is reserved: it is the source of sluice's own events \
+             (notifications); choose another id"
+        ));
+    }
     let ok = !id.is_empty()
         && id.len() <= 64
         && id

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod format;
 pub mod gate;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod poll;
 pub mod queue;

@@ -306,6 +306,7 @@ impl Aws {
                 store: &f.store,
                 fetch: &f.fetch,
                 secrets: &f.secrets,
+                notify: false,
             },
             policy: self.res.settings.policy(),
         }
@@ -1241,6 +1242,60 @@ async fn exhausted_retries_end_on_the_dlq_with_the_delivery_failed() {
         .unwrap()
         .to_owned();
     assert!(reason.contains("500"), "{reason}");
+}
+
+/// Two deliveries exhausted by one deliver function: it commits one
+/// `delivery.exhausted` notification to the events table (a PutItem, the
+/// second a duplicate of the first), which the stream routes to a
+/// Slack-format subscription on source `sluice` like any event.
+async fn an_exhausted_delivery_commits_one_notification_that_reaches_a_slack_subscription() {
+    let sink = Sink::start(500).await;
+    let slack = Sink::start(200).await;
+    let ops = format!(
+        r#"
+[[subscriptions]]
+id = "ops"
+source = "sluice"
+events = ["delivery.exhausted"]
+url = "{}"
+format = "slack"
+allow_local = true
+"#,
+        slack.url()
+    );
+    let aws = Aws::new(&config(&sink.url(), &ops)).await;
+    for id in ["n-1", "n-2"] {
+        let body = format!(r#"{{"ref":"{id}"}}"#);
+        let body = body.as_bytes();
+        assert_eq!(aws.post("github", &push(id, body), body).await.0, 200);
+    }
+    assert_eq!(aws.pump_enqueue().await, 2);
+    // retry_schedule has two waits: three attempts of each.
+    for attempt in 1..=3 {
+        let messages = aws.receive_tasks(2).await;
+        let response = sluice_deliver::handle(aws.deliver_ports(), sqs_event(&messages)).await;
+        assert_eq!(
+            response.batch_item_failures.len(),
+            if attempt < 3 { 2 } else { 0 },
+            "attempt {attempt}: {response:?}"
+        );
+    }
+    assert_eq!(sink.count(), 6);
+    // One notification for both, routed to ops.
+    assert_eq!(aws.pump_enqueue().await, 1);
+    let (_, response) = aws.pump_deliver(1).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let got = slack.received();
+    assert_eq!(got.len(), 1);
+    let message: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(text.contains("Delivery to deploys failed"), "{message}");
+    assert!(message["blocks"].is_array(), "{message}");
+    let all = message.to_string();
+    assert!(
+        all.contains("github#n-1") || all.contains("github#n-2"),
+        "{all}"
+    );
 }
 
 async fn a_410_disables_the_subscription_in_the_config_table() {
@@ -2633,6 +2688,7 @@ scenarios![
     deliver_reports_only_the_message_whose_destination_failed,
     a_failed_attempt_comes_back_after_its_backoff_with_the_next_receive_count,
     exhausted_retries_end_on_the_dlq_with_the_delivery_failed,
+    an_exhausted_delivery_commits_one_notification_that_reaches_a_slack_subscription,
     a_410_disables_the_subscription_in_the_config_table,
     a_message_redelivered_after_success_is_not_delivered_twice,
     a_message_that_is_not_a_task_is_dead_lettered_as_it_is,

@@ -49,6 +49,8 @@ pub const SDK_CALLS: &[&str] = &[
 /// deployment's SSM prefix (the `ssm:` secrets of the config).
 pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:GetItem", "SLUICE_EVENTS_TABLE"),
+    // The commit of an operational notification (`sluice::notify`).
+    ("dynamodb:PutItem", "SLUICE_EVENTS_TABLE"),
     ("dynamodb:GetItem", "SLUICE_GATES_TABLE"),
     ("dynamodb:PutItem", "SLUICE_GATES_TABLE"),
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),

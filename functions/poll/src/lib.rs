@@ -110,8 +110,12 @@ pub async fn handle(ports: Ports<'_>, event: EventBridgeEvent) -> Result<RunSumm
         .list_config()
         .await
         .map_err(PollError::Config)?;
+    let poll = PollPorts {
+        notify: sluice::notify::subscribed(&entries),
+        ..ports.poll
+    };
     let configs = enabled_pollers(entries);
-    let reports = poll_due(&configs, &ports.policy, &ports.poll, SystemTime::now()).await;
+    let reports = poll_due(&configs, &ports.policy, &poll, SystemTime::now()).await;
     let summary = RunSummary {
         pollers: configs.len(),
         reports,

@@ -39,6 +39,8 @@ async fn main() -> Result<(), Error> {
             store: &store,
             fetch: &fetch,
             secrets: &secrets,
+            // Set per run from the config entries (`handle`).
+            notify: false,
         },
         policy: settings.policy(),
     };

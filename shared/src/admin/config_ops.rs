@@ -757,7 +757,7 @@ impl Admin {
 
     async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
         check_id("subscription", &s.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
-        if self.event_source(&s.source).await?.is_none() {
+        if s.source != crate::notify::SOURCE && self.event_source(&s.source).await?.is_none() {
             return Err(AdminError::invalid(
                 "source",
                 format!("no source or poller {:?}", s.source),

@@ -82,6 +82,7 @@ impl Admin {
             store: pollers.store.as_ref(),
             fetch: pollers.fetch.as_ref(),
             secrets: self.ports.secrets.as_ref(),
+            notify: !input.dry_run && crate::notify::wanted(self.ports.registry.as_ref()).await,
         };
         let trigger = if input.dry_run {
             Trigger::DryRun

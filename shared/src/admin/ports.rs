@@ -113,9 +113,11 @@ impl ConfigItem {
         })
     }
 
-    /// The source or poller a subscription needs; None for the others.
+    /// The source or poller a subscription needs; None for the others,
+    /// and for a subscription to sluice's own events (a built-in source).
     pub fn needs_source(&self) -> Option<&str> {
         match self {
+            Self::Subscription(s) if s.source == crate::notify::SOURCE => None,
             Self::Subscription(s) => Some(&s.source),
             Self::Source(_) | Self::Poller(_) => None,
         }

@@ -402,6 +402,39 @@ async fn a_subscription_gets_a_signing_secret_shown_once() {
 }
 
 #[tokio::test]
+async fn a_subscription_takes_sluices_own_events_and_no_source_or_poller_takes_its_id() {
+    let f = fixture().await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/subscriptions",
+            json!({"id": "ops", "source": "sluice", "events": ["*"],
+                   "url": "https://hooks.slack.com/services/T/B/X", "format": "slack"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["source"], "sluice", "{v}");
+    for (path, body) in [
+        (
+            "/admin/sources",
+            json!({"id": "sluice", "provider": "github", "secrets": ["env:GH_SECRET"]}),
+        ),
+        (
+            "/admin/pollers",
+            json!({"id": "sluice", "url": "https://example.com/items"}),
+        ),
+    ] {
+        let (s, v) = f.call(Method::POST, path, body).await;
+        assert_eq!(s, 422, "{path}: {v}");
+        assert_eq!(v["field"], "id", "{path}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("reserved"),
+            "{path}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_input_is_400_or_422_naming_the_field() {
     let f = fixture().await;
     f.create_source().await;

@@ -155,6 +155,7 @@ pub fn summarize(event: &Event, payload: Option<&Value>) -> Summary {
             .filter(|v| !v.is_empty())
     };
     match payload {
+        Some(p @ Value::Object(_)) if event.source == crate::notify::SOURCE => sluice(&mut s, p),
         Some(p @ Value::Object(_)) => {
             if let Some(name) = header("x-github-event") {
                 github(&mut s, name, p);
@@ -636,6 +637,36 @@ fn slack(s: &mut Summary, p: &Value) {
     s.field("Team", str_at(p, "/team_id").unwrap_or(""));
     s.field("Channel", channel.unwrap_or(""));
     s.field("User", user.unwrap_or(""));
+}
+
+/// sluice's own events (`notify`): what happened to which subscription
+/// or poller, why, and the delivery's event.
+fn sluice(s: &mut Summary, p: &Value) {
+    use crate::notify::Kind;
+    s.provider = "sluice".into();
+    let kind = Kind::parse(&s.event_type);
+    let subscription = str_at(p, "/subscription");
+    let poller = str_at(p, "/poller");
+    let who = subscription.or(poller).unwrap_or("?");
+    let (title, tone) = match kind {
+        Some(Kind::DeliveryExhausted) => (format!("Delivery to {who} failed"), Tone::Bad),
+        Some(Kind::SubscriptionDisabled) => (format!("Subscription {who} disabled"), Tone::Bad),
+        Some(Kind::CircuitOpened) => (format!("Circuit of {who} opened"), Tone::Bad),
+        Some(Kind::CircuitClosed) => (format!("Circuit of {who} closed"), Tone::Good),
+        Some(Kind::PollerFailing) => (format!("Poller {who} is failing"), Tone::Bad),
+        None => (
+            format!("{} · {who}", humanize(&s.event_type)),
+            Tone::Neutral,
+        ),
+    };
+    s.set_title(title);
+    s.tone = tone;
+    s.set_text(str_at(p, "/text"));
+    s.field("Subscription", subscription.unwrap_or(""));
+    s.field("Poller", poller.unwrap_or(""));
+    s.field("Reason", str_at(p, "/reason").unwrap_or(""));
+    s.field("Event", str_at(p, "/event").unwrap_or(""));
+    s.field("At", str_at(p, "/at").unwrap_or(""));
 }
 
 fn generic(s: &mut Summary, payload: Option<&Value>, body: &[u8], content_type: Option<&str>) {

@@ -827,6 +827,7 @@ async fn poll_worker(
                 store: &store,
                 fetch: fetch.as_ref(),
                 secrets: shared.registry.secrets(),
+                notify: crate::notify::wanted(shared.registry.as_ref()).await,
             };
             let reports = poll_due(&configs, &Policy::EMBEDDED, &ports, SystemTime::now()).await;
             for report in &reports {

@@ -11,7 +11,8 @@ use crate::delivery::{DeliveryError, DeliveryResponse, OutboundRequest, Transpor
 use crate::error::Unavailable;
 use crate::format::{self, Body, RenderError};
 use crate::gate::{Admission, CircuitChange, Deferral, Gate, Verdict};
-use crate::model::{Attempt, DeliveryStatus, Event, ReceivedTask};
+use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, ReceivedTask};
+use crate::notify::{self, Kind, Notification};
 use crate::queue::{DeliveryQueue, Parked};
 use crate::retry::Decision;
 use crate::sign;
@@ -295,9 +296,19 @@ async fn attempt(
     match circuit {
         Some(CircuitChange::Opened) => {
             tracing::warn!(subscription = %task.subscription, circuit = "opened", probe_after_s = sub.controls.breaker.probe_after.as_secs(), "circuit opened: the destination failed {} times in a row; its tasks are held until a probe succeeds", sub.controls.breaker.failures);
+            let reason = format!(
+                "the destination failed {} times in a row, the last with {}",
+                sub.controls.breaker.failures,
+                outcome_text(&result)
+            );
+            let n = Notification::subscription(Kind::CircuitOpened, &sub.id, reason);
+            notify_about(ports, task, n.with_event(task.event_key().to_string())).await;
         }
         Some(CircuitChange::Closed) => {
             tracing::info!(subscription = %task.subscription, circuit = "closed", "circuit closed: the destination answered; held tasks go again");
+            let reason = format!("the destination answered {}", outcome_text(&result));
+            let n = Notification::subscription(Kind::CircuitClosed, &sub.id, reason);
+            notify_about(ports, task, n).await;
         }
         None => {}
     }
@@ -331,6 +342,23 @@ async fn attempt(
         next_attempt_at_ms: None,
     };
     let outcome = outcome_text(&result);
+    // What the decision is worth telling the operators, once recorded.
+    let notice = match &decision {
+        Decision::Exhausted => Some(Notification::subscription(
+            Kind::DeliveryExhausted,
+            &sub.id,
+            format!("{outcome} (attempt {attempt})"),
+        )),
+        Decision::Gone => Some(Notification::subscription(
+            Kind::SubscriptionDisabled,
+            &sub.id,
+            format!(
+                "the destination answered 410 Gone to event {}",
+                task.event_key()
+            ),
+        )),
+        Decision::Delivered | Decision::Retry(_) => None,
+    };
     // Instrumented, not entered: a guard held across the awaits below would
     // leave this span on whatever ran on the thread meanwhile, and the lines
     // logged after a resume on another thread would carry no event ids.
@@ -340,7 +368,20 @@ async fn attempt(
     )
     .instrument(span)
     .await?;
+    if let Some(n) = notice {
+        notify_about(ports, task, n.with_event(task.event_key().to_string())).await;
+    }
     Ok(Report { outcome, circuit })
+}
+
+/// Commit an operational notification, if some subscription takes them;
+/// never about a notification's own delivery (no loops). A failure is
+/// logged and the delivery goes on.
+async fn notify_about(ports: &DeliverPorts<'_>, task: &DeliveryTask, n: Notification) {
+    if notify::about_notifications(&task.source) {
+        return;
+    }
+    notify::notify(ports.registry, ports.store, &n).await;
 }
 
 /// Records the attempt and acts on the retry decision.

@@ -955,3 +955,134 @@ async fn an_attempt_span_stays_with_its_attempt_across_awaits() {
         "{events:?}"
     );
 }
+
+const NOTIFY_CONFIG: &str = r#"
+[[sources]]
+id = "gl"
+provider = "gitlab"
+secrets = ["env:GL_TOKEN"]
+
+[[subscriptions]]
+id = "flaky"
+source = "gl"
+events = ["*"]
+url = "https://example.com/flaky"
+retry_schedule = ["1s"]
+circuit_breaker = { failures = 1 }
+
+[[subscriptions]]
+id = "gone"
+source = "gl"
+events = ["*"]
+url = "https://example.com/gone"
+
+[[subscriptions]]
+id = "ops"
+source = "sluice"
+events = ["*"]
+url = "https://hooks.slack.com/services/T/B/X"
+format = "slack"
+retry_schedule = ["1s"]
+"#;
+
+/// The notifications (events of source `sluice`) in the store, by type.
+fn notifications(store: &MemStore) -> Vec<(String, String)> {
+    let mut got: Vec<_> = store
+        .events
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|e| e.source == crate::notify::SOURCE)
+        .map(|e| (e.event_type.clone(), e.id.clone()))
+        .collect();
+    got.sort();
+    got
+}
+
+/// deliver commits a notification when a circuit opens and when a 410
+/// disables a subscription, through the store's commit; a delivery of a
+/// notification that fails for good notifies nothing (no loop); and with
+/// no subscription on `sluice`, nothing is committed at all.
+#[tokio::test]
+async fn deliver_notifies_circuit_and_gone_but_never_about_a_notification() {
+    let secrets = EnvSecrets::from_map(HashMap::from([(
+        "GL_TOKEN".to_owned(),
+        "tok-123".to_owned(),
+    )]));
+    let reg = ConfigFile::parse(NOTIFY_CONFIG)
+        .unwrap()
+        .resolve(&secrets)
+        .await
+        .unwrap();
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let gate = MemoryGate::default();
+    let key = committed_event(&reg, &store).await;
+    let failing = ScriptedTransport::new(vec![ScriptedTransport::status(500)]);
+    let gone = ScriptedTransport::new(vec![ScriptedTransport::status(410)]);
+    let ports = |transport| DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport,
+        gate: &gate,
+    };
+
+    let report = deliver(&ports(&failing), &received(&key, "flaky", 1), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Retrying);
+    assert_eq!(report.circuit, Some(crate::gate::CircuitChange::Opened));
+    let report = deliver(&ports(&gone), &received(&key, "gone", 1), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Failed);
+    let got = notifications(&store);
+    let types: Vec<_> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["circuit.opened", "subscription.disabled"],
+        "{got:?}"
+    );
+    assert!(got[0].1.starts_with("circuit.opened:flaky:"), "{got:?}");
+    assert!(
+        got[1].1.starts_with("subscription.disabled:gone:"),
+        "{got:?}"
+    );
+
+    // ops's own destination fails: its two attempts end in the DLQ, and
+    // that is not notified (it would go to ops again).
+    let note = EventKey::new(crate::notify::SOURCE, &got[0].1);
+    let first = deliver(&ports(&failing), &received(&note, "ops", 1), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, Outcome::Retrying);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let last = deliver(&ports(&failing), &received(&note, "ops", 2), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(last.outcome, Outcome::Failed);
+    assert_eq!(
+        notifications(&store).len(),
+        2,
+        "{:?}",
+        notifications(&store)
+    );
+
+    // Without a subscription on `sluice`, a 410 commits nothing.
+    let reg = registry().await;
+    let store = MemStore::default();
+    let key = committed_event(&reg, &store).await;
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &gone,
+        gate: &gate,
+    };
+    let report = deliver(&ports, &received(&key, "pushes", 1), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(notifications(&store).is_empty());
+}

@@ -44,6 +44,10 @@ pub struct PollPorts<'a> {
     pub store: &'a dyn EventStore,
     pub fetch: &'a dyn Fetch,
     pub secrets: &'a dyn SecretResolver,
+    /// Whether some subscription takes sluice's own events
+    /// ([`crate::notify::wanted`]): a poller's failing streak is then
+    /// committed as a `poller.failing` event through `store`.
+    pub notify: bool,
 }
 
 /// Why a poll runs.
@@ -271,13 +275,37 @@ pub async fn poll(
         return report;
     };
     match ports.states.save(&config.id, &lease, &next_state).await {
-        Ok(true) => report,
+        Ok(true) => {
+            // Only a saved poll counts: its failure count is the streak's.
+            if ports.notify
+                && let Some(n) = failing(config, &report, &next_state, now)
+            {
+                crate::notify::commit(ports.store, &n).await;
+            }
+            report
+        }
         Ok(false) => {
             tracing::warn!(poller = %config.id, "the poll's claim expired before it ended; its state was not stored");
             report
         }
         Err(e) => unavailable(e),
     }
+}
+
+/// A `poller.failing` notification, on the failure that makes the streak
+/// [`POLLER_FAILING_AFTER`](crate::notify::POLLER_FAILING_AFTER) long:
+/// once per streak (a success resets the count).
+fn failing(
+    config: &PollerConfig,
+    report: &PollReport,
+    state: &PollerState,
+    now: SystemTime,
+) -> Option<crate::notify::Notification> {
+    let (PollOutcome::Failed { error } | PollOutcome::Throttled { error }) = &report.outcome else {
+        return None;
+    };
+    (state.failures == crate::notify::POLLER_FAILING_AFTER)
+        .then(|| crate::notify::Notification::poller(&config.id, error.clone(), now))
 }
 
 fn log(report: &PollReport) {

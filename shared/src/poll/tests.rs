@@ -181,6 +181,7 @@ impl Rig {
             store: &self.store,
             fetch: &self.fetch,
             secrets: &self.secrets,
+            notify: true,
         }
     }
 
@@ -209,6 +210,18 @@ impl Rig {
             self.states.make_due(&config.id);
         }
         self.poll(config, Trigger::Schedule).await
+    }
+
+    /// The notifications committed (events of source `sluice`).
+    fn notifications(&self) -> Vec<crate::model::Event> {
+        self.store
+            .events
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| e.source == crate::notify::SOURCE)
+            .cloned()
+            .collect()
     }
 
     fn committed(&self) -> Vec<String> {
@@ -374,10 +387,26 @@ async fn throttling_and_errors_back_off_and_keep_the_last_error_then_recover() {
         first_backoff, 60_000,
         "the second failure in a row waits two intervals"
     );
+    assert!(rig.notifications().is_empty(), "not failing yet");
 
     rig.poll_now_due(&config).await;
     let state = rig.states.state("app");
     assert_eq!(state.failures, 3);
+    // The third failure in a row makes the poller failing: notified once,
+    // through the same commit as its items.
+    let notes = rig.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].event_type, "poller.failing");
+    assert_eq!(
+        notes[0].id,
+        format!("poller.failing:app:{}", state.last_poll_at_ms.unwrap())
+    );
+    let body: serde_json::Value = serde_json::from_slice(&notes[0].body).unwrap();
+    assert_eq!(body["poller"], "app");
+    assert!(
+        body["reason"].as_str().unwrap().contains("HTTP 500"),
+        "{body}"
+    );
     assert_eq!(
         state.next_poll_at_ms - state.last_poll_at_ms.unwrap(),
         120_000
@@ -385,6 +414,7 @@ async fn throttling_and_errors_back_off_and_keep_the_last_error_then_recover() {
 
     let recovered = rig.poll_now_due(&config).await;
     assert_eq!(recovered.outcome, PollOutcome::Primed { recorded: 1 });
+    assert_eq!(rig.notifications().len(), 1, "nothing more on recovery");
     let state = rig.states.state("app");
     assert_eq!((state.failures, state.last_error), (0, None));
     assert_eq!(

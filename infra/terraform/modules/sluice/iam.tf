@@ -188,9 +188,11 @@ data "aws_iam_policy_document" "deliver" {
     resources = [aws_sqs_queue.dead_letter.arn]
   }
 
+  # The event read, and the commit of an operational notification (the
+  # conditional PutItem receive makes).
   statement {
     sid       = "ReadEvents"
-    actions   = ["dynamodb:GetItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.events.arn]
   }
 
