@@ -27,8 +27,8 @@ impl MemoryGate {
         }
     }
 
-    /// Apply `f` to `subscription`'s state; also returns whether its
-    /// circuit changed (what is worth saving).
+    /// Apply `f` to `subscription`'s state; also returns the state when
+    /// its circuit changed (what is worth saving).
     pub fn update<T>(
         &self,
         subscription: &str,
@@ -40,6 +40,33 @@ impl MemoryGate {
         let out = f(state);
         let changed = (state.circuit != before).then(|| state.clone());
         (out, changed)
+    }
+
+    /// [`rules::admit`] now, on `subscription`'s state.
+    pub fn admit_now(
+        &self,
+        subscription: &str,
+        controls: &Controls,
+        owner: &str,
+        lease: Duration,
+    ) -> (Admission, Option<GateState>) {
+        self.update(subscription, |s| {
+            rules::admit(s, controls, owner, now_ms(), lease)
+        })
+    }
+
+    /// [`rules::finish`] now, on `subscription`'s state.
+    pub fn finish_now(
+        &self,
+        subscription: &str,
+        controls: &Controls,
+        pass: &Pass,
+        verdict: Verdict,
+        latency: Duration,
+    ) -> (Option<CircuitChange>, Option<GateState>) {
+        self.update(subscription, |s| {
+            rules::finish(s, controls, pass, verdict, now_ms(), latency)
+        })
     }
 
     pub fn get(&self, subscription: &str) -> Option<GateState> {
@@ -68,10 +95,7 @@ impl Gate for MemoryGate {
         owner: &str,
         lease: Duration,
     ) -> Result<Admission, Unavailable> {
-        let (admission, _) = self.update(subscription, |s| {
-            rules::admit(s, controls, owner, now_ms(), lease)
-        });
-        Ok(admission)
+        Ok(self.admit_now(subscription, controls, owner, lease).0)
     }
 
     async fn finish(
@@ -82,10 +106,9 @@ impl Gate for MemoryGate {
         verdict: Verdict,
         latency: Duration,
     ) -> Result<Option<CircuitChange>, Unavailable> {
-        let (change, _) = self.update(subscription, |s| {
-            rules::finish(s, controls, pass, verdict, now_ms(), latency)
-        });
-        Ok(change)
+        Ok(self
+            .finish_now(subscription, controls, pass, verdict, latency)
+            .0)
     }
 
     async fn state(&self, subscription: &str) -> Result<Option<GateState>, Unavailable> {

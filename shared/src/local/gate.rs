@@ -10,9 +10,7 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use crate::error::Unavailable;
-use crate::gate::{
-    Admission, CircuitChange, Controls, Gate, GateState, MemoryGate, Pass, Verdict, rules,
-};
+use crate::gate::{Admission, CircuitChange, Controls, Gate, GateState, MemoryGate, Pass, Verdict};
 use crate::time::now_ms;
 
 pub struct LocalGate {
@@ -83,9 +81,7 @@ impl Gate for LocalGate {
         owner: &str,
         lease: Duration,
     ) -> Result<Admission, Unavailable> {
-        let (admission, changed) = self.memory.update(subscription, |s| {
-            rules::admit(s, controls, owner, now_ms(), lease)
-        });
+        let (admission, changed) = self.memory.admit_now(subscription, controls, owner, lease);
         self.save(subscription, changed).await;
         Ok(admission)
     }
@@ -98,9 +94,9 @@ impl Gate for LocalGate {
         verdict: Verdict,
         latency: Duration,
     ) -> Result<Option<CircuitChange>, Unavailable> {
-        let (change, changed) = self.memory.update(subscription, |s| {
-            rules::finish(s, controls, pass, verdict, now_ms(), latency)
-        });
+        let (change, changed) =
+            self.memory
+                .finish_now(subscription, controls, pass, verdict, latency);
         self.save(subscription, changed).await;
         Ok(change)
     }
