@@ -295,10 +295,9 @@ async fn attempt(
     };
     match circuit {
         Some(CircuitChange::Opened) => {
-            tracing::warn!(subscription = %task.subscription, circuit = "opened", probe_after_s = sub.controls.breaker.probe_after.as_secs(), "circuit opened: the destination failed {} times in a row; its tasks are held until a probe succeeds", sub.controls.breaker.failures);
+            tracing::warn!(subscription = %task.subscription, circuit = "opened", probe_after_s = sub.controls.breaker.probe_after.as_secs(), "circuit opened: the destination kept failing (the circuit breaker's failures in a row, or its failure_percent); its tasks are held until a probe succeeds");
             let reason = format!(
-                "the destination failed {} times in a row, the last with {}",
-                sub.controls.breaker.failures,
+                "the destination kept failing, the last time with {}",
                 outcome_text(&result)
             );
             let n = Notification::subscription(Kind::CircuitOpened, &sub.id, reason);
