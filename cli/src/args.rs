@@ -270,6 +270,10 @@ pub struct SubscriptionAdd {
     /// The first probe of an open circuit after this long: 30s.
     #[arg(long)]
     pub breaker_probe_after: Option<String>,
+    /// Disable the subscription when a probe fails and the circuit has been
+    /// open this long: 3d (off unless set).
+    #[arg(long)]
+    pub breaker_disable_after: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -175,11 +175,15 @@ fn delivery_controls(c: &Value) -> String {
     };
     let breaker = &c["circuit_breaker"];
     let breaker = if breaker.is_object() {
-        format!(
+        let mut b = format!(
             "after {} failures in a row, first probe after {}",
             s(&breaker["failures"]),
             s(&breaker["probe_after"])
-        )
+        );
+        if breaker["disable_after"].is_string() {
+            let _ = write!(b, ", disable after {} open", s(&breaker["disable_after"]));
+        }
+        b
     } else {
         "off".to_owned()
     };

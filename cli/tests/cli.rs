@@ -928,6 +928,8 @@ async fn subscription_controls_are_set_and_shown_with_the_circuit() {
         "3",
         "--breaker-probe-after",
         "10s",
+        "--breaker-disable-after",
+        "3d",
     ]))
     .await
     .ok();
@@ -936,7 +938,7 @@ async fn subscription_controls_are_set_and_shown_with_the_circuit() {
         "rate limit:",
         "5/m",
         "max in flight:",
-        "after 3 failures in a row, first probe after 10s",
+        "after 3 failures in a row, first probe after 10s, disable after 3days open",
         "circuit:",
         "closed",
     ] {

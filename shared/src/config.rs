@@ -730,7 +730,8 @@ pub trait Registry: Send + Sync {
     /// whose entry is broken is unavailable (the task is retried).
     async fn subscription(&self, id: &str) -> Result<Option<Arc<Subscription>>, Unavailable>;
 
-    /// Stop routing to a subscription (its destination answered 410).
+    /// Stop routing to a subscription (its destination answered 410, or
+    /// its circuit stayed open past `disable_after`).
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable>;
 }
 

@@ -45,7 +45,8 @@ pub enum Kind {
     /// A delivery used up its attempts (or failed for good) and was
     /// dead-lettered.
     DeliveryExhausted,
-    /// A subscription was disabled: its destination answered 410 Gone.
+    /// A subscription was disabled: its destination answered 410 Gone, or
+    /// its circuit stayed open past the breaker's `disable_after`.
     SubscriptionDisabled,
     /// A subscription's circuit breaker opened: its tasks are held.
     CircuitOpened,
@@ -154,8 +155,9 @@ impl Notification {
             ),
             (Subject::Subscription(sub), Kind::SubscriptionDisabled) => format!(
                 "Subscription {sub} was disabled: {}. Nothing is sent to it until it is \
-                 enabled again (`sluice subscriptions enable {sub}`); its failed deliveries \
-                 are in `sluice dlq list --subscription {sub}`.",
+                 enabled again (`sluice subscriptions enable {sub}`); its waiting deliveries \
+                 go then, and any that failed for good are in \
+                 `sluice dlq list --subscription {sub}`.",
                 self.reason
             ),
             (Subject::Subscription(sub), Kind::CircuitOpened) => format!(

@@ -223,13 +223,19 @@ fn subscription_body(a: SubscriptionAdd) -> Value {
     if let Some(v) = a.max_in_flight {
         body.insert("max_in_flight".into(), json!(v));
     }
-    if a.breaker_failures.is_some() || a.breaker_probe_after.is_some() {
+    if a.breaker_failures.is_some()
+        || a.breaker_probe_after.is_some()
+        || a.breaker_disable_after.is_some()
+    {
         let mut breaker = Map::new();
         if let Some(v) = a.breaker_failures {
             breaker.insert("failures".into(), json!(v));
         }
         if let Some(v) = a.breaker_probe_after {
             breaker.insert("probe_after".into(), json!(v));
+        }
+        if let Some(v) = a.breaker_disable_after {
+            breaker.insert("disable_after".into(), json!(v));
         }
         body.insert("circuit_breaker".into(), Value::Object(breaker));
     }

@@ -331,7 +331,8 @@ fn schemas() -> Value {
             "failure_percent": { "type": ["integer", "null"], "minimum": 1, "maximum": 100, "description": "Also open when this share of a window's attempts failed (off unless set)" },
             "window": { "type": "string", "default": "1m", "description": "10s to 1h" },
             "min_attempts": { "type": "integer", "minimum": 1, "default": 20, "description": "Attempts in the window before failure_percent applies" },
-            "probe_after": { "type": "string", "default": "30s", "description": "1s to 15m", "examples": ["30s"] }
+            "probe_after": { "type": "string", "default": "30s", "description": "1s to 15m", "examples": ["30s"] },
+            "disable_after": { "type": ["string", "null"], "description": "Disable the subscription when a probe fails and the circuit has been open this long (1s to 90d; off unless set)", "examples": ["3d"] }
         }
     }));
     m.insert("DeliveryControls".into(), json!({

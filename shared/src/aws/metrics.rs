@@ -27,8 +27,9 @@
 //! | `paused` | Count | deliver | tasks of a paused subscription, left waiting | `…{outcome="paused"}` |
 //! | `throttled` | Count | deliver | tasks deferred by the subscription's `rate_limit` or `max_in_flight` (not attempts) | `…{outcome="throttled"}` |
 //! | `held` | Count | deliver | tasks held by an open circuit (not attempts) | `…{outcome="held"}` |
-//! | `circuit_opened` | Count | deliver | a subscription's circuit opened: too many failures in a row | `sluice_circuit_changes_total{change="circuit_opened"}` |
+//! | `circuit_opened` | Count | deliver | a subscription's circuit opened: the destination kept failing | `sluice_circuit_changes_total{change="circuit_opened"}` |
 //! | `circuit_closed` | Count | deliver | a subscription's circuit closed: a probe succeeded | `sluice_circuit_changes_total{change="circuit_closed"}` |
+//! | `circuit_expired` | Count | deliver | a failed probe after `disable_after` open: the subscription was disabled | `sluice_circuit_changes_total{change="circuit_expired"}` |
 //! | `delivery_latency` | Milliseconds | deliver | time of each HTTP attempt | `sluice_delivery_latency_seconds` (a histogram, in seconds) |
 //!
 //! The outcome names come from one place for both backends

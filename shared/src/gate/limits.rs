@@ -39,6 +39,8 @@ pub enum LimitError {
     BadWindow,
     #[error("circuit_breaker.min_attempts must be at least 1")]
     NoMinAttempts,
+    #[error("circuit_breaker.disable_after must be between 1s and 90d")]
+    BadDisableAfter,
 }
 
 impl LimitError {
@@ -51,6 +53,7 @@ impl LimitError {
             Self::BadPercent => "circuit_breaker.failure_percent",
             Self::BadWindow => "circuit_breaker.window",
             Self::NoMinAttempts => "circuit_breaker.min_attempts",
+            Self::BadDisableAfter => "circuit_breaker.disable_after",
         }
     }
 }
@@ -121,6 +124,14 @@ pub struct Breaker {
     /// probe, up to 15 minutes.
     #[serde(default = "default_probe_after", with = "humantime_serde")]
     pub probe_after: Duration,
+    /// Disable the subscription when a probe fails and the circuit has
+    /// been open this long. Off unless set.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_after: Option<Duration>,
 }
 
 fn default_failures() -> u32 {
@@ -143,6 +154,9 @@ fn default_probe_after() -> Duration {
 /// a held task waits in one step.
 pub const MAX_PROBE_WAIT: Duration = Duration::from_secs(900);
 
+/// The longest `disable_after`: well past any retention an event has.
+const MAX_DISABLE_AFTER: Duration = Duration::from_secs(90 * 86_400);
+
 impl Default for Breaker {
     fn default() -> Self {
         Self {
@@ -151,6 +165,7 @@ impl Default for Breaker {
             window: default_window(),
             min_attempts: default_min_attempts(),
             probe_after: default_probe_after(),
+            disable_after: None,
         }
     }
 }
@@ -176,6 +191,12 @@ impl Breaker {
         }
         if self.min_attempts == 0 {
             return Err(LimitError::NoMinAttempts);
+        }
+        if self
+            .disable_after
+            .is_some_and(|d| !(Duration::from_secs(1)..=MAX_DISABLE_AFTER).contains(&d))
+        {
+            return Err(LimitError::BadDisableAfter);
         }
         Ok(())
     }
@@ -333,6 +354,8 @@ mod tests {
                 LimitError::BadWindow,
             ),
             (r#"{ min_attempts = 0 }"#, LimitError::NoMinAttempts),
+            (r#"{ disable_after = "0s" }"#, LimitError::BadDisableAfter),
+            (r#"{ disable_after = "91d" }"#, LimitError::BadDisableAfter),
         ] {
             let b: Breaker = toml::from_str(&format!("b = {bad}"))
                 .map(|t: std::collections::HashMap<String, Breaker>| t["b"])
@@ -346,5 +369,13 @@ mod tests {
         let rate_only: std::collections::HashMap<String, Breaker> =
             toml::from_str(r#"b = { failures = 0, failure_percent = 50 }"#).unwrap();
         assert!(rate_only["b"].enabled(), "either rule turns it on");
+        let days: std::collections::HashMap<String, Breaker> =
+            toml::from_str(r#"b = { disable_after = "3d" }"#).unwrap();
+        assert_eq!(
+            days["b"].disable_after,
+            Some(Duration::from_secs(3 * 86_400))
+        );
+        assert!(Controls::new(Format::Raw, None, None, Some(days["b"])).is_ok());
+        assert_eq!(Breaker::default().disable_after, None, "off unless set");
     }
 }

@@ -102,6 +102,11 @@ pub enum CircuitChange {
     Opened,
     /// A send succeeded while it was open: its held tasks go again.
     Closed,
+    /// A probe failed after the circuit had been open for the breaker's
+    /// `disable_after`: the subscription is to be disabled. The circuit
+    /// stays open, its clock restarted, so a resumed subscription is
+    /// probed before its tasks go and gets the whole `disable_after` again.
+    Expired,
 }
 
 impl CircuitChange {
@@ -110,6 +115,7 @@ impl CircuitChange {
         match self {
             Self::Opened => "circuit_opened",
             Self::Closed => "circuit_closed",
+            Self::Expired => "circuit_expired",
         }
     }
 }

@@ -16,7 +16,8 @@
 //!   open, tasks are held until the probe time; then the first task to
 //!   come is the one probe, and the others wait for its verdict. A healthy
 //!   answer closes the circuit; a failed probe reopens it with a doubled
-//!   wait.
+//!   wait, or, once the circuit has been open for `disable_after`, expires
+//!   it: the subscription is disabled.
 //!
 //! [`Rate::interval`]: super::Rate::interval
 
@@ -264,6 +265,24 @@ pub fn finish(
             };
             Some(CircuitChange::Opened)
         }
+        (
+            Verdict::Failing,
+            Circuit::Probing {
+                since_ms, failures, ..
+            },
+        ) if own_probe
+            && breaker
+                .disable_after
+                .is_some_and(|d| now_ms - *since_ms >= ms(d)) =>
+        {
+            state.circuit = Circuit::Open {
+                since_ms: now_ms,
+                probe_at_ms: now_ms.saturating_add(ms(breaker.probe_wait(1))),
+                opened: 1,
+                failures: *failures + 1,
+            };
+            Some(CircuitChange::Expired)
+        }
         (Verdict::Failing, Circuit::Probing { opened, .. }) if own_probe => {
             let opened = *opened + 1;
             reopen(state, now_ms, opened, ms(breaker.probe_wait(opened)));
@@ -509,6 +528,60 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_that_fails_after_disable_after_expires_the_circuit() {
+        let c = Controls::new(
+            Format::Raw,
+            None,
+            None,
+            Some(Breaker {
+                failures: 1,
+                probe_after: Duration::from_secs(30),
+                disable_after: Some(Duration::from_secs(60)),
+                ..Breaker::default()
+            }),
+        )
+        .unwrap();
+        let mut s = GateState::default();
+        let p = go(admit(&mut s, &c, "a", 0, LEASE));
+        assert_eq!(
+            finish(&mut s, &c, &p, Verdict::Failing, 0, Duration::ZERO),
+            Some(CircuitChange::Opened)
+        );
+        // Open for 30 s: a failed probe only backs off.
+        let p = go(admit(&mut s, &c, "b", 30_000, LEASE));
+        assert_eq!(
+            finish(&mut s, &c, &p, Verdict::Failing, 30_000, Duration::ZERO),
+            None
+        );
+        // Open for 90 s: the failed probe expires it, and the clock starts
+        // again with the first probe wait.
+        let p = go(admit(&mut s, &c, "c", 90_000, LEASE));
+        assert_eq!(
+            finish(&mut s, &c, &p, Verdict::Failing, 90_000, Duration::ZERO),
+            Some(CircuitChange::Expired)
+        );
+        assert!(matches!(
+            s.circuit,
+            Circuit::Open {
+                since_ms: 90_000,
+                probe_at_ms: 120_000,
+                opened: 1,
+                ..
+            }
+        ));
+        // Another task's failure let through earlier expires nothing.
+        let late = Pass {
+            owner: "late".into(),
+            probe: false,
+            tracked: true,
+        };
+        assert_eq!(
+            finish(&mut s, &c, &late, Verdict::Failing, 200_000, Duration::ZERO),
+            None
+        );
+    }
+
+    #[test]
     fn a_success_resets_the_count_and_a_dead_probe_is_replaced() {
         let c = controls(None, None, 2);
         let mut s = GateState::default();
@@ -548,6 +621,7 @@ mod tests {
                 window: Duration::from_secs(60),
                 min_attempts: 4,
                 probe_after: Duration::from_secs(30),
+                disable_after: None,
             }),
         )
         .unwrap();

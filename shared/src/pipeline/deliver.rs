@@ -309,6 +309,26 @@ async fn attempt(
             let n = Notification::subscription(Kind::CircuitClosed, &sub.id, reason);
             notify_about(ports, task, n).await;
         }
+        Some(CircuitChange::Expired) => {
+            let after = sub.controls.breaker.disable_after.unwrap_or_default();
+            let after = humantime::format_duration(after);
+            // Logged, not raised: the attempt is recorded all the same, and
+            // a subscription left enabled only goes on being probed.
+            match ports.registry.disable_subscription(&sub.id).await {
+                Ok(()) => {
+                    tracing::error!(subscription = %task.subscription, circuit = "expired", disable_after = %after, "subscription disabled: its circuit stayed open past the circuit breaker's disable_after; its tasks wait until it is resumed");
+                    let reason = format!(
+                        "its circuit stayed open for longer than {after}, and the last probe failed with {}",
+                        outcome_text(&result)
+                    );
+                    let n = Notification::subscription(Kind::SubscriptionDisabled, &sub.id, reason);
+                    notify_about(ports, task, n.with_event(task.event_key().to_string())).await;
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %task.subscription, error = %e, "the circuit expired but the subscription could not be disabled");
+                }
+            }
+        }
         None => {}
     }
     let decision = match sub.retry.decide(attempt, &result) {

@@ -1086,3 +1086,105 @@ async fn deliver_notifies_circuit_and_gone_but_never_about_a_notification() {
     assert_eq!(report.outcome, Outcome::Failed);
     assert!(notifications(&store).is_empty());
 }
+
+/// A probe that fails once the circuit has been open for the breaker's
+/// `disable_after` disables the subscription and notifies it; the task
+/// is not dead-lettered but waits as a paused subscription's does.
+#[tokio::test]
+async fn a_circuit_open_past_disable_after_disables_the_subscription() {
+    let config = format!(
+        "{NOTIFY_CONFIG}
+[[subscriptions]]
+id = \"doomed\"
+source = \"gl\"
+events = [\"*\"]
+url = \"https://example.com/doomed\"
+retry_schedule = [\"1s\", \"1s\", \"1s\"]
+circuit_breaker = {{ failures = 1, probe_after = \"1s\", disable_after = \"1s\" }}
+"
+    );
+    let secrets = EnvSecrets::from_map(HashMap::from([(
+        "GL_TOKEN".to_owned(),
+        "tok-123".to_owned(),
+    )]));
+    let reg = ConfigFile::parse(&config)
+        .unwrap()
+        .resolve(&secrets)
+        .await
+        .unwrap();
+    let store = MemStore::default();
+    let queue = MemQueue::default();
+    let gate = MemoryGate::default();
+    let key = committed_event(&reg, &store).await;
+    let failing = ScriptedTransport::new(vec![ScriptedTransport::status(503)]);
+    let ports = DeliverPorts {
+        registry: &reg,
+        store: &store,
+        queue: &queue,
+        transport: &failing,
+        gate: &gate,
+    };
+
+    let first = deliver(&ports, &received(&key, "doomed", 1), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(first.circuit, Some(crate::gate::CircuitChange::Opened));
+    assert!(
+        reg.subscription("doomed")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_enabled()
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let probe = deliver(&ports, &received(&key, "doomed", 2), &OPTIONS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (probe.outcome, probe.circuit),
+        (Outcome::Retrying, Some(crate::gate::CircuitChange::Expired))
+    );
+    assert!(
+        !reg.subscription("doomed")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_enabled()
+    );
+    let got = notifications(&store);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.iter().any(|(t, id)| t == "subscription.disabled"
+            && id.starts_with("subscription.disabled:doomed:")),
+        "{got:?}"
+    );
+    let note = store
+        .events
+        .lock()
+        .unwrap()
+        .values()
+        .find(|e| e.event_type == "subscription.disabled")
+        .unwrap()
+        .body
+        .clone();
+    let note = String::from_utf8_lossy(&note).into_owned();
+    assert!(
+        note.contains("longer than 1s") && note.contains("503"),
+        "{note}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after = deliver(&ports, &received(&key, "doomed", 3), &OPTIONS)
+        .await
+        .unwrap();
+    assert!(matches!(after.outcome, Outcome::Paused(_)), "{after:?}");
+    assert_eq!(
+        failing.requests.lock().unwrap().len(),
+        2,
+        "nothing sent once disabled"
+    );
+    assert!(
+        queue.dead.lock().unwrap().is_empty(),
+        "no task dead-lettered"
+    );
+}

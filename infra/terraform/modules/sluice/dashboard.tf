@@ -65,6 +65,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             ["Sluice", "held", "Function", "deliver"],
             ["Sluice", "circuit_opened", "Function", "deliver"],
             ["Sluice", "circuit_closed", "Function", "deliver"],
+            ["Sluice", "circuit_expired", "Function", "deliver"],
           ]
         }
       },
