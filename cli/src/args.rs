@@ -162,7 +162,8 @@ pub enum SourceCmd {
 #[derive(Args)]
 pub struct SourceAdd {
     pub id: String,
-    /// Provider preset: github, stripe, slack, shopify, standard-webhooks, hmac, …
+    /// Provider preset: github, stripe, slack, shopify, standard-webhooks,
+    /// gitlab, paddle, linear, zoom, twitch, … or hmac (see the README).
     #[arg(long)]
     pub provider: String,
     /// A secret reference (env:NAME, ssm:/path); repeat for several.

@@ -352,7 +352,7 @@ async fn hook(
     app.metrics
         .received(known.then_some(source.as_str()), outcome, reason);
     let request_id = sluice::error::new_request_id();
-    let mut resp = json_reply(Reply::from_result(&result, &source, &request_id));
+    let mut resp = hook_reply(Reply::from_result(&result, &source, &request_id));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut()
             .insert(sluice::error::REQUEST_ID_HEADER, v);
@@ -477,19 +477,20 @@ async fn serve_metrics(
 }
 
 async fn healthz() -> Response {
-    json_reply(Reply {
+    hook_reply(Reply {
         status: 200,
         body: r#"{"status":"ok"}"#.to_owned(),
+        content_type: "application/json",
     })
 }
 
-fn json_reply(reply: Reply) -> Response {
+fn hook_reply(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(reply.content_type),
         )],
         reply.body,
     )

@@ -20,9 +20,21 @@ pub struct Extracted {
     pub id: String,
     /// The routing type, e.g. `pull_request.opened`; empty if unknown.
     pub event_type: String,
-    /// A reply the provider expects instead of `accepted` (Slack
-    /// `url_verification`): a JSON body. Such requests are not committed.
-    pub handshake: Option<String>,
+    /// A check of the endpoint that the provider expects answered instead
+    /// of `accepted`. Such requests are not committed.
+    pub handshake: Option<Handshake>,
+}
+
+/// A provider's check of the endpoint, and what it wants back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    /// Answer with this JSON (Slack's `url_verification`).
+    Json(String),
+    /// Answer with this text (Twitch's `webhook_callback_verification`).
+    Text(String),
+    /// Zoom's `endpoint.url_validation`: its `plainToken`, answered with
+    /// the token's HMAC under the source's secret.
+    Zoom { plain_token: String },
 }
 
 /// An id or type header that is present but cannot be used (400
@@ -47,6 +59,10 @@ const SVIX_ID: HeaderName = HeaderName::from_static("svix-id");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const GITLAB_UUID: HeaderName = HeaderName::from_static("x-gitlab-event-uuid");
 const GITLAB_EVENT: HeaderName = HeaderName::from_static("x-gitlab-event");
+const LINEAR_DELIVERY: HeaderName = HeaderName::from_static("linear-delivery");
+const LINEAR_EVENT: HeaderName = HeaderName::from_static("linear-event");
+const TWITCH_ID: HeaderName = HeaderName::from_static("twitch-eventsub-message-id");
+const TWITCH_TYPE: HeaderName = HeaderName::from_static("twitch-eventsub-message-type");
 
 /// Every header named here is checked when present, whether or not a
 /// fallback would be used, so the outcome never depends on which of a
@@ -103,6 +119,57 @@ pub fn extract(
             let event_type = kind.or_else(|| owned(header_kind)).unwrap_or_default();
             (owned(key.or(uuid)), event_type, None)
         }
+        Provider::Paddle | Provider::Typeform => (
+            owned_field(body, &[b"event_id"]),
+            owned_field(body, &[b"event_type"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Calendly => (
+            None,
+            owned_field(body, &[b"event"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Pagerduty => (
+            owned_field(body, &[b"event", b"id"]),
+            owned_field(body, &[b"event", b"event_type"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Intercom => (
+            owned_field(body, &[b"id"]),
+            owned_field(body, &[b"topic"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Linear => {
+            let id = owned(text(headers, &LINEAR_DELIVERY)?);
+            let header_kind = text(headers, &LINEAR_EVENT)?;
+            // `Issue` + body `action` → `Issue.create`, like GitHub's.
+            let kind = field(body, &[b"type"]).or(header_kind.map(Cow::Borrowed));
+            let event_type = match (kind, field(body, &[b"action"])) {
+                (Some(k), Some(a)) => [&*k, ".", &*a].concat(),
+                (Some(k), None) => k.into_owned(),
+                (None, _) => String::new(),
+            };
+            (id, event_type, None)
+        }
+        Provider::Zoom => {
+            let event_type = owned_field(body, &[b"event"]).unwrap_or_default();
+            let handshake = (event_type == "endpoint.url_validation").then(|| Handshake::Zoom {
+                plain_token: owned_field(body, &[b"payload", b"plainToken"]).unwrap_or_default(),
+            });
+            (None, event_type, handshake)
+        }
+        Provider::Twitch => {
+            let id = owned(text(headers, &TWITCH_ID)?);
+            let kind = owned_field(body, &[b"subscription", b"type"]).unwrap_or_default();
+            match text(headers, &TWITCH_TYPE)? {
+                Some("webhook_callback_verification") => {
+                    let challenge = owned_field(body, &[b"challenge"]).unwrap_or_default();
+                    (id, kind, Some(Handshake::Text(challenge)))
+                }
+                Some("revocation") => (id, "revocation".to_owned(), None),
+                _ => (id, kind, None),
+            }
+        }
         Provider::Hmac => {
             let named = |name: Option<&String>| match name
                 .and_then(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
@@ -132,7 +199,7 @@ pub fn sha256_hex(body: &[u8]) -> String {
 
 /// Slack: Events API JSON, or form-encoded bodies (slash commands,
 /// interactivity) that carry no event id.
-fn slack(body: &[u8]) -> (Option<String>, String, Option<String>) {
+fn slack(body: &[u8]) -> (Option<String>, String, Option<Handshake>) {
     let Some(f) = Fields::parse(body, TYPE | EVENT_ID | CHALLENGE | EVENT_TYPE) else {
         // Form bodies: a `command` param is a slash command, a `payload`
         // param an interactive action; their JSON is not unpacked here.
@@ -150,7 +217,7 @@ fn slack(body: &[u8]) -> (Option<String>, String, Option<String>) {
         let challenge = f.challenge.as_deref().unwrap_or("");
         // serde_json escapes the challenge correctly, whatever it holds.
         let reply = serde_json::json!({ "challenge": challenge }).to_string();
-        return (None, outer.to_owned(), Some(reply));
+        return (None, outer.to_owned(), Some(Handshake::Json(reply)));
     }
     let event_type = match (outer, f.event_type.as_deref()) {
         ("event_callback", Some(inner)) => inner.to_owned(),
@@ -195,6 +262,13 @@ fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>
 
 fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
+}
+
+/// A body field as an owned string, if it is there and not empty.
+fn owned_field(body: &[u8], path: &[&[u8]]) -> Option<String> {
+    field(body, path)
+        .filter(|v| !v.is_empty())
+        .map(Cow::into_owned)
 }
 
 /// Body fields a provider may need; a bit set says which to look for.
@@ -289,6 +363,9 @@ enum Val<'a> {
     Str(&'a [u8], bool),
     /// The whole object, braces included.
     Object(&'a [u8]),
+    /// A number, `true`, `false` or `null`, as written.
+    Scalar(&'a [u8]),
+    /// An array.
     Other,
 }
 
@@ -307,6 +384,42 @@ fn string(v: Val<'_>) -> Option<Cow<'_, str>> {
         }
         _ => None,
     }
+}
+
+/// The value at `path` (object keys, outermost first) of a JSON body, as
+/// text: a string unescaped, a number or boolean as written. `None` when
+/// a step is missing or not an object, or the body is not a JSON object.
+/// The scan stops at the first match of each step, as [`Fields::parse`]
+/// does.
+pub(crate) fn field<'a>(body: &'a [u8], path: &[&[u8]]) -> Option<Cow<'a, str>> {
+    let (last, outer) = path.split_last()?;
+    let mut obj = body;
+    for step in outer {
+        let mut inner = None;
+        for_each_member(obj, |k, v| {
+            if k == *step {
+                inner = match v {
+                    Val::Object(o) => Some(o),
+                    _ => None,
+                };
+                return false;
+            }
+            true
+        })?;
+        obj = inner?;
+    }
+    let mut found = None;
+    for_each_member(obj, |k, v| {
+        if k == *last {
+            found = match v {
+                Val::Scalar(raw) => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+                v => string(v),
+            };
+            return false;
+        }
+        true
+    })?;
+    found
 }
 
 /// Calls `f(raw_key, value)` for each member of the JSON object at the
@@ -353,7 +466,7 @@ fn for_each_member<'a>(b: &'a [u8], mut f: impl FnMut(&'a [u8], Val<'a>) -> bool
                     }
                     i += 1;
                 }
-                Val::Other
+                Val::Scalar(b.get(start..i)?)
             }
             None => return Some(()),
         };
@@ -509,8 +622,10 @@ mod tests {
         let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
         let got = ex(Provider::Slack, &[], body);
         assert_eq!(
-            got.handshake.as_deref(),
-            Some(r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#)
+            got.handshake,
+            Some(Handshake::Json(
+                r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#.into()
+            ))
         );
         assert_eq!(got.event_type, "url_verification");
         // Quotes and control characters in the challenge stay valid JSON.
@@ -519,7 +634,9 @@ mod tests {
             &[],
             br#"{"type":"url_verification","challenge":"a\"b\\c\n</script>"}"#,
         );
-        let reply = tricky.handshake.unwrap();
+        let Some(Handshake::Json(reply)) = tricky.handshake else {
+            panic!("not a JSON handshake")
+        };
         let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
         assert_eq!(v["challenge"], "a\"b\\c\n</script>");
     }
@@ -878,6 +995,124 @@ mod tests {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn field_reads_nested_strings_numbers_and_escapes() {
+        let body = br#"{"a":{"b":{"c":"deep"},"n":17,"t":true},"s":"x\"y","arr":[1],"e":""}"#;
+        assert_eq!(field(body, &[b"a", b"b", b"c"]).as_deref(), Some("deep"));
+        assert_eq!(field(body, &[b"a", b"n"]).as_deref(), Some("17"));
+        assert_eq!(field(body, &[b"a", b"t"]).as_deref(), Some("true"));
+        assert_eq!(field(body, &[b"s"]).as_deref(), Some("x\"y"));
+        assert_eq!(field(body, &[b"e"]).as_deref(), Some(""));
+        // Missing, through a non-object, an array, not JSON, no path.
+        assert_eq!(field(body, &[b"a", b"x"]), None);
+        assert_eq!(field(body, &[b"s", b"c"]), None);
+        assert_eq!(field(body, &[b"arr"]), None);
+        assert_eq!(field(b"not json", &[b"a"]), None);
+        assert_eq!(field(body, &[]), None);
+        // Truncated input ends the scan, never a panic.
+        for cut in 0..body.len() {
+            let _ = field(&body[..cut], &[b"a", b"b", b"c"]);
+        }
+    }
+
+    #[test]
+    fn new_presets_take_their_ids_and_types_from_where_the_provider_puts_them() {
+        let paddle = br#"{"event_id":"evt_01","event_type":"transaction.completed"}"#;
+        let got = ex(Provider::Paddle, &[], paddle);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("evt_01", "transaction.completed")
+        );
+        let typeform = br#"{"event_id":"01F","event_type":"form_response"}"#;
+        let got = ex(Provider::Typeform, &[], typeform);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("01F", "form_response")
+        );
+        let pd =
+            br#"{"event":{"id":"01DEN","event_type":"incident.triggered","data":{"id":"no"}}}"#;
+        let got = ex(Provider::Pagerduty, &[], pd);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("01DEN", "incident.triggered")
+        );
+        let intercom =
+            br#"{"type":"notification_event","id":"notif_1","topic":"conversation.user.created"}"#;
+        let got = ex(Provider::Intercom, &[], intercom);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("notif_1", "conversation.user.created")
+        );
+        let calendly = br#"{"event":"invitee.created","payload":{}}"#;
+        let got = ex(Provider::Calendly, &[], calendly);
+        assert_eq!(
+            (got.id, got.event_type.as_str()),
+            (sha256_hex(calendly), "invitee.created")
+        );
+
+        let linear = br#"{"action":"create","type":"Issue","webhookTimestamp":1}"#;
+        let got = ex(
+            Provider::Linear,
+            &[("Linear-Delivery", "d-1"), ("Linear-Event", "Issue")],
+            linear,
+        );
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str()),
+            ("d-1", "Issue.create")
+        );
+        let got = ex(Provider::Linear, &[("Linear-Event", "Comment")], b"{}");
+        assert_eq!(
+            (got.id, got.event_type.as_str()),
+            (sha256_hex(b"{}"), "Comment")
+        );
+
+        let twitch = br#"{"subscription":{"type":"channel.follow"},"event":{}}"#;
+        let h = [
+            ("Twitch-Eventsub-Message-Id", "m-1"),
+            ("Twitch-Eventsub-Message-Type", "notification"),
+        ];
+        let got = ex(Provider::Twitch, &h, twitch);
+        assert_eq!(
+            (got.id.as_str(), got.event_type.as_str(), got.handshake),
+            ("m-1", "channel.follow", None)
+        );
+        let h = [
+            ("Twitch-Eventsub-Message-Id", "m-2"),
+            ("Twitch-Eventsub-Message-Type", "revocation"),
+        ];
+        assert_eq!(ex(Provider::Twitch, &h, twitch).event_type, "revocation");
+    }
+
+    #[test]
+    fn zoom_and_twitch_endpoint_checks_are_handshakes() {
+        let zoom = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+        let got = ex(Provider::Zoom, &[], zoom);
+        assert_eq!(
+            got.handshake,
+            Some(Handshake::Zoom {
+                plain_token: "qgg8vlvZRS6UYooatFL8Aw".into()
+            })
+        );
+        assert_eq!(
+            ex(Provider::Zoom, &[], br#"{"event":"meeting.started"}"#).handshake,
+            None
+        );
+
+        let body = br#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"type":"channel.follow"}}"#;
+        let h = [
+            ("Twitch-Eventsub-Message-Id", "m-1"),
+            (
+                "Twitch-Eventsub-Message-Type",
+                "webhook_callback_verification",
+            ),
+        ];
+        let got = ex(Provider::Twitch, &h, body);
+        assert_eq!(
+            got.handshake,
+            Some(Handshake::Text("pogchamp-kappa-360noscope-vohiyo".into()))
         );
     }
 }

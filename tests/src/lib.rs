@@ -349,6 +349,57 @@ pub fn github_headers(
     ]
 }
 
+fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Zoom's scheme, signed now: `v0=` + hex HMAC-SHA256 of
+/// `v0:{timestamp}:{body}`.
+pub fn zoom_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let sig = hex_hmac(secret, &[b"v0:", ts.as_bytes(), b":", body]);
+    vec![
+        ("x-zm-signature".into(), format!("v0={sig}")),
+        ("x-zm-request-timestamp".into(), ts),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+/// The `encryptedToken` Zoom expects for `plain_token`.
+pub fn zoom_url_token(secret: &str, plain_token: &str) -> String {
+    hex_hmac(secret, &[plain_token.as_bytes()])
+}
+
+/// Twitch EventSub's scheme, signed now (RFC 3339 with nanoseconds):
+/// `sha256=` + hex HMAC-SHA256 of id + timestamp + body.
+pub fn twitch_headers(
+    secret: &str,
+    id: &str,
+    message_type: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let ts = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let sig = hex_hmac(secret, &[id.as_bytes(), ts.as_bytes(), body]);
+    vec![
+        ("twitch-eventsub-message-id".into(), id.into()),
+        ("twitch-eventsub-message-timestamp".into(), ts),
+        (
+            "twitch-eventsub-message-signature".into(),
+            format!("sha256={sig}"),
+        ),
+        ("twitch-eventsub-message-type".into(), message_type.into()),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
 /// Check a Standard Webhooks signature the way a receiver would.
 pub fn standard_webhooks_valid(whsec: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let key = base64::engine::general_purpose::STANDARD

@@ -55,7 +55,9 @@ use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
 use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
-use sluice_tests::{Sink, github_headers, standard_webhooks_valid};
+use sluice_tests::{
+    Sink, github_headers, standard_webhooks_valid, twitch_headers, zoom_headers, zoom_url_token,
+};
 
 const GH_SECRET: &str = "gh-secret-for-aws-tests";
 const SUB_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -869,6 +871,73 @@ async fn bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_
     assert_eq!(outcome.metrics.total("rejected"), 1);
 
     assert!(aws.new_inserts().await.is_empty(), "nothing was committed");
+}
+
+/// Zoom's URL validation and Twitch's callback verification through the
+/// receive function's API Gateway event: answered as each provider
+/// requires, only when signed, and nothing committed.
+async fn provider_handshakes_are_answered_through_the_receive_function() {
+    let sink = Sink::start(200).await;
+    let sources = r#"
+[[sources]]
+id = "zoom"
+provider = "zoom"
+secrets = ["ssm:{ssm}/zoom"]
+
+[[sources]]
+id = "twitch"
+provider = "twitch"
+secrets = ["ssm:{ssm}/twitch"]
+"#;
+    let aws = Aws::with_secrets(
+        &config(&sink.url(), sources),
+        &[
+            ("github", GH_SECRET),
+            ("sub", SUB_SECRET),
+            ("zoom", "zoom-secret"),
+            ("twitch", "twitch-secret"),
+        ],
+    )
+    .await;
+    let validation =
+        br#"{"payload":{"plainToken":"tok-123"},"event_ts":1,"event":"endpoint.url_validation"}"#;
+    let (status, answer) = aws
+        .post("zoom", &zoom_headers("zoom-secret", validation), validation)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"plainToken": "tok-123", "encryptedToken": zoom_url_token("zoom-secret", "tok-123")})
+    );
+    let (status, _) = aws
+        .post("zoom", &zoom_headers("forged", validation), validation)
+        .await;
+    assert_eq!(status, 401);
+
+    let challenge = br#"{"challenge":"c-42","subscription":{"type":"channel.follow"}}"#;
+    let headers = twitch_headers(
+        "twitch-secret",
+        "m-1",
+        "webhook_callback_verification",
+        challenge,
+    );
+    let request: ApiGatewayV2httpRequest =
+        serde_json::from_value(apigw_event("twitch", &headers, challenge)).unwrap();
+    let response = sluice_receive::handle(aws.receive_ports(), request, SystemTime::now()).await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        response.headers["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert!(
+        matches!(&response.body, Some(Body::Text(t)) if t == "c-42"),
+        "{:?}",
+        response.body
+    );
+    assert!(
+        aws.new_inserts().await.is_empty(),
+        "handshakes commit nothing"
+    );
 }
 
 async fn an_invalid_base64_body_is_a_400_and_never_a_panic() {
@@ -2681,6 +2750,7 @@ scenarios![
     a_duplicate_with_another_body_is_still_a_duplicate_and_the_first_body_is_kept,
     twenty_concurrent_copies_commit_once_and_queue_one_task,
     bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_commit,
+    provider_handshakes_are_answered_through_the_receive_function,
     an_invalid_base64_body_is_a_400_and_never_a_panic,
     enqueue_reports_only_the_failed_records_by_sequence_number,
     an_event_matching_no_subscription_is_marked_routed_to_none,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sluice::model::{DeliveryStatus, EventKey};
 use sluice_tests::{
     ADMIN_TOKEN, Harness, Running, Sink, eventually, eventually_async, github_headers,
-    standard_webhooks_valid,
+    standard_webhooks_valid, twitch_headers, zoom_headers, zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-tests";
@@ -282,6 +282,128 @@ async fn f_an_event_matching_no_subscription_is_committed_and_logged() {
     assert_eq!(store.event_count().await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
+    gw.stop().await;
+}
+
+const ZOOM_SECRET: &str = "zoom-secret-token";
+const TWITCH_SECRET: &str = "twitch-subscription-secret";
+
+/// Zoom's URL validation and Twitch's callback verification are answered
+/// as each provider requires, only when signed, and commit nothing; the
+/// same sources' signed events are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_provider_handshakes_are_answered_and_commit_nothing() {
+    let sink = Sink::start(200).await;
+    let sources = r#"
+[[sources]]
+id = "zoom"
+provider = "zoom"
+secrets = ["env:ZOOM_SECRET"]
+
+[[sources]]
+id = "twitch"
+provider = "twitch"
+secrets = ["env:TWITCH_SECRET"]
+"#;
+    let h = Harness::new(
+        &config(&sink.url(), sources),
+        &[
+            ("GH_SECRET", GH_SECRET),
+            ("SUB_SECRET", SUB_SECRET),
+            ("ZOOM_SECRET", ZOOM_SECRET),
+            ("TWITCH_SECRET", TWITCH_SECRET),
+        ],
+    );
+    let gw = h.start().await;
+
+    let validation = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let (status, reply) = gw
+        .post("zoom", &zoom_headers(ZOOM_SECRET, validation), validation)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply,
+        json!({
+            "plainToken": "qgg8vlvZRS6UYooatFL8Aw",
+            "encryptedToken": zoom_url_token(ZOOM_SECRET, "qgg8vlvZRS6UYooatFL8Aw"),
+        })
+    );
+    let (status, reply) = gw
+        .post(
+            "zoom",
+            &zoom_headers("not-the-secret", validation),
+            validation,
+        )
+        .await;
+    assert_eq!(
+        (status, reply["error"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+
+    let challenge = br#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2a387","type":"channel.follow","version":"2"}}"#;
+    let send = |headers: Vec<(String, String)>, body: &'static [u8]| {
+        let mut req = gw.client.post(format!("{}/hooks/twitch", gw.base));
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        req.body(body).send()
+    };
+    let answer = send(
+        twitch_headers(
+            TWITCH_SECRET,
+            "m-1",
+            "webhook_callback_verification",
+            challenge,
+        ),
+        challenge,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "pogchamp-kappa-360noscope-vohiyo"
+    );
+    let forged = send(
+        twitch_headers("wrong", "m-2", "webhook_callback_verification", challenge),
+        challenge,
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(
+        h.store().event_count().await.unwrap(),
+        0,
+        "handshakes commit nothing"
+    );
+
+    let meeting = br#"{"event":"meeting.started","event_ts":1700000000000,"payload":{}}"#;
+    let (status, reply) = gw
+        .post("zoom", &zoom_headers(ZOOM_SECRET, meeting), meeting)
+        .await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+    let follow = br#"{"subscription":{"type":"channel.follow"},"event":{"user_id":"1"}}"#;
+    let (status, reply) = gw
+        .post(
+            "twitch",
+            &twitch_headers(TWITCH_SECRET, "m-3", "notification", follow),
+            follow,
+        )
+        .await;
+    assert_eq!(
+        reply,
+        json!({"status": "accepted", "id": "m-3"}),
+        "{status}"
+    );
+    assert_eq!(h.store().event_count().await.unwrap(), 2);
     gw.stop().await;
 }
 

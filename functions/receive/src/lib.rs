@@ -193,7 +193,7 @@ async fn process_request(
     );
     let reply = Reply::from_result(&result, &source, request_id);
     Outcome {
-        response: json_response(reply.status, reply.body),
+        response: reply_response(reply),
         metrics,
     }
 }
@@ -234,12 +234,20 @@ fn error_response(err: &ReceiveError, request_id: &str) -> ApiGatewayV2httpRespo
 }
 
 fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
+    reply_response(Reply {
+        status,
+        body,
+        content_type: "application/json",
+    })
+}
+
+fn reply_response(reply: Reply) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::with_capacity(1);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(status);
+    response.status_code = i64::from(reply.status);
     response.headers = headers;
-    response.body = Some(Body::Text(body));
+    response.body = Some(Body::Text(reply.body));
     response.is_base64_encoded = false;
     response
 }

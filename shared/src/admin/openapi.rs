@@ -259,7 +259,12 @@ fn schemas() -> Value {
                 "reason": { "type": "string", "description": "When not: why, naming the header at fault; never a secret or an expected signature" }
             }
         }));
-    m.insert("Provider".into(), json!({ "enum": ["github", "stripe", "slack", "shopify", "standard-webhooks", "svix", "gitlab", "hmac"] }));
+    let providers: Vec<&str> = crate::verify::Provider::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .chain(["svix"])
+        .collect();
+    m.insert("Provider".into(), json!({ "enum": providers }));
     m.insert("SourceCreate".into(), json!({
             "type": "object", "required": ["id", "provider", "secrets"], "additionalProperties": false,
             "properties": {

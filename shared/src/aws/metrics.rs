@@ -14,7 +14,7 @@
 //! | `received` | Count | receive | requests answered | `sluice_received_total` |
 //! | `accepted` | Count | receive | new events committed | `sluice_received_total{outcome="accepted"}` |
 //! | `duplicates` | Count | receive | duplicates dropped | `…{outcome="duplicates"}` |
-//! | `handshakes` | Count | receive | provider handshakes answered (Slack `url_verification`) | `…{outcome="handshakes"}` |
+//! | `handshakes` | Count | receive | provider handshakes answered (Slack, Zoom, Twitch) | `…{outcome="handshakes"}` |
 //! | `rejected` | Count | receive | refused requests (`Reason` = the error code) | `…{outcome="rejected",reason=…}` |
 //! | `unavailable` | Count | all | a port (store, queue, config) failed; retried | receive: `…{outcome="unavailable"}`; deliver: `sluice_deliveries_total{outcome="unavailable"}` |
 //! | `enqueued` | Count | enqueue | delivery tasks queued | |

@@ -9,7 +9,7 @@ use http::header::CONTENT_TYPE;
 
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
-use crate::extract::{Extracted, extract};
+use crate::extract::{Extracted, Handshake, extract};
 use crate::model::{Event, Headers};
 use crate::store::{Commit, EventStore};
 use crate::time::to_ms;
@@ -34,8 +34,41 @@ pub enum Receipt {
     Duplicate {
         id: String,
     },
-    /// A provider handshake, answered with this JSON body; nothing is committed.
-    Handshake(String),
+    /// A provider's check of the endpoint, answered; nothing is committed.
+    Handshake(Answer),
+}
+
+/// The answer to a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub body: String,
+    pub content_type: &'static str,
+}
+
+const JSON: &str = "application/json";
+
+impl Answer {
+    /// What `source` answers to `handshake`: Zoom's needs the secret.
+    fn to(source: &Source, handshake: Handshake) -> Self {
+        match handshake {
+            Handshake::Json(body) => Self {
+                body,
+                content_type: JSON,
+            },
+            Handshake::Text(body) => Self {
+                body,
+                content_type: "text/plain; charset=utf-8",
+            },
+            Handshake::Zoom { plain_token } => {
+                let token = source.verifier.url_token(&plain_token).unwrap_or_default();
+                Self {
+                    body: serde_json::json!({ "plainToken": plain_token, "encryptedToken": token })
+                        .to_string(),
+                    content_type: JSON,
+                }
+            }
+        }
+    }
 }
 
 impl Receipt {
@@ -66,6 +99,7 @@ pub fn refusal_outcome(status: u16) -> &'static str {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    pub content_type: &'static str,
 }
 
 impl Reply {
@@ -84,19 +118,28 @@ impl Reply {
             Ok(Receipt::Duplicate { id }) => {
                 Self::ok(serde_json::json!({ "status": "duplicate", "id": id }).to_string())
             }
-            Ok(Receipt::Handshake(body)) => Self::ok(body.clone()),
+            Ok(Receipt::Handshake(answer)) => Self {
+                status: 200,
+                body: answer.body.clone(),
+                content_type: answer.content_type,
+            },
             Err(e) => {
                 e.log_internal(source, request_id);
                 Self {
                     status: e.status(),
                     body: e.body(request_id),
+                    content_type: JSON,
                 }
             }
         }
     }
 
     fn ok(body: String) -> Self {
-        Self { status: 200, body }
+        Self {
+            status: 200,
+            body,
+            content_type: JSON,
+        }
     }
 }
 
@@ -143,7 +186,7 @@ pub fn verify_and_build(
     headers: HeaderMap,
     body: Bytes,
     now: SystemTime,
-) -> Result<(Event, Option<String>), ReceiveError> {
+) -> Result<(Event, Option<Answer>), ReceiveError> {
     if body.len() > source.max_body_bytes {
         return Err(ReceiveError::BodyTooLarge {
             size: body.len(),
@@ -182,7 +225,8 @@ pub fn verify_and_build(
         headers: kept_headers(headers),
         body,
     };
-    Ok((event, handshake))
+    let answer = handshake.map(|h| Answer::to(source, h));
+    Ok((event, answer))
 }
 
 /// A cheap fingerprint of the body. It only flags a duplicate id whose body

@@ -170,6 +170,16 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
         self.macs.len()
     }
 
+    /// The first (current) key's tag over `parts`: for a reply the
+    /// provider checks, such as Zoom's URL validation token.
+    pub(super) fn first_tag(&self, parts: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut m = self.macs.first()?.clone();
+        for p in parts {
+            m.update(p);
+        }
+        Some(m.finalize().into_bytes().to_vec())
+    }
+
     /// True if some key's tag over the concatenation of `parts` equals
     /// `expected`, compared in constant time.
     pub(super) fn matches(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
@@ -254,6 +264,40 @@ impl SigList {
     }
 }
 
+/// A header of `key=value` items split by `sep`, such as Stripe's
+/// `t=…,v1=…` and Paddle's `ts=…;h1=…`: the timestamp under `ts_key`, if
+/// the scheme has one, and
+/// each hex signature under `sig_key` (other keys are ignored). Two
+/// different timestamps (joined repeated headers) are refused: which one
+/// did the signature cover? So is a header with no signature.
+pub(super) fn tagged_hex<'a>(
+    value: &'a str,
+    sep: char,
+    ts_key: Option<&str>,
+    sig_key: &str,
+) -> Result<(Option<&'a str>, SigList), VerifyError> {
+    let mut ts: Option<&str> = None;
+    let mut sigs = SigList::new();
+    for item in value.split(sep) {
+        let Some((k, v)) = item.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if Some(k) == ts_key {
+            if ts.is_some_and(|t| t != v) {
+                return Err(VerifyError::MalformedSignature);
+            }
+            ts = Some(v);
+        } else if k == sig_key {
+            sigs.push_with(|out| decode_hex(v, out));
+        }
+    }
+    if sigs.is_empty() {
+        return Err(VerifyError::MalformedSignature);
+    }
+    Ok((ts, sigs))
+}
+
 /// Which side of the window a scheme enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayDirection {
@@ -278,6 +322,25 @@ impl Window {
         let sent = UNIX_EPOCH
             .checked_add(Duration::from_secs(secs))
             .ok_or(VerifyError::MalformedTimestamp)?;
+        self.check_time(sent, now)
+    }
+
+    /// Check a Unix-milliseconds timestamp against `now`.
+    pub(super) fn check_ms(&self, ms: u64, now: SystemTime) -> Result<(), VerifyError> {
+        let sent = UNIX_EPOCH
+            .checked_add(Duration::from_millis(ms))
+            .ok_or(VerifyError::MalformedTimestamp)?;
+        self.check_time(sent, now)
+    }
+
+    /// Parse an RFC 3339 UTC timestamp (`…Z`, fractions up to nanoseconds)
+    /// and check it against `now`.
+    pub(super) fn check_rfc3339(&self, ts: &str, now: SystemTime) -> Result<(), VerifyError> {
+        let sent = humantime::parse_rfc3339(ts).map_err(|_| VerifyError::MalformedTimestamp)?;
+        self.check_time(sent, now)
+    }
+
+    fn check_time(&self, sent: SystemTime, now: SystemTime) -> Result<(), VerifyError> {
         match now.duration_since(sent) {
             Ok(age) if age > self.tolerance => Err(VerifyError::TimestampOutOfWindow),
             Ok(_) => Ok(()),

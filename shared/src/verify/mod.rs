@@ -13,14 +13,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::secrets::Secret;
 
+mod calendly;
 mod common;
 mod github;
 mod gitlab;
 mod hmac;
+mod intercom;
+mod linear;
+mod paddle;
+mod pagerduty;
 mod shopify;
 mod slack;
 mod standard_webhooks;
 mod stripe;
+mod twitch;
+mod typeform;
+mod zoom;
 
 pub use common::{ReplayDirection, Window};
 
@@ -35,11 +43,38 @@ pub enum Provider {
     #[serde(alias = "svix")]
     StandardWebhooks,
     Gitlab,
+    Paddle,
+    Calendly,
+    Pagerduty,
+    Intercom,
+    Typeform,
+    Linear,
+    Zoom,
+    Twitch,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
+    /// Every preset, in the order the docs list them.
+    pub const ALL: [Self; 15] = [
+        Self::Github,
+        Self::Stripe,
+        Self::Slack,
+        Self::Shopify,
+        Self::StandardWebhooks,
+        Self::Gitlab,
+        Self::Paddle,
+        Self::Calendly,
+        Self::Pagerduty,
+        Self::Intercom,
+        Self::Typeform,
+        Self::Linear,
+        Self::Zoom,
+        Self::Twitch,
+        Self::Hmac,
+    ];
+
     /// The config name (kebab-case), for messages.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +84,14 @@ impl Provider {
             Self::Shopify => "shopify",
             Self::StandardWebhooks => "standard-webhooks",
             Self::Gitlab => "gitlab",
+            Self::Paddle => "paddle",
+            Self::Calendly => "calendly",
+            Self::Pagerduty => "pagerduty",
+            Self::Intercom => "intercom",
+            Self::Typeform => "typeform",
+            Self::Linear => "linear",
+            Self::Zoom => "zoom",
+            Self::Twitch => "twitch",
             Self::Hmac => "hmac",
         }
     }
@@ -75,10 +118,26 @@ const FIVE_MINUTES: Duration = Duration::from_secs(300);
 pub const fn preset(provider: Provider) -> Preset {
     use ReplayDirection::{Both, OldOnly};
     let (tolerance, direction) = match provider {
-        Provider::Github | Provider::Shopify | Provider::Gitlab => (None, Both),
+        Provider::Github
+        | Provider::Shopify
+        | Provider::Gitlab
+        | Provider::Pagerduty
+        | Provider::Intercom
+        | Provider::Typeform => (None, Both),
         // Stripe's libraries reject only old timestamps.
         Provider::Stripe => (Some(FIVE_MINUTES), OldOnly),
-        Provider::Slack | Provider::StandardWebhooks | Provider::Hmac => (Some(FIVE_MINUTES), Both),
+        // Paddle's SDKs: older than 5 s.
+        Provider::Paddle => (Some(Duration::from_secs(5)), OldOnly),
+        // Calendly's documentation: older than 3 minutes.
+        Provider::Calendly => (Some(Duration::from_secs(180)), OldOnly),
+        // Linear's SDK: more than a minute either way.
+        Provider::Linear => (Some(Duration::from_secs(60)), Both),
+        // Twitch: older than 10 minutes.
+        Provider::Twitch => (Some(Duration::from_secs(600)), OldOnly),
+        // Zoom publishes no window: the common five minutes.
+        Provider::Slack | Provider::StandardWebhooks | Provider::Hmac | Provider::Zoom => {
+            (Some(FIVE_MINUTES), Both)
+        }
     };
     Preset {
         tolerance,
@@ -193,6 +252,14 @@ enum Scheme {
     Shopify(shopify::Shopify),
     StandardWebhooks(standard_webhooks::StandardWebhooks),
     Gitlab(gitlab::Gitlab),
+    Paddle(paddle::Paddle),
+    Calendly(calendly::Calendly),
+    Pagerduty(pagerduty::Pagerduty),
+    Intercom(intercom::Intercom),
+    Typeform(typeform::Typeform),
+    Linear(linear::Linear),
+    Zoom(zoom::Zoom),
+    Twitch(twitch::Twitch),
     Hmac(hmac::Generic),
 }
 
@@ -224,6 +291,18 @@ impl Verifier {
                 standard_webhooks::StandardWebhooks::new(secrets, window).map_err(fail)?,
             ),
             Provider::Gitlab => Scheme::Gitlab(gitlab::Gitlab::new(secrets).map_err(fail)?),
+            Provider::Paddle => Scheme::Paddle(paddle::Paddle::new(secrets, window).map_err(fail)?),
+            Provider::Calendly => {
+                Scheme::Calendly(calendly::Calendly::new(secrets, window).map_err(fail)?)
+            }
+            Provider::Pagerduty => {
+                Scheme::Pagerduty(pagerduty::Pagerduty::new(secrets).map_err(fail)?)
+            }
+            Provider::Intercom => Scheme::Intercom(intercom::Intercom::new(secrets).map_err(fail)?),
+            Provider::Typeform => Scheme::Typeform(typeform::Typeform::new(secrets).map_err(fail)?),
+            Provider::Linear => Scheme::Linear(linear::Linear::new(secrets, window).map_err(fail)?),
+            Provider::Zoom => Scheme::Zoom(zoom::Zoom::new(secrets, window).map_err(fail)?),
+            Provider::Twitch => Scheme::Twitch(twitch::Twitch::new(secrets, window).map_err(fail)?),
             Provider::Hmac => {
                 let params = hmac.ok_or_else(|| {
                     fail("the hmac provider needs its [hmac] settings".to_owned())
@@ -232,7 +311,14 @@ impl Verifier {
             }
         };
         let window = match &scheme {
-            Scheme::Stripe(_) | Scheme::Slack(_) | Scheme::StandardWebhooks(_) => Some(window),
+            Scheme::Stripe(_)
+            | Scheme::Slack(_)
+            | Scheme::StandardWebhooks(_)
+            | Scheme::Paddle(_)
+            | Scheme::Calendly(_)
+            | Scheme::Linear(_)
+            | Scheme::Zoom(_)
+            | Scheme::Twitch(_) => Some(window),
             Scheme::Hmac(g) if g.has_window() => Some(window),
             _ => None,
         };
@@ -279,7 +365,24 @@ impl Verifier {
             Scheme::Shopify(s) => s.verify(headers, body),
             Scheme::StandardWebhooks(s) => s.verify(headers, body, now),
             Scheme::Gitlab(s) => s.verify(headers),
+            Scheme::Paddle(s) => s.verify(headers, body, now),
+            Scheme::Calendly(s) => s.verify(headers, body, now),
+            Scheme::Pagerduty(s) => s.verify(headers, body),
+            Scheme::Intercom(s) => s.verify(headers, body),
+            Scheme::Typeform(s) => s.verify(headers, body),
+            Scheme::Linear(s) => s.verify(headers, body, now),
+            Scheme::Zoom(s) => s.verify(headers, body, now),
+            Scheme::Twitch(s) => s.verify(headers, body, now),
             Scheme::Hmac(s) => s.verify(headers, body, now),
+        }
+    }
+
+    /// Zoom's URL validation token for `plain_token` (`None` for any other
+    /// provider): the one handshake whose answer needs the secret.
+    pub fn url_token(&self, plain_token: &str) -> Option<String> {
+        match &self.scheme {
+            Scheme::Zoom(z) => z.url_token(plain_token),
+            _ => None,
         }
     }
 
@@ -291,6 +394,14 @@ impl Verifier {
             Scheme::Shopify(s) => s.key_count(),
             Scheme::StandardWebhooks(s) => s.key_count(),
             Scheme::Gitlab(s) => s.key_count(),
+            Scheme::Paddle(s) => s.key_count(),
+            Scheme::Calendly(s) => s.key_count(),
+            Scheme::Pagerduty(s) => s.key_count(),
+            Scheme::Intercom(s) => s.key_count(),
+            Scheme::Typeform(s) => s.key_count(),
+            Scheme::Linear(s) => s.key_count(),
+            Scheme::Zoom(s) => s.key_count(),
+            Scheme::Twitch(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
     }
@@ -318,6 +429,86 @@ pub(crate) mod tests {
             h.append(name, http::HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    pub(crate) fn at(secs: u64) -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// Hex HMAC-SHA256 of the concatenated parts: the tests' own signer,
+    /// independent of the code under test.
+    pub(crate) fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+        hex::encode(hmac256(secret, parts))
+    }
+
+    pub(crate) fn b64_hmac(secret: &str, parts: &[&[u8]]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(hmac256(secret, parts))
+    }
+
+    fn hmac256(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
+        use ::hmac::Mac;
+        let mut m = ::hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// One request to a preset's verifier, built up and checked.
+    pub(crate) struct Case {
+        provider: Provider,
+        secrets: Vec<String>,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        now: SystemTime,
+    }
+
+    impl Case {
+        pub(crate) fn new(provider: Provider, secrets: &[&str]) -> Self {
+            Self {
+                provider,
+                secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                now: SystemTime::now(),
+            }
+        }
+
+        pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers.push((name.to_owned(), value.to_owned()));
+            self
+        }
+
+        pub(crate) fn body(mut self, body: &[u8]) -> Self {
+            self.body = body.to_vec();
+            self
+        }
+
+        pub(crate) fn now(mut self, now: SystemTime) -> Self {
+            self.now = now;
+            self
+        }
+
+        pub(crate) fn run(&self) -> Result<(), VerifyError> {
+            let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+            let pairs: Vec<(&str, &str)> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            verifier(self.provider, &secrets).verify(&headers(&pairs), &self.body, self.now)
+        }
+
+        #[track_caller]
+        pub(crate) fn passes(&self) {
+            assert_eq!(self.run(), Ok(()), "{:?}", self.headers);
+        }
+
+        #[track_caller]
+        pub(crate) fn fails(&self, want: VerifyError) {
+            assert_eq!(self.run(), Err(want), "{:?}", self.headers);
+        }
     }
 
     pub(crate) fn verifier(provider: Provider, secrets: &[&str]) -> Verifier {
@@ -391,15 +582,7 @@ pub(crate) mod tests {
 
     #[test]
     fn provider_names_match_serde() {
-        for p in [
-            Provider::Github,
-            Provider::Stripe,
-            Provider::Slack,
-            Provider::Shopify,
-            Provider::StandardWebhooks,
-            Provider::Gitlab,
-            Provider::Hmac,
-        ] {
+        for p in Provider::ALL {
             assert_eq!(
                 serde_json::to_string(&p).unwrap(),
                 format!("\"{}\"", p.as_str())
@@ -500,21 +683,67 @@ pub(crate) mod tests {
                 ),
                 ("x-ts", ts.clone()),
             ],
+            Provider::Paddle => vec![(
+                "paddle-signature",
+                format!(
+                    "ts={ts};h1={}",
+                    hex::encode(mac(secret, &[ts.as_bytes(), b":", body]))
+                ),
+            )],
+            Provider::Calendly => vec![(
+                "calendly-webhook-signature",
+                format!(
+                    "t={ts},v1={}",
+                    hex::encode(mac(secret, &[ts.as_bytes(), b".", body]))
+                ),
+            )],
+            Provider::Pagerduty => vec![(
+                "x-pagerduty-signature",
+                format!("v1={}", hex::encode(mac(secret, &[body]))),
+            )],
+            Provider::Intercom => {
+                let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret).unwrap();
+                m.update(body);
+                vec![(
+                    "x-hub-signature",
+                    format!("sha1={}", hex::encode(m.finalize().into_bytes())),
+                )]
+            }
+            Provider::Typeform => vec![(
+                "typeform-signature",
+                format!("sha256={}", b64(&mac(secret, &[body]))),
+            )],
+            // The time is the body's `webhookTimestamp`.
+            Provider::Linear => vec![("linear-signature", hex::encode(mac(secret, &[body])))],
+            Provider::Zoom => vec![
+                (
+                    "x-zm-signature",
+                    format!(
+                        "v0={}",
+                        hex::encode(mac(secret, &[b"v0:", ts.as_bytes(), b":", body]))
+                    ),
+                ),
+                ("x-zm-request-timestamp", ts.clone()),
+            ],
+            Provider::Twitch => {
+                let at =
+                    humantime::format_rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(now))
+                        .to_string();
+                let sig = mac(secret, &[b"m-1", at.as_bytes(), body]);
+                vec![
+                    ("twitch-eventsub-message-id", "m-1".to_owned()),
+                    ("twitch-eventsub-message-timestamp", at),
+                    (
+                        "twitch-eventsub-message-signature",
+                        format!("sha256={}", hex::encode(sig)),
+                    ),
+                ]
+            }
         }
     }
 
     /// Valid base64 after `whsec_`, so every preset can key with it.
     const SIGNED_WITH: &str = "whsec_c2VjcmV0LWZvci1ldmVyeS1wcmVzZXQ=";
-
-    const ALL: [Provider; 7] = [
-        Provider::Github,
-        Provider::Stripe,
-        Provider::Slack,
-        Provider::Shopify,
-        Provider::StandardWebhooks,
-        Provider::Gitlab,
-        Provider::Hmac,
-    ];
 
     fn generic() -> HmacParams {
         HmacParams {
@@ -536,9 +765,9 @@ pub(crate) mod tests {
     fn a_repeated_header_is_refused_whatever_the_order() {
         let now = 1_700_000_000;
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
-        let body = br#"{"id":"evt_1","type":"t"}"#;
+        let body = br#"{"id":"evt_1","type":"t","webhookTimestamp":1700000000000}"#;
         let params = generic();
-        for p in ALL {
+        for p in Provider::ALL {
             let v = verifier_with(p, &[SIGNED_WITH], Some(&params), None);
             let good = signed(p, body, now);
             let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -624,17 +853,18 @@ pub(crate) mod tests {
             "x-sig",
             "x-ts",
             "x-id",
+            "paddle-signature",
+            "calendly-webhook-signature",
+            "x-pagerduty-signature",
+            "typeform-signature",
+            "linear-signature",
+            "x-zm-signature",
+            "x-zm-request-timestamp",
+            "twitch-eventsub-message-id",
+            "twitch-eventsub-message-timestamp",
+            "twitch-eventsub-message-signature",
         ];
-        let providers = [
-            Provider::Github,
-            Provider::Stripe,
-            Provider::Slack,
-            Provider::Shopify,
-            Provider::StandardWebhooks,
-            Provider::Gitlab,
-            Provider::Hmac,
-        ];
-        for p in providers {
+        for p in Provider::ALL {
             let v = verifier_with(p, &["c2VjcmV0"], Some(&params), None);
             for value in values {
                 let mut h = HeaderMap::new();

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName};
 use sha2::Sha256;
 
 use super::VerifyError;
-use super::common::{Keys, SigList, Window, decode_hex, header, ok_if};
+use super::common::{Keys, Window, header, ok_if, tagged_hex};
 use crate::secrets::Secret;
 
 const SIG: HeaderName = HeaderName::from_static("stripe-signature");
@@ -38,32 +38,8 @@ impl Stripe {
         now: SystemTime,
     ) -> Result<(), VerifyError> {
         let value = header(headers, &SIG)?;
-        let mut ts: Option<&str> = None;
-        let mut sigs = SigList::new();
-        for item in value.split(',') {
-            let Some((k, v)) = item.split_once('=') else {
-                continue;
-            };
-            match k.trim() {
-                "t" => {
-                    let v = v.trim();
-                    // Two different `t` (e.g. joined repeated headers) are
-                    // ambiguous: which one did the signature cover?
-                    if ts.is_some_and(|t| t != v) {
-                        return Err(VerifyError::MalformedSignature);
-                    }
-                    ts = Some(v);
-                }
-                "v1" => {
-                    sigs.push_with(|out| decode_hex(v.trim(), out));
-                }
-                _ => {}
-            }
-        }
+        let (ts, sigs) = tagged_hex(value, ',', Some("t"), "v1")?;
         let ts = ts.ok_or(VerifyError::MalformedSignature)?;
-        if sigs.is_empty() {
-            return Err(VerifyError::MalformedSignature);
-        }
         // The cheap check first: stale requests cost no HMAC.
         self.window.check(ts, now)?;
         ok_if(
