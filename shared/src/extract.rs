@@ -23,6 +23,9 @@ pub struct Extracted {
     /// A check of the endpoint that the provider expects answered instead
     /// of `accepted`. Such requests are not committed.
     pub handshake: Option<Handshake>,
+    /// The JSON the provider needs when the event is accepted, instead of
+    /// sluice's receipt: Discord wants an interaction response.
+    pub ack: Option<&'static str>,
 }
 
 /// A provider's check of the endpoint, and what it wants back.
@@ -170,6 +173,27 @@ pub fn extract(
                 _ => (id, kind, None),
             }
         }
+        Provider::Discord => {
+            // Interaction types by number; a PING is Discord's URL check.
+            let kind = field(body, &[b"type"]);
+            let event_type = match kind.as_deref() {
+                Some("1") => "ping",
+                Some("2") => "application_command",
+                Some("3") => "message_component",
+                Some("4") => "application_command_autocomplete",
+                Some("5") => "modal_submit",
+                _ => "",
+            };
+            let handshake =
+                (event_type == "ping").then(|| Handshake::Json(r#"{"type":1}"#.to_owned()));
+            (
+                owned_field(body, &[b"id"]),
+                event_type.to_owned(),
+                handshake,
+            )
+        }
+        // A batch of events (a JSON array): the body's hash is the id.
+        Provider::Sendgrid => (None, String::new(), None),
         Provider::Hmac => {
             let named = |name: Option<&String>| match name
                 .and_then(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
@@ -185,11 +209,30 @@ pub fn extract(
             (id, event_type, None)
         }
     };
+    let ack = match provider {
+        Provider::Discord => discord_ack(&event_type),
+        _ => None,
+    };
     Ok(Extracted {
         id: id.unwrap_or_else(|| sha256_hex(body)),
         event_type,
         handshake,
+        ack,
     })
+}
+
+/// Discord shows "interaction failed" unless the endpoint answers with an
+/// interaction response within 3 s. sluice defers: the destination answers
+/// later through the interaction's token (a command's reply, or an update
+/// of a component's message). An autocomplete cannot be deferred: it gets
+/// no choices.
+fn discord_ack(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "application_command" | "modal_submit" => Some(r#"{"type":5}"#),
+        "message_component" => Some(r#"{"type":6}"#),
+        "application_command_autocomplete" => Some(r#"{"type":8,"data":{"choices":[]}}"#),
+        _ => None,
+    }
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
@@ -1114,5 +1157,30 @@ mod tests {
             got.handshake,
             Some(Handshake::Text("pogchamp-kappa-360noscope-vohiyo".into()))
         );
+    }
+
+    #[test]
+    fn discord_interactions_are_typed_pings_answered_and_the_rest_deferred() {
+        let ping = ex(Provider::Discord, &[], br#"{"id":"1","type":1}"#);
+        assert_eq!(ping.event_type, "ping");
+        assert_eq!(
+            ping.handshake,
+            Some(Handshake::Json(r#"{"type":1}"#.into()))
+        );
+        let cmd = ex(
+            Provider::Discord,
+            &[],
+            br#"{"id":"2","type":2,"data":{"type":1}}"#,
+        );
+        assert_eq!(
+            (cmd.id.as_str(), cmd.event_type.as_str()),
+            ("2", "application_command")
+        );
+        assert_eq!((cmd.handshake, cmd.ack), (None, Some(r#"{"type":5}"#)));
+        let button = ex(Provider::Discord, &[], br#"{"id":"3","type":3}"#);
+        assert_eq!(button.ack, Some(r#"{"type":6}"#));
+        let odd = ex(Provider::Discord, &[], br#"{"id":"4","type":99}"#);
+        assert_eq!((odd.event_type.as_str(), odd.ack), ("", None));
+        assert_eq!(ex(Provider::Github, &[], b"{}").ack, None);
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sluice::model::{DeliveryStatus, EventKey};
 use sluice_tests::{
-    ADMIN_TOKEN, Harness, Running, Sink, eventually, eventually_async, github_headers,
-    standard_webhooks_valid, twitch_headers, zoom_headers, zoom_url_token,
+    ADMIN_TOKEN, Harness, Running, Sink, discord_headers, discord_key, eventually,
+    eventually_async, github_headers, standard_webhooks_valid, twitch_headers, zoom_headers,
+    zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-tests";
@@ -304,7 +305,13 @@ secrets = ["env:ZOOM_SECRET"]
 id = "twitch"
 provider = "twitch"
 secrets = ["env:TWITCH_SECRET"]
+
+[[sources]]
+id = "discord"
+provider = "discord"
+secrets = ["env:DISCORD_PUBLIC_KEY"]
 "#;
+    let (discord, discord_public) = discord_key(11);
     let h = Harness::new(
         &config(&sink.url(), sources),
         &[
@@ -312,9 +319,30 @@ secrets = ["env:TWITCH_SECRET"]
             ("SUB_SECRET", SUB_SECRET),
             ("ZOOM_SECRET", ZOOM_SECRET),
             ("TWITCH_SECRET", TWITCH_SECRET),
+            ("DISCORD_PUBLIC_KEY", &discord_public),
         ],
     );
     let gw = h.start().await;
+
+    // Discord: a PING is answered, a forged one is a 401 (Discord checks
+    // both before it saves the URL), and a command is committed and
+    // deferred with an interaction response.
+    let ping = br#"{"id":"987","type":1,"application_id":"42"}"#;
+    let (status, reply) = gw
+        .post("discord", &discord_headers(&discord, ping), ping)
+        .await;
+    assert_eq!((status, reply), (200, json!({"type": 1})));
+    let (other, _) = discord_key(12);
+    let (status, _) = gw
+        .post("discord", &discord_headers(&other, ping), ping)
+        .await;
+    assert_eq!(status, 401);
+    let command = br#"{"id":"988","type":2,"data":{"name":"deploy"},"token":"t"}"#;
+    let (status, reply) = gw
+        .post("discord", &discord_headers(&discord, command), command)
+        .await;
+    assert_eq!((status, reply), (200, json!({"type": 5})));
+    assert_eq!(h.store().event_count().await.unwrap(), 1);
 
     let validation = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
     let (status, reply) = gw
@@ -377,8 +405,8 @@ secrets = ["env:TWITCH_SECRET"]
     assert_eq!(forged.status(), 401);
     assert_eq!(
         h.store().event_count().await.unwrap(),
-        0,
-        "handshakes commit nothing"
+        1,
+        "handshakes commit nothing (the one event is Discord's command)"
     );
 
     let meeting = br#"{"event":"meeting.started","event_ts":1700000000000,"payload":{}}"#;
@@ -403,7 +431,7 @@ secrets = ["env:TWITCH_SECRET"]
         json!({"status": "accepted", "id": "m-3"}),
         "{status}"
     );
-    assert_eq!(h.store().event_count().await.unwrap(), 2);
+    assert_eq!(h.store().event_count().await.unwrap(), 3);
     gw.stop().await;
 }
 

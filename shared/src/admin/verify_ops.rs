@@ -93,11 +93,11 @@ impl Admin {
             Err(SourceError::Unavailable(u)) => return Err(AdminError::Unavailable(u)),
         };
         let verdict = match verify_and_build(&source, headers, body, at) {
-            Ok((event, handshake)) => json!({
+            Ok(built) => json!({
                 "verified": true,
-                "event_id": event.id,
-                "event_type": event.event_type,
-                "handshake": handshake.is_some(),
+                "event_id": built.event.id,
+                "event_type": built.event.event_type,
+                "handshake": built.handshake.is_some(),
             }),
             Err(e) => json!({ "verified": false, "error": e.code(), "reason": e.to_string() }),
         };

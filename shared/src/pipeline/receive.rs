@@ -30,9 +30,13 @@ pub const MAX_EVENT_ID_BYTES: usize = 256;
 pub enum Receipt {
     Accepted {
         id: String,
+        /// The body the provider needs instead of the usual one (a Discord
+        /// interaction's deferral).
+        ack: Option<&'static str>,
     },
     Duplicate {
         id: String,
+        ack: Option<&'static str>,
     },
     /// A provider's check of the endpoint, answered; nothing is committed.
     Handshake(Answer),
@@ -112,10 +116,14 @@ impl Reply {
         request_id: &str,
     ) -> Self {
         match result {
-            Ok(Receipt::Accepted { id }) => {
+            Ok(
+                Receipt::Accepted { ack: Some(ack), .. }
+                | Receipt::Duplicate { ack: Some(ack), .. },
+            ) => Self::ok((*ack).to_owned()),
+            Ok(Receipt::Accepted { id, ack: None }) => {
                 Self::ok(serde_json::json!({ "status": "accepted", "id": id }).to_string())
             }
-            Ok(Receipt::Duplicate { id }) => {
+            Ok(Receipt::Duplicate { id, ack: None }) => {
                 Self::ok(serde_json::json!({ "status": "duplicate", "id": id }).to_string())
             }
             Ok(Receipt::Handshake(answer)) => Self {
@@ -157,7 +165,11 @@ pub async fn receive(
         .source(source_id)
         .await?
         .ok_or(ReceiveError::UnknownSource)?;
-    let (event, handshake) = verify_and_build(&source, headers, body, now)?;
+    let Built {
+        event,
+        handshake,
+        ack,
+    } = verify_and_build(&source, headers, body, now)?;
     if let Some(reply) = handshake {
         tracing::info!(source = %source.id, "answered provider handshake");
         return Ok(Receipt::Handshake(reply));
@@ -165,7 +177,7 @@ pub async fn receive(
     match store.commit(&event).await? {
         Commit::Accepted => {
             tracing::info!(source = %event.source, event_id = %event.id, event_type = %event.event_type, outcome = "accepted", "event committed");
-            Ok(Receipt::Accepted { id: event.id })
+            Ok(Receipt::Accepted { id: event.id, ack })
         }
         Commit::Duplicate { body_hash } => {
             let mismatch = body_hash.as_deref().is_some_and(|h| h != event.body_hash);
@@ -174,9 +186,20 @@ pub async fn receive(
             } else {
                 tracing::info!(source = %event.source, event_id = %event.id, outcome = "duplicate", "duplicate dropped");
             }
-            Ok(Receipt::Duplicate { id: event.id })
+            Ok(Receipt::Duplicate { id: event.id, ack })
         }
     }
+}
+
+/// A verified request: the event to commit, or a handshake to answer.
+#[derive(Debug)]
+pub struct Built {
+    pub event: Event,
+    /// A provider's check of the endpoint: answer it, commit nothing.
+    pub handshake: Option<Answer>,
+    /// What to answer when the event is committed, if the provider needs
+    /// something other than sluice's receipt.
+    pub ack: Option<&'static str>,
 }
 
 /// The pure part of receive: limit, verify, extract, build the record. No
@@ -186,7 +209,7 @@ pub fn verify_and_build(
     headers: HeaderMap,
     body: Bytes,
     now: SystemTime,
-) -> Result<(Event, Option<Answer>), ReceiveError> {
+) -> Result<Built, ReceiveError> {
     if body.len() > source.max_body_bytes {
         return Err(ReceiveError::BodyTooLarge {
             size: body.len(),
@@ -201,6 +224,7 @@ pub fn verify_and_build(
         id,
         event_type,
         handshake,
+        ack,
     } = extract(source.provider, source.hmac.as_ref(), &headers, &body).inspect_err(|e| {
         tracing::info!(source = %source.id, outcome = "rejected", reason = "malformed_header", error = %e, "webhook rejected");
     })?;
@@ -225,8 +249,11 @@ pub fn verify_and_build(
         headers: kept_headers(headers),
         body,
     };
-    let answer = handshake.map(|h| Answer::to(source, h));
-    Ok((event, answer))
+    Ok(Built {
+        event,
+        handshake: handshake.map(|h| Answer::to(source, h)),
+        ack,
+    })
 }
 
 /// A cheap fingerprint of the body. It only flags a duplicate id whose body

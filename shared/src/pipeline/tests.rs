@@ -85,7 +85,8 @@ async fn receive_commits_once_and_reports_duplicates() {
     assert_eq!(
         first,
         Receipt::Accepted {
-            id: "uuid-1".into()
+            id: "uuid-1".into(),
+            ack: None,
         }
     );
     let again = receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
@@ -94,7 +95,8 @@ async fn receive_commits_once_and_reports_duplicates() {
     assert_eq!(
         again,
         Receipt::Duplicate {
-            id: "uuid-1".into()
+            id: "uuid-1".into(),
+            ack: None,
         }
     );
     let stored = store.events.lock().unwrap();
@@ -208,7 +210,8 @@ async fn duplicate_with_a_different_body_is_still_a_duplicate() {
     assert_eq!(
         r,
         Receipt::Duplicate {
-            id: "same-id".into()
+            id: "same-id".into(),
+            ack: None,
         }
     );
     let events = store.events.lock().unwrap();

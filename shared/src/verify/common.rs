@@ -124,6 +124,15 @@ pub(super) fn decode_base64(s: &str, out: &mut [u8]) -> bool {
     }
 }
 
+/// Decode base64 into the start of `out`; the length, or `None` if it is
+/// not base64 or does not fit (signatures of varying length, such as DER).
+pub(super) fn decode_base64_into(s: &str, out: &mut [u8]) -> Option<usize> {
+    if s.len() > 4 * out.len().div_ceil(3) {
+        return None;
+    }
+    BASE64.decode_slice(s, out).ok()
+}
+
 /// The raw key bytes of each secret, checked for the usual config mistakes.
 /// Errors name the secret's position, never its value.
 pub(super) fn check_secrets(secrets: &[Secret]) -> Result<(), String> {
@@ -203,6 +212,46 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
                     acc | tag_eq(&tag, c.as_ref())
                 })
                 .into()
+        })
+    }
+}
+
+/// Ed25519 public keys, one per active secret (Discord, Standard Webhooks
+/// `v1a`). A signature is public, so its check needs no constant time;
+/// `verify_strict` refuses the malleable and weak-key forms.
+pub(super) struct Ed25519Keys {
+    keys: Box<[ed25519_dalek::VerifyingKey]>,
+}
+
+impl Ed25519Keys {
+    pub(super) fn new(keys: impl IntoIterator<Item = [u8; 32]>) -> Result<Self, String> {
+        let keys = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                ed25519_dalek::VerifyingKey::from_bytes(&k)
+                    .map_err(|_| format!("secret #{}: not an Ed25519 public key", i + 1))
+            })
+            .collect::<Result<Box<[_]>, _>>()?;
+        Ok(Self { keys })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True if some key signed the concatenation of `parts` with one of
+    /// `sigs`.
+    pub(super) fn matches_any(&self, parts: &[&[u8]], sigs: &[[u8; 64]]) -> bool {
+        if self.keys.is_empty() || sigs.is_empty() {
+            return false;
+        }
+        let message = parts.concat();
+        sigs.iter().any(|sig| {
+            let sig = ed25519_dalek::Signature::from_bytes(sig);
+            self.keys
+                .iter()
+                .any(|k| k.verify_strict(&message, &sig).is_ok())
         })
     }
 }

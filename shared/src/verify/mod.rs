@@ -15,6 +15,7 @@ use crate::secrets::Secret;
 
 mod calendly;
 mod common;
+mod discord;
 mod github;
 mod gitlab;
 mod hmac;
@@ -22,6 +23,7 @@ mod intercom;
 mod linear;
 mod paddle;
 mod pagerduty;
+mod sendgrid;
 mod shopify;
 mod slack;
 mod standard_webhooks;
@@ -51,13 +53,15 @@ pub enum Provider {
     Linear,
     Zoom,
     Twitch,
+    Discord,
+    Sendgrid,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -72,6 +76,8 @@ impl Provider {
         Self::Linear,
         Self::Zoom,
         Self::Twitch,
+        Self::Discord,
+        Self::Sendgrid,
         Self::Hmac,
     ];
 
@@ -92,6 +98,8 @@ impl Provider {
             Self::Linear => "linear",
             Self::Zoom => "zoom",
             Self::Twitch => "twitch",
+            Self::Discord => "discord",
+            Self::Sendgrid => "sendgrid",
             Self::Hmac => "hmac",
         }
     }
@@ -123,7 +131,10 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Gitlab
         | Provider::Pagerduty
         | Provider::Intercom
-        | Provider::Typeform => (None, Both),
+        | Provider::Typeform
+        // Discord's and SendGrid's libraries check no time.
+        | Provider::Discord
+        | Provider::Sendgrid => (None, Both),
         // Stripe's libraries reject only old timestamps.
         Provider::Stripe => (Some(FIVE_MINUTES), OldOnly),
         // Paddle's SDKs: older than 5 s.
@@ -260,6 +271,8 @@ enum Scheme {
     Linear(linear::Linear),
     Zoom(zoom::Zoom),
     Twitch(twitch::Twitch),
+    Discord(discord::Discord),
+    Sendgrid(sendgrid::Sendgrid),
     Hmac(hmac::Generic),
 }
 
@@ -303,6 +316,8 @@ impl Verifier {
             Provider::Linear => Scheme::Linear(linear::Linear::new(secrets, window).map_err(fail)?),
             Provider::Zoom => Scheme::Zoom(zoom::Zoom::new(secrets, window).map_err(fail)?),
             Provider::Twitch => Scheme::Twitch(twitch::Twitch::new(secrets, window).map_err(fail)?),
+            Provider::Discord => Scheme::Discord(discord::Discord::new(secrets).map_err(fail)?),
+            Provider::Sendgrid => Scheme::Sendgrid(sendgrid::Sendgrid::new(secrets).map_err(fail)?),
             Provider::Hmac => {
                 let params = hmac.ok_or_else(|| {
                     fail("the hmac provider needs its [hmac] settings".to_owned())
@@ -373,6 +388,8 @@ impl Verifier {
             Scheme::Linear(s) => s.verify(headers, body, now),
             Scheme::Zoom(s) => s.verify(headers, body, now),
             Scheme::Twitch(s) => s.verify(headers, body, now),
+            Scheme::Discord(s) => s.verify(headers, body),
+            Scheme::Sendgrid(s) => s.verify(headers, body),
             Scheme::Hmac(s) => s.verify(headers, body, now),
         }
     }
@@ -402,6 +419,8 @@ impl Verifier {
             Scheme::Linear(s) => s.key_count(),
             Scheme::Zoom(s) => s.key_count(),
             Scheme::Twitch(s) => s.key_count(),
+            Scheme::Discord(s) => s.key_count(),
+            Scheme::Sendgrid(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
     }
@@ -739,11 +758,49 @@ pub(crate) mod tests {
                     ),
                 ]
             }
+            Provider::Discord => {
+                use ed25519_dalek::Signer;
+                let sig = ed25519_key().sign(&[ts.as_bytes(), body].concat());
+                vec![
+                    ("x-signature-ed25519", hex::encode(sig.to_bytes())),
+                    ("x-signature-timestamp", ts.clone()),
+                ]
+            }
+            Provider::Sendgrid => {
+                use p256::ecdsa::signature::Signer;
+                let sig: p256::ecdsa::Signature = p256_key().sign(&[ts.as_bytes(), body].concat());
+                vec![
+                    (
+                        "x-twilio-email-event-webhook-signature",
+                        b64(sig.to_der().as_bytes()),
+                    ),
+                    ("x-twilio-email-event-webhook-timestamp", ts.clone()),
+                ]
+            }
         }
     }
 
-    /// Valid base64 after `whsec_`, so every preset can key with it.
+    /// Valid base64 after `whsec_`, so every symmetric preset can key
+    /// with it.
     const SIGNED_WITH: &str = "whsec_c2VjcmV0LWZvci1ldmVyeS1wcmVzZXQ=";
+
+    fn ed25519_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn p256_key() -> p256::ecdsa::SigningKey {
+        p256::ecdsa::SigningKey::from_bytes(&[9; 32].into()).unwrap()
+    }
+
+    /// The secret `signed` signs for: `SIGNED_WITH`, or the public key of
+    /// an asymmetric preset.
+    fn key_for(p: Provider) -> String {
+        match p {
+            Provider::Discord => hex::encode(ed25519_key().verifying_key().to_bytes()),
+            Provider::Sendgrid => sendgrid::tests::public(&p256_key()),
+            _ => SIGNED_WITH.to_owned(),
+        }
+    }
 
     fn generic() -> HmacParams {
         HmacParams {
@@ -768,7 +825,7 @@ pub(crate) mod tests {
         let body = br#"{"id":"evt_1","type":"t","webhookTimestamp":1700000000000}"#;
         let params = generic();
         for p in Provider::ALL {
-            let v = verifier_with(p, &[SIGNED_WITH], Some(&params), None);
+            let v = verifier_with(p, &[&key_for(p)], Some(&params), None);
             let good = signed(p, body, now);
             let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
             assert_eq!(v.verify(&headers(&pairs), body, at), Ok(()), "{p}");
@@ -863,9 +920,17 @@ pub(crate) mod tests {
             "twitch-eventsub-message-id",
             "twitch-eventsub-message-timestamp",
             "twitch-eventsub-message-signature",
+            "x-signature-ed25519",
+            "x-signature-timestamp",
+            "x-twilio-email-event-webhook-signature",
+            "x-twilio-email-event-webhook-timestamp",
         ];
         for p in Provider::ALL {
-            let v = verifier_with(p, &["c2VjcmV0"], Some(&params), None);
+            let key = match p {
+                Provider::Discord | Provider::Sendgrid => key_for(p),
+                _ => "c2VjcmV0".to_owned(),
+            };
+            let v = verifier_with(p, &[&key], Some(&params), None);
             for value in values {
                 let mut h = HeaderMap::new();
                 for name in names {

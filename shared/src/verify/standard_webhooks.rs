@@ -1,8 +1,10 @@
 //! Standard Webhooks (and Svix): `webhook-id`, `webhook-timestamp` and
-//! `webhook-signature: v1,<base64> [v1,<base64> …]` over `{id}.{ts}.{body}`
-//! with HMAC-SHA256. The `svix-*` names are read when the `webhook-*` one
-//! is absent. The key is the base64-DECODED part after `whsec_`. Other
-//! versions (`v1a`, Ed25519) are ignored. The window applies both ways.
+//! `webhook-signature: v1,<base64> [v1a,<base64> …]` over
+//! `{id}.{ts}.{body}`. `v1` is HMAC-SHA256 keyed with the base64-DECODED
+//! part after `whsec_`; `v1a` is Ed25519 under a `whpk_<base64>` public
+//! key. A source's secrets may mix both kinds; any signature that one of
+//! them verifies passes. The `svix-*` names are read when the `webhook-*`
+//! one is absent. The window applies both ways.
 
 use std::time::SystemTime;
 
@@ -12,7 +14,9 @@ use http::{HeaderMap, HeaderName};
 use sha2::Sha256;
 
 use super::VerifyError;
-use super::common::{BASE64, Keys, SigList, Window, decode_base64, ok_if, optional_header};
+use super::common::{
+    BASE64, Ed25519Keys, Keys, SigList, Window, decode_base64, ok_if, optional_header,
+};
 use crate::secrets::Secret;
 
 pub(super) const ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -24,26 +28,42 @@ const SVIX_SIG: HeaderName = HeaderName::from_static("svix-signature");
 
 pub(super) struct StandardWebhooks {
     keys: Keys<Hmac<Sha256>>,
+    public: Ed25519Keys,
     window: Window,
 }
 
+/// `v1a` signatures read from one header; more are ignored, like
+/// [`SigList`]'s extra candidates.
+const MAX_V1A: usize = 4;
+
 impl StandardWebhooks {
     pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
-        let keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                decode_secret(s.expose()).map_err(|why| format!("secret #{}: {why}", i + 1))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = Vec::new();
+        let mut public = Vec::new();
+        for (i, s) in secrets.iter().enumerate() {
+            let fail = |why: &str| format!("secret #{}: {why}", i + 1);
+            match s.expose().strip_prefix("whpk_") {
+                Some(b64) => {
+                    let mut key = [0u8; 32];
+                    if !decode_base64(b64, &mut key) {
+                        return Err(fail(
+                            "the part after whpk_ is not a base64 Ed25519 public key",
+                        ));
+                    }
+                    public.push(key);
+                }
+                None => keys.push(decode_secret(s.expose()).map_err(fail)?),
+            }
+        }
         Ok(Self {
             keys: Keys::new(keys)?,
+            public: Ed25519Keys::new(public)?,
             window,
         })
     }
 
     pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.public.len()
     }
 
     pub(super) fn verify(
@@ -56,20 +76,29 @@ impl StandardWebhooks {
         let id = either(headers, &ID, &SVIX_ID)?;
         let ts = either(headers, &TS, &SVIX_TS)?;
         let mut sigs = SigList::new();
+        let mut v1a = [[0u8; 64]; MAX_V1A];
+        let mut v1a_len = 0;
         for item in value.split_ascii_whitespace() {
-            if let Some(("v1", b64)) = item.split_once(',') {
-                sigs.push_with(|out| decode_base64(b64, out));
+            match item.split_once(',') {
+                Some(("v1", b64)) => sigs.push_with(|out| decode_base64(b64, out)),
+                Some(("v1a", b64))
+                    if v1a_len < MAX_V1A && decode_base64(b64, &mut v1a[v1a_len]) =>
+                {
+                    v1a_len += 1;
+                }
+                _ => {}
             }
         }
-        // No v1 signature we can read (garbage, or only v1a): nothing to check.
-        if sigs.is_empty() {
+        // No signature we can read: nothing to check.
+        if sigs.is_empty() && v1a_len == 0 {
             return Err(VerifyError::MalformedSignature);
         }
         self.window.check(ts, now)?;
-        ok_if(self.keys.matches_any(
-            &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
-            sigs.as_slice(),
-        ))
+        let signed: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+        ok_if(
+            self.keys.matches_any(&signed, sigs.as_slice())
+                || self.public.matches_any(&signed, &v1a[..v1a_len]),
+        )
     }
 }
 
@@ -223,6 +252,45 @@ mod tests {
             ),
             Err(VerifyError::MalformedSignature)
         );
+    }
+
+    #[test]
+    fn v1a_is_ed25519_under_a_whpk_public_key() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let k = SigningKey::from_bytes(&[5; 32]);
+        let whpk = format!("whpk_{}", STANDARD.encode(k.verifying_key().to_bytes()));
+        let msg = format!("{ID}.{TS}.{}", std::str::from_utf8(BODY).unwrap());
+        let v1a = format!("v1a,{}", STANDARD.encode(k.sign(msg.as_bytes()).to_bytes()));
+        assert_eq!(check(&[&whpk], &v1a, BODY), Ok(()));
+        // Mixed with a symmetric secret, either kind of signature passes.
+        assert_eq!(check(&[SECRET, &whpk], &v1a, BODY), Ok(()));
+        assert_eq!(check(&[SECRET, &whpk], SIG, BODY), Ok(()));
+        assert_eq!(
+            check(&[&whpk], &v1a, b"{}"),
+            Err(VerifyError::InvalidSignature)
+        );
+        // A v1 signature means nothing to a public key alone.
+        assert_eq!(
+            check(&[&whpk], SIG, BODY),
+            Err(VerifyError::InvalidSignature)
+        );
+        let other = SigningKey::from_bytes(&[6; 32]);
+        let forged = format!(
+            "v1a,{}",
+            STANDARD.encode(other.sign(msg.as_bytes()).to_bytes())
+        );
+        assert_eq!(
+            check(&[&whpk], &forged, BODY),
+            Err(VerifyError::InvalidSignature)
+        );
+        let err = Verifier::new(
+            Provider::StandardWebhooks,
+            &[Secret::new("whpk_bm90LWEta2V5")],
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("whpk_") && !err.contains("bm90"), "{err}");
     }
 
     #[test]
