@@ -2,51 +2,17 @@
 //! hex HMAC-SHA256 of `{t}.{body}` under the webhook signing key. Its
 //! documentation rejects timestamps older than 3 minutes.
 
-use std::time::SystemTime;
+use http::HeaderName;
 
-use hmac::Hmac;
-use http::{HeaderMap, HeaderName};
-use sha2::Sha256;
+use super::common::TaggedSpec;
 
-use super::VerifyError;
-use super::common::{Keys, Window, header, ok_if, tagged_hex};
-use crate::secrets::Secret;
-
-const SIG: HeaderName = HeaderName::from_static("calendly-webhook-signature");
-
-pub(super) struct Calendly {
-    keys: Keys<Hmac<Sha256>>,
-    window: Window,
-}
-
-impl Calendly {
-    pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
-        Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
-            window,
-        })
-    }
-
-    pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub(super) fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<(), VerifyError> {
-        let value = header(headers, &SIG)?;
-        let (ts, sigs) = tagged_hex(value, ',', Some("t"), "v1")?;
-        let ts = ts.ok_or(VerifyError::MalformedSignature)?;
-        self.window.check(ts, now)?;
-        ok_if(
-            self.keys
-                .matches_any(&[ts.as_bytes(), b".", body], sigs.as_slice()),
-        )
-    }
-}
+pub(super) static SPEC: TaggedSpec = TaggedSpec {
+    header: HeaderName::from_static("calendly-webhook-signature"),
+    sep: ',',
+    ts_key: "t",
+    sig_key: "v1",
+    joiner: b".",
+};
 
 #[cfg(test)]
 mod tests {

@@ -258,13 +258,13 @@ pub struct Verifier {
 
 enum Scheme {
     Github(github::Github),
-    Stripe(stripe::Stripe),
+    Stripe(common::Tagged),
     Slack(slack::Slack),
     Shopify(shopify::Shopify),
     StandardWebhooks(standard_webhooks::StandardWebhooks),
     Gitlab(gitlab::Gitlab),
-    Paddle(paddle::Paddle),
-    Calendly(calendly::Calendly),
+    Paddle(common::Tagged),
+    Calendly(common::Tagged),
     Pagerduty(pagerduty::Pagerduty),
     Intercom(intercom::Intercom),
     Typeform(typeform::Typeform),
@@ -297,17 +297,21 @@ impl Verifier {
         };
         let scheme = match provider {
             Provider::Github => Scheme::Github(github::Github::new(secrets).map_err(fail)?),
-            Provider::Stripe => Scheme::Stripe(stripe::Stripe::new(secrets, window).map_err(fail)?),
+            Provider::Stripe => {
+                Scheme::Stripe(common::Tagged::new(&stripe::SPEC, secrets, window).map_err(fail)?)
+            }
             Provider::Slack => Scheme::Slack(slack::Slack::new(secrets, window).map_err(fail)?),
             Provider::Shopify => Scheme::Shopify(shopify::Shopify::new(secrets).map_err(fail)?),
             Provider::StandardWebhooks => Scheme::StandardWebhooks(
                 standard_webhooks::StandardWebhooks::new(secrets, window).map_err(fail)?,
             ),
             Provider::Gitlab => Scheme::Gitlab(gitlab::Gitlab::new(secrets).map_err(fail)?),
-            Provider::Paddle => Scheme::Paddle(paddle::Paddle::new(secrets, window).map_err(fail)?),
-            Provider::Calendly => {
-                Scheme::Calendly(calendly::Calendly::new(secrets, window).map_err(fail)?)
+            Provider::Paddle => {
+                Scheme::Paddle(common::Tagged::new(&paddle::SPEC, secrets, window).map_err(fail)?)
             }
+            Provider::Calendly => Scheme::Calendly(
+                common::Tagged::new(&calendly::SPEC, secrets, window).map_err(fail)?,
+            ),
             Provider::Pagerduty => {
                 Scheme::Pagerduty(pagerduty::Pagerduty::new(secrets).map_err(fail)?)
             }

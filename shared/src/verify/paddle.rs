@@ -4,51 +4,17 @@
 //! Paddle's SDKs reject only old timestamps, after 5 seconds; several `h1`
 //! come during a secret rotation.
 
-use std::time::SystemTime;
+use http::HeaderName;
 
-use hmac::Hmac;
-use http::{HeaderMap, HeaderName};
-use sha2::Sha256;
+use super::common::TaggedSpec;
 
-use super::VerifyError;
-use super::common::{Keys, Window, header, ok_if, tagged_hex};
-use crate::secrets::Secret;
-
-const SIG: HeaderName = HeaderName::from_static("paddle-signature");
-
-pub(super) struct Paddle {
-    keys: Keys<Hmac<Sha256>>,
-    window: Window,
-}
-
-impl Paddle {
-    pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
-        Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
-            window,
-        })
-    }
-
-    pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub(super) fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<(), VerifyError> {
-        let value = header(headers, &SIG)?;
-        let (ts, sigs) = tagged_hex(value, ';', Some("ts"), "h1")?;
-        let ts = ts.ok_or(VerifyError::MalformedSignature)?;
-        self.window.check(ts, now)?;
-        ok_if(
-            self.keys
-                .matches_any(&[ts.as_bytes(), b":", body], sigs.as_slice()),
-        )
-    }
-}
+pub(super) static SPEC: TaggedSpec = TaggedSpec {
+    header: HeaderName::from_static("paddle-signature"),
+    sep: ';',
+    ts_key: "ts",
+    sig_key: "h1",
+    joiner: b":",
+};
 
 #[cfg(test)]
 mod tests {

@@ -2,52 +2,17 @@
 //! hex HMAC-SHA256 of `{t}.{body}`. The key is the whole `whsec_…` string
 //! (not base64-decoded). Other schemes (`v0`, test-mode) are ignored.
 
-use std::time::SystemTime;
+use http::HeaderName;
 
-use hmac::Hmac;
-use http::{HeaderMap, HeaderName};
-use sha2::Sha256;
+use super::common::TaggedSpec;
 
-use super::VerifyError;
-use super::common::{Keys, Window, header, ok_if, tagged_hex};
-use crate::secrets::Secret;
-
-const SIG: HeaderName = HeaderName::from_static("stripe-signature");
-
-pub(super) struct Stripe {
-    keys: Keys<Hmac<Sha256>>,
-    window: Window,
-}
-
-impl Stripe {
-    pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
-        Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
-            window,
-        })
-    }
-
-    pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub(super) fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<(), VerifyError> {
-        let value = header(headers, &SIG)?;
-        let (ts, sigs) = tagged_hex(value, ',', Some("t"), "v1")?;
-        let ts = ts.ok_or(VerifyError::MalformedSignature)?;
-        // The cheap check first: stale requests cost no HMAC.
-        self.window.check(ts, now)?;
-        ok_if(
-            self.keys
-                .matches_any(&[ts.as_bytes(), b".", body], sigs.as_slice()),
-        )
-    }
-}
+pub(super) static SPEC: TaggedSpec = TaggedSpec {
+    header: HeaderName::from_static("stripe-signature"),
+    sep: ',',
+    ts_key: "t",
+    sig_key: "v1",
+    joiner: b".",
+};
 
 #[cfg(test)]
 mod tests {
