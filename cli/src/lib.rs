@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod backend;
+pub mod console;
 pub mod error;
 mod http_server;
 pub mod ops;

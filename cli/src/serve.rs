@@ -243,7 +243,8 @@ impl Gateway {
             .route("/metrics", get(metrics_with_token))
             .route("/admin", any(admin_api))
             .route("/admin/{*rest}", any(admin_api))
-            .with_state(app.clone());
+            .with_state(app.clone())
+            .merge(crate::console::router());
         let listener =
             TcpListener::bind(opts.listen)
                 .await

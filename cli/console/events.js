@@ -1,0 +1,198 @@
+// Events: the list (filters, polled) and one event (headers, body,
+// per-destination attempt timeline, replay).
+
+import { api, seg, qs } from './api.js';
+import { h, badge, time, pretty, table, every, eventHref, flash, flashError } from './dom.js';
+
+const POLL_MS = 3000;
+const PAGE = 50;
+
+// Kept while the tab lives, so coming back from an event keeps them.
+const filters = { source: '', type: '', status: '', since: '' };
+// Per event id: the summary it was fetched for, and its destinations.
+const perDestination = new Map();
+
+const TIMES = [['', 'any time'], ['15m', 'last 15 minutes'], ['1h', 'last hour'],
+  ['24h', 'last 24 hours'], ['7d', 'last 7 days']];
+const STATUSES = ['', 'pending', 'delivered', 'failed', 'unrouted'];
+
+function select(name, options, value) {
+  return h('select', { name, id: `f-${name}`, 'aria-label': name },
+    options.map(([v, label]) => h('option', { value: v, selected: v === value, text: label })));
+}
+
+export function eventsPage() {
+  const sources = select('source', [['', 'all sources']], filters.source);
+  const type = h('input', { name: 'type', id: 'f-type', placeholder: 'type (glob: pull_request.*)', value: filters.type });
+  const status = select('status', STATUSES.map((s) => [s, s || 'any status']), filters.status);
+  const since = select('since', TIMES, filters.since);
+  const body = h('tbody', {});
+  const foot = h('p', { class: 'muted', id: 'events-foot' });
+  const node = h('section', { class: 'events' },
+    h('h1', { text: 'Events' }),
+    h('form', { class: 'filters', id: 'event-filters' }, sources, type, status, since),
+    h('table', { id: 'events' },
+      h('thead', {}, h('tr', {}, ['Received', 'Event', 'Source', 'Type', 'Status', 'Destinations']
+        .map((t) => h('th', { text: t })))),
+      body),
+    foot);
+
+  // Sources and pollers both send events.
+  Promise.all([api('GET', '/admin/sources'), api('GET', '/admin/pollers')]).then(([s, p]) => {
+    const ids = [...s.sources.map((x) => x.id), ...p.pollers.map((x) => x.id)].sort();
+    for (const id of ids) sources.append(h('option', { value: id, selected: id === filters.source, text: id }));
+  }).catch(flashError);
+
+  let generation = 0;
+  const refresh = async () => {
+    const mine = ++generation;
+    const q = qs({ source: filters.source, type: filters.type, status: filters.status, since: filters.since, limit: PAGE });
+    const page = await api('GET', `/admin/events${q}`);
+    await destinations(page.events);
+    if (mine !== generation) return; // the filters changed meanwhile
+    body.replaceChildren(...page.events.map(row));
+    if (!page.events.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No events match.' })));
+    foot.textContent = page.next_cursor ? `Newest ${PAGE} shown; narrow the filters to see older ones.` : '';
+  };
+  const onChange = () => {
+    Object.assign(filters, { source: sources.value, type: type.value.trim(), status: status.value, since: since.value });
+    refresh().catch(flashError);
+  };
+  for (const el of [sources, status, since]) el.addEventListener('change', onChange);
+  let typing = null;
+  type.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(onChange, 300); });
+  node.querySelector('form').addEventListener('submit', (ev) => { ev.preventDefault(); onChange(); });
+
+  const stop = every(POLL_MS, refresh);
+  return { node, stop: () => { stop(); clearTimeout(typing); } };
+}
+
+function signature(e) {
+  const d = e.deliveries;
+  return `${e.status}|${d.pending}|${d.delivered}|${d.failed}`;
+}
+
+// The list gives counts per event; each destination's status and attempts
+// come from the event itself, fetched again only when the counts move or
+// while deliveries are pending.
+async function destinations(events) {
+  const stale = events.filter((e) => {
+    const known = perDestination.get(e.id);
+    return !known || known.sig !== signature(e) || e.status === 'pending';
+  });
+  await Promise.all(stale.map(async (e) => {
+    try {
+      const detail = await api('GET', `/admin/events/${seg(e.id)}`);
+      perDestination.set(e.id, { sig: signature(e), deliveries: detail.deliveries });
+    } catch (err) {
+      if (err.status !== 404) throw err;
+    }
+  }));
+  if (perDestination.size > 1000) perDestination.clear();
+}
+
+function row(e) {
+  const known = perDestination.get(e.id);
+  const dests = known
+    ? known.deliveries.map((d) => h('span', { class: 'dest', dataset: { subscription: d.subscription, status: d.status } },
+      h('span', { class: 'dest-name', text: d.subscription }), ' ', badge(d.status), ' ',
+      h('span', { class: 'attempts', text: attempts(d.attempts.total) })))
+    : [h('span', { class: 'muted', text: counts(e.deliveries) })];
+  return h('tr', { dataset: { eventId: e.id, status: e.status } },
+    h('td', { class: 'nowrap', text: time(e.received_at) }),
+    h('td', {}, h('a', { href: eventHref(e.id), class: 'event-link', text: e.event_id }),
+      e.replay_of ? h('span', { class: 'muted', text: ` replay of ${e.replay_of}` }) : null),
+    h('td', { text: e.source }),
+    h('td', { text: e.type }),
+    h('td', {}, badge(e.status)),
+    h('td', { class: 'dests' }, dests.length ? dests : h('span', { class: 'muted', text: 'none' })));
+}
+
+const attempts = (n) => `${n} attempt${n === 1 ? '' : 's'}`;
+const counts = (c) => `${c.delivered} delivered, ${c.pending} pending, ${c.failed} failed`;
+
+export function eventPage(id) {
+  const head = h('div', { class: 'event-head' });
+  const meta = h('dl', { class: 'meta' });
+  const dests = h('div', { class: 'destinations', id: 'destinations' });
+  const headers = h('div', { id: 'headers' });
+  const body = h('pre', { class: 'body', id: 'event-body' });
+  const replayAll = h('button', { type: 'button', id: 'replay-all', text: 'Replay to all destinations' });
+  const node = h('section', { class: 'event' },
+    h('p', {}, h('a', { href: '#/events', text: '\u2190 Events' })),
+    head, meta, h('div', { class: 'actions' }, replayAll),
+    h('h2', { text: 'Destinations' }), dests,
+    h('h2', { text: 'Headers' }), headers,
+    h('h2', { text: 'Body' }), body);
+
+  let shown = false;
+  const refresh = async () => {
+    let e;
+    try {
+      e = await api('GET', `/admin/events/${seg(id)}`);
+    } catch (err) {
+      if (err.status === 404) {
+        head.replaceChildren(h('h1', { text: 'Event not found' }));
+        return;
+      }
+      throw err;
+    }
+    head.replaceChildren(h('h1', {}, `${e.source} \u00b7 `, h('span', { id: 'event-id', text: e.event_id }), ' ', badge(e.status)));
+    meta.replaceChildren(
+      ...dt('Type', e.type), ...dt('Received', time(e.received_at)), ...dt('Kept until', time(e.expires_at)),
+      ...dt('Content type', e.content_type || ''),
+      ...(e.replay_of ? dt('Replay of', h('a', { href: eventHref(e.replay_of), text: e.replay_of })) : []),
+      ...(e.replays.length ? dt('Replays', e.replays.map((r, i) => [i ? ', ' : '', h('a', { href: eventHref(r), text: r })])) : []));
+    dests.replaceChildren(...(e.deliveries.length ? e.deliveries.map((d) => destination(e, d)) : [h('p', { class: 'muted', text: e.routed ? 'No destination took this event.' : 'Not routed yet.' })]));
+    if (!shown) {
+      // Headers and body never change: written once (and a selection in them survives polling).
+      shown = true;
+      headers.replaceChildren(table(['Name', 'Value'],
+        (e.headers || []).map(([k, v]) => h('tr', {}, h('td', { class: 'mono', text: k }), h('td', { class: 'mono wrap', text: v }))),
+        { class: 'headers' }));
+      body.textContent = pretty(e.body, e.body_encoding);
+    }
+  };
+
+  replayAll.addEventListener('click', () => replay(id, null, replayAll));
+  const stop = every(POLL_MS, refresh);
+  return { node, stop };
+}
+
+function dt(term, value) {
+  return [h('dt', { text: term }), h('dd', {}, value)];
+}
+
+function destination(e, d) {
+  const button = h('button', { type: 'button', class: 'small replay-one', text: `Replay to ${d.subscription}` });
+  button.addEventListener('click', () => replay(e.id, d.subscription, button));
+  const a = d.attempts;
+  return h('div', { class: 'destination', dataset: { subscription: d.subscription, status: d.status } },
+    h('h3', {}, h('span', { text: d.subscription }), ' ', badge(d.status), ' ', button),
+    h('p', { class: 'muted' },
+      `${attempts(a.total)} (${a.succeeded} succeeded, ${a.failed} failed)`,
+      d.next_attempt_at ? `; next attempt ${time(d.next_attempt_at)}` : ''),
+    h('ol', { class: 'timeline' }, d.attempt_log.map((t) => h('li', {
+      class: `attempt ${t.status_code >= 200 && t.status_code < 300 ? 'ok' : 'fail'}`,
+      dataset: { attempt: t.attempt },
+    },
+    h('span', { class: 'a-n', text: `#${t.attempt}` }),
+    h('span', { class: 'a-time', text: time(t.at) }),
+    h('span', { class: 'a-status', text: t.status_code ?? 'no response' }),
+    h('span', { class: 'a-latency', text: t.latency_ms == null ? '' : `${t.latency_ms} ms` }),
+    t.error ? h('span', { class: 'a-error', text: t.error }) : null,
+    t.response ? h('pre', { class: 'a-response', text: t.response }) : null,
+    t.next_attempt_at ? h('span', { class: 'a-next muted', text: `next attempt ${time(t.next_attempt_at)}` }) : null))));
+}
+
+async function replay(id, subscription, button) {
+  button.disabled = true;
+  try {
+    const r = await api('POST', `/admin/events/${seg(id)}/replay`, subscription ? { subscription } : {});
+    flash(`Replay queued as ${r.id} to ${r.subscriptions.join(', ')}.`);
+  } catch (e) {
+    flashError(e);
+  } finally {
+    button.disabled = false;
+  }
+}
