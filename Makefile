@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lean-check lint fmt fmt-check moto bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lean-check lint fmt fmt-check moto chromium screenshots bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -19,12 +19,20 @@ sink:
 ## Every test: formatting, clippy, unit and integration tests, infrastructure checks.
 test: fmt-check lint unit lean-check infra-check
 
-unit: moto
+unit: moto chromium
 	$(CARGO) test --workspace --all-targets --all-features
 
 ## moto server (DynamoDB, Streams, SQS, SSM) in .venv-moto, for the AWS tests.
 moto:
 	@scripts/moto.sh >/dev/null
+
+## Debian's chromium and chromium-driver, for the console's browser test.
+chromium:
+	@scripts/chromium.sh >/dev/null
+
+## Refresh docs/img/console-*.png (the README's) from that browser test.
+screenshots: chromium
+	SLUICE_UPDATE_SCREENSHOTS=1 $(CARGO) test -p sluice-tests --test console
 
 ## The embedded gateway as `make run` builds it (the CLI without its `aws`
 ## feature): clippy-clean, and no AWS SDK in its dependency graph.

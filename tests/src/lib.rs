@@ -34,6 +34,8 @@ pub struct Received {
 struct SinkState {
     script: VecDeque<u16>,
     default_status: u16,
+    /// The body of every answer (empty unless set).
+    response_body: String,
     received: Vec<Received>,
     /// How long each answer takes (recorded on arrival).
     delay: Duration,
@@ -83,6 +85,11 @@ impl Sink {
         self.state.lock().unwrap().default_status = status;
     }
 
+    /// Answer with this body (the start of it lands in the attempt log).
+    pub fn set_response_body(&self, body: &str) {
+        self.state.lock().unwrap().response_body = body.to_owned();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
@@ -115,8 +122,8 @@ async fn record(
     State(state): State<Arc<Mutex<SinkState>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let (status, delay) = {
+) -> (StatusCode, String) {
+    let (status, delay, response) = {
         let mut s = state.lock().unwrap();
         let status = s.script.pop_front().unwrap_or(s.default_status);
         s.received.push(Received {
@@ -127,11 +134,11 @@ async fn record(
         });
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
-        (status, s.delay)
+        (status, s.delay, s.response_body.clone())
     };
     tokio::time::sleep(delay).await;
     state.lock().unwrap().in_flight -= 1;
-    StatusCode::from_u16(status).unwrap()
+    (StatusCode::from_u16(status).unwrap(), response)
 }
 
 #[derive(Default)]

@@ -1,0 +1,604 @@
+//! The operator console in headless Chromium (through chromedriver) against
+//! a running gateway and real destinations on 127.0.0.1. `make test`
+//! installs both (scripts/chromium.sh); without them this test fails, it
+//! never skips.
+//!
+//! SLUICE_CHROMEDRIVER / SLUICE_CHROMIUM name other binaries;
+//! SLUICE_UPDATE_SCREENSHOTS=1 also writes the screenshots to docs/img/.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use sluice_tests::{ADMIN_TOKEN, Harness, Running, Sink, eventually, github_headers};
+
+const GH_SECRET: &str = "gh-secret-for-console-tests";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Every string here would run script if it were ever parsed as markup or
+/// followed as a link; each sets `window.__pwned`.
+const HOSTILE: &str = r#"<script>window.__pwned="script"</script><img src=x onerror="window.__pwned='img'"><a href="javascript:window.__pwned='link'">x</a>"#;
+
+fn config(sink: &Sink) -> String {
+    format!(
+        r#"
+[admin]
+token = "env:ADMIN_TOKEN"
+
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["env:GH_SECRET"]
+
+[[subscriptions]]
+id = "deploys"
+source = "github"
+events = ["*"]
+url = "{}"
+retry_schedule = ["100ms", "100ms"]
+allow_local = true
+"#,
+        sink.url()
+    )
+}
+
+/// chromedriver on a free port of 127.0.0.1, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let bin = std::env::var("SLUICE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): run scripts/chromium.sh (make test does)")
+            });
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let status = format!("{}/status", driver.url);
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ready = match http.get(&status).send().await {
+                Ok(r) => r.text().await.is_ok_and(|t| {
+                    serde_json::from_str::<Value>(&t).is_ok_and(|v| v["value"]["ready"] == true)
+                }),
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        driver
+    }
+
+    async fn browser(&self) -> Client {
+        let mut args = vec![
+            "--headless=new",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,860",
+            "--lang=en-GB",
+        ];
+        // Chromium refuses to run as root inside its sandbox.
+        if Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"))
+        {
+            args.push("--no-sandbox");
+        }
+        let mut chrome = json!({ "args": args });
+        if let Ok(bin) = std::env::var("SLUICE_CHROMIUM") {
+            chrome["binary"] = json!(bin);
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), chrome);
+        ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("no Chromium session: {e}"))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `script` (a function body) in the page.
+async fn js(c: &Client, script: &str, args: Vec<Value>) -> Value {
+    c.execute(script, args).await.unwrap()
+}
+
+/// Poll `script` until it returns true, or fail after [`WAIT`].
+async fn wait_js(c: &Client, what: &str, script: &str, args: Vec<Value>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if js(c, script, args.clone()).await == json!(true) {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let page = js(c, "return document.body.innerText", vec![]).await;
+            panic!(
+                "timed out waiting for: {what}\npage:\n{}",
+                page.as_str().unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_css(c: &Client, what: &str, css: &str) {
+    wait_js(
+        c,
+        what,
+        "return document.querySelector(arguments[0]) !== null",
+        vec![json!(css)],
+    )
+    .await;
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    js(
+        c,
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
+        vec![json!(css)],
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+async fn go(c: &Client, hash: &str) {
+    js(c, "location.hash = arguments[0]", vec![json!(hash)]).await;
+}
+
+async fn send(gw: &Running, id: &str, event: &str, body: &str) {
+    let (status, reply) = gw
+        .post(
+            "github",
+            &github_headers(GH_SECRET, id, event, body.as_bytes()),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+fn received_body(sink: &Sink, marker: &str, status: u16) -> usize {
+    sink.received()
+        .iter()
+        .filter(|r| r.status == status && String::from_utf8_lossy(&r.body).contains(marker))
+        .count()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("target").join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), &png).unwrap();
+    if std::env::var_os("SLUICE_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::write(root.join("docs").join("img").join(name), &png).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
+    let sink = Sink::start(200).await;
+    let audit = Sink::start(200).await;
+    // Every answer's start is shown in the timeline: hostile too.
+    sink.set_response_body(HOSTILE);
+    let h = Harness::new(
+        &config(&sink),
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("GH_SECRET", GH_SECRET)],
+    );
+    let gw = h.start().await;
+    let console = format!("{}/console", gw.base);
+
+    // The page's own headers.
+    let resp = gw.client.get(&console).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"));
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    c.goto(&console).await.unwrap();
+
+    // ---- sign in: a wrong token, then the right one ----
+    wait_css(&c, "sign-in form", "#token").await;
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys("not-the-token")
+        .await
+        .unwrap();
+    click(&c, "#sign-in").await;
+    wait_js(
+        &c,
+        "wrong-token error",
+        "const e = document.querySelector('#sign-in-error'); return !!e && !e.hidden && e.textContent.includes('Wrong token')",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        js(&c, "return sessionStorage.length", vec![]).await,
+        json!(0)
+    );
+    let field = c.find(Locator::Css("#token")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(ADMIN_TOKEN).await.unwrap();
+    click(&c, "#sign-in").await;
+    wait_css(&c, "events table", "#events tbody").await;
+    let stored = js(
+        &c,
+        "return [sessionStorage.getItem('sluice.admin-token'), document.cookie, location.href]",
+        vec![],
+    )
+    .await;
+    assert_eq!(stored[0], json!(ADMIN_TOKEN));
+    assert_eq!(stored[1], json!(""), "no cookie");
+    assert!(!stored[2].as_str().unwrap().contains(ADMIN_TOKEN));
+    // Gone if the page reloads; kept while it lives.
+    js(&c, "window.__sameDocument = 42", vec![]).await;
+
+    // ---- a webhook appears without a reload ----
+    send(&gw, "d-1", "push", r#"{"ref":"refs/heads/main","n":1}"#).await;
+    wait_js(
+        &c,
+        "d-1 listed, delivered to deploys",
+        r#"return !!document.querySelector('tr[data-event-id="github#d-1"] .dest[data-subscription="deploys"][data-status="delivered"]')"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        js(&c, "return window.__sameDocument", vec![]).await,
+        json!(42)
+    );
+    assert!(
+        text(&c, r#"tr[data-event-id="github#d-1"] .attempts"#)
+            .await
+            .contains("1 attempt")
+    );
+
+    // ---- a failing destination: retried, failed, dead-lettered ----
+    sink.set_default(503);
+    send(&gw, "d-2", "push", r#"{"n":"two"}"#).await;
+    send(&gw, "d-3", "push", r#"{"n":"three"}"#).await;
+    for id in ["d-2", "d-3"] {
+        wait_js(
+            &c,
+            &format!("{id} failed"),
+            "return document.querySelector(`tr[data-event-id=\"github#${arguments[0]}\"]`)?.dataset.status === 'failed'",
+            vec![json!(id)],
+        )
+        .await;
+    }
+
+    // ---- one event: the timeline matches the admin API ----
+    click(&c, r#"tr[data-event-id="github#d-2"] a.event-link"#).await;
+    wait_js(
+        &c,
+        "d-2 timeline",
+        r#"return document.querySelectorAll('.destination[data-subscription="deploys"][data-status="failed"] li.attempt').length === 3"#,
+        vec![],
+    )
+    .await;
+    let (status, api) = gw
+        .admin("GET", "/admin/events/github%23d-2", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let log = api["deliveries"][0]["attempt_log"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(log.len(), 3);
+    let shown = js(
+        &c,
+        r#"return [...document.querySelectorAll('.destination[data-subscription="deploys"] li.attempt')].map(li => ({
+            n: li.querySelector('.a-n').textContent,
+            status: li.querySelector('.a-status').textContent,
+            latency: li.querySelector('.a-latency').textContent,
+            response: li.querySelector('.a-response')?.textContent ?? null,
+            next: !!li.querySelector('.a-next'),
+            time: li.querySelector('.a-time').textContent,
+        }))"#,
+        vec![],
+    )
+    .await;
+    for (a, s) in log.iter().zip(shown.as_array().unwrap()) {
+        assert_eq!(s["n"], json!(format!("#{}", a["attempt"])));
+        assert_eq!(s["status"], json!(a["status_code"].to_string()));
+        assert_eq!(s["latency"], json!(format!("{} ms", a["latency_ms"])));
+        assert_eq!(s["response"], a["response"]);
+        assert_eq!(s["next"], json!(!a["next_attempt_at"].is_null()));
+        assert!(!s["time"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(
+        log[2]["response"],
+        json!(HOSTILE),
+        "the snippet is the sink's answer"
+    );
+    assert!(
+        text(&c, "#event-body").await.contains("\"n\": \"two\""),
+        "pretty JSON"
+    );
+    screenshot(&c, "console-event.png").await;
+
+    // ---- dead letters: bulk preview counts, then redrive one ----
+    go(&c, "#/dlq").await;
+    wait_css(&c, "d-3's dead letter", r#"tr[data-event="github#d-3"]"#).await;
+    c.find(Locator::Css("#b-source"))
+        .await
+        .unwrap()
+        .send_keys("github")
+        .await
+        .unwrap();
+    click(&c, "#bulk-preview").await;
+    let (_, dry) = gw
+        .admin(
+            "POST",
+            "/admin/replay",
+            json!({"source": "github", "status": "failed", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(dry["replayed"], json!(2), "{dry}");
+    wait_js(
+        &c,
+        "preview count",
+        "return document.querySelector('#bulk-result').textContent.startsWith('2 deliveries of 2 events would be replayed') && document.querySelector('#bulk-run').textContent === 'Replay 2' && !document.querySelector('#bulk-run').disabled",
+        vec![],
+    )
+    .await;
+
+    sink.set_default(200);
+    click(&c, r#"tr[data-event="github#d-3"] input.pick"#).await;
+    click(&c, "#redrive").await;
+    eventually(WAIT, "the redriven d-3 delivered", || {
+        received_body(&sink, "three", 200) == 1
+    })
+    .await;
+    wait_js(
+        &c,
+        "d-3 leaves the dead letters",
+        r#"return !document.querySelector('tr[data-event="github#d-3"]')"#,
+        vec![],
+    )
+    .await;
+
+    // ---- replay d-2 from its page, the destination recovered ----
+    go(&c, "#/events/github%23d-2").await;
+    wait_css(
+        &c,
+        "d-2 replay button",
+        ".destination[data-subscription=\"deploys\"] button.replay-one",
+    )
+    .await;
+    click(
+        &c,
+        ".destination[data-subscription=\"deploys\"] button.replay-one",
+    )
+    .await;
+    wait_js(
+        &c,
+        "replay queued",
+        "return document.querySelector('#flash').textContent.includes('Replay queued')",
+        vec![],
+    )
+    .await;
+    eventually(WAIT, "the replay of d-2 delivered", || {
+        received_body(&sink, "two", 200) == 1
+    })
+    .await;
+    wait_js(
+        &c,
+        "d-2 lists its replay",
+        "return [...document.querySelectorAll('.meta a')].some(a => a.textContent.startsWith('github#d-2'))",
+        vec![],
+    )
+    .await;
+
+    // ---- sources and subscriptions ----
+    go(&c, "#/sources").await;
+    wait_css(&c, "sources", r#"tr[data-source="github"] input.url"#).await;
+    let url = js(
+        &c,
+        r#"return document.querySelector('tr[data-source="github"] input.url').value"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(url, json!(format!("{}/hooks/github", gw.base)));
+    wait_css(&c, "source choices", "#new-source option[value=\"github\"]").await;
+    c.find(Locator::Css("#new-id"))
+        .await
+        .unwrap()
+        .send_keys("audit")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#new-url"))
+        .await
+        .unwrap()
+        .send_keys(&audit.url())
+        .await
+        .unwrap();
+    click(&c, "#new-allow-local").await;
+    click(&c, "#new-create").await;
+    wait_js(
+        &c,
+        "the new secret",
+        "return (document.querySelector('#new-secret')?.textContent ?? '').startsWith('whsec_')",
+        vec![],
+    )
+    .await;
+    let secret = text(&c, "#new-secret").await;
+    let (_, sub) = gw
+        .admin("GET", "/admin/subscriptions/audit", Value::Null)
+        .await;
+    assert_eq!(sub["has_signing_secret"], json!(true), "{sub}");
+    assert_eq!(sub["url"], json!(audit.url()));
+    assert!(!sub.to_string().contains(&secret));
+    go(&c, "#/events").await;
+    wait_css(&c, "events", "#events").await;
+    go(&c, "#/sources").await;
+    wait_css(&c, "audit listed", r#"tr[data-subscription="audit"]"#).await;
+    let again = js(&c, "return document.body.textContent", vec![]).await;
+    assert!(
+        !again.as_str().unwrap().contains(&secret),
+        "the secret is shown once"
+    );
+    assert_eq!(
+        js(&c, "return document.querySelector('#new-secret')", vec![]).await,
+        Value::Null
+    );
+
+    // ---- pause: events skip audit; resume: they reach it again ----
+    click(&c, r#"tr[data-subscription="audit"] button.toggle"#).await;
+    wait_css(
+        &c,
+        "audit paused",
+        r#"tr[data-subscription="audit"][data-enabled="false"]"#,
+    )
+    .await;
+    let (_, sub) = gw
+        .admin("GET", "/admin/subscriptions/audit", Value::Null)
+        .await;
+    assert_eq!(sub["enabled"], json!(false));
+    send(&gw, "d-4", "push", r#"{"n":"four"}"#).await;
+    eventually(WAIT, "deploys gets d-4", || {
+        received_body(&sink, "four", 200) == 1
+    })
+    .await;
+    let (_, d4) = gw
+        .admin("GET", "/admin/events/github%23d-4", Value::Null)
+        .await;
+    let to: Vec<&Value> = d4["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["subscription"])
+        .collect();
+    assert_eq!(
+        to,
+        [&json!("deploys")],
+        "a paused subscription takes nothing"
+    );
+    click(&c, r#"tr[data-subscription="audit"] button.toggle"#).await;
+    wait_css(
+        &c,
+        "audit resumed",
+        r#"tr[data-subscription="audit"][data-enabled="true"]"#,
+    )
+    .await;
+    send(&gw, "d-5", "push", r#"{"n":"five"}"#).await;
+    eventually(WAIT, "audit gets d-5 once resumed", || {
+        received_body(&audit, "five", 200) == 1
+    })
+    .await;
+    assert_eq!(received_body(&audit, "four", 200), 0);
+
+    // ---- hostile data renders as text ----
+    let body = json!({ "title": HOSTILE, "url": "javascript:window.__pwned='url'" }).to_string();
+    let mut headers = github_headers(GH_SECRET, "d-x", "push", body.as_bytes());
+    headers.push(("x-note".into(), HOSTILE.into()));
+    let (status, reply) = gw.post("github", &headers, body.as_bytes()).await;
+    assert_eq!(status, 200, "{reply}");
+    go(&c, "#/events").await;
+    wait_css(
+        &c,
+        "d-x listed",
+        r#"tr[data-event-id="github#d-x"] a.event-link"#,
+    )
+    .await;
+    click(&c, r#"tr[data-event-id="github#d-x"] a.event-link"#).await;
+    wait_js(
+        &c,
+        "hostile body and header shown as text",
+        "return document.querySelector('#event-body').textContent.includes('<script>window.__pwned') && document.querySelector('#headers').textContent.includes('onerror=')",
+        vec![],
+    )
+    .await;
+    wait_css(&c, "timeline of d-x", "li.attempt .a-response").await;
+    let inert = js(
+        &c,
+        "return {
+            pwned: typeof window.__pwned,
+            scripts: document.querySelectorAll('main script, main img, main iframe, main object').length,
+            js_links: document.querySelectorAll('a[href^=\"javascript:\" i]').length,
+            foreign_links: [...document.querySelectorAll('a[href]')].filter(a => !a.getAttribute('href').startsWith('#/')).length,
+        }",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        inert,
+        json!({"pwned": "undefined", "scripts": 0, "js_links": 0, "foreign_links": 0})
+    );
+
+    // ---- the events list, for the README ----
+    go(&c, "#/events").await;
+    wait_js(
+        &c,
+        "all five events listed with destinations",
+        "return document.querySelectorAll('#events tbody tr[data-event-id]').length >= 6 && !document.querySelector('#events tbody td.dests .muted')",
+        vec![],
+    )
+    .await;
+    screenshot(&c, "console-events.png").await;
+    // Still never set, after every page.
+    assert_eq!(
+        js(&c, "return typeof window.__pwned", vec![]).await,
+        json!("undefined")
+    );
+
+    // ---- signing out forgets the token ----
+    click(&c, "#sign-out").await;
+    wait_css(&c, "sign-in form", "#token").await;
+    assert_eq!(
+        js(&c, "return sessionStorage.length", vec![]).await,
+        json!(0)
+    );
+
+    c.close().await.unwrap();
+    drop(driver);
+    gw.stop().await;
+}
