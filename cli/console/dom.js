@@ -42,13 +42,15 @@ export function eventHref(id) {
   return `#/events/${encodeURIComponent(id)}`;
 }
 
-export function time(iso) {
+/** A time in the viewer's zone; `ms` adds milliseconds (retries are close). */
+export function time(iso, ms = false) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   return d.toLocaleString(undefined, {
     year: 'numeric', month: '2-digit', day: '2-digit',
     hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+    ...(ms ? { fractionalSecondDigits: 3 } : {}),
   });
 }
 

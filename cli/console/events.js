@@ -6,6 +6,7 @@ import { h, badge, time, pretty, table, every, eventHref, flash, flashError } fr
 
 const POLL_MS = 3000;
 const PAGE = 50;
+const MOST = 500; // the admin API's largest page
 
 // Kept while the tab lives, so coming back from an event keeps them.
 const filters = { source: '', type: '', status: '', since: '' };
@@ -27,7 +28,10 @@ export function eventsPage() {
   const status = select('status', STATUSES.map((s) => [s, s || 'any status']), filters.status);
   const since = select('since', TIMES, filters.since);
   const body = h('tbody', {});
-  const foot = h('p', { class: 'muted', id: 'events-foot' });
+  const foot = h('span', { class: 'muted', id: 'events-foot' });
+  const more = h('button', { type: 'button', id: 'events-more', class: 'small', text: 'Show older', hidden: true });
+  let limit = PAGE;
+  more.addEventListener('click', () => { limit = Math.min(limit + PAGE, MOST); refresh().catch(flashError); });
   const node = h('section', { class: 'events' },
     h('h1', { text: 'Events' }),
     h('form', { class: 'filters', id: 'event-filters' }, sources, type, status, since),
@@ -35,7 +39,7 @@ export function eventsPage() {
       h('thead', {}, h('tr', {}, ['Received', 'Event', 'Source', 'Type', 'Status', 'Destinations']
         .map((t) => h('th', { text: t })))),
       body),
-    foot);
+    h('p', {}, foot, ' ', more));
 
   // Sources and pollers both send events.
   Promise.all([api('GET', '/admin/sources'), api('GET', '/admin/pollers')]).then(([s, p]) => {
@@ -46,16 +50,18 @@ export function eventsPage() {
   let generation = 0;
   const refresh = async () => {
     const mine = ++generation;
-    const q = qs({ source: filters.source, type: filters.type, status: filters.status, since: filters.since, limit: PAGE });
+    const q = qs({ source: filters.source, type: filters.type, status: filters.status, since: filters.since, limit });
     const page = await api('GET', `/admin/events${q}`);
     await destinations(page.events);
     if (mine !== generation) return; // the filters changed meanwhile
     body.replaceChildren(...page.events.map(row));
     if (!page.events.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No events match.' })));
-    foot.textContent = page.next_cursor ? `Newest ${PAGE} shown; narrow the filters to see older ones.` : '';
+    foot.textContent = page.next_cursor ? `Newest ${page.events.length} shown.` : '';
+    more.hidden = !page.next_cursor || limit >= MOST;
   };
   const onChange = () => {
     Object.assign(filters, { source: sources.value, type: type.value.trim(), status: status.value, since: since.value });
+    limit = PAGE;
     refresh().catch(flashError);
   };
   for (const el of [sources, status, since]) el.addEventListener('change', onChange);
@@ -177,12 +183,13 @@ function destination(e, d) {
       dataset: { attempt: t.attempt },
     },
     h('span', { class: 'a-n', text: `#${t.attempt}` }),
-    h('span', { class: 'a-time', text: time(t.at) }),
+    h('time', { class: 'a-time', datetime: t.at, text: time(t.at, true) }),
     h('span', { class: 'a-status', text: t.status_code ?? 'no response' }),
     h('span', { class: 'a-latency', text: t.latency_ms == null ? '' : `${t.latency_ms} ms` }),
     t.error ? h('span', { class: 'a-error', text: t.error }) : null,
     t.response ? h('pre', { class: 'a-response', text: t.response }) : null,
-    t.next_attempt_at ? h('span', { class: 'a-next muted', text: `next attempt ${time(t.next_attempt_at)}` }) : null))));
+    t.next_attempt_at ? h('span', { class: 'a-next muted' }, 'next attempt ',
+      h('time', { datetime: t.next_attempt_at, text: time(t.next_attempt_at, true) })) : null))));
 }
 
 async function replay(id, subscription, button) {

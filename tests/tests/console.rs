@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use sluice_tests::{ADMIN_TOKEN, Harness, Running, Sink, eventually, github_headers};
+use sluice_tests::{ADMIN_TOKEN, Harness, ListApp, Running, Sink, eventually, github_headers};
 
 const GH_SECRET: &str = "gh-secret-for-console-tests";
 const WAIT: Duration = Duration::from_secs(30);
@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// followed as a link; each sets `window.__pwned`.
 const HOSTILE: &str = r#"<script>window.__pwned="script"</script><img src=x onerror="window.__pwned='img'"><a href="javascript:window.__pwned='link'">x</a>"#;
 
-fn config(sink: &Sink) -> String {
+fn config(sink: &Sink, app: &ListApp) -> String {
     format!(
         r#"
 [admin]
@@ -40,8 +40,17 @@ events = ["*"]
 url = "{}"
 retry_schedule = ["100ms", "100ms"]
 allow_local = true
+
+[[pollers]]
+id = "app"
+url = "{}"
+item_id = "/id"
+type = "/type"
+interval = "1h"
+allow_local = true
 "#,
-        sink.url()
+        sink.url(),
+        app.url()
     )
 }
 
@@ -208,6 +217,14 @@ fn received_body(sink: &Sink, marker: &str, status: u16) -> usize {
         .count()
 }
 
+/// A screenshot kept in target/console-screenshots/ only.
+async fn shot_only(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), &png).unwrap();
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
@@ -216,7 +233,9 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), &png).unwrap();
     if std::env::var_os("SLUICE_UPDATE_SCREENSHOTS").is_some() {
-        std::fs::write(root.join("docs").join("img").join(name), &png).unwrap();
+        let docs = root.join("docs").join("img");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(name), &png).unwrap();
     }
 }
 
@@ -224,10 +243,11 @@ async fn screenshot(c: &Client, name: &str) {
 async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     let sink = Sink::start(200).await;
     let audit = Sink::start(200).await;
+    let app = ListApp::start().await;
     // Every answer's start is shown in the timeline: hostile too.
     sink.set_response_body(HOSTILE);
     let h = Harness::new(
-        &config(&sink),
+        &config(&sink, &app),
         &[("ADMIN_TOKEN", ADMIN_TOKEN), ("GH_SECRET", GH_SECRET)],
     );
     let gw = h.start().await;
@@ -340,7 +360,8 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
             status: li.querySelector('.a-status').textContent,
             latency: li.querySelector('.a-latency').textContent,
             response: li.querySelector('.a-response')?.textContent ?? null,
-            next: !!li.querySelector('.a-next'),
+            next: li.querySelector('.a-next time')?.getAttribute('datetime') ?? null,
+            at: li.querySelector('.a-time').getAttribute('datetime'),
             time: li.querySelector('.a-time').textContent,
         }))"#,
         vec![],
@@ -351,7 +372,8 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
         assert_eq!(s["status"], json!(a["status_code"].to_string()));
         assert_eq!(s["latency"], json!(format!("{} ms", a["latency_ms"])));
         assert_eq!(s["response"], a["response"]);
-        assert_eq!(s["next"], json!(!a["next_attempt_at"].is_null()));
+        assert_eq!(s["next"], a["next_attempt_at"]);
+        assert_eq!(s["at"], a["at"]);
         assert!(!s["time"].as_str().unwrap().is_empty());
     }
     assert_eq!(
@@ -536,6 +558,20 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     .await;
     assert_eq!(received_body(&audit, "four", 200), 0);
 
+    // ---- rotate audit's secret: the new one, once ----
+    click(&c, r#"tr[data-subscription="audit"] button.rotate"#).await;
+    wait_js(
+        &c,
+        "the rotated secret",
+        "const s = document.querySelector('#new-secret')?.textContent ?? ''; return s.startsWith('whsec_') && s !== arguments[0]",
+        vec![json!(secret)],
+    )
+    .await;
+    let (_, sub) = gw
+        .admin("GET", "/admin/subscriptions/audit", Value::Null)
+        .await;
+    assert!(sub["previous_secret_until"].is_string(), "{sub}");
+
     // ---- hostile data renders as text ----
     let body = json!({ "title": HOSTILE, "url": "javascript:window.__pwned='url'" }).to_string();
     let mut headers = github_headers(GH_SECRET, "d-x", "push", body.as_bytes());
@@ -584,6 +620,36 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     )
     .await;
     screenshot(&c, "console-events.png").await;
+
+    // ---- pollers: state, and a poll now ----
+    go(&c, "#/pollers").await;
+    wait_css(&c, "the poller", r#"tr[data-poller="app"] button.poll-now"#).await;
+    app.add(json!({ "id": "item-1", "type": "created" }));
+    click(&c, r#"tr[data-poller="app"] button.poll-now"#).await;
+    wait_js(
+        &c,
+        "poll reported",
+        "return document.querySelector('#flash').textContent.startsWith('app: ')",
+        vec![],
+    )
+    .await;
+    assert!(app.requests() >= 1);
+    let (_, p) = gw.admin("GET", "/admin/pollers/app", Value::Null).await;
+    let result = p["state"]["last_result"].as_str().unwrap().to_owned();
+    wait_js(
+        &c,
+        "the poller's last result shown",
+        r#"return document.querySelector('tr[data-poller="app"]').textContent.includes(arguments[0])"#,
+        vec![json!(result)],
+    )
+    .await;
+    shot_only(&c, "console-pollers.png").await;
+    go(&c, "#/dlq").await;
+    wait_css(&c, "dead letters", "#dead-letters tbody tr").await;
+    shot_only(&c, "console-dlq.png").await;
+    go(&c, "#/sources").await;
+    wait_css(&c, "subscriptions", r#"tr[data-subscription="audit"]"#).await;
+    shot_only(&c, "console-sources.png").await;
     // Still never set, after every page.
     assert_eq!(
         js(&c, "return typeof window.__pwned", vec![]).await,
