@@ -335,6 +335,28 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
         .await;
     }
 
+    // ---- filters: the list narrows to what the API answers ----
+    js(
+        &c,
+        "const s = document.querySelector('#f-status'); s.value = 'failed'; s.dispatchEvent(new Event('change'))",
+        vec![],
+    )
+    .await;
+    wait_js(
+        &c,
+        "only the failed events listed",
+        "const rows = [...document.querySelectorAll('#events tbody tr[data-event-id]')]; return rows.map(r => r.dataset.eventId).join(' ') === 'github#d-3 github#d-2'",
+        vec![],
+    )
+    .await;
+    js(
+        &c,
+        "const s = document.querySelector('#f-status'); s.value = ''; s.dispatchEvent(new Event('change'))",
+        vec![],
+    )
+    .await;
+    wait_css(&c, "all events again", r#"tr[data-event-id="github#d-1"]"#).await;
+
     // ---- one event: the timeline matches the admin API ----
     click(&c, r#"tr[data-event-id="github#d-2"] a.event-link"#).await;
     wait_js(
@@ -573,19 +595,36 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     assert!(sub["previous_secret_until"].is_string(), "{sub}");
 
     // ---- hostile data renders as text ----
+    // In the id and type too: both are shown in the list and on the page.
+    let hostile_id = r#"d-x"><img src=x onerror="window.__pwned='id'">"#;
+    let hostile_type = "push<img src=x onerror=window.__pwned='type'>";
     let body = json!({ "title": HOSTILE, "url": "javascript:window.__pwned='url'" }).to_string();
-    let mut headers = github_headers(GH_SECRET, "d-x", "push", body.as_bytes());
+    let mut headers = github_headers(GH_SECRET, hostile_id, hostile_type, body.as_bytes());
     headers.push(("x-note".into(), HOSTILE.into()));
     let (status, reply) = gw.post("github", &headers, body.as_bytes()).await;
     assert_eq!(status, 200, "{reply}");
     go(&c, "#/events").await;
-    wait_css(
+    let find_row = "const tr = [...document.querySelectorAll('#events tr')].find(tr => tr.dataset.eventId === 'github#' + arguments[0]);";
+    wait_js(
         &c,
-        "d-x listed",
-        r#"tr[data-event-id="github#d-x"] a.event-link"#,
+        "the hostile event listed, its type as text",
+        &format!("{find_row} return !!tr && tr.children[3].textContent === arguments[1]"),
+        vec![json!(hostile_id), json!(hostile_type)],
     )
     .await;
-    click(&c, r#"tr[data-event-id="github#d-x"] a.event-link"#).await;
+    js(
+        &c,
+        &format!("{find_row} tr.querySelector('a.event-link').click()"),
+        vec![json!(hostile_id)],
+    )
+    .await;
+    wait_js(
+        &c,
+        "the hostile id as text",
+        "return document.querySelector('#event-id')?.textContent === arguments[0]",
+        vec![json!(hostile_id)],
+    )
+    .await;
     wait_js(
         &c,
         "hostile body and header shown as text",
