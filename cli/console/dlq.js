@@ -47,7 +47,7 @@ export function dlqPage() {
   redrive.addEventListener('click', async () => {
     redrive.disabled = true;
     try {
-      const r = await api('POST', '/admin/dlq/redrive', { ids: [...selected] });
+      const r = await api('POST', '/admin/dlq/redrive', { ids: [...selected], limit: selected.size });
       flash(`${r.redriven} deliver${r.redriven === 1 ? 'y' : 'ies'} redriven` +
         (r.skipped.length ? `; ${r.skipped.length} skipped: ${r.skipped.map((s) => s.reason).join('; ')}` : '.'),
       r.skipped.length ? 'error' : 'ok');

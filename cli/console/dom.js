@@ -89,13 +89,22 @@ export function copyButton(text, label = 'Copy') {
   return b;
 }
 
-/** Run `fn` now and then every `ms` after each run ends; returns stop(). */
+/** Run `fn` now and then every `ms` after each run ends; returns stop().
+ * A failed run is reported once, and the report cleared when one succeeds. */
 export function every(ms, fn) {
   let stopped = false;
   let timer = null;
+  let failing = false;
   const tick = async () => {
     if (stopped) return;
-    try { await fn(); } catch (e) { console.warn(e); }
+    try {
+      await fn();
+      if (failing) document.getElementById('flash').replaceChildren();
+      failing = false;
+    } catch (e) {
+      if (!stopped && !failing) flashError(e);
+      failing = true;
+    }
     if (!stopped) timer = setTimeout(tick, ms);
   };
   tick();
