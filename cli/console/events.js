@@ -10,8 +10,6 @@ const MOST = 500; // the admin API's largest page
 
 // Kept while the tab lives, so coming back from an event keeps them.
 const filters = { source: '', type: '', status: '', since: '' };
-// Per event id: the summary it was fetched for, and its destinations.
-const perDestination = new Map();
 
 const TIMES = [['', 'any time'], ['15m', 'last 15 minutes'], ['1h', 'last hour'],
   ['24h', 'last 24 hours'], ['7d', 'last 7 days']];
@@ -52,7 +50,6 @@ export function eventsPage() {
     const mine = ++generation;
     const q = qs({ source: filters.source, type: filters.type, status: filters.status, since: filters.since, limit });
     const page = await api('GET', `/admin/events${q}`);
-    await destinations(page.events);
     if (mine !== generation) return; // the filters changed meanwhile
     body.replaceChildren(...page.events.map(row));
     if (!page.events.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No events match.' })));
@@ -73,37 +70,10 @@ export function eventsPage() {
   return { node, stop: () => { stop(); clearTimeout(typing); } };
 }
 
-function signature(e) {
-  const d = e.deliveries;
-  return `${e.status}|${d.pending}|${d.delivered}|${d.failed}`;
-}
-
-// The list gives counts per event; each destination's status and attempts
-// come from the event itself, fetched again only when the counts move or
-// while deliveries are pending.
-async function destinations(events) {
-  const stale = events.filter((e) => {
-    const known = perDestination.get(e.id);
-    return !known || known.sig !== signature(e) || e.status === 'pending';
-  });
-  await Promise.all(stale.map(async (e) => {
-    try {
-      const detail = await api('GET', `/admin/events/${seg(e.id)}`);
-      perDestination.set(e.id, { sig: signature(e), deliveries: detail.deliveries });
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-  }));
-  if (perDestination.size > 1000) perDestination.clear();
-}
-
 function row(e) {
-  const known = perDestination.get(e.id);
-  const dests = known
-    ? known.deliveries.map((d) => h('span', { class: 'dest', dataset: { subscription: d.subscription, status: d.status } },
-      h('span', { class: 'dest-name', text: d.subscription }), ' ', badge(d.status), ' ',
-      h('span', { class: 'attempts', text: attempts(d.attempts.total) })))
-    : [h('span', { class: 'muted', text: counts(e.deliveries) })];
+  const dests = (e.destinations || []).map((d) => h('span', { class: 'dest', dataset: { subscription: d.subscription, status: d.status } },
+    h('span', { class: 'dest-name', text: d.subscription }), ' ', badge(d.status), ' ',
+    h('span', { class: 'attempts', text: attempts(d.attempts) })));
   return h('tr', { dataset: { eventId: e.id, status: e.status } },
     h('td', { class: 'nowrap', text: time(e.received_at) }),
     h('td', {}, h('a', { href: eventHref(e.id), class: 'event-link', text: e.event_id }),
@@ -111,11 +81,11 @@ function row(e) {
     h('td', { text: e.source }),
     h('td', { text: e.type }),
     h('td', {}, badge(e.status)),
-    h('td', { class: 'dests' }, dests.length ? dests : h('span', { class: 'muted', text: 'none' })));
+    h('td', { class: 'dests' }, dests.length ? dests
+      : h('span', { class: 'muted', text: e.status === 'pending' ? 'routing\u2026' : 'none' })));
 }
 
 const attempts = (n) => `${n} attempt${n === 1 ? '' : 's'}`;
-const counts = (c) => `${c.delivered} delivered, ${c.pending} pending, ${c.failed} failed`;
 
 export function eventPage(id) {
   const head = h('div', { class: 'event-head' });

@@ -1813,6 +1813,11 @@ async fn a_failed_event_is_listed_shown_and_replayed_through_the_admin_function(
         v["events"][0]["deliveries"],
         json!({"pending": 0, "delivered": 0, "failed": 1})
     );
+    let dest = &v["events"][0]["destinations"];
+    assert_eq!(dest.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(dest[0]["subscription"], "deploys");
+    assert_eq!(dest[0]["status"], "failed");
+    assert!(dest[0]["attempts"].as_u64().is_some_and(|n| n >= 1), "{v}");
     let (_, v) = aws
         .admin("GET", "/admin/events?status=delivered", Value::Null)
         .await;

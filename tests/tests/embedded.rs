@@ -827,6 +827,10 @@ async fn admin_register_deliver_inspect_fail_replay_and_redrive() {
         .admin("GET", "/admin/events?status=failed&since=1h", Value::Null)
         .await;
     assert_eq!(failed["events"].as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(
+        failed["events"][0]["destinations"],
+        json!([{"subscription": "deploys", "status": "failed", "attempts": 3}])
+    );
     eventually_async(WAIT, "dead letter", || async {
         dlq(&gw).await["dead_letters"]
             .as_array()

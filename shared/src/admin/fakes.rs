@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use super::ports::{
     ConfigEntry, ConfigItem, ConfigStore, DeadLetterPage, DeadLetterQuery, DeadLetterRecord,
-    DeliveryCounts, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventSummary, Kind,
-    LogError, Origin, Reload, ReplayCandidate, ReplayQuery, WriteError,
+    DeliveryCounts, DestinationSummary, EventLog, EventPage, EventQuery, EventRecord, EventStatus,
+    EventSummary, Kind, LogError, Origin, Reload, ReplayCandidate, ReplayQuery, WriteError,
 };
 use crate::config::{ConfigFile, Registry, Source, SourceError, StaticRegistry, Subscription};
 use crate::error::Unavailable;
@@ -277,6 +277,22 @@ impl MemLog {
                 crate::model::DeliveryStatus::Failed => counts.failed += 1,
             }
         }
+        let mut destinations: Vec<DestinationSummary> = r
+            .deliveries
+            .iter()
+            .map(|d| DestinationSummary {
+                subscription: d.subscription.clone(),
+                status: d.status,
+                attempts: r
+                    .attempts
+                    .iter()
+                    .filter(|a| a.subscription == d.subscription)
+                    .map(|a| a.attempt)
+                    .max()
+                    .unwrap_or(0),
+            })
+            .collect();
+        destinations.sort_by(|a, b| a.subscription.cmp(&b.subscription));
         EventSummary {
             key: r.event.key(),
             event_type: r.event.event_type.clone(),
@@ -284,6 +300,7 @@ impl MemLog {
             expires_at: r.event.expires_at,
             status: r.status,
             counts,
+            destinations,
             replay_of: r.replay_of.clone(),
         }
     }

@@ -522,7 +522,22 @@ fn schemas() -> Value {
         json!({
             "allOf": [{ "$ref": "#/components/schemas/EventBase" }, {
                 "type": "object",
-                "properties": { "deliveries": { "$ref": "#/components/schemas/Counts" } }
+                "properties": {
+                    "deliveries": { "$ref": "#/components/schemas/Counts" },
+                    "destinations": {
+                        "type": "array",
+                        "description": "Each destination's state, by subscription id",
+                        "items": {
+                            "type": "object",
+                            "required": ["subscription", "status", "attempts"],
+                            "properties": {
+                                "subscription": { "type": "string" },
+                                "status": { "type": "string", "enum": ["pending", "delivered", "failed"] },
+                                "attempts": { "type": "integer", "minimum": 0, "description": "Attempts made so far" }
+                            }
+                        }
+                    }
+                }
             }]
         }),
     );

@@ -274,8 +274,19 @@ pub struct EventSummary {
     pub expires_at: i64,
     pub status: EventStatus,
     pub counts: DeliveryCounts,
+    /// Each destination's state, by subscription id (so that a list can
+    /// show them without reading every event).
+    pub destinations: Vec<DestinationSummary>,
     /// The event this one replays (always the first, never a replay).
     pub replay_of: Option<EventKey>,
+}
+
+/// One destination of an event in a list: its state and attempts so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationSummary {
+    pub subscription: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -118,6 +118,11 @@ pub(crate) fn event_summary(e: &EventSummary) -> Value {
         "expires_at": rfc3339(e.expires_at.saturating_mul(1000)),
         "status": e.status.as_str(),
         "deliveries": counts(&e.counts),
+        "destinations": e.destinations.iter().map(|d| json!({
+            "subscription": d.subscription,
+            "status": d.status.as_str(),
+            "attempts": d.attempts,
+        })).collect::<Vec<_>>(),
         "replay_of": e.replay_of.as_ref().map(key),
     })
 }

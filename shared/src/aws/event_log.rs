@@ -35,9 +35,9 @@ use super::item::{self, Item, PK, SK, dl, ev, n, s};
 use super::sdk_error;
 use super::sqs_queue::parse_task;
 use crate::admin::ports::{
-    DeadLetterPage, DeadLetterQuery, DeadLetterRecord, DeliveryCounts, DeliveryRecord, EventLog,
-    EventPage, EventQuery, EventRecord, EventStatus, EventSummary, LogError, ReplayCandidate,
-    ReplayQuery,
+    DeadLetterPage, DeadLetterQuery, DeadLetterRecord, DeliveryCounts, DeliveryRecord,
+    DestinationSummary, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventSummary,
+    LogError, ReplayCandidate, ReplayQuery,
 };
 use crate::error::Unavailable;
 use crate::model::{DeliveryStatus, DeliveryTask, EventKey};
@@ -251,6 +251,24 @@ impl Snapshot {
             }
         }
         counts
+    }
+
+    /// Each event's destinations, by subscription id.
+    fn destinations(&self) -> HashMap<&str, Vec<DestinationSummary>> {
+        let mut by: HashMap<&str, Vec<DestinationSummary>> = HashMap::new();
+        for d in &self.deliveries {
+            by.entry(d.pk.as_str())
+                .or_default()
+                .push(DestinationSummary {
+                    subscription: d.task.subscription.clone(),
+                    status: d.status,
+                    attempts: d.last_attempt,
+                });
+        }
+        for v in by.values_mut() {
+            v.sort_by(|a, b| a.subscription.cmp(&b.subscription));
+        }
+        by
     }
 }
 
@@ -493,6 +511,7 @@ impl EventLog for DynamoEventLog {
         let glob = query.event_type.as_deref().map(wildmatch::WildMatch::new);
         let snap = self.snapshot().await?;
         let counts = snap.counts();
+        let mut destinations = snap.destinations();
         let mut rows: Vec<(&String, &EventRow)> = snap
             .events
             .iter()
@@ -525,6 +544,7 @@ impl EventLog for DynamoEventLog {
                 expires_at: e.expires_at,
                 status,
                 counts: c,
+                destinations: destinations.remove(pk.as_str()).unwrap_or_default(),
                 replay_of: e
                     .replay_of
                     .as_ref()
@@ -867,6 +887,15 @@ mod tests {
         };
         let all = log.list_events(&q(|_| {})).await.unwrap();
         assert_eq!(ids(&all), ["st#e3", "gh#e2", "gh#e1"]);
+        assert_eq!(
+            all.events[2].destinations,
+            [DestinationSummary {
+                subscription: "a".into(),
+                status: DeliveryStatus::Failed,
+                attempts: 1,
+            }]
+        );
+        assert_eq!(all.events[0].destinations, []);
         assert_eq!(
             all.events.iter().map(|e| e.status).collect::<Vec<_>>(),
             [

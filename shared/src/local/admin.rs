@@ -15,8 +15,9 @@ use super::SqliteStore;
 use super::writer::DbResult;
 use crate::admin::ports::{
     ConfigEntry, ConfigItem, ConfigStore, DeadLetterPage, DeadLetterQuery, DeadLetterRecord,
-    DeliveryCounts, DeliveryRecord, EventLog, EventPage, EventQuery, EventRecord, EventStatus,
-    EventSummary, Kind, LogError, Origin, ReplayCandidate, ReplayQuery, WriteError,
+    DeliveryCounts, DeliveryRecord, DestinationSummary, EventLog, EventPage, EventQuery,
+    EventRecord, EventStatus, EventSummary, Kind, LogError, Origin, ReplayCandidate, ReplayQuery,
+    WriteError,
 };
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
@@ -399,6 +400,30 @@ fn counts(r: &Row<'_>, first: usize) -> DbResult<DeliveryCounts> {
 const COUNTS: &str = "coalesce(sum(d.status = 'pending'), 0),
                       coalesce(sum(d.status = 'delivered'), 0),
                       coalesce(sum(d.status = 'failed'), 0)";
+/// An event's deliveries as one JSON array of [subscription, status, attempts].
+const DESTINATIONS: &str = "json_group_array(json_array(d.subscription, d.status, d.attempts))
+                            FILTER (WHERE d.event_seq IS NOT NULL)";
+
+fn destinations(r: &Row<'_>, idx: usize) -> DbResult<Vec<DestinationSummary>> {
+    let text: String = r.get(idx)?;
+    let rows: Vec<(String, String, u32)> =
+        serde_json::from_str(&text).map_err(|e| bad_column(idx, e.to_string()))?;
+    let mut out = rows
+        .into_iter()
+        .map(|(subscription, status, attempts)| {
+            let status = DeliveryStatus::parse(&status)
+                .ok_or_else(|| bad_column(idx, format!("bad status {status:?}")))?;
+            Ok(DestinationSummary {
+                subscription,
+                status,
+                attempts,
+            })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    out.sort_by(|a, b| a.subscription.cmp(&b.subscription));
+    Ok(out)
+}
+
 const STATUS: &str = "CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq) THEN 'pending'
                            WHEN sum(d.status = 'failed') > 0 THEN 'failed'
                            WHEN sum(d.status = 'pending') > 0 THEN 'pending'
@@ -596,7 +621,8 @@ impl EventLog for SqliteStore {
             .read(move |c| {
                 c.prepare_cached(&format!(
                     "SELECT e.seq, e.source, e.id, e.event_type, e.received_at_ms, e.expires_at,
-                            EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq), r.replay_of, {COUNTS}
+                            EXISTS (SELECT 1 FROM outbox o WHERE o.seq = e.seq), r.replay_of, {COUNTS},
+                            {DESTINATIONS}
                      FROM events e
                      LEFT JOIN deliveries d ON d.event_seq = e.seq
                      LEFT JOIN replays r ON r.source = e.source AND r.id = e.id
@@ -622,6 +648,7 @@ impl EventLog for SqliteStore {
                     |r| {
                         let source: String = r.get(1)?;
                         let counts = counts(r, 8)?;
+                        let destinations = destinations(r, 11)?;
                         let outbox: bool = r.get(6)?;
                         Ok((
                             r.get::<_, i64>(0)?,
@@ -632,6 +659,7 @@ impl EventLog for SqliteStore {
                                 expires_at: r.get(5)?,
                                 status: EventStatus::from_counts(!outbox, &counts),
                                 counts,
+                                destinations,
                                 replay_of: r
                                     .get::<_, Option<String>>(7)?
                                     .map(|id| EventKey::new(&source, &id)),
@@ -1361,6 +1389,20 @@ mod tests {
             ]
         );
         assert_eq!(page.events[3].counts.failed, 1);
+        assert_eq!(
+            page.events[3].destinations,
+            [DestinationSummary {
+                subscription: "a".into(),
+                status: DeliveryStatus::Failed,
+                attempts: 1,
+            }]
+        );
+        assert_eq!(
+            page.events[2].destinations[0].status,
+            DeliveryStatus::Delivered
+        );
+        assert_eq!(page.events[1].destinations, [], "not routed yet");
+        assert_eq!(page.events[0].destinations, [], "routed nowhere");
         assert!(page.next_cursor.is_none());
         for status in EventStatus::ALL {
             let page = store.list_events(&all(Some(status), None)).await.unwrap();
