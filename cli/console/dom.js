@@ -89,23 +89,27 @@ export function copyButton(text, label = 'Copy') {
   return b;
 }
 
-/** Run `fn` now and then every `ms` after each run ends; returns stop().
- * A failed run is reported once, and the report cleared when one succeeds. */
+/** Run `fn` now and then `ms` after each run ends (or as many ms as the
+ * run returns); returns stop(). A failed run is reported once, and the
+ * report cleared when one succeeds. */
 export function every(ms, fn) {
   let stopped = false;
   let timer = null;
   let failing = false;
+  let wait = ms;
   const tick = async () => {
     if (stopped) return;
+    wait = ms;
     try {
-      await fn();
+      const next = await fn();
+      if (typeof next === 'number') wait = next;
       if (failing) document.getElementById('flash').replaceChildren();
       failing = false;
     } catch (e) {
       if (!stopped && !failing) flashError(e);
       failing = true;
     }
-    if (!stopped) timer = setTimeout(tick, ms);
+    if (!stopped) timer = setTimeout(tick, wait);
   };
   tick();
   return () => { stopped = true; clearTimeout(timer); };

@@ -5,6 +5,8 @@ import { api, seg, qs } from './api.js';
 import { h, badge, time, pretty, table, every, eventHref, flash, flashError } from './dom.js';
 
 const POLL_MS = 3000;
+// A settled event changes only when it is replayed (and replay() refreshes).
+const SETTLED_POLL_MS = 15000;
 const PAGE = 50;
 const MOST = 500; // the admin API's largest page
 
@@ -119,7 +121,7 @@ export function eventPage(id) {
       ...dt('Content type', e.content_type || ''),
       ...(e.replay_of ? dt('Replay of', h('a', { href: eventHref(e.replay_of), text: e.replay_of })) : []),
       ...(e.replays.length ? dt('Replays', e.replays.map((r, i) => [i ? ', ' : '', h('a', { href: eventHref(r), text: r })])) : []));
-    dests.replaceChildren(...(e.deliveries.length ? e.deliveries.map((d) => destination(e, d)) : [h('p', { class: 'muted', text: e.routed ? 'No destination took this event.' : 'Not routed yet.' })]));
+    dests.replaceChildren(...(e.deliveries.length ? e.deliveries.map((d) => destination(e, d, again)) : [h('p', { class: 'muted', text: e.routed ? 'No destination took this event.' : 'Not routed yet.' })]));
     if (!shown) {
       // Headers and body never change: written once (and a selection in them survives polling).
       shown = true;
@@ -128,9 +130,11 @@ export function eventPage(id) {
         { class: 'headers' }));
       body.textContent = pretty(e.body, e.body_encoding);
     }
+    return e.status === 'pending' ? POLL_MS : SETTLED_POLL_MS;
   };
 
-  replayAll.addEventListener('click', () => replay(id, null, replayAll));
+  const again = () => refresh().catch(flashError);
+  replayAll.addEventListener('click', () => replay(id, null, replayAll, again));
   const stop = every(POLL_MS, refresh);
   return { node, stop };
 }
@@ -139,9 +143,9 @@ function dt(term, value) {
   return [h('dt', { text: term }), h('dd', {}, value)];
 }
 
-function destination(e, d) {
+function destination(e, d, again) {
   const button = h('button', { type: 'button', class: 'small replay-one', text: `Replay to ${d.subscription}` });
-  button.addEventListener('click', () => replay(e.id, d.subscription, button));
+  button.addEventListener('click', () => replay(e.id, d.subscription, button, again));
   const a = d.attempts;
   return h('div', { class: 'destination', dataset: { subscription: d.subscription, status: d.status } },
     h('h3', {}, h('span', { text: d.subscription }), ' ', badge(d.status), ' ', button),
@@ -162,11 +166,12 @@ function destination(e, d) {
       h('time', { datetime: t.next_attempt_at, text: time(t.next_attempt_at, true) })) : null))));
 }
 
-async function replay(id, subscription, button) {
+async function replay(id, subscription, button, again) {
   button.disabled = true;
   try {
     const r = await api('POST', `/admin/events/${seg(id)}/replay`, subscription ? { subscription } : {});
     flash(`Replay queued as ${r.id} to ${r.subscriptions.join(', ')}.`);
+    again();
   } catch (e) {
     flashError(e);
   } finally {
