@@ -96,6 +96,16 @@ pub enum Command {
     /// Whether a captured request verifies against a source, and if not
     /// why (nothing is committed; no secret is ever printed).
     Verify(VerifyArgs),
+    /// Every provider preset: the headers it reads, its replay window and
+    /// where the event id comes from (offline).
+    Providers(ProvidersArgs),
+}
+
+#[derive(Args)]
+pub struct ProvidersArgs {
+    /// Print the README's provider table (Markdown).
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
 }
 
 #[derive(Args)]
