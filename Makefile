@@ -27,7 +27,7 @@ moto:
 	@scripts/moto.sh >/dev/null
 
 ## The providers' webhook libraries (pinned in tests/requirements-oracle.txt)
-## in .venv-oracle: the oracle tests/tests/oracle.rs checks verification against.
+## in .venv-oracle: the oracle shared/tests/oracle.rs checks verification against.
 oracle:
 	@scripts/oracle-venv.sh >/dev/null
 

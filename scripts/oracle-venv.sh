@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the providers' webhook libraries into .venv-oracle at the
-# repository root (idempotent): the oracle that tests/tests/oracle.rs checks
+# repository root (idempotent): the oracle that shared/tests/oracle.rs checks
 # sluice's signature verification against (tests/oracle/oracle.py).
 #
 #   scripts/oracle-venv.sh     create/refresh the venv if needed, print the

@@ -6,7 +6,7 @@ this signs requests the way the library does, makes mutated copies
 (tampered body, wrong secret, stale and future timestamps, missing and
 malformed signatures, another body's signature, rotated secrets) and asks
 the LIBRARY whether it accepts each one. It prints one JSON document;
-tests/tests/oracle.rs builds sluice's Verifier for every case and checks
+shared/tests/oracle.rs builds sluice's Verifier for every case and checks
 that sluice's verdict is the library's.
 
 Run with .venv-oracle/bin/python (`make oracle` installs the pinned
@@ -39,6 +39,7 @@ import nacl.exceptions  # noqa: E402
 import nacl.signing  # noqa: E402
 import standardwebhooks.webhooks  # noqa: E402
 import stripe  # noqa: E402
+import svix.webhooks  # noqa: E402
 from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
@@ -69,6 +70,7 @@ P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 LIBRARIES = (
     "standardwebhooks",
+    "svix",
     "stripe",
     "slack-sdk",
     "sendgrid",
@@ -301,7 +303,7 @@ def standard_webhooks(o: Oracle):
         "svix-id, svix-timestamp, svix-signature instead of webhook-*",
         good,
         headers=hdrs(good, names=("svix-id", "svix-timestamp", "svix-signature")),
-        note="standardwebhooks reads only the webhook-* names",
+        note="standardwebhooks reads only the webhook-* names (the svix provider below reads both)",
     )
     # v1a: Ed25519 under whpk_ keys (PyNaCl; see sw_v1a_verify).
     pk = whpk(SW_ED_KEY)
@@ -319,6 +321,62 @@ def standard_webhooks(o: Oracle):
     s = int.from_bytes(raw[32:], "little") + ED25519_L
     noncanonical = "v1a," + b64(raw[:32] + s.to_bytes(32, "little"))
     case("v1a-noncanonical-s", "v1a with S + L (malleated)", noncanonical, secrets=(pk,), note=v1a_note)
+
+
+# --- Svix --------------------------------------------------------------------
+
+
+@provider("svix")
+def svix_(o: Oracle):
+    """sluice's `svix` is an alias of `standard-webhooks`; Svix's library
+    wraps standardwebhooks and reads the svix-* names first."""
+    body = b'{"type":"user.created","data":{"id":"u_1"}}'
+    other_body = body.replace(b"u_1", b"u_2")
+    msg_id = "msg_2Lh9KRb0pzN4LePd3XiA4Dy0Tsa"
+    svix_names = ("svix-id", "svix-timestamp", "svix-signature")
+    std_names = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+    def sig(ts, data=body, secret=SW_SECRET):
+        return svix.webhooks.Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=timezone.utc), data)
+
+    def hdrs(value, ts=T, names=svix_names):
+        return list(zip(names, (msg_id, str(ts), value)))
+
+    def verify(secrets, data, headers):
+        for s in secrets:
+            try:
+                return svix.webhooks.Webhook(s).verify(data, dict(headers))
+            except svix.webhooks.WebhookVerificationError as e:
+                last = e
+        raise last
+
+    def case(name, desc, headers, *, secrets=(SW_SECRET,), data=body, now=T, note=None):
+        o.case(
+            name,
+            desc,
+            secrets=secrets,
+            headers=headers,
+            body=data,
+            now=now,
+            check=lambda: verify(secrets, data, headers),
+            rejects=(svix.webhooks.WebhookVerificationError,),
+            note=note,
+        )
+
+    good = sig(T)
+    case("valid", "svix-* headers, signed by the library", hdrs(good))
+    case("webhook-names", "webhook-* headers", hdrs(good, names=std_names))
+    case("tampered-body", "body changed", hdrs(good), data=other_body)
+    case("wrong-secret", "verified with another secret", hdrs(good), secrets=(SW_OTHER,))
+    case("stale", "signed 301 s ago", hdrs(sig(T - 301), ts=T - 301))
+    case("future", "signed 301 s ahead", hdrs(sig(T + 301), ts=T + 301))
+    case("missing-signature", "no svix-signature", hdrs(good)[:2])
+    case(
+        "both-names-svix-wrong",
+        "valid webhook-* headers and a wrong svix-signature",
+        hdrs(good, names=std_names) + hdrs(sig(T, other_body)),
+        note="Svix's library reads svix-* first, sluice webhook-*",
+    )
 
 
 # --- Stripe ------------------------------------------------------------------
