@@ -74,6 +74,7 @@ const WC_DELIVERY: HeaderName = HeaderName::from_static("x-wc-webhook-delivery-i
 const WC_TOPIC: HeaderName = HeaderName::from_static("x-wc-webhook-topic");
 const SENTRY_REQUEST: HeaderName = HeaderName::from_static("request-id");
 const SENTRY_RESOURCE: HeaderName = HeaderName::from_static("sentry-hook-resource");
+const TWILIO_IDEMPOTENCY: HeaderName = HeaderName::from_static("i-twilio-idempotency-token");
 
 /// Every header named here is checked when present, whether or not a
 /// fallback would be used, so the outcome never depends on which of a
@@ -208,6 +209,24 @@ pub fn extract(
                 None,
             )
         }
+        // The same token comes with each retry of one request.
+        Provider::Twilio => (
+            owned(text(headers, &TWILIO_IDEMPOTENCY)?),
+            String::new(),
+            None,
+        ),
+        Provider::Square => (
+            owned_field(body, &[b"event_id"]),
+            owned_field(body, &[b"type"]).unwrap_or_default(),
+            None,
+        ),
+        // A JSON array of events: the body's hash is the id.
+        Provider::Hubspot => (None, String::new(), None),
+        Provider::Trello => (
+            owned_field(body, &[b"action", b"id"]),
+            owned_field(body, &[b"action", b"type"]).unwrap_or_default(),
+            None,
+        ),
         Provider::Telegram => (
             owned_field(body, &[b"update_id"]),
             telegram_type(body),

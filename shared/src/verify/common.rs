@@ -504,7 +504,12 @@ impl Window {
 /// Digits only (no sign, no spaces), at most 12 of them: seconds until the
 /// year 33658, which keeps the arithmetic far from overflow.
 fn parse_unix_secs(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_unix_digits(s, 12)
+}
+
+/// Digits only, at most `max` of them (15 for milliseconds).
+pub(super) fn parse_unix_digits(s: &str, max: usize) -> Option<u64> {
+    if s.is_empty() || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()

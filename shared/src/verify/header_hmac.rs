@@ -12,7 +12,8 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName};
 
 use super::common::{
-    MacKeys, Window, decode_base64, decode_hex, header, ok_if, optional_header, strip_prefix_ci,
+    MacKeys, Window, decode_base64, decode_hex, header, ok_if, optional_header, parse_unix_digits,
+    strip_prefix_ci,
 };
 use super::{Algorithm, Encoding, Provider, VerifyError};
 use crate::secrets::Secret;
@@ -258,7 +259,7 @@ impl HeaderHmac {
         if let Some(window) = &self.window {
             match spec.format {
                 StampFormat::UnixMillis => {
-                    let ms = parse_millis(ts).ok_or(VerifyError::MalformedTimestamp)?;
+                    let ms = parse_unix_digits(ts, 15).ok_or(VerifyError::MalformedTimestamp)?;
                     window.check_ms(ms, now)?;
                 }
                 StampFormat::Rfc3339 => window.check_rfc3339(ts, now)?,
@@ -270,14 +271,6 @@ impl HeaderHmac {
         };
         ok_if(self.keys.matches_any(&parts, sigs))
     }
-}
-
-/// Digits only, at most 15 of them (milliseconds until the year 33658).
-fn parse_millis(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 #[cfg(test)]

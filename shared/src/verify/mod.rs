@@ -21,6 +21,7 @@ mod github;
 mod gitlab;
 mod header_hmac;
 mod hmac;
+mod hubspot;
 #[cfg(test)]
 mod intercom;
 mod linear;
@@ -35,9 +36,11 @@ mod standard_webhooks;
 mod stripe;
 mod telegram;
 mod token;
+mod twilio;
 mod twitch;
 #[cfg(test)]
 mod typeform;
+mod url_hmac;
 mod zoom;
 
 pub use common::{ReplayDirection, Window};
@@ -86,13 +89,17 @@ pub enum Provider {
     /// Svix-based senders: Standard Webhooks under their own name.
     Clerk,
     Resend,
+    Twilio,
+    Square,
+    Hubspot,
+    Trello,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 38] = [
+    pub const ALL: [Self; 42] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -130,6 +137,10 @@ impl Provider {
         Self::Telegram,
         Self::Clerk,
         Self::Resend,
+        Self::Twilio,
+        Self::Square,
+        Self::Hubspot,
+        Self::Trello,
         Self::Hmac,
     ];
 
@@ -173,8 +184,24 @@ impl Provider {
             Self::Telegram => "telegram",
             Self::Clerk => "clerk",
             Self::Resend => "resend",
+            Self::Twilio => "twilio",
+            Self::Square => "square",
+            Self::Hubspot => "hubspot",
+            Self::Trello => "trello",
             Self::Hmac => "hmac",
         }
+    }
+}
+
+impl Provider {
+    /// Whether the signature covers the URL the provider called: the source
+    /// then needs a `public_url`, unless the backend knows the URL (API
+    /// Gateway's request context).
+    pub fn signs_url(self) -> bool {
+        matches!(
+            self,
+            Self::Twilio | Self::Square | Self::Hubspot | Self::Trello
+        )
     }
 }
 
@@ -223,12 +250,18 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Sentry
         | Provider::Vercel
         | Provider::Telegram
+        | Provider::Twilio
+        | Provider::Square
+        | Provider::Trello
         // Zendesk signs a timestamp but documents no window: only a
         // configured `tolerance` is enforced.
         | Provider::Zendesk => (None, Both),
         // Stripe's libraries reject only old timestamps; Mux's follow them,
         // and Webflow's documentation checks only the age.
-        Provider::Stripe | Provider::Mux | Provider::Webflow => (Some(FIVE_MINUTES), OldOnly),
+        // HubSpot's documentation too.
+        Provider::Stripe | Provider::Mux | Provider::Webflow | Provider::Hubspot => {
+            (Some(FIVE_MINUTES), OldOnly)
+        }
         // Box's SDKs: older than 10 minutes.
         Provider::Box => (Some(Duration::from_secs(600)), OldOnly),
         // Paddle's SDKs: older than 5 s.
@@ -326,6 +359,10 @@ pub enum VerifyError {
     MalformedTimestamp,
     #[error("timestamp is outside the replay window")]
     TimestampOutOfWindow,
+    /// A scheme that signs the URL, with no URL to check: the source has
+    /// no `public_url` and the backend saw none.
+    #[error("the URL the request was sent to is not known")]
+    UrlUnknown,
 }
 
 impl VerifyError {
@@ -337,6 +374,7 @@ impl VerifyError {
             Self::InvalidSignature => "invalid_signature",
             Self::MalformedTimestamp => "malformed_timestamp",
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
+            Self::UrlUnknown => "url_unknown",
         }
     }
 
@@ -371,6 +409,10 @@ enum Scheme {
     Twitch(twitch::Twitch),
     Discord(discord::Discord),
     Sendgrid(sendgrid::Sendgrid),
+    /// The URL and the body under one HMAC: Square, Trello.
+    UrlHmac(url_hmac::UrlHmac),
+    Twilio(twilio::Twilio),
+    Hubspot(hubspot::Hubspot),
     Hmac(hmac::Generic),
 }
 
@@ -420,6 +462,14 @@ impl Verifier {
             Provider::Twitch => twitch::Twitch::new(secrets, window).map(Scheme::Twitch),
             Provider::Discord => discord::Discord::new(secrets).map(Scheme::Discord),
             Provider::Sendgrid => sendgrid::Sendgrid::new(secrets).map(Scheme::Sendgrid),
+            Provider::Square => {
+                url_hmac::UrlHmac::new(&url_hmac::SQUARE, secrets).map(Scheme::UrlHmac)
+            }
+            Provider::Trello => {
+                url_hmac::UrlHmac::new(&url_hmac::TRELLO, secrets).map(Scheme::UrlHmac)
+            }
+            Provider::Twilio => twilio::Twilio::new(secrets).map(Scheme::Twilio),
+            Provider::Hubspot => hubspot::Hubspot::new(secrets, window).map(Scheme::Hubspot),
             Provider::Hmac => match hmac {
                 Some(params) => hmac::Generic::new(secrets, params, window).map(Scheme::Hmac),
                 None => Err("the hmac provider needs its [hmac] settings".to_owned()),
@@ -458,7 +508,8 @@ impl Verifier {
             | Scheme::StandardWebhooks(_)
             | Scheme::Linear(_)
             | Scheme::Zoom(_)
-            | Scheme::Twitch(_) => Some(window),
+            | Scheme::Twitch(_)
+            | Scheme::Hubspot(_) => Some(window),
             Scheme::HeaderHmac(s) => s.window(),
             Scheme::Hmac(g) if g.has_window() => Some(window),
             _ => None,
@@ -492,12 +543,25 @@ impl Verifier {
         }
     }
 
-    /// Check the request. Constant-time comparison; any active secret passes.
-    /// Never panics and never allocates unless it fails.
+    /// Check a request whose URL is not known (see [`Self::verify_at`]).
     pub fn verify(
         &self,
         headers: &HeaderMap,
         body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        self.verify_at(headers, body, None, now)
+    }
+
+    /// Check the request. Constant-time comparison; any active secret passes.
+    /// `url` is the URL the provider called, query included, for the
+    /// schemes that sign it ([`Provider::signs_url`]). Never panics, and
+    /// allocates only when it fails or the scheme signs the URL.
+    pub fn verify_at(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        url: Option<&str>,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
         match &self.scheme {
@@ -513,6 +577,9 @@ impl Verifier {
             Scheme::Twitch(s) => s.verify(headers, body, now),
             Scheme::Discord(s) => s.verify(headers, body),
             Scheme::Sendgrid(s) => s.verify(headers, body),
+            Scheme::UrlHmac(s) => s.verify(headers, body, url),
+            Scheme::Twilio(s) => s.verify(headers, body, url),
+            Scheme::Hubspot(s) => s.verify(headers, body, url, now),
             Scheme::Hmac(s) => s.verify(headers, body, now),
         }
     }
@@ -540,6 +607,9 @@ impl Verifier {
             Scheme::Twitch(s) => s.key_count(),
             Scheme::Discord(s) => s.key_count(),
             Scheme::Sendgrid(s) => s.key_count(),
+            Scheme::UrlHmac(s) => s.key_count(),
+            Scheme::Twilio(s) => s.key_count(),
+            Scheme::Hubspot(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
     }
@@ -968,6 +1038,41 @@ pub(crate) mod tests {
                     ("x-webflow-timestamp", ms),
                 ]
             }
+            Provider::Square => vec![(
+                "x-square-hmacsha256-signature",
+                b64(&mac(secret, &[SIGNED_URL.as_bytes(), body])),
+            )],
+            Provider::Hubspot => {
+                let ms = format!("{now}000");
+                vec![
+                    (
+                        "x-hubspot-signature-v3",
+                        b64(&mac(
+                            secret,
+                            &[b"POST", SIGNED_URL.as_bytes(), body, ms.as_bytes()],
+                        )),
+                    ),
+                    ("x-hubspot-request-timestamp", ms),
+                ]
+            }
+            Provider::Twilio | Provider::Trello => {
+                // The body is JSON: Twilio signs the URL alone (without a
+                // `bodySHA256` the body is read as a form with no
+                // parameters… but a JSON body does parse as one).
+                let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret).unwrap();
+                if provider == Provider::Trello {
+                    m.update(body);
+                    m.update(SIGNED_URL.as_bytes());
+                    vec![("x-trello-webhook", b64(&m.finalize().into_bytes()))]
+                } else {
+                    m.update(SIGNED_URL.as_bytes());
+                    for (k, v) in url::form_urlencoded::parse(body) {
+                        m.update(k.as_bytes());
+                        m.update(v.as_bytes());
+                    }
+                    vec![("x-twilio-signature", b64(&m.finalize().into_bytes()))]
+                }
+            }
             Provider::Zendesk | Provider::Box => {
                 let at =
                     humantime::format_rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(now))
@@ -992,6 +1097,9 @@ pub(crate) mod tests {
             }
         }
     }
+
+    /// The URL `signed` signs for the presets that sign it.
+    const SIGNED_URL: &str = "https://hooks.example.com/hooks/src?a=1";
 
     /// Valid base64 after `whsec_`, so every symmetric preset can key
     /// with it.
@@ -1041,7 +1149,8 @@ pub(crate) mod tests {
             let v = verifier_with(p, &[&key_for(p)], Some(&params), None);
             let good = signed(p, body, now);
             let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            assert_eq!(v.verify(&headers(&pairs), body, at), Ok(()), "{p}");
+            let url = Some(SIGNED_URL);
+            assert_eq!(v.verify_at(&headers(&pairs), body, url, at), Ok(()), "{p}");
             for (name, value) in &good {
                 let wrong = format!("{value}0");
                 for order in [[value.as_str(), &wrong], [&wrong, value.as_str()]] {
@@ -1054,7 +1163,7 @@ pub(crate) mod tests {
                     for v in order {
                         h.append(*name, http::HeaderValue::from_str(v).unwrap());
                     }
-                    let err = v.verify(&h, body, at).unwrap_err();
+                    let err = v.verify_at(&h, body, url, at).unwrap_err();
                     assert_eq!(
                         err,
                         VerifyError::RepeatedHeader((*name).into()),
@@ -1067,7 +1176,7 @@ pub(crate) mod tests {
                 let mut h = headers(&pairs);
                 h.append(*name, http::HeaderValue::from_str(value).unwrap());
                 assert_eq!(
-                    v.verify(&h, body, at),
+                    v.verify_at(&h, body, url, at),
                     Err(VerifyError::RepeatedHeader((*name).into())),
                     "{p}"
                 );
@@ -1152,7 +1261,8 @@ pub(crate) mod tests {
                     }
                 }
                 assert!(
-                    v.verify(&h, b"body", SystemTime::UNIX_EPOCH).is_err(),
+                    v.verify_at(&h, b"body", Some(SIGNED_URL), SystemTime::UNIX_EPOCH)
+                        .is_err(),
                     "{p} {value:?}"
                 );
                 assert!(
