@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lean-check lint fmt fmt-check moto chromium screenshots bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lean-check lint fmt fmt-check moto oracle chromium screenshots bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -19,7 +19,7 @@ sink:
 ## Every test: formatting, clippy, unit and integration tests, infrastructure checks.
 test: fmt-check lint unit lean-check infra-check
 
-unit: moto chromium
+unit: moto oracle chromium
 	$(CARGO) test --workspace --all-targets --all-features
 
 ## moto server (DynamoDB, Streams, SQS, SSM) in .venv-moto, for the AWS tests.
@@ -33,6 +33,11 @@ chromium:
 ## Refresh docs/img/console-*.png (the README's) from that browser test.
 screenshots: chromium
 	SLUICE_UPDATE_SCREENSHOTS=1 $(CARGO) test -p sluice-tests --test console
+
+## The providers' webhook libraries (pinned in tests/requirements-oracle.txt)
+## in .venv-oracle: the oracle shared/tests/oracle.rs checks verification against.
+oracle:
+	@scripts/oracle-venv.sh >/dev/null
 
 ## The embedded gateway as `make run` builds it (the CLI without its `aws`
 ## feature): clippy-clean, and no AWS SDK in its dependency graph.
@@ -135,4 +140,4 @@ faults:
 clean:
 	$(CARGO) clean
 	rm -f $(DB) $(DB)-wal $(DB)-shm
-	rm -rf .venv-moto .venv-infra .venv-checkov .venv-lambda
+	rm -rf .venv-moto .venv-infra .venv-checkov .venv-lambda .venv-oracle

@@ -96,6 +96,16 @@ pub enum Command {
     /// Whether a captured request verifies against a source, and if not
     /// why (nothing is committed; no secret is ever printed).
     Verify(VerifyArgs),
+    /// Every provider preset: the headers it reads, its replay window and
+    /// where the event id comes from (offline).
+    Providers(ProvidersArgs),
+}
+
+#[derive(Args)]
+pub struct ProvidersArgs {
+    /// Print the README's provider table (Markdown).
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
 }
 
 #[derive(Args)]
@@ -112,6 +122,9 @@ pub struct VerifyArgs {
     /// replay window; now by default.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// The URL it was sent to, query included (providers that sign it).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 /// `sluice serve`: where to listen, and the limits a client is held to.
@@ -163,7 +176,7 @@ pub enum SourceCmd {
 pub struct SourceAdd {
     pub id: String,
     /// Provider preset: github, stripe, slack, shopify, standard-webhooks,
-    /// gitlab, paddle, linear, zoom, twitch, … or hmac (see the README).
+    /// gitlab, twilio, … or hmac (`sluice providers` lists them all).
     #[arg(long)]
     pub provider: String,
     /// A secret reference (env:NAME, ssm:/path); repeat for several.
@@ -183,6 +196,10 @@ pub struct SourceAdd {
     /// Provider "hmac": its settings as JSON, as in the config file's [sources.hmac].
     #[arg(long, value_name = "JSON")]
     pub hmac: Option<String>,
+    /// The URL given to the provider, for providers that sign it (twilio,
+    /// square, hubspot, trello): scheme, host and path, no query.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Args)]

@@ -109,6 +109,7 @@ pub fn source(v: &Value) -> String {
         ("tolerance_secs", s(&v["tolerance_secs"])),
         ("dedupe_window", s(&v["dedupe_window"])),
         ("max_body_bytes", s(&v["max_body_bytes"])),
+        ("public_url", s(&v["public_url"])),
         ("created", time(&v["created_at"])),
         ("updated", time(&v["updated_at"])),
     ])

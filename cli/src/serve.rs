@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use sluice::admin::ports::Origin;
@@ -20,7 +20,7 @@ use sluice::local::metrics::GatewayMetrics;
 use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
-use sluice::pipeline::receive::{Reply, receive, refusal_outcome};
+use sluice::pipeline::receive::{Reply, Target, receive, refusal_outcome};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -313,6 +313,7 @@ impl Gateway {
 async fn hook(
     State(app): State<Arc<App>>,
     Path(source): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -327,6 +328,11 @@ async fn hook(
                 &source,
                 headers,
                 body,
+                // Host is not trusted: URL-signing sources have a public_url.
+                Target {
+                    query: uri.query(),
+                    seen_url: None,
+                },
                 SystemTime::now(),
             )
             .await

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 use sluice::config::{ConfigFile, Registry, Source};
-use sluice::pipeline::receive::verify_and_build;
+use sluice::pipeline::receive::{Target, verify_and_build};
 use sluice::secrets::EnvSecrets;
 
 const GH_SECRET: &str = "bench-github-secret";
@@ -97,7 +97,7 @@ fn receive(b: &mut Bencher, source: &Source, headers: &HeaderMap, body: &Bytes, 
         || (headers.clone(), body.clone()),
         |(headers, body)| {
             drop(black_box(
-                verify_and_build(source, headers, body, now).expect("valid"),
+                verify_and_build(source, headers, body, Target::default(), now).expect("valid"),
             ))
         },
         BatchSize::NumIterations(64),

@@ -43,6 +43,10 @@ pub struct Policy {
     pub allow_local: bool,
     /// The largest `max_body_bytes` the backend can store.
     pub max_body_bytes: usize,
+    /// Whether the backend knows the URL a request was sent to (API
+    /// Gateway's request context does; `sluice serve` does not trust
+    /// `Host`), so that URL-signing providers may go without `public_url`.
+    pub request_url_known: bool,
 }
 
 impl Policy {
@@ -50,6 +54,7 @@ impl Policy {
     pub const EMBEDDED: Self = Self {
         allow_local: true,
         max_body_bytes: usize::MAX,
+        request_url_known: false,
     };
 
     /// The AWS backend: `allow_local` only where the deployment's switch
@@ -58,6 +63,7 @@ impl Policy {
         Self {
             allow_local,
             max_body_bytes: AWS_MAX_BODY_BYTES,
+            request_url_known: true,
         }
     }
 }
@@ -108,6 +114,11 @@ pub struct SourceConfig {
     /// Settings of the generic `hmac` provider.
     #[serde(default)]
     pub hmac: Option<HmacParams>,
+    /// The URL the provider is given for this source, for providers that
+    /// sign it (Twilio, Square, HubSpot, Trello): scheme, host and path,
+    /// without a query (the request's own is appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -366,7 +377,41 @@ pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigEr
         }
         _ => {}
     }
-    check_max_body_bytes(s, policy)
+    check_max_body_bytes(s, policy)?;
+    check_public_url(s, policy)
+}
+
+/// `public_url` is an absolute http(s) URL without query, fragment or
+/// credentials; a provider that signs the URL has one unless the backend
+/// knows the URL itself.
+pub fn check_public_url(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigError> {
+    match &s.public_url {
+        None if s.provider.signs_url() && !policy.request_url_known => invalid(format!(
+            "source {:?}: provider {} signs the URL it calls; set public_url to the URL \
+             given to it (sluice serve does not trust the Host header)",
+            s.id, s.provider
+        )),
+        None => Ok(()),
+        Some(u) => {
+            let parsed = Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("source {:?}: public_url: {e}", s.id)))?;
+            let fine = matches!(parsed.scheme(), "http" | "https")
+                && parsed.host().is_some()
+                && parsed.query().is_none()
+                && parsed.fragment().is_none()
+                && parsed.username().is_empty()
+                && parsed.password().is_none();
+            if fine {
+                Ok(())
+            } else {
+                invalid(format!(
+                    "source {:?}: public_url must be an http(s) URL with no query, fragment \
+                     or credentials (the request's query is appended)",
+                    s.id
+                ))
+            }
+        }
+    }
 }
 
 /// `max_body_bytes` is above 0 and within what the backend can store.
@@ -439,6 +484,7 @@ pub async fn resolve_source(
         verifier,
         dedupe_window: s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW),
         max_body_bytes: s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        public_url: s.public_url.clone(),
     })
 }
 
@@ -641,6 +687,8 @@ pub struct Source {
     pub verifier: Verifier,
     pub dedupe_window: Duration,
     pub max_body_bytes: usize,
+    /// See [`SourceConfig::public_url`].
+    pub public_url: Option<String>,
 }
 
 /// A subscription, ready to deliver.
@@ -1093,5 +1141,62 @@ mod retention_tests {
         ] {
             assert!(err.contains(part), "{part:?} in {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::*;
+
+    fn source(provider: &str, public_url: Option<&str>) -> ConfigFile {
+        let url = public_url
+            .map(|u| format!("public_url = {u:?}"))
+            .unwrap_or_default();
+        let text = format!(
+            "[[sources]]\nid = \"s\"\nprovider = \"{provider}\"\nsecrets = [\"env:S\"]\n{url}\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    /// `sluice serve` does not trust `Host`, so a URL-signing source needs
+    /// its `public_url` there; on AWS API Gateway's context stands in.
+    #[test]
+    fn a_url_signing_source_needs_a_public_url_unless_the_backend_knows_it() {
+        let aws = Policy::aws(false);
+        for provider in ["twilio", "square", "hubspot", "trello"] {
+            let bare = source(provider, None);
+            let err = bare.validate().unwrap_err().to_string();
+            assert!(err.contains("set public_url"), "{provider}: {err}");
+            bare.validate_with(&aws).unwrap();
+            source(provider, Some("https://hooks.example.com/hooks/s"))
+                .validate()
+                .unwrap();
+        }
+        // Others neither need one nor mind one.
+        source("github", None).validate().unwrap();
+        source("github", Some("https://hooks.example.com/hooks/s"))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_public_url_is_an_http_url_without_query_fragment_or_credentials() {
+        for bad in [
+            "hooks.example.com/hooks/s",
+            "ftp://hooks.example.com/s",
+            "https://hooks.example.com/s?x=1",
+            "https://hooks.example.com/s#frag",
+            "https://user:pw@hooks.example.com/s",
+        ] {
+            let err = source("twilio", Some(bad))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("public_url"), "{bad}: {err}");
+            assert!(!err.contains("pw"), "{bad}: {err}");
+        }
+        source("twilio", Some("http://127.0.0.1:8080/hooks/s"))
+            .validate()
+            .unwrap();
     }
 }

@@ -66,6 +66,15 @@ const LINEAR_DELIVERY: HeaderName = HeaderName::from_static("linear-delivery");
 const LINEAR_EVENT: HeaderName = HeaderName::from_static("linear-event");
 const TWITCH_ID: HeaderName = HeaderName::from_static("twitch-eventsub-message-id");
 const TWITCH_TYPE: HeaderName = HeaderName::from_static("twitch-eventsub-message-type");
+const BITBUCKET_REQUEST: HeaderName = HeaderName::from_static("x-request-uuid");
+const BITBUCKET_EVENT: HeaderName = HeaderName::from_static("x-event-key");
+const ATLASSIAN_WEBHOOK_ID: HeaderName = HeaderName::from_static("x-atlassian-webhook-identifier");
+const BOX_DELIVERY: HeaderName = HeaderName::from_static("box-delivery-id");
+const WC_DELIVERY: HeaderName = HeaderName::from_static("x-wc-webhook-delivery-id");
+const WC_TOPIC: HeaderName = HeaderName::from_static("x-wc-webhook-topic");
+const SENTRY_REQUEST: HeaderName = HeaderName::from_static("request-id");
+const SENTRY_RESOURCE: HeaderName = HeaderName::from_static("sentry-hook-resource");
+const TWILIO_IDEMPOTENCY: HeaderName = HeaderName::from_static("i-twilio-idempotency-token");
 
 /// Every header named here is checked when present, whether or not a
 /// fallback would be used, so the outcome never depends on which of a
@@ -108,7 +117,7 @@ pub fn extract(
                 None,
             )
         }
-        Provider::StandardWebhooks => {
+        Provider::StandardWebhooks | Provider::Clerk | Provider::Resend => {
             let id = text(headers, &WEBHOOK_ID)?;
             let svix = text(headers, &SVIX_ID)?;
             (owned(id.or(svix)), body_type(body), None)
@@ -122,6 +131,107 @@ pub fn extract(
             let event_type = kind.or_else(|| owned(header_kind)).unwrap_or_default();
             (owned(key.or(uuid)), event_type, None)
         }
+        Provider::Bitbucket => (
+            owned(text(headers, &BITBUCKET_REQUEST)?),
+            owned(text(headers, &BITBUCKET_EVENT)?).unwrap_or_default(),
+            None,
+        ),
+        Provider::Jira => (
+            owned(text(headers, &ATLASSIAN_WEBHOOK_ID)?),
+            owned_field(body, &[b"webhookEvent"]).unwrap_or_default(),
+            None,
+        ),
+        // Meta, X, Dropbox, Asana, Webflow, DocuSign and Lemon Squeezy send
+        // no event id: the body's hash is the id.
+        Provider::Meta => (
+            None,
+            owned_field(body, &[b"object"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::X => (None, x_type(body), None),
+        Provider::Dropbox | Provider::Asana => (None, String::new(), None),
+        Provider::Webflow => (
+            None,
+            owned_field(body, &[b"triggerType"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Docusign => (
+            None,
+            owned_field(body, &[b"event"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::LemonSqueezy => (
+            None,
+            owned_field(body, &[b"meta", b"event_name"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Box => (
+            owned(text(headers, &BOX_DELIVERY)?),
+            owned_field(body, &[b"trigger"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::CoinbaseCommerce => (
+            owned_field(body, &[b"event", b"id"]),
+            owned_field(body, &[b"event", b"type"]).unwrap_or_default(),
+            None,
+        ),
+        // A batch of events: the delivery's id, no single type.
+        Provider::Gocardless => (
+            owned_field(body, &[b"meta", b"webhook_id"]),
+            String::new(),
+            None,
+        ),
+        Provider::Woocommerce => (
+            owned(text(headers, &WC_DELIVERY)?),
+            owned(text(headers, &WC_TOPIC)?).unwrap_or_default(),
+            None,
+        ),
+        Provider::Segment => (
+            owned_field(body, &[b"messageId"]),
+            owned_field(body, &[b"type"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Sentry => {
+            let id = owned(text(headers, &SENTRY_REQUEST)?);
+            // `issue` + body `action` → `issue.created`.
+            let event_type = match (text(headers, &SENTRY_RESOURCE)?, field(body, &[b"action"])) {
+                (Some(r), Some(a)) => [r, ".", &a].concat(),
+                (Some(r), None) => r.to_owned(),
+                (None, _) => String::new(),
+            };
+            (id, event_type, None)
+        }
+        Provider::Mux | Provider::Vercel | Provider::Zendesk => {
+            let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
+            (
+                f.id.map(Cow::into_owned),
+                f.r#type.map(Cow::into_owned).unwrap_or_default(),
+                None,
+            )
+        }
+        // The same token comes with each retry of one request.
+        Provider::Twilio => (
+            owned(text(headers, &TWILIO_IDEMPOTENCY)?),
+            String::new(),
+            None,
+        ),
+        Provider::Square => (
+            owned_field(body, &[b"event_id"]),
+            owned_field(body, &[b"type"]).unwrap_or_default(),
+            None,
+        ),
+        // A JSON array of events: the body's hash is the id.
+        Provider::Hubspot => (None, String::new(), None),
+        Provider::Trello => (
+            owned_field(body, &[b"action", b"id"]),
+            owned_field(body, &[b"action", b"type"]).unwrap_or_default(),
+            None,
+        ),
+        Provider::Telegram => (
+            owned_field(body, &[b"update_id"]),
+            telegram_type(body),
+            None,
+        ),
         Provider::Paddle | Provider::Typeform => (
             owned_field(body, &[b"event_id"]),
             owned_field(body, &[b"event_type"]).unwrap_or_default(),
@@ -233,6 +343,31 @@ fn discord_ack(event_type: &str) -> Option<&'static str> {
         "application_command_autocomplete" => Some(r#"{"type":8,"data":{"choices":[]}}"#),
         _ => None,
     }
+}
+
+/// X's Account Activity events come under a key such as
+/// `tweet_create_events`: the first such key is the type.
+fn x_type(body: &[u8]) -> String {
+    first_key(body, |k| k.ends_with(b"_events"))
+}
+
+/// A Telegram update holds its `update_id` and one optional field naming
+/// what it is (`message`, `callback_query`, …).
+fn telegram_type(body: &[u8]) -> String {
+    first_key(body, |k| k != b"update_id")
+}
+
+/// The first top-level key of a JSON object body that `wanted` accepts.
+fn first_key(body: &[u8], wanted: impl Fn(&[u8]) -> bool) -> String {
+    let mut found = String::new();
+    for_each_member(body, |k, _| {
+        if wanted(k) {
+            found = String::from_utf8_lossy(k).into_owned();
+            return false;
+        }
+        true
+    });
+    found
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
@@ -794,6 +929,145 @@ mod tests {
         );
         let got = extract(Provider::Hmac, None, &HeaderMap::new(), body).unwrap();
         assert_eq!(got.event_type, "from.body");
+    }
+
+    #[test]
+    fn ids_and_types_of_the_newer_presets() {
+        let hash = |b: &[u8]| sha256_hex(b);
+        let check = |p: Provider, h: &[(&str, &str)], body: &[u8], id: &str, t: &str| {
+            let got = ex(p, h, body);
+            assert_eq!((got.id.as_str(), got.event_type.as_str()), (id, t), "{p}");
+        };
+        let b = br#"{"repository":{}}"#;
+        check(
+            Provider::Bitbucket,
+            &[("X-Request-UUID", "r-1"), ("X-Event-Key", "repo:push")],
+            b,
+            "r-1",
+            "repo:push",
+        );
+        let b = br#"{"timestamp":1,"webhookEvent":"jira:issue_created"}"#;
+        check(
+            Provider::Jira,
+            &[("X-Atlassian-Webhook-Identifier", "w-9")],
+            b,
+            "w-9",
+            "jira:issue_created",
+        );
+        let b = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+        check(
+            Provider::Meta,
+            &[],
+            b,
+            &hash(b),
+            "whatsapp_business_account",
+        );
+        let b = br#"{"for_user_id":"2244994945","tweet_create_events":[]}"#;
+        check(Provider::X, &[], b, &hash(b), "tweet_create_events");
+        let b = br#"{"list_folder":{"accounts":["dbid:1"]}}"#;
+        check(Provider::Dropbox, &[], b, &hash(b), "");
+        check(
+            Provider::Asana,
+            &[],
+            br#"{"events":[]}"#,
+            &hash(br#"{"events":[]}"#),
+            "",
+        );
+        let b = br#"{"id":1,"event":{"id":"ev-1","type":"charge:created"}}"#;
+        check(Provider::CoinbaseCommerce, &[], b, "ev-1", "charge:created");
+        let b = br#"{"events":[{"id":"EV1"}],"meta":{"webhook_id":"WB1"}}"#;
+        check(Provider::Gocardless, &[], b, "WB1", "");
+        let b = br#"{"meta":{"event_name":"order_created"},"data":{"id":"1"}}"#;
+        check(Provider::LemonSqueezy, &[], b, &hash(b), "order_created");
+        let b = br#"{"type":"video.asset.ready","id":"m-1"}"#;
+        check(Provider::Mux, &[], b, "m-1", "video.asset.ready");
+        check(
+            Provider::Vercel,
+            &[],
+            br#"{"id":"v-1","type":"deployment.created"}"#,
+            "v-1",
+            "deployment.created",
+        );
+        check(
+            Provider::Zendesk,
+            &[],
+            br#"{"id":"z-1","type":"zen:event-type:ticket.created"}"#,
+            "z-1",
+            "zen:event-type:ticket.created",
+        );
+        let b = br#"{"triggerType":"form_submission","payload":{}}"#;
+        check(Provider::Webflow, &[], b, &hash(b), "form_submission");
+        check(
+            Provider::Woocommerce,
+            &[
+                ("X-WC-Webhook-Delivery-ID", "d-1"),
+                ("X-WC-Webhook-Topic", "order.created"),
+            ],
+            b"{}",
+            "d-1",
+            "order.created",
+        );
+        let b = br#"{"event":"envelope-completed","data":{}}"#;
+        check(Provider::Docusign, &[], b, &hash(b), "envelope-completed");
+        check(
+            Provider::Segment,
+            &[],
+            br#"{"type":"track","messageId":"ajs-1"}"#,
+            "ajs-1",
+            "track",
+        );
+        check(
+            Provider::Sentry,
+            &[("Request-ID", "s-1"), ("Sentry-Hook-Resource", "issue")],
+            br#"{"action":"created"}"#,
+            "s-1",
+            "issue.created",
+        );
+        check(
+            Provider::Sentry,
+            &[("Sentry-Hook-Resource", "installation")],
+            b"{}",
+            &hash(b"{}"),
+            "installation",
+        );
+        check(
+            Provider::Box,
+            &[("box-delivery-id", "b-1")],
+            br#"{"trigger":"FILE.UPLOADED"}"#,
+            "b-1",
+            "FILE.UPLOADED",
+        );
+        check(
+            Provider::Telegram,
+            &[],
+            br#"{"update_id":10000,"callback_query":{}}"#,
+            "10000",
+            "callback_query",
+        );
+        check(
+            Provider::Clerk,
+            &[("svix-id", "msg_c")],
+            br#"{"type":"user.created"}"#,
+            "msg_c",
+            "user.created",
+        );
+        check(
+            Provider::Resend,
+            &[("svix-id", "msg_r")],
+            br#"{"type":"email.sent"}"#,
+            "msg_r",
+            "email.sent",
+        );
+        // A header named as an id source is checked even when it is empty.
+        assert_eq!(
+            extract(
+                Provider::Woocommerce,
+                None,
+                &headers(&[("X-WC-Webhook-Delivery-ID", "")]),
+                b"{}"
+            ),
+            Err(HeaderError::Empty("x-wc-webhook-delivery-id".into()))
+        );
     }
 
     #[test]

@@ -83,44 +83,22 @@ fn readme_poller_examples_load() {
     }
 }
 
-/// The README's provider table has one row per preset, in the order of
-/// `Provider::ALL`, and its replay window column states the preset's.
+/// The README's provider table is the one the presets generate
+/// (`sluice providers --markdown`): one row per preset, in the order of
+/// `Provider::ALL`, with each preset's replay window.
 #[test]
-fn readme_provider_table_matches_the_presets() {
-    use sluice::verify::{Provider, ReplayDirection, preset};
+fn readme_provider_table_is_generated_from_the_presets() {
     let readme = read("README.md");
-    let section = readme
-        .split("### Providers")
+    let table = readme
+        .split("### Providers\n\n")
         .nth(1)
-        .and_then(|s| s.split("\n\n").nth(1))
+        .and_then(|s| s.split("\n\n").next())
         .expect("README has a Providers table");
-    let rows: Vec<Vec<&str>> = section
-        .lines()
-        .skip(2)
-        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
-        .collect();
-    let names: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r[0].trim_start_matches('`')
-                .split('`')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let expected: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
-    assert_eq!(names, expected);
-    for (p, row) in Provider::ALL.iter().zip(&rows) {
-        let window = row[2];
-        let p = preset(*p);
-        match p.tolerance {
-            None => assert!(window.starts_with("none"), "{row:?}"),
-            Some(t) => {
-                assert!(window.contains(&format!("{} s", t.as_secs())), "{row:?}");
-                let old_only = window.contains("old timestamps only");
-                assert_eq!(old_only, p.direction == ReplayDirection::OldOnly, "{row:?}");
-            }
-        }
-    }
+    let generated = sluice::verify::catalogue::markdown_table();
+    assert!(
+        table == generated.trim_end(),
+        "the README's provider table is stale: paste `sluice providers --markdown` under `### Providers`"
+    );
+    let rows = table.lines().skip(2).count();
+    assert_eq!(rows, sluice::verify::Provider::ALL.len());
 }

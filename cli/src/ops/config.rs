@@ -76,6 +76,9 @@ fn source_body(a: SourceAdd) -> Result<Value, CliError> {
             .map_err(|e| CliError::Usage(format!("--hmac is not JSON: {e}")))?;
         body.insert("hmac".into(), h);
     }
+    if let Some(u) = a.public_url {
+        body.insert("public_url".into(), json!(u));
+    }
     Ok(Value::Object(body))
 }
 

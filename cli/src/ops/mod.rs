@@ -8,6 +8,7 @@ mod apply;
 mod bulk;
 mod config;
 mod events;
+mod providers;
 mod verify;
 
 use bytes::Bytes;
@@ -102,6 +103,10 @@ fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
 
 /// Run an operator command (anything but `serve`).
 pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Result<(), CliError> {
+    if let Command::Providers(a) = &command {
+        providers::run(a, json);
+        return Ok(());
+    }
     let opts = if backend_args.on_aws() {
         BackendOptions::Aws(AwsOptions {
             stack: backend_args.stack.clone(),
@@ -128,5 +133,6 @@ pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Re
         Command::Replay(a) => bulk::replay(&ctx, a).await,
         Command::Dlq(c) => bulk::dlq(&ctx, c).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Providers(_) => Ok(()),
     }
 }

@@ -26,6 +26,9 @@ pub async fn run(ctx: &Ctx, a: VerifyArgs) -> Result<(), CliError> {
     if let Some(at) = a.at {
         request["at"] = json!(at);
     }
+    if let Some(url) = a.url {
+        request["url"] = json!(url);
+    }
     let path = format!("/admin/sources/{}/verify", seg(&a.source));
     let v = ctx.call(Method::POST, &path, Some(request)).await?;
     let s = |k: &str| clean_line(v[k].as_str().unwrap_or(""));

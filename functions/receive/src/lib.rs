@@ -21,7 +21,7 @@ use lambda_http::aws_lambda_events::encodings::Body;
 use sluice::aws::Metrics;
 use sluice::config::Registry;
 use sluice::error::{REQUEST_ID_HEADER, ReceiveError, new_request_id};
-use sluice::pipeline::receive::{Receipt, Reply, receive, refusal_outcome};
+use sluice::pipeline::receive::{Receipt, Reply, Target, receive, refusal_outcome};
 use sluice::store::EventStore;
 
 /// The `Function` dimension of this function's metrics.
@@ -127,6 +127,15 @@ pub async fn process(
     outcome
 }
 
+/// The URL API Gateway (or the function URL) was called at: HTTPS, its
+/// domain and the raw path. What URL-signing providers signed, unless the
+/// source's `public_url` says otherwise (a custom domain's base path).
+fn seen_url(request: &ApiGatewayV2httpRequest) -> Option<String> {
+    let domain = request.request_context.domain_name.as_deref()?;
+    let path = request.raw_path.as_deref().unwrap_or("/");
+    Some(format!("https://{domain}{path}"))
+}
+
 async fn process_request(
     ports: Ports<'_>,
     request: &mut ApiGatewayV2httpRequest,
@@ -169,12 +178,18 @@ async fn process_request(
             };
         }
     };
+    let seen_url = seen_url(request);
+    let target = Target {
+        query: request.raw_query_string.as_deref(),
+        seen_url: seen_url.as_deref(),
+    };
     let result = receive(
         ports.registry,
         ports.store,
         &source,
         std::mem::take(&mut request.headers),
         body,
+        target,
         now,
     )
     .await;

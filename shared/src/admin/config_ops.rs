@@ -15,8 +15,8 @@ use super::views;
 use super::{Admin, AdminError};
 use crate::config::{
     ConfigError, ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig,
-    SubscriptionConfig, check_allow_local, check_id, check_max_body_bytes, destination_url,
-    retry_policy,
+    SubscriptionConfig, check_allow_local, check_id, check_max_body_bytes, check_public_url,
+    destination_url, retry_policy,
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
@@ -91,6 +91,8 @@ struct SourceCreate {
     max_body_bytes: Option<usize>,
     #[serde(default)]
     hmac: Option<HmacParams>,
+    #[serde(default)]
+    public_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +110,8 @@ struct SourcePatch {
     max_body_bytes: Option<Option<usize>>,
     #[serde(default, deserialize_with = "nullable")]
     hmac: Option<Option<HmacParams>>,
+    #[serde(default, deserialize_with = "nullable")]
+    public_url: Option<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -355,6 +359,8 @@ impl Admin {
         }
         check_max_body_bytes(s, &self.ports.policy)
             .map_err(|e| AdminError::invalid("max_body_bytes", strip_prefix(&e.to_string())))?;
+        check_public_url(s, &self.ports.policy)
+            .map_err(|e| AdminError::invalid("public_url", strip_prefix(&e.to_string())))?;
         if s.dedupe_window.is_some_and(|w| w > MAX_WINDOW) {
             return Err(AdminError::invalid(
                 "dedupe_window",
@@ -475,6 +481,7 @@ impl Admin {
             dedupe_window: input.dedupe_window,
             max_body_bytes: input.max_body_bytes,
             hmac: input.hmac,
+            public_url: input.public_url,
         };
         self.check_source(&config, &values).await?;
         self.check_unused(Kind::Source, &config.id).await?;
@@ -516,6 +523,9 @@ impl Admin {
         }
         if let Some(v) = patch.hmac {
             config.hmac = v;
+        }
+        if let Some(v) = patch.public_url {
+            config.public_url = v;
         }
         let mut inputs = None;
         if let Some(secrets) = patch.secrets {

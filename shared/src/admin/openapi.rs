@@ -245,7 +245,8 @@ fn schemas() -> Value {
                 "headers": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 }, "description": "[name, value] pairs, as the request carried them" },
                 "body": { "type": "string", "default": "" },
                 "body_encoding": { "enum": ["utf8", "base64"], "default": "utf8" },
-                "at": { "type": "string", "description": "When the request was received (RFC 3339, or a duration ago), for the replay window; now when absent" }
+                "at": { "type": "string", "description": "When the request was received (RFC 3339, or a duration ago), for the replay window; now when absent" },
+                "url": { "type": "string", "description": "The URL the request was sent to, query included, for providers that sign it; the source's public_url replaces its scheme, host and path" }
             }
         }));
     m.insert("VerifyResult".into(), json!({
@@ -274,7 +275,8 @@ fn schemas() -> Value {
                 "tolerance_secs": { "type": ["integer", "null"] },
                 "dedupe_window": { "type": ["string", "null"], "description": "Also the event log's retention" },
                 "max_body_bytes": { "type": ["integer", "null"], "minimum": 1 },
-                "hmac": { "type": ["object", "null"], "description": "Settings of the generic hmac provider" }
+                "hmac": { "type": ["object", "null"], "description": "Settings of the generic hmac provider" },
+                "public_url": { "type": ["string", "null"], "format": "uri", "description": "The URL given to the provider (no query), for providers that sign it: twilio, square, hubspot, trello" }
             }
         }));
     m.insert("SourcePatch".into(), json!({
@@ -285,7 +287,8 @@ fn schemas() -> Value {
                 "tolerance_secs": { "type": ["integer", "null"] },
                 "dedupe_window": { "type": ["string", "null"] },
                 "max_body_bytes": { "type": ["integer", "null"] },
-                "hmac": { "type": ["object", "null"] }
+                "hmac": { "type": ["object", "null"] },
+                "public_url": { "type": ["string", "null"], "format": "uri", "description": "The URL given to the provider (no query), for providers that sign it: twilio, square, hubspot, trello" }
             }
         }));
     m.insert("Source".into(), json!({
@@ -299,6 +302,7 @@ fn schemas() -> Value {
                     "dedupe_window": { "type": ["string", "null"] },
                     "max_body_bytes": { "type": ["integer", "null"] },
                     "hmac": { "type": ["object", "null"] },
+                    "public_url": { "type": "string", "format": "uri" },
                     "path": { "type": "string", "examples": ["/hooks/github"] }
                 }
             }]

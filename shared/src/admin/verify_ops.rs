@@ -18,7 +18,7 @@ use super::input::json_body;
 use super::ports::Kind;
 use super::{Admin, AdminError};
 use crate::config::SourceError;
-use crate::pipeline::receive::verify_and_build;
+use crate::pipeline::receive::{Target, verify_and_build};
 use crate::time::from_ms;
 
 #[derive(Deserialize)]
@@ -34,6 +34,10 @@ struct VerifyRequest {
     /// now when absent.
     #[serde(default)]
     at: Option<String>,
+    /// The URL the request was sent to, query included, for providers that
+    /// sign it; the source's `public_url` replaces its scheme, host and path.
+    #[serde(default)]
+    url: Option<String>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -92,7 +96,15 @@ impl Admin {
             }
             Err(SourceError::Unavailable(u)) => return Err(AdminError::Unavailable(u)),
         };
-        let verdict = match verify_and_build(&source, headers, body, at) {
+        let (seen_url, query) = match input.url.as_deref() {
+            Some(u) => match u.split_once('?') {
+                Some((base, q)) => (Some(base), Some(q)),
+                None => (Some(u), None),
+            },
+            None => (None, None),
+        };
+        let target = Target { query, seen_url };
+        let verdict = match verify_and_build(&source, headers, body, target, at) {
             Ok(built) => json!({
                 "verified": true,
                 "event_id": built.event.id,

@@ -151,6 +151,30 @@ impl Reply {
     }
 }
 
+/// Where a request was sent, as far as the adapter knows: what the schemes
+/// that sign the URL check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target<'a> {
+    /// The raw query string, without `?`; `None` or empty if there was none.
+    pub query: Option<&'a str>,
+    /// The URL (scheme, host, path) the adapter saw the request at: API
+    /// Gateway's domain and path. `None` on `sluice serve`, which does not
+    /// trust `Host`. A source's `public_url` takes precedence.
+    pub seen_url: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The URL the provider called, query included: `public_url`, else the
+    /// one seen, with the request's query appended.
+    fn url(&self, public_url: Option<&str>) -> Option<String> {
+        let base = public_url.or(self.seen_url)?;
+        Some(match self.query.filter(|q| !q.is_empty()) {
+            Some(q) => format!("{base}?{q}"),
+            None => base.to_owned(),
+        })
+    }
+}
+
 /// Handle `POST /hooks/{source}`. `body` is the raw bytes as received; the
 /// request's headers move into the event (no copy).
 pub async fn receive(
@@ -159,6 +183,7 @@ pub async fn receive(
     source_id: &str,
     headers: HeaderMap,
     body: Bytes,
+    target: Target<'_>,
     now: SystemTime,
 ) -> Result<Receipt, ReceiveError> {
     let source = registry
@@ -169,7 +194,7 @@ pub async fn receive(
         event,
         handshake,
         ack,
-    } = verify_and_build(&source, headers, body, now)?;
+    } = verify_and_build(&source, headers, body, target, now)?;
     if let Some(reply) = handshake {
         tracing::info!(source = %source.id, "answered provider handshake");
         return Ok(Receipt::Handshake(reply));
@@ -208,6 +233,7 @@ pub fn verify_and_build(
     source: &Source,
     headers: HeaderMap,
     body: Bytes,
+    target: Target<'_>,
     now: SystemTime,
 ) -> Result<Built, ReceiveError> {
     if body.len() > source.max_body_bytes {
@@ -216,7 +242,16 @@ pub fn verify_and_build(
             limit: source.max_body_bytes,
         });
     }
-    if let Err(e) = source.verifier.verify(&headers, &body, now) {
+    // Built only for the schemes that sign it: the others never look.
+    let url = source
+        .provider
+        .signs_url()
+        .then(|| target.url(source.public_url.as_deref()))
+        .flatten();
+    if let Err(e) = source
+        .verifier
+        .verify_at(&headers, &body, url.as_deref(), now)
+    {
         tracing::info!(source = %source.id, outcome = "rejected", reason = e.code(), "webhook rejected");
         return Err(e.into());
     }

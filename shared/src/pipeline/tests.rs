@@ -17,7 +17,7 @@ const OPTIONS: DeliverOptions = DeliverOptions {
 };
 use super::enqueue::{Stored, enqueue};
 use super::fakes::{MemQueue, MemStore, ScriptedTransport};
-use super::receive::{Receipt, Reply, receive};
+use super::receive::{Receipt, Reply, Target, receive};
 use crate::config::{ConfigFile, Registry, StaticRegistry};
 use crate::delivery::DeliveryError;
 use crate::error::{ReceiveError, Unavailable};
@@ -79,9 +79,17 @@ async fn receive_commits_once_and_reports_duplicates() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "uuid-1");
     let now = SystemTime::now();
-    let first = receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
-        .await
-        .unwrap();
+    let first = receive(
+        &reg,
+        &store,
+        "gl",
+        h.clone(),
+        Bytes::from_static(PUSH),
+        Target::default(),
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         first,
         Receipt::Accepted {
@@ -89,9 +97,17 @@ async fn receive_commits_once_and_reports_duplicates() {
             ack: None,
         }
     );
-    let again = receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
-        .await
-        .unwrap();
+    let again = receive(
+        &reg,
+        &store,
+        "gl",
+        h.clone(),
+        Bytes::from_static(PUSH),
+        Target::default(),
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         again,
         Receipt::Duplicate {
@@ -126,6 +142,7 @@ async fn receive_maps_each_failure_to_its_status() {
         "nope",
         gitlab_headers("tok-123", "u"),
         body.clone(),
+        Target::default(),
         now,
     )
     .await;
@@ -142,6 +159,7 @@ async fn receive_maps_each_failure_to_its_status() {
         "gl",
         gitlab_headers("tok-999", "u"),
         body.clone(),
+        Target::default(),
         now,
     )
     .await;
@@ -155,7 +173,16 @@ async fn receive_maps_each_failure_to_its_status() {
     );
 
     let big = Bytes::from(vec![b'x'; 65]);
-    let too_big = receive(&reg, &store, "gl", gitlab_headers("tok-123", "u"), big, now).await;
+    let too_big = receive(
+        &reg,
+        &store,
+        "gl",
+        gitlab_headers("tok-123", "u"),
+        big,
+        Target::default(),
+        now,
+    )
+    .await;
     assert!(matches!(
         too_big,
         Err(ReceiveError::BodyTooLarge {
@@ -172,6 +199,7 @@ async fn receive_maps_each_failure_to_its_status() {
         "gl",
         gitlab_headers("tok-123", &long_id),
         body.clone(),
+        Target::default(),
         now,
     )
     .await;
@@ -184,6 +212,7 @@ async fn receive_maps_each_failure_to_its_status() {
         "gl",
         gitlab_headers("tok-123", "u"),
         body,
+        Target::default(),
         now,
     )
     .await;
@@ -200,11 +229,19 @@ async fn duplicate_with_a_different_body_is_still_a_duplicate() {
     let store = MemStore::default();
     let h = gitlab_headers("tok-123", "same-id");
     let now = SystemTime::now();
-    receive(&reg, &store, "gl", h.clone(), Bytes::from_static(PUSH), now)
-        .await
-        .unwrap();
+    receive(
+        &reg,
+        &store,
+        "gl",
+        h.clone(),
+        Bytes::from_static(PUSH),
+        Target::default(),
+        now,
+    )
+    .await
+    .unwrap();
     let other = Bytes::from_static(br#"{"object_kind":"push","x":1}"#);
-    let r = receive(&reg, &store, "gl", h.clone(), other, now)
+    let r = receive(&reg, &store, "gl", h.clone(), other, Target::default(), now)
         .await
         .unwrap();
     assert_eq!(
@@ -292,6 +329,7 @@ async fn committed_event(reg: &StaticRegistry, store: &MemStore) -> EventKey {
         "gl",
         gitlab_headers("tok-123", "evt-9"),
         Bytes::from_static(PUSH),
+        Target::default(),
         SystemTime::now(),
     )
     .await

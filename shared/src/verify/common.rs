@@ -216,6 +216,50 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
     }
 }
 
+/// [`Keys`] under the algorithm a scheme names, keyed with each secret's
+/// bytes as they are.
+pub(super) enum MacKeys {
+    Sha1(Keys<::hmac::Hmac<sha1::Sha1>>),
+    Sha256(Keys<::hmac::Hmac<sha2::Sha256>>),
+    Sha512(Keys<::hmac::Hmac<sha2::Sha512>>),
+}
+
+impl MacKeys {
+    pub(super) fn new(algorithm: super::Algorithm, secrets: &[Secret]) -> Result<Self, String> {
+        let raw = || secrets.iter().map(|s| s.expose().as_bytes());
+        Ok(match algorithm {
+            super::Algorithm::Sha1 => Self::Sha1(Keys::new(raw())?),
+            super::Algorithm::Sha256 => Self::Sha256(Keys::new(raw())?),
+            super::Algorithm::Sha512 => Self::Sha512(Keys::new(raw())?),
+        })
+    }
+
+    /// The tag length in bytes.
+    pub(super) fn tag_len(&self) -> usize {
+        match self {
+            Self::Sha1(_) => 20,
+            Self::Sha256(_) => 32,
+            Self::Sha512(_) => 64,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Sha1(k) => k.len(),
+            Self::Sha256(k) => k.len(),
+            Self::Sha512(k) => k.len(),
+        }
+    }
+
+    pub(super) fn matches_any<T: AsRef<[u8]>>(&self, parts: &[&[u8]], candidates: &[T]) -> bool {
+        match self {
+            Self::Sha1(k) => k.matches_any(parts, candidates),
+            Self::Sha256(k) => k.matches_any(parts, candidates),
+            Self::Sha512(k) => k.matches_any(parts, candidates),
+        }
+    }
+}
+
 /// Ed25519 public keys, one per active secret (Discord, Standard Webhooks
 /// `v1a`). A signature is public, so its check needs no constant time;
 /// `verify_strict` refuses the malleable and weak-key forms.
@@ -434,11 +478,12 @@ impl Window {
         self.check_time(sent, now)
     }
 
-    /// Parse an RFC 3339 UTC timestamp (`…Z`, fractions up to nanoseconds)
-    /// and check it against `now`.
+    /// Parse an RFC 3339 timestamp (`…Z` or an offset such as `-07:00`,
+    /// fractions up to nanoseconds) and check it against `now`.
     pub(super) fn check_rfc3339(&self, ts: &str, now: SystemTime) -> Result<(), VerifyError> {
-        let sent = humantime::parse_rfc3339(ts).map_err(|_| VerifyError::MalformedTimestamp)?;
-        self.check_time(sent, now)
+        let sent = chrono::DateTime::parse_from_rfc3339(ts)
+            .map_err(|_| VerifyError::MalformedTimestamp)?;
+        self.check_time(sent.into(), now)
     }
 
     fn check_time(&self, sent: SystemTime, now: SystemTime) -> Result<(), VerifyError> {
@@ -459,7 +504,12 @@ impl Window {
 /// Digits only (no sign, no spaces), at most 12 of them: seconds until the
 /// year 33658, which keeps the arithmetic far from overflow.
 fn parse_unix_secs(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_unix_digits(s, 12)
+}
+
+/// Digits only, at most `max` of them (15 for milliseconds).
+pub(super) fn parse_unix_digits(s: &str, max: usize) -> Option<u64> {
+    if s.is_empty() || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()

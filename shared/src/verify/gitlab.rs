@@ -2,48 +2,9 @@
 //! signed and there is no timestamp. The header is a credential: callers
 //! must not store or log it (see `Verifier::secret_headers`).
 
-use http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
-
-use super::VerifyError;
-use super::common::{header, ok_if, tag_eq};
-use crate::secrets::Secret;
+use http::HeaderName;
 
 pub(super) const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
-
-pub(super) struct Gitlab {
-    /// SHA-256 of each token: comparing fixed-size digests keeps the
-    /// comparison constant-time even in the token's length.
-    digests: Box<[[u8; 32]]>,
-}
-
-impl Gitlab {
-    pub(super) fn new(secrets: &[Secret]) -> Result<Self, String> {
-        Ok(Self {
-            digests: secrets
-                .iter()
-                .map(|s| Sha256::digest(s.expose().as_bytes()).into())
-                .collect(),
-        })
-    }
-
-    pub(super) fn key_count(&self) -> usize {
-        self.digests.len()
-    }
-
-    pub(super) fn verify(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
-        let token = header(headers, &TOKEN)?;
-        if token.is_empty() {
-            return Err(VerifyError::MalformedSignature);
-        }
-        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let matched = self
-            .digests
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
-        ok_if(matched.into())
-    }
-}
 
 #[cfg(test)]
 mod tests {

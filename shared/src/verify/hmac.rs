@@ -5,13 +5,10 @@
 
 use std::time::SystemTime;
 
-use ::hmac::Hmac;
 use http::{HeaderMap, HeaderName};
-use sha1::Sha1;
-use sha2::{Sha256, Sha512};
 
-use super::common::{Keys, Window, decode_base64, decode_hex, header, ok_if, strip_prefix_ci};
-use super::{Algorithm, Encoding, HmacParams, VerifyError};
+use super::common::{MacKeys, Window, decode_base64, decode_hex, header, ok_if, strip_prefix_ci};
+use super::{Encoding, HmacParams, VerifyError};
 use crate::secrets::Secret;
 
 /// Segments a template may have; bounds the stack array built per request.
@@ -25,15 +22,8 @@ enum Segment {
     Id,
 }
 
-enum AnyKeys {
-    Sha1(Keys<Hmac<Sha1>>),
-    Sha256(Keys<Hmac<Sha256>>),
-    Sha512(Keys<Hmac<Sha512>>),
-}
-
 pub(super) struct Generic {
-    keys: AnyKeys,
-    tag_len: usize,
+    keys: MacKeys,
     signature_header: HeaderName,
     encoding: Encoding,
     prefix: Box<str>,
@@ -48,12 +38,7 @@ impl Generic {
         params: &HmacParams,
         window: Window,
     ) -> Result<Self, String> {
-        let raw = || secrets.iter().map(|s| s.expose().as_bytes());
-        let (keys, tag_len) = match params.algorithm {
-            Algorithm::Sha1 => (AnyKeys::Sha1(Keys::new(raw())?), 20),
-            Algorithm::Sha256 => (AnyKeys::Sha256(Keys::new(raw())?), 32),
-            Algorithm::Sha512 => (AnyKeys::Sha512(Keys::new(raw())?), 64),
-        };
+        let keys = MacKeys::new(params.algorithm, secrets)?;
         let template = parse_template(&params.signed_content)?;
         let needs = |s: &Segment| template.contains(s);
         let timestamp_header = params
@@ -76,7 +61,6 @@ impl Generic {
         }
         Ok(Self {
             keys,
-            tag_len,
             signature_header: header_name("signature_header", &params.signature_header)?,
             encoding: params.encoding,
             prefix: params.prefix.as_str().into(),
@@ -87,11 +71,7 @@ impl Generic {
     }
 
     pub(super) fn key_count(&self) -> usize {
-        match &self.keys {
-            AnyKeys::Sha1(k) => k.len(),
-            AnyKeys::Sha256(k) => k.len(),
-            AnyKeys::Sha512(k) => k.len(),
-        }
+        self.keys.len()
     }
 
     pub(super) fn has_window(&self) -> bool {
@@ -108,7 +88,7 @@ impl Generic {
         let encoded =
             strip_prefix_ci(value, &self.prefix).ok_or(VerifyError::MalformedSignature)?;
         let mut buf = [0u8; 64];
-        let sig = &mut buf[..self.tag_len];
+        let sig = &mut buf[..self.keys.tag_len()];
         let decoded = match self.encoding {
             Encoding::Hex => decode_hex(encoded, sig),
             Encoding::Base64 => decode_base64(encoded, sig),
@@ -139,11 +119,7 @@ impl Generic {
             };
         }
         let parts = &parts[..self.template.len()];
-        ok_if(match &self.keys {
-            AnyKeys::Sha1(k) => k.matches(parts, sig),
-            AnyKeys::Sha256(k) => k.matches(parts, sig),
-            AnyKeys::Sha512(k) => k.matches(parts, sig),
-        })
+        ok_if(self.keys.matches_any(parts, &[sig]))
     }
 }
 

@@ -1,116 +1,75 @@
-//! Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(body)>`. No
-//! timestamp, so no replay window; dedup on the webhook id covers retries.
-//! During a secret rotation Shopify may sign with the old secret for up to
-//! an hour: configure both secrets for that time.
+//! Tests of the Shopify preset, a [`super::header_hmac`] spec.
 
-use hmac::Hmac;
-use http::{HeaderMap, HeaderName};
-use sha2::Sha256;
+use std::time::SystemTime;
 
-use super::VerifyError;
-use super::common::{Keys, decode_base64, header, ok_if};
-use crate::secrets::Secret;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::Mac;
 
-const SIG: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
+use super::tests::{headers, verifier};
+use super::{Provider, VerifyError};
 
-pub(super) struct Shopify {
-    keys: Keys<Hmac<Sha256>>,
+const SECRET: &str = "shpss_0123456789abcdef";
+const BODY: &[u8] = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(body);
+    STANDARD.encode(m.finalize().into_bytes())
 }
 
-impl Shopify {
-    pub(super) fn new(secrets: &[Secret]) -> Result<Self, String> {
-        Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
-        })
-    }
-
-    pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
-        let value = header(headers, &SIG)?;
-        let mut sig = [0u8; 32];
-        if !decode_base64(value, &mut sig) {
-            return Err(VerifyError::MalformedSignature);
-        }
-        ok_if(self.keys.matches(&[body], &sig))
-    }
+fn check(secrets: &[&str], sig: &str, body: &[u8]) -> Result<(), VerifyError> {
+    verifier(Provider::Shopify, secrets).verify(
+        &headers(&[("X-Shopify-Hmac-Sha256", sig)]),
+        body,
+        SystemTime::now(),
+    )
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::SystemTime;
+#[test]
+fn valid_signature_passes() {
+    assert_eq!(check(&[SECRET], &sign(SECRET, BODY), BODY), Ok(()));
+}
 
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use hmac::Mac;
+#[test]
+fn tampering_fails() {
+    let sig = sign(SECRET, BODY);
+    assert_eq!(
+        check(&[SECRET], &sig, b"{}"),
+        Err(VerifyError::InvalidSignature)
+    );
+    assert_eq!(
+        check(&["shpss_other"], &sig, BODY),
+        Err(VerifyError::InvalidSignature)
+    );
+}
 
-    use super::super::tests::{headers, verifier};
-    use super::super::{Provider, VerifyError};
+#[test]
+fn rotation_accepts_any_active_secret() {
+    let sig = sign(SECRET, BODY);
+    assert_eq!(check(&["shpss_new", SECRET], &sig, BODY), Ok(()));
+    assert_eq!(
+        check(&["shpss_new", "shpss_x"], &sig, BODY),
+        Err(VerifyError::InvalidSignature)
+    );
+}
 
-    const SECRET: &str = "shpss_0123456789abcdef";
-    const BODY: &[u8] = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
-
-    fn sign(secret: &str, body: &[u8]) -> String {
-        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        m.update(body);
-        STANDARD.encode(m.finalize().into_bytes())
-    }
-
-    fn check(secrets: &[&str], sig: &str, body: &[u8]) -> Result<(), VerifyError> {
-        verifier(Provider::Shopify, secrets).verify(
-            &headers(&[("X-Shopify-Hmac-Sha256", sig)]),
-            body,
-            SystemTime::now(),
-        )
-    }
-
-    #[test]
-    fn valid_signature_passes() {
-        assert_eq!(check(&[SECRET], &sign(SECRET, BODY), BODY), Ok(()));
-    }
-
-    #[test]
-    fn tampering_fails() {
-        let sig = sign(SECRET, BODY);
+#[test]
+fn missing_and_malformed_headers() {
+    assert_eq!(
+        verifier(Provider::Shopify, &[SECRET]).verify(&headers(&[]), BODY, SystemTime::now()),
+        Err(VerifyError::MissingHeader("x-shopify-hmac-sha256".into()))
+    );
+    let hex = {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        m.update(BODY);
+        hex::encode(m.finalize().into_bytes())
+    };
+    for bad in [hex.as_str(), "not base64!", "AAAA", ""] {
         assert_eq!(
-            check(&[SECRET], &sig, b"{}"),
-            Err(VerifyError::InvalidSignature)
+            check(&[SECRET], bad, BODY),
+            Err(VerifyError::MalformedSignature),
+            "{bad:?}"
         );
-        assert_eq!(
-            check(&["shpss_other"], &sig, BODY),
-            Err(VerifyError::InvalidSignature)
-        );
-    }
-
-    #[test]
-    fn rotation_accepts_any_active_secret() {
-        let sig = sign(SECRET, BODY);
-        assert_eq!(check(&["shpss_new", SECRET], &sig, BODY), Ok(()));
-        assert_eq!(
-            check(&["shpss_new", "shpss_x"], &sig, BODY),
-            Err(VerifyError::InvalidSignature)
-        );
-    }
-
-    #[test]
-    fn missing_and_malformed_headers() {
-        assert_eq!(
-            verifier(Provider::Shopify, &[SECRET]).verify(&headers(&[]), BODY, SystemTime::now()),
-            Err(VerifyError::MissingHeader("x-shopify-hmac-sha256".into()))
-        );
-        let hex = {
-            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-            m.update(BODY);
-            hex::encode(m.finalize().into_bytes())
-        };
-        for bad in [hex.as_str(), "not base64!", "AAAA", ""] {
-            assert_eq!(
-                check(&[SECRET], bad, BODY),
-                Err(VerifyError::MalformedSignature),
-                "{bad:?}"
-            );
-        }
     }
 }
