@@ -68,6 +68,16 @@ impl BackendArgs {
     pub fn on_aws(&self) -> bool {
         self.aws || self.stack.is_some() || self.outputs_file.is_some()
     }
+
+    /// Where the deployment on AWS is, as these flags say.
+    pub fn aws_options(&self) -> crate::backend::AwsOptions {
+        crate::backend::AwsOptions {
+            stack: self.stack.clone(),
+            outputs_file: self.outputs_file.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -99,6 +109,18 @@ pub enum Command {
     /// Every provider preset: the headers it reads, its replay window and
     /// where the event id comes from (offline).
     Providers(ProvidersArgs),
+    /// The browser console of a deployment on AWS, served on this machine
+    /// (loopback only) over your AWS credentials; prints its URL and a
+    /// one-time token. (`sluice serve` serves it itself at /console.)
+    Console(ConsoleArgs),
+}
+
+/// `sluice console`: where to serve it.
+#[derive(Args)]
+pub struct ConsoleArgs {
+    /// A loopback address (127.0.0.1, [::1]) and port; port 0 picks one.
+    #[arg(long, default_value = crate::console_proxy::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
 }
 
 #[derive(Args)]

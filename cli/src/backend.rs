@@ -95,15 +95,28 @@ pub async fn open(opts: &BackendOptions) -> Result<Backend, CliError> {
 mod aws;
 #[cfg(feature = "aws")]
 use aws::aws;
+#[cfg(feature = "aws")]
+pub use aws::aws_admin;
 
 /// Built without the `aws` feature: say how to get it, not "unknown flag".
 #[cfg(not(feature = "aws"))]
-async fn aws(_: &AwsOptions) -> Result<Backend, CliError> {
-    Err(CliError::Usage(
+fn without_aws() -> CliError {
+    CliError::Usage(
         "this sluice was built without the AWS backend (--aws, --stack, --outputs-file): \
          build it with `cargo build --release -p sluice-cli --features aws`"
             .into(),
-    ))
+    )
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws(_: &AwsOptions) -> Result<Backend, CliError> {
+    Err(without_aws())
+}
+
+/// `sluice console`'s admin API over AWS, behind `token`.
+#[cfg(not(feature = "aws"))]
+pub async fn aws_admin(_: &AwsOptions, _: &sluice::secrets::Secret) -> Result<Admin, CliError> {
+    Err(without_aws())
 }
 
 /// The embedded backend: the same store and secrets `sluice serve` builds.

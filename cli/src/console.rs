@@ -2,6 +2,10 @@
 //! embedded in the binary. It talks to the admin API from the browser with
 //! the operator's token; this module only maps paths to bytes and headers.
 //!
+//! Its routes come with the `/admin` routes that answer it ([`router`]):
+//! `sluice serve` answers them from its own admin API, `sluice console`
+//! (cli/src/console_proxy.rs) from the admin API run in-process over AWS.
+//!
 //! The files other than the page itself live under
 //! `/console/assets/{version}/`, where `version` is a hash of all of them:
 //! they can then be cached for good, and the page (never cached without
@@ -14,7 +18,7 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 
 /// Webhook bodies and headers are attacker-controlled and the page shows
 /// them: nothing but the console's own files may run, load or be framed.
@@ -88,12 +92,18 @@ pub fn assets_base() -> String {
     format!("/console/assets/{}", BUILT.version)
 }
 
-/// The console's routes (no state: it holds nothing but its files).
-pub fn router() -> Router {
+/// The console's routes, and `/admin` and `/admin/*` answered by `admin`:
+/// the one set of routes every server of the console mounts.
+pub fn router<S>(admin: MethodRouter<S>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/console", get(page))
         .route("/console/", get(page))
         .route("/console/assets/{version}/{*name}", get(asset_route))
+        .route("/admin", admin.clone())
+        .route("/admin/{*rest}", admin)
 }
 
 async fn page(headers: HeaderMap) -> Response {
@@ -345,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn the_router_serves_the_page_and_assets_and_only_get() {
         use tower::ServiceExt;
-        let app = router();
+        let app = router(axum::routing::any(|| async { StatusCode::IM_A_TEAPOT }));
         let call = |method: &str, uri: &str| {
             axum::http::Request::builder()
                 .method(method)
@@ -372,5 +382,10 @@ mod tests {
         }
         let resp = app.clone().oneshot(call("POST", "/console")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        // `/admin` and below go to the handler given, any method.
+        for (method, uri) in [("GET", "/admin"), ("POST", "/admin/events/x/replay")] {
+            let resp = app.clone().oneshot(call(method, uri)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::IM_A_TEAPOT, "{method} {uri}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod backend;
 pub mod console;
+pub mod console_proxy;
 pub mod error;
 mod http_server;
 pub mod ops;

@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(&e),
     };
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Console(_));
     init_tracing(cli.log_format, serving);
     match cli.command {
         Command::Serve(args) => {
@@ -48,6 +48,16 @@ async fn main() -> ExitCode {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing in-flight deliveries");
             gateway.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Command::Console(args) => {
+            let server = match sluice_cli::console_proxy::start(&cli.backend, args.listen).await {
+                Ok(s) => s,
+                Err(e) => return report(&e.into()),
+            };
+            eprint!("{}", server.banner());
+            shutdown_signal().await;
+            server.shutdown().await;
             ExitCode::SUCCESS
         }
         command => match sluice_cli::ops::run(command, &cli.backend, cli.json).await {

@@ -237,14 +237,11 @@ impl Gateway {
             db: store.clone(),
             gate,
         });
-        let router = Router::new()
+        let router = crate::console::router(any(admin_api))
             .route("/hooks/{source}", post(hook))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_with_token))
-            .route("/admin", any(admin_api))
-            .route("/admin/{*rest}", any(admin_api))
-            .with_state(app.clone())
-            .merge(crate::console::router());
+            .with_state(app.clone());
         let listener =
             TcpListener::bind(opts.listen)
                 .await
@@ -412,17 +409,27 @@ fn too_large(e: &axum::Error) -> bool {
     false
 }
 
-/// The admin API: read the body, hand the request to the shared handler.
 async fn admin_api(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    admin_request(&app.admin, req, app.body_timeout).await
+}
+
+/// The admin API over HTTP (`sluice serve`, `sluice console`): read the
+/// body within `body_timeout`, hand the request to the shared handler,
+/// which checks the bearer token.
+pub(crate) async fn admin_request(
+    admin: &Admin,
+    req: axum::extract::Request,
+    body_timeout: Duration,
+) -> Response {
     let (parts, body) = req.into_parts();
     let limit = sluice::admin::MAX_BODY_BYTES;
-    let resp = match read_body(body, limit, app.body_timeout).await {
+    let resp = match read_body(body, limit, body_timeout).await {
         Ok(bytes) => {
-            sluice::admin::handle(&app.admin, axum::http::Request::from_parts(parts, bytes)).await
+            sluice::admin::handle(admin, axum::http::Request::from_parts(parts, bytes)).await
         }
         Err(e) => sluice::admin::api::error_response(&match e {
             BodyError::TooLarge => AdminError::TooLarge { limit },
-            BodyError::Timeout => AdminError::BodyTimeout(app.body_timeout),
+            BodyError::Timeout => AdminError::BodyTimeout(body_timeout),
             BodyError::Unreadable => AdminError::BadRequest("could not read the body".to_owned()),
         }),
     };

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use sluice::admin::Admin;
+use sluice::admin::{Admin, AdminPorts};
 use sluice::aws::{self, AwsClients, AwsSettings};
+use sluice::secrets::Secret;
 
 use super::{AwsOptions, Backend};
 use crate::error::CliError;
@@ -14,6 +15,20 @@ use crate::error::CliError;
 /// The AWS backend: the admin function's own ports, on this process's
 /// credentials (profile, region, `AWS_ENDPOINT_URL` as the SDK reads them).
 pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
+    let admin = Admin::new(aws_ports(opts).await?, None).map_err(CliError::Usage)?;
+    Ok(Backend {
+        admin,
+        registry: None,
+    })
+}
+
+/// `sluice console`: the same admin API, behind a bearer token, for the
+/// browser.
+pub async fn aws_admin(opts: &AwsOptions, token: &Secret) -> Result<Admin, CliError> {
+    Admin::new(aws_ports(opts).await?, Some(token)).map_err(CliError::Usage)
+}
+
+async fn aws_ports(opts: &AwsOptions) -> Result<AdminPorts, CliError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(profile) = &opts.profile {
         loader = loader.profile_name(profile);
@@ -40,13 +55,8 @@ pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
     settings.allow_local_destinations =
         aws::settings::allow_local_destinations(|n| std::env::var(n).ok())
             .map_err(|e| CliError::Usage(e.to_string()))?;
-    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings)
-        .map_err(|e| CliError::Unavailable(e.to_string()))?;
-    let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
-    Ok(Backend {
-        admin,
-        registry: None,
-    })
+    aws::admin_ports(&AwsClients::from_conf(&conf), &settings)
+        .map_err(|e| CliError::Unavailable(e.to_string()))
 }
 
 async fn aws_settings(

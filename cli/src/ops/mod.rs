@@ -18,7 +18,7 @@ use serde_json::Value;
 use sluice::admin::{Admin, handle_trusted};
 
 use crate::args::{BackendArgs, Command};
-use crate::backend::{self, AwsOptions, Backend, BackendOptions, EmbeddedOptions};
+use crate::backend::{self, Backend, BackendOptions, EmbeddedOptions};
 use crate::error::CliError;
 
 /// What every command works with.
@@ -108,12 +108,7 @@ pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Re
         return Ok(());
     }
     let opts = if backend_args.on_aws() {
-        BackendOptions::Aws(AwsOptions {
-            stack: backend_args.stack.clone(),
-            outputs_file: backend_args.outputs_file.clone(),
-            region: backend_args.region.clone(),
-            profile: backend_args.profile.clone(),
-        })
+        BackendOptions::Aws(backend_args.aws_options())
     } else {
         BackendOptions::Embedded(EmbeddedOptions {
             db: backend_args.db.clone(),
@@ -124,7 +119,9 @@ pub async fn run(command: Command, backend_args: &BackendArgs, json: bool) -> Re
     let backend = backend::open(&opts).await?;
     let ctx = Ctx { backend, json };
     match command {
-        Command::Serve { .. } => Err(CliError::Usage("serve is not an operator command".into())),
+        Command::Serve { .. } | Command::Console(_) => Err(CliError::Usage(
+            "serve and console run a server, not one command".into(),
+        )),
         Command::Sources(c) => config::sources(&ctx, c).await,
         Command::Subscriptions(c) => config::subscriptions(&ctx, c).await,
         Command::Pollers(c) => config::pollers(&ctx, c).await,
