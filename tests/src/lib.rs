@@ -533,3 +533,19 @@ impl ServeProcess {
         Self { child, addr, log }
     }
 }
+
+/// The `sluice` binary beside the running test binary
+/// (`target/debug/sluice`). `cargo test --workspace --all-features` (make
+/// test) builds it with the `aws` feature, which the tests of `--aws`
+/// commands need; `cargo build -p sluice-cli --features aws` does alone.
+pub fn sluice_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let bin = dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no {}: build it with `cargo build -p sluice-cli --features aws` (`cargo test --workspace --all-features` does)",
+        bin.display()
+    );
+    bin
+}

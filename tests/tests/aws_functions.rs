@@ -56,7 +56,8 @@ use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{
-    Sink, github_headers, standard_webhooks_valid, twitch_headers, zoom_headers, zoom_url_token,
+    Sink, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers, zoom_headers,
+    zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-aws-tests";
@@ -2951,20 +2952,6 @@ async fn sdk_calls_are_exactly_what_each_function_declares() {
 // ------------------------------------------------------------------------
 // The `sluice` CLI with `--aws`, as a real process, against the same
 // deployment the handlers run on.
-
-/// The `sluice` binary beside this test binary (`target/debug/sluice`:
-/// `cargo test --workspace` builds it, for cli/tests).
-fn sluice_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
-    let bin = dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "no {}: build it with `cargo build -p sluice-cli --bin sluice` (`cargo test --workspace` does)",
-        bin.display()
-    );
-    bin
-}
 
 /// What one run of the binary did.
 #[derive(Debug)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use sluice::aws::testing::TestResources;
 use sluice_tests::{ADMIN_TOKEN, Harness, ListApp, Running, Sink, eventually, github_headers};
 
 const GH_SECRET: &str = "gh-secret-for-console-tests";
@@ -706,4 +707,313 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     c.close().await.unwrap();
     drop(driver);
     gw.stop().await;
+}
+
+// ------------------------------------------------------------------------
+// `sluice console`: the same console over a deployment on AWS (moto), the
+// admin API run by the `sluice` process on the operator's credentials.
+
+/// `sluice --outputs-file F console` as a child process, on fake
+/// credentials and moto's endpoint only; its URL and token from stderr.
+struct AwsConsole {
+    child: Child,
+    base: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl AwsConsole {
+    fn start(res: &TestResources) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        // What `terraform output -json` saves, for this deployment.
+        let vars: std::collections::HashMap<&str, String> =
+            res.settings.to_vars().into_iter().collect();
+        let outputs: serde_json::Map<String, Value> = sluice::aws::settings::STACK_OUTPUTS
+            .iter()
+            .chain(&sluice::aws::settings::OPTIONAL_STACK_OUTPUTS)
+            .map(|(output, var)| {
+                (
+                    sluice::aws::settings::terraform_name(output),
+                    json!({ "value": vars[var], "type": "string" }),
+                )
+            })
+            .collect();
+        let file = dir.path().join("outputs.json");
+        std::fs::write(&file, Value::Object(outputs).to_string()).unwrap();
+        let mut child = Command::new(sluice_tests::sluice_bin())
+            .arg("--outputs-file")
+            .arg(&file)
+            .args(["console", "--listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", &res.endpoint)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+        // Reads stderr to its end, so the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut url = None;
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(u) = line.strip_prefix("sluice console: http://") {
+                    url = u.strip_suffix("/console").map(str::to_owned);
+                } else if let Some((_, t)) = line.split_once("valid until this process stops): ")
+                    && let Some(u) = url.take()
+                {
+                    let _ = tx.send((u, t.to_owned()));
+                }
+                seen.push(line);
+            }
+            eprintln!("sluice console's stderr:\n{}", seen.join("\n"));
+        });
+        let Ok((addr, token)) = rx.recv_timeout(WAIT) else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!(
+                "sluice console did not print its URL and token (exit {status}; a `sluice` \
+                 without the aws feature exits 2: `cargo build -p sluice-cli --features aws`)"
+            );
+        };
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            token,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for AwsConsole {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_console_serves_a_deployment_on_aws_behind_its_token_and_host_check() {
+    use sluice::aws::testing::{MotoServer, TestResources, unique_name};
+    use sluice::model::{Attempt, DeliveryStatus, EventKey};
+    use sluice::store::EventStore;
+
+    // A deployment on moto: its config, a source's secret in SSM.
+    let mut res = TestResources::create(MotoServer::shared()).await;
+    let prefix = format!("/{}", unique_name("sluice-console"));
+    res.settings.ssm_prefix = prefix.clone();
+    res.clients
+        .ssm
+        .put_parameter()
+        .name(format!("{prefix}/github"))
+        .value(GH_SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let config = sluice::config::ConfigFile::parse(&format!(
+        r#"
+[[sources]]
+id = "github"
+provider = "github"
+secrets = ["ssm:{prefix}/github"]
+
+[[subscriptions]]
+id = "deploys"
+source = "github"
+events = ["*"]
+url = "https://deploys.example/hook"
+"#
+    ))
+    .unwrap();
+    sluice::aws::put_config(&res.clients.dynamodb, &res.settings.config_table, &config)
+        .await
+        .unwrap();
+
+    // A webhook through the receive function's code, routed to deploys,
+    // whose only attempt failed for good: an event and a dead letter.
+    let aws = sluice::aws::AwsBackend::new(&res.clients, &res.settings);
+    let body = br#"{"ref":"refs/heads/main","from":"aws"}"#;
+    let mut headers = axum::http::HeaderMap::new();
+    for (k, v) in github_headers(GH_SECRET, "a-1", "push", body) {
+        headers.insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    sluice::pipeline::receive::receive(
+        &aws.registry,
+        &aws.store,
+        "github",
+        headers,
+        bytes::Bytes::from_static(body),
+        sluice::pipeline::receive::Target {
+            query: None,
+            seen_url: None,
+        },
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
+    let key = EventKey::new("github", "a-1");
+    aws.store
+        .mark_routed(&key, &["deploys".into()])
+        .await
+        .unwrap();
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    aws.store
+        .record_attempt(
+            &Attempt {
+                source: "github".into(),
+                event_id: "a-1".into(),
+                subscription: "deploys".into(),
+                attempt: 1,
+                started_at_ms: now_ms,
+                latency_ms: 12,
+                status_code: Some(503),
+                error: None,
+                response_snippet: Some("down for maintenance".into()),
+                next_attempt_at_ms: None,
+            },
+            DeliveryStatus::Failed,
+        )
+        .await
+        .unwrap();
+
+    let console = AwsConsole::start(&res);
+    assert!(
+        console.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        console.base
+    );
+    assert_eq!(console.token.len(), 43, "32 bytes, base64url");
+
+    // ---- HTTP: the token, the Host, the console's own headers ----
+    let http = reqwest::Client::new();
+    let events = format!("{}/admin/events", console.base);
+    let resp = http.get(&events).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "no token");
+    let resp = http
+        .get(&events)
+        .bearer_auth("not-the-token-of-this-console")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a wrong token");
+    let resp = http
+        .get(&events)
+        .bearer_auth(&console.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let listed: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(listed["events"][0]["id"], json!("github#a-1"), "{listed}");
+    let port = console.base.rsplit(':').next().unwrap().to_owned();
+    for host in [format!("rebound.example:{port}"), "localhost:1".to_owned()] {
+        for path in ["/admin/events", "/console"] {
+            let resp = http
+                .get(format!("{}{path}", console.base))
+                .header("host", &host)
+                .bearer_auth(&console.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 403, "Host {host} {path}");
+        }
+    }
+    let resp = http
+        .get(format!("http://localhost:{port}/console"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "localhost with the port");
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        sluice_cli::console::CSP
+    );
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(&sluice_cli::console::assets_base()));
+
+    // ---- the browser: sign in, the event from DynamoDB, its page ----
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    c.goto(&format!("{}/console", console.base)).await.unwrap();
+    wait_css(&c, "sign-in form", "#token").await;
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys("not-the-token-of-this-console")
+        .await
+        .unwrap();
+    click(&c, "#sign-in").await;
+    wait_js(
+        &c,
+        "wrong-token error",
+        "const e = document.querySelector('#sign-in-error'); return !!e && !e.hidden && e.textContent.includes('Wrong token')",
+        vec![],
+    )
+    .await;
+    let field = c.find(Locator::Css("#token")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(&console.token).await.unwrap();
+    click(&c, "#sign-in").await;
+    wait_js(
+        &c,
+        "a-1 listed, failed at deploys",
+        r#"return !!document.querySelector('tr[data-event-id="github#a-1"][data-status="failed"] .dest[data-subscription="deploys"][data-status="failed"]')"#,
+        vec![],
+    )
+    .await;
+    assert!(
+        !js(&c, "return location.href", vec![])
+            .await
+            .as_str()
+            .unwrap()
+            .contains(&console.token)
+    );
+    click(&c, r#"tr[data-event-id="github#a-1"] a.event-link"#).await;
+    wait_js(
+        &c,
+        "a-1's page: body and the failed attempt",
+        r#"return document.querySelector('#event-id')?.textContent === 'a-1'
+            && document.querySelector('#event-body').textContent.includes('"from": "aws"')
+            && document.querySelectorAll('.destination[data-subscription="deploys"][data-status="failed"] li.attempt').length === 1"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        text(
+            &c,
+            ".destination[data-subscription=\"deploys\"] li.attempt .a-status"
+        )
+        .await,
+        "503"
+    );
+    go(&c, "#/dlq").await;
+    wait_css(&c, "a-1's dead letter", r#"tr[data-event="github#a-1"]"#).await;
+    shot_only(&c, "console-aws-dlq.png").await;
+
+    c.close().await.unwrap();
+    drop(driver);
 }
