@@ -175,6 +175,11 @@ impl<M: Mac + KeyInit + Clone> Keys<M> {
         Ok(Self { macs })
     }
 
+    /// One key per secret, its text as the raw key (most HMAC presets).
+    pub(super) fn from_secrets(secrets: &[Secret]) -> Result<Self, String> {
+        Self::new(secrets.iter().map(|s| s.expose().as_bytes()))
+    }
+
     pub(super) fn len(&self) -> usize {
         self.macs.len()
     }
@@ -415,7 +420,7 @@ impl Tagged {
     ) -> Result<Self, String> {
         Ok(Self {
             spec,
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
             window,
         })
     }

@@ -30,7 +30,7 @@ pub(super) struct Hubspot {
 impl Hubspot {
     pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
             window,
         })
     }

@@ -24,7 +24,7 @@ pub(super) struct Linear {
 impl Linear {
     pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
             window,
         })
     }

@@ -20,7 +20,7 @@ pub(super) struct Pagerduty {
 impl Pagerduty {
     pub(super) fn new(secrets: &[Secret]) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
         })
     }
 

@@ -22,7 +22,7 @@ pub(super) struct Slack {
 impl Slack {
     pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
             window,
         })
     }

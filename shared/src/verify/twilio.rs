@@ -27,7 +27,7 @@ pub(super) struct Twilio {
 impl Twilio {
     pub(super) fn new(secrets: &[Secret]) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
         })
     }
 

@@ -26,7 +26,7 @@ pub(super) struct Twitch {
 impl Twitch {
     pub(super) fn new(secrets: &[Secret], window: Window) -> Result<Self, String> {
         Ok(Self {
-            keys: Keys::new(secrets.iter().map(|s| s.expose().as_bytes()))?,
+            keys: Keys::from_secrets(secrets)?,
             window,
         })
     }
