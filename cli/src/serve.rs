@@ -328,7 +328,7 @@ async fn hook(
                 // Host is not trusted: URL-signing sources have a public_url.
                 Target {
                     query: uri.query(),
-                    seen_url: None,
+                    seen_url: &[],
                 },
                 SystemTime::now(),
             )

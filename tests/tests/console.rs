@@ -862,7 +862,7 @@ url = "https://deploys.example/hook"
         bytes::Bytes::from_static(body),
         sluice::pipeline::receive::Target {
             query: None,
-            seen_url: None,
+            seen_url: &[],
         },
         std::time::SystemTime::now(),
     )

@@ -16,7 +16,9 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method};
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse,
+};
 use lambda_http::aws_lambda_events::encodings::Body;
 use sluice::aws::Metrics;
 use sluice::config::Registry;
@@ -127,13 +129,16 @@ pub async fn process(
     outcome
 }
 
-/// The URL API Gateway (or the function URL) was called at: HTTPS, its
-/// domain and the raw path. What URL-signing providers signed, unless the
-/// source's `public_url` says otherwise (a custom domain's base path).
-fn seen_url(request: &ApiGatewayV2httpRequest) -> Option<String> {
-    let domain = request.request_context.domain_name.as_deref()?;
-    let path = request.raw_path.as_deref().unwrap_or("/");
-    Some(format!("https://{domain}{path}"))
+/// The URL API Gateway (or the function URL) was called at, in pieces:
+/// HTTPS, its domain and the raw path. What URL-signing providers signed,
+/// unless the source's `public_url` says otherwise (a custom domain's base
+/// path). Joined only for such sources.
+fn seen_url<'a>(
+    context: &'a ApiGatewayV2httpRequestContext,
+    raw_path: Option<&'a str>,
+) -> Option<[&'a str; 3]> {
+    let domain = context.domain_name.as_deref()?;
+    Some(["https://", domain, raw_path.unwrap_or("/")])
 }
 
 async fn process_request(
@@ -178,10 +183,10 @@ async fn process_request(
             };
         }
     };
-    let seen_url = seen_url(request);
+    let seen_url = seen_url(&request.request_context, request.raw_path.as_deref());
     let target = Target {
         query: request.raw_query_string.as_deref(),
-        seen_url: seen_url.as_deref(),
+        seen_url: seen_url.as_ref().map_or(&[], |parts| parts.as_slice()),
     };
     let result = receive(
         ports.registry,
@@ -297,6 +302,21 @@ mod tests {
             "requestContext": {"http": {"method": "POST", "path": path}},
             "isBase64Encoded": false,
         })
+    }
+
+    /// URL-signing providers are checked against https + API Gateway's
+    /// domain + the raw path; without a domain nothing is assumed.
+    #[test]
+    fn the_url_seen_is_api_gateways_domain_and_raw_path() {
+        let mut event = base("/hooks/square");
+        event["requestContext"]["domainName"] = "abc.execute-api.example.com".into();
+        let r = request(event);
+        assert_eq!(
+            seen_url(&r.request_context, r.raw_path.as_deref()).map(|p| p.concat()),
+            Some("https://abc.execute-api.example.com/hooks/square".to_owned())
+        );
+        let r = request(base("/hooks/square"));
+        assert_eq!(seen_url(&r.request_context, r.raw_path.as_deref()), None);
     }
 
     #[test]

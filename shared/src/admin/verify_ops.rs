@@ -96,13 +96,14 @@ impl Admin {
             }
             Err(SourceError::Unavailable(u)) => return Err(AdminError::Unavailable(u)),
         };
-        let (seen_url, query) = match input.url.as_deref() {
+        let (base, query) = match input.url.as_deref() {
             Some(u) => match u.split_once('?') {
                 Some((base, q)) => (Some(base), Some(q)),
                 None => (Some(u), None),
             },
             None => (None, None),
         };
+        let seen_url = base.as_slice();
         let target = Target { query, seen_url };
         let verdict = match verify_and_build(&source, headers, body, target, at) {
             Ok(built) => json!({

@@ -157,21 +157,28 @@ impl Reply {
 pub struct Target<'a> {
     /// The raw query string, without `?`; `None` or empty if there was none.
     pub query: Option<&'a str>,
-    /// The URL (scheme, host, path) the adapter saw the request at: API
-    /// Gateway's domain and path. `None` on `sluice serve`, which does not
-    /// trust `Host`. A source's `public_url` takes precedence.
-    pub seen_url: Option<&'a str>,
+    /// The URL (scheme, host, path) the adapter saw the request at, in
+    /// pieces joined only for the sources that need it (API Gateway's
+    /// `https://`, domain and path): no copy on the common path. Empty on
+    /// `sluice serve`, which does not trust `Host`. A source's
+    /// `public_url` takes precedence.
+    pub seen_url: &'a [&'a str],
 }
 
 impl Target<'_> {
     /// The URL the provider called, query included: `public_url`, else the
     /// one seen, with the request's query appended.
     fn url(&self, public_url: Option<&str>) -> Option<String> {
-        let base = public_url.or(self.seen_url)?;
-        Some(match self.query.filter(|q| !q.is_empty()) {
-            Some(q) => format!("{base}?{q}"),
-            None => base.to_owned(),
-        })
+        let mut url = match public_url {
+            Some(u) => u.to_owned(),
+            None if self.seen_url.is_empty() => return None,
+            None => self.seen_url.concat(),
+        };
+        if let Some(q) = self.query.filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(q);
+        }
+        Some(url)
     }
 }
 
@@ -328,5 +335,34 @@ mod tests {
             assert_eq!(body_fingerprint(body), expected);
         }
         assert_ne!(body_fingerprint(b"a"), body_fingerprint(b"b"));
+    }
+
+    /// `public_url` wins over the URL the adapter saw; the pieces seen are
+    /// joined; the request's query is appended; nothing known is `None`.
+    #[test]
+    fn the_signed_url_is_the_public_url_else_the_one_seen_with_the_query() {
+        let seen = ["https://", "abc.execute-api.example.com", "/hooks/sq"];
+        let t = |query, seen_url| super::Target { query, seen_url };
+        assert_eq!(
+            t(Some("a=1"), &seen).url(None).as_deref(),
+            Some("https://abc.execute-api.example.com/hooks/sq?a=1")
+        );
+        assert_eq!(
+            t(Some(""), &seen).url(None).as_deref(),
+            Some("https://abc.execute-api.example.com/hooks/sq")
+        );
+        assert_eq!(
+            t(Some("a=1"), &seen)
+                .url(Some("https://hooks.example.com/base/hooks/sq"))
+                .as_deref(),
+            Some("https://hooks.example.com/base/hooks/sq?a=1")
+        );
+        assert_eq!(
+            t(None, &[])
+                .url(Some("http://127.0.0.1:8080/hooks/sq"))
+                .as_deref(),
+            Some("http://127.0.0.1:8080/hooks/sq")
+        );
+        assert_eq!(t(Some("a=1"), &[]).url(None), None);
     }
 }
