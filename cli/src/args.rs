@@ -222,6 +222,10 @@ pub struct SourceAdd {
     /// square, hubspot, trello): scheme, host and path, no query.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Provider meta: the verify token typed into the app's webhook
+    /// settings, as a secret reference (env:NAME, ssm:/path).
+    #[arg(long, value_name = "REF")]
+    pub verify_token: Option<String>,
 }
 
 #[derive(Args)]

@@ -110,6 +110,7 @@ pub fn source(v: &Value) -> String {
         ("dedupe_window", s(&v["dedupe_window"])),
         ("max_body_bytes", s(&v["max_body_bytes"])),
         ("public_url", s(&v["public_url"])),
+        ("verify_token", s(&v["verify_token"])),
         ("created", time(&v["created_at"])),
         ("updated", time(&v["updated_at"])),
     ])

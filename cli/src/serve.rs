@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use sluice::admin::ports::Origin;
 use sluice::admin::{Admin, AdminError};
 use sluice::config::{ConfigError, ConfigFile};
@@ -20,6 +20,7 @@ use sluice::local::metrics::GatewayMetrics;
 use sluice::local::registry::RegistryError;
 use sluice::local::runtime::{LocalRuntime, RoutingStore, RuntimeOptions};
 use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
+use sluice::pipeline::challenge::challenge;
 use sluice::pipeline::receive::{Reply, Target, receive, refusal_outcome};
 use sluice::secrets::{EnvSecrets, SecretResolver};
 use tokio::net::TcpListener;
@@ -238,7 +239,7 @@ impl Gateway {
             gate,
         });
         let router = crate::console::router(any(admin_api))
-            .route("/hooks/{source}", post(hook))
+            .route("/hooks/{source}", any(hook))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_with_token))
             .with_state(app.clone());
@@ -310,14 +311,32 @@ impl Gateway {
 async fn hook(
     State(app): State<Arc<App>>,
     Path(source): Path<String>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let limit = app.registry.max_body_bytes();
-    let body = read_body(body, limit, app.body_timeout).await;
+    // Any other method is a provider's check of the endpoint (or a 405):
+    // its body is not read.
+    let body = if method == Method::POST {
+        read_body(body, limit, app.body_timeout).await
+    } else {
+        Ok(Bytes::new())
+    };
     let looked_up = body.is_ok();
     let result = match body {
+        Ok(_) if method != Method::POST => {
+            challenge(
+                app.registry.as_ref(),
+                &source,
+                &method,
+                &headers,
+                uri.query(),
+                SystemTime::now(),
+            )
+            .await
+        }
         Ok(body) => {
             receive(
                 app.registry.as_ref(),
@@ -495,20 +514,33 @@ async fn healthz() -> Response {
         status: 200,
         body: r#"{"status":"ok"}"#.to_owned(),
         content_type: "application/json",
+        allow: None,
     })
 }
 
 fn hook_reply(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut resp = (
         status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(reply.content_type),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(reply.content_type),
+            ),
+            // A handshake echoes the provider's text: never sniffed as HTML.
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
         reply.body,
     )
-        .into_response()
+        .into_response();
+    if let Some(allow) = reply.allow {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
 }
 
 /// Raise the soft open-file limit (RLIMIT_NOFILE) to the hard one: every

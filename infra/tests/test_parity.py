@@ -54,6 +54,8 @@ STREAM_FUNCTION, QUEUE_FUNCTION = "enqueue", "deliver"
 SCHEDULE_FUNCTION = "poll"
 SCHEDULE_EVENT = codefacts.ROOT / "tests/events/scheduler-poll.json"
 WEBHOOK_ROUTE = ("POST /hooks/{source}", "receive")
+# The providers' checks of the endpoint (pipeline/challenge.rs): public too.
+HANDSHAKE_ROUTES = ("GET /hooks/{source}", "HEAD /hooks/{source}")
 ADMIN_ROUTE = ("ANY /admin/{proxy+}", "admin")
 
 # What an event source mapping needs from the function's role (Lambda's
@@ -385,12 +387,14 @@ def test_the_poll_function_runs_on_a_schedule_that_can_be_turned_off(stack: Stac
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_webhook_route_reaches_receive_with_nonzero_throttling(stack: Stack) -> None:
     route, function = WEBHOOK_ROUTE
-    assert stack.routes[route] == {"function": function, "authorization": "NONE", "payload_format": "2.0"}
+    public = {route, *HANDSHAKE_ROUTES}
+    for key in public:
+        assert stack.routes[key] == {"function": function, "authorization": "NONE", "payload_format": "2.0"}, key
     for key, r in stack.routes.items():
         assert r["function"] in CODE.functions, key
-        # The webhook route is the only public one (receive verifies the
-        # providers' signatures); any other route (admin) is IAM-authorised.
-        assert key == route or r["authorization"] == "AWS_IAM", f"{stack.source}: {key} is public"
+        # The webhook routes are the only public ones (receive verifies the
+        # providers' signatures and checks); any other (admin) is IAM-authorised.
+        assert key in public or r["authorization"] == "AWS_IAM", f"{stack.source}: {key} is public"
     # The admin API is reachable only with SigV4 (IAM): the function trusts it.
     route, function = ADMIN_ROUTE
     assert stack.routes[route] == {"function": function, "authorization": "AWS_IAM", "payload_format": "2.0"}

@@ -19,7 +19,7 @@ use crate::gate::{Breaker, Controls};
 use crate::poll::{PollerConfig, validate_poller};
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
-use crate::secrets::{SecretRef, SecretResolver};
+use crate::secrets::{Secret, SecretRef, SecretResolver};
 use crate::sign::SigningKey;
 use crate::verify::{HmacParams, Provider, Verifier};
 
@@ -119,6 +119,10 @@ pub struct SourceConfig {
     /// without a query (the request's own is appended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Meta's `hub.verify_token`: the token the operator typed into the
+    /// app's webhook settings, which the GET `hub.challenge` must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_token: Option<SecretRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -378,7 +382,22 @@ pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigEr
         _ => {}
     }
     check_max_body_bytes(s, policy)?;
+    check_verify_token(&s.id, s.provider, s.verify_token.is_some())?;
     check_public_url(s, policy)
+}
+
+/// `verify_token` belongs to the one provider whose handshake carries it.
+pub fn check_verify_token(
+    id: &str,
+    provider: Provider,
+    has_token: bool,
+) -> Result<(), ConfigError> {
+    if has_token && provider != Provider::Meta {
+        return invalid(format!(
+            "source {id:?}: verify_token is only used by provider \"meta\" (its GET hub.challenge)"
+        ));
+    }
+    Ok(())
 }
 
 /// `public_url` is an absolute http(s) URL without query, fragment or
@@ -477,6 +496,13 @@ pub async fn resolve_source(
         s.tolerance_secs.map(Duration::from_secs),
     )
     .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+    let verify_token =
+        match &s.verify_token {
+            Some(r) => Some(secrets.resolve(r).await.map_err(|e| {
+                ConfigError::Invalid(format!("source {:?}: verify_token: {e}", s.id))
+            })?),
+            None => None,
+        };
     Ok(Source {
         id: s.id.clone(),
         provider: s.provider,
@@ -485,6 +511,7 @@ pub async fn resolve_source(
         dedupe_window: s.dedupe_window.unwrap_or(DEFAULT_DEDUPE_WINDOW),
         max_body_bytes: s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         public_url: s.public_url.clone(),
+        verify_token,
     })
 }
 
@@ -689,6 +716,8 @@ pub struct Source {
     pub max_body_bytes: usize,
     /// See [`SourceConfig::public_url`].
     pub public_url: Option<String>,
+    /// See [`SourceConfig::verify_token`].
+    pub verify_token: Option<Secret>,
 }
 
 /// A subscription, ready to deliver.
@@ -1156,6 +1185,23 @@ mod public_url_tests {
             "[[sources]]\nid = \"s\"\nprovider = \"{provider}\"\nsecrets = [\"env:S\"]\n{url}\n"
         );
         toml::from_str(&text).unwrap()
+    }
+
+    /// A config file's `verify_token` belongs to a meta source only.
+    #[test]
+    fn only_a_meta_source_takes_a_verify_token() {
+        let with_token = |provider: &str| -> ConfigFile {
+            toml::from_str(&format!(
+                "[[sources]]\nid = \"s\"\nprovider = \"{provider}\"\nsecrets = [\"env:S\"]\nverify_token = \"env:T\"\n"
+            ))
+            .unwrap()
+        };
+        with_token("meta").validate().unwrap();
+        let err = with_token("github").validate().unwrap_err().to_string();
+        assert!(
+            err.contains("verify_token is only used by provider \"meta\""),
+            "{err}"
+        );
     }
 
     /// `sluice serve` does not trust `Host`, so a URL-signing source needs

@@ -75,6 +75,13 @@ pub enum ReceiveError {
     Header(#[from] HeaderError),
     #[error("malformed request: {0}")]
     BadRequest(String),
+    /// A method the source does not answer; `allow` lists those it does.
+    #[error("method not allowed: this source answers {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    /// A provider's check of the endpoint that does not match the
+    /// source's config (Meta's `hub.verify_token`).
+    #[error("handshake refused: {0}")]
+    HandshakeRefused(&'static str),
     #[error("store unavailable: {0}")]
     Unavailable(#[from] Unavailable),
 }
@@ -100,6 +107,8 @@ impl ReceiveError {
             Self::BodyTooLarge { .. } => 413,
             Self::BodyTimeout(_) => 408,
             Self::Header(_) | Self::BadRequest(_) => 400,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::HandshakeRefused(_) => 403,
             Self::Unavailable(u) if u.is_permanent() => 422,
             Self::SourceUnavailable { .. } | Self::Unavailable(_) => 503,
         }
@@ -115,6 +124,8 @@ impl ReceiveError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::Header(_) => "malformed_header",
             Self::BadRequest(_) => "bad_request",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::HandshakeRefused(_) => "handshake_refused",
             Self::Unavailable(u) if u.is_permanent() => "not_storable",
             Self::Unavailable(_) => "unavailable",
         }
@@ -133,6 +144,14 @@ impl ReceiveError {
             }
             Self::Unavailable(_) => "temporarily unavailable; retry later".to_owned(),
             other => other.to_string(),
+        }
+    }
+
+    /// The methods to name in an `Allow` header, for a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            Self::MethodNotAllowed { allow } => Some(allow),
+            _ => None,
         }
     }
 

@@ -234,7 +234,8 @@ impl Harness {
         let config_path = dir.path().join("sluice.toml");
         std::fs::write(&config_path, config).unwrap();
         let env_path = dir.path().join(".env");
-        let env_text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        // Single-quoted: values are taken as they are (spaces included).
+        let env_text: String = env.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
         std::fs::write(&env_path, env_text).unwrap();
         let mut opts = ServeOptions::new(
             config_path,
@@ -383,6 +384,16 @@ pub fn zoom_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
 /// The `encryptedToken` Zoom expects for `plain_token`.
 pub fn zoom_url_token(secret: &str, plain_token: &str) -> String {
     hex_hmac(secret, &[plain_token.as_bytes()])
+}
+
+/// The `response_token` X expects for a CRC's `crc_token`: `sha256=` +
+/// base64 HMAC-SHA256 under the consumer secret.
+pub fn x_crc_response(secret: &str, crc_token: &str) -> String {
+    let tag = hex::decode(hex_hmac(secret, &[crc_token.as_bytes()])).unwrap_or_default();
+    format!(
+        "sha256={}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, tag)
+    )
 }
 
 /// Twitch EventSub's scheme, signed now (RFC 3339 with nanoseconds):

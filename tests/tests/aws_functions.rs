@@ -56,8 +56,8 @@ use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{
-    Sink, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers, zoom_headers,
-    zoom_url_token,
+    Sink, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers, x_crc_response,
+    zoom_headers, zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-aws-tests";
@@ -889,6 +889,33 @@ secrets = ["ssm:{ssm}/zoom"]
 id = "twitch"
 provider = "twitch"
 secrets = ["ssm:{ssm}/twitch"]
+
+[[sources]]
+id = "meta"
+provider = "meta"
+secrets = ["ssm:{ssm}/app"]
+verify_token = "ssm:{ssm}/meta-verify"
+
+[[sources]]
+id = "x"
+provider = "x"
+secrets = ["ssm:{ssm}/x"]
+
+[[sources]]
+id = "dropbox"
+provider = "dropbox"
+secrets = ["ssm:{ssm}/app"]
+
+[[sources]]
+id = "okta"
+provider = "okta"
+secrets = ["ssm:{ssm}/okta"]
+
+[[sources]]
+id = "trello"
+provider = "trello"
+secrets = ["ssm:{ssm}/app"]
+public_url = "https://hooks.example.com/hooks/trello"
 "#;
     let aws = Aws::with_secrets(
         &config(&sink.url(), sources),
@@ -897,9 +924,14 @@ secrets = ["ssm:{ssm}/twitch"]
             ("sub", SUB_SECRET),
             ("zoom", "zoom-secret"),
             ("twitch", "twitch-secret"),
+            ("app", "app-secret"),
+            ("meta-verify", "meta-verify-9f2"),
+            ("x", "x-consumer-secret"),
+            ("okta", "Bearer okta-hook-7d1e"),
         ],
     )
     .await;
+    get_and_head_handshakes(&aws).await;
     let validation =
         br#"{"payload":{"plainToken":"tok-123"},"event_ts":1,"event":"endpoint.url_validation"}"#;
     let (status, answer) = aws
@@ -934,6 +966,91 @@ secrets = ["ssm:{ssm}/twitch"]
         matches!(&response.body, Some(Body::Text(t)) if t == "c-42"),
         "{:?}",
         response.body
+    );
+    assert!(
+        aws.new_inserts().await.is_empty(),
+        "handshakes commit nothing"
+    );
+}
+
+/// A GET or HEAD to `/hooks/{source}` as API Gateway's `GET` route hands
+/// it to the receive function.
+fn check_event(source: &str, method: &str, query: &str, headers: &[(&str, &str)]) -> Value {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut event = apigw_event(source, &headers, b"");
+    let route = format!("{method} /hooks/{{source}}");
+    event["routeKey"] = json!(route);
+    event["requestContext"]["routeKey"] = json!(route);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["rawQueryString"] = json!(query);
+    event.as_object_mut().unwrap().remove("body");
+    event
+}
+
+/// The GET and HEAD handshakes (Meta, X, Dropbox, Okta, Trello) through
+/// the receive function, with the secrets and Meta's verify token in SSM.
+async fn get_and_head_handshakes(aws: &Aws) {
+    let call = |event: Value| async move {
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        sluice_receive::handle(aws.receive_ports(), request, SystemTime::now()).await
+    };
+    let text = |r: &ApiGatewayV2httpResponse| match &r.body {
+        Some(Body::Text(t)) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    let r = call(check_event(
+        "meta",
+        "GET",
+        "hub.mode=subscribe&hub.verify_token=meta-verify-9f2&hub.challenge=1158201444",
+        &[],
+    ))
+    .await;
+    assert_eq!((r.status_code, text(&r).as_str()), (200, "1158201444"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    let r = call(check_event(
+        "meta",
+        "GET",
+        "hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1",
+        &[],
+    ))
+    .await;
+    assert_eq!(r.status_code, 403);
+
+    let r = call(check_event("x", "GET", "crc_token=crc-abc_123", &[])).await;
+    assert_eq!(r.status_code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text(&r)).unwrap(),
+        json!({"response_token": x_crc_response("x-consumer-secret", "crc-abc_123")})
+    );
+
+    let r = call(check_event("dropbox", "GET", "challenge=dbx-42", &[])).await;
+    assert_eq!((r.status_code, text(&r).as_str()), (200, "dbx-42"));
+
+    let challenge = ("x-okta-verification-challenge", "oktaChallenge-XYZ");
+    let r = call(check_event(
+        "okta",
+        "GET",
+        "",
+        &[("authorization", "Bearer okta-hook-7d1e"), challenge],
+    ))
+    .await;
+    assert_eq!(r.status_code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text(&r)).unwrap(),
+        json!({"verification": "oktaChallenge-XYZ"})
+    );
+    let r = call(check_event("okta", "GET", "", &[challenge])).await;
+    assert_eq!(r.status_code, 401);
+
+    let r = call(check_event("trello", "HEAD", "", &[])).await;
+    assert_eq!((r.status_code, text(&r).as_str()), (200, ""));
+    let r = call(check_event("trello", "GET", "", &[])).await;
+    assert_eq!(
+        (r.status_code, r.headers["allow"].to_str().unwrap()),
+        (405, "HEAD, POST")
     );
     assert!(
         aws.new_inserts().await.is_empty(),

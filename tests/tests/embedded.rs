@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use sluice::model::{DeliveryStatus, EventKey};
 use sluice_tests::{
     ADMIN_TOKEN, Harness, Running, Sink, discord_headers, discord_key, eventually,
-    eventually_async, github_headers, standard_webhooks_valid, twitch_headers, zoom_headers,
-    zoom_url_token,
+    eventually_async, github_headers, standard_webhooks_valid, twitch_headers, x_crc_response,
+    zoom_headers, zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-tests";
@@ -283,6 +283,140 @@ async fn f_an_event_matching_no_subscription_is_committed_and_logged() {
     assert_eq!(store.event_count().await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0);
+    gw.stop().await;
+}
+
+/// The handshakes that come as a GET or HEAD (Meta, X, Dropbox, Okta,
+/// Trello) through `sluice serve`: answered as each provider requires,
+/// refused when the check fails, 405 with `Allow` where a source takes
+/// none, and nothing committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_get_and_head_handshakes_are_answered_through_sluice_serve() {
+    let sink = Sink::start(200).await;
+    let sources = r#"
+[[sources]]
+id = "meta"
+provider = "meta"
+secrets = ["env:APP_SECRET"]
+verify_token = "env:META_VERIFY"
+
+[[sources]]
+id = "x"
+provider = "x"
+secrets = ["env:X_SECRET"]
+
+[[sources]]
+id = "dropbox"
+provider = "dropbox"
+secrets = ["env:APP_SECRET"]
+
+[[sources]]
+id = "okta"
+provider = "okta"
+secrets = ["env:OKTA_AUTH"]
+
+[[sources]]
+id = "trello"
+provider = "trello"
+secrets = ["env:APP_SECRET"]
+public_url = "https://hooks.example.com/hooks/trello"
+"#;
+    let h = Harness::new(
+        &config(&sink.url(), sources),
+        &[
+            ("GH_SECRET", GH_SECRET),
+            ("SUB_SECRET", SUB_SECRET),
+            ("APP_SECRET", "app-secret"),
+            ("META_VERIFY", "meta-verify-9f2"),
+            ("X_SECRET", "x-consumer-secret"),
+            ("OKTA_AUTH", "Bearer okta-hook-7d1e"),
+        ],
+    );
+    let gw = h.start().await;
+    let call = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
+        let mut req = gw.client.request(method, format!("{}{path}", gw.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            (status, headers, r.text().await.unwrap())
+        }
+    };
+    let get = reqwest::Method::GET;
+    let head = reqwest::Method::HEAD;
+
+    let (s, hd, body) = call(
+        get.clone(),
+        "/hooks/meta?hub.mode=subscribe&hub.verify_token=meta-verify-9f2&hub.challenge=1158201444",
+        &[],
+    )
+    .await;
+    assert_eq!((s, body.as_str()), (200, "1158201444"));
+    assert!(
+        hd["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(hd["x-content-type-options"], "nosniff");
+    let (s, _, body) = call(
+        get.clone(),
+        "/hooks/meta?hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1",
+        &[],
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(!body.contains("meta-verify-9f2"), "{body}");
+
+    let (s, _, body) = call(get.clone(), "/hooks/x?crc_token=crc-abc_123", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"response_token": x_crc_response("x-consumer-secret", "crc-abc_123")})
+    );
+
+    let (s, hd, body) = call(get.clone(), "/hooks/dropbox?challenge=dbx-42", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "dbx-42"));
+    assert_eq!(hd["x-content-type-options"], "nosniff");
+
+    let challenge = ("x-okta-verification-challenge", "oktaChallenge-XYZ");
+    let (s, _, body) = call(
+        get.clone(),
+        "/hooks/okta",
+        &[("authorization", "Bearer okta-hook-7d1e"), challenge],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"verification": "oktaChallenge-XYZ"})
+    );
+    let (s, _, _) = call(get.clone(), "/hooks/okta", &[challenge]).await;
+    assert_eq!(s, 401);
+
+    let (s, _, body) = call(head.clone(), "/hooks/trello", &[]).await;
+    assert_eq!((s, body.as_str()), (200, ""));
+    let (s, hd, _) = call(get.clone(), "/hooks/trello", &[]).await;
+    assert_eq!((s, hd["allow"].to_str().unwrap()), (405, "HEAD, POST"));
+    let (s, hd, body) = call(get.clone(), "/hooks/github", &[]).await;
+    assert_eq!((s, hd["allow"].to_str().unwrap()), (405, "POST"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"],
+        "method_not_allowed"
+    );
+    let (s, hd, _) = call(reqwest::Method::PUT, "/hooks/meta", &[]).await;
+    assert_eq!((s, hd["allow"].to_str().unwrap()), (405, "GET, HEAD, POST"));
+    let (s, _, _) = call(get.clone(), "/hooks/nope?challenge=1", &[]).await;
+    assert_eq!(s, 404);
+
+    assert_eq!(
+        h.store().event_count().await.unwrap(),
+        0,
+        "handshakes commit nothing"
+    );
     gw.stop().await;
 }
 

@@ -79,6 +79,9 @@ fn source_body(a: SourceAdd) -> Result<Value, CliError> {
     if let Some(u) = a.public_url {
         body.insert("public_url".into(), json!(u));
     }
+    if let Some(r) = a.verify_token {
+        body.insert("verify_token".into(), json!(r));
+    }
     Ok(Value::Object(body))
 }
 

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderMap, Method};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse,
@@ -23,6 +23,7 @@ use lambda_http::aws_lambda_events::encodings::Body;
 use sluice::aws::Metrics;
 use sluice::config::Registry;
 use sluice::error::{REQUEST_ID_HEADER, ReceiveError, new_request_id};
+use sluice::pipeline::challenge::challenge;
 use sluice::pipeline::receive::{Receipt, Reply, Target, receive, refusal_outcome};
 use sluice::store::EventStore;
 
@@ -156,48 +157,46 @@ async fn process_request(
             metrics,
         };
     };
-    if request.request_context.http.method != Method::POST {
-        let mut response = json_response(
-            405,
-            serde_json::json!({
-                "error": "method_not_allowed",
-                "message": "use POST",
-                "request_id": request_id,
-            })
-            .to_string(),
-        );
-        response
-            .headers
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        count(&mut metrics, None, &Err(405), "method_not_allowed");
-        return Outcome { response, metrics };
-    }
-    let body = match raw_body(request) {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
-            count(&mut metrics, None, &Err(err.status()), err.code());
-            return Outcome {
-                response: error_response(&err, request_id),
-                metrics,
-            };
-        }
+    let method = request.request_context.http.method.clone();
+    let result = if method == Method::POST {
+        let body = match raw_body(request) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
+                count(&mut metrics, None, &Err(err.status()), err.code());
+                return Outcome {
+                    response: error_response(&err, request_id),
+                    metrics,
+                };
+            }
+        };
+        let seen_url = seen_url(&request.request_context, request.raw_path.as_deref());
+        let target = Target {
+            query: request.raw_query_string.as_deref(),
+            seen_url: seen_url.as_ref().map_or(&[], |parts| parts.as_slice()),
+        };
+        receive(
+            ports.registry,
+            ports.store,
+            &source,
+            std::mem::take(&mut request.headers),
+            body,
+            target,
+            now,
+        )
+        .await
+    } else {
+        // A provider's GET or HEAD check of the endpoint, or a 405.
+        challenge(
+            ports.registry,
+            &source,
+            &method,
+            &request.headers,
+            request.raw_query_string.as_deref(),
+            now,
+        )
+        .await
     };
-    let seen_url = seen_url(&request.request_context, request.raw_path.as_deref());
-    let target = Target {
-        query: request.raw_query_string.as_deref(),
-        seen_url: seen_url.as_ref().map_or(&[], |parts| parts.as_slice()),
-    };
-    let result = receive(
-        ports.registry,
-        ports.store,
-        &source,
-        std::mem::take(&mut request.headers),
-        body,
-        target,
-        now,
-    )
-    .await;
     // Only a configured source becomes a dimension value.
     let known = !matches!(result, Err(ReceiveError::UnknownSource));
     let code = match &result {
@@ -258,12 +257,18 @@ fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
         status,
         body,
         content_type: "application/json",
+        allow: None,
     })
 }
 
 fn reply_response(reply: Reply) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::with_capacity(1);
+    let mut headers = HeaderMap::with_capacity(3);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    // A handshake echoes the provider's text: never sniffed as HTML.
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(allow) = reply.allow {
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(reply.status);
     response.headers = headers;
@@ -317,6 +322,22 @@ mod tests {
         );
         let r = request(base("/hooks/square"));
         assert_eq!(seen_url(&r.request_context, r.raw_path.as_deref()), None);
+    }
+
+    /// The sample events of `tests/events/` (for `cargo lambda invoke`)
+    /// are API Gateway requests this function reads, with their source.
+    #[test]
+    fn the_sample_events_are_http_api_requests() {
+        for (file, source, method) in [
+            ("apigw-v2-github-push.json", "github", Method::POST),
+            ("apigw-v2-dropbox-challenge.json", "dropbox", Method::GET),
+        ] {
+            let path = format!("{}/../../tests/events/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let r: ApiGatewayV2httpRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(source_of(&r).as_deref(), Some(source), "{file}");
+            assert_eq!(r.request_context.http.method, method, "{file}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{Admin, AdminError};
 use crate::config::{
     ConfigError, ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig,
     SubscriptionConfig, check_allow_local, check_id, check_max_body_bytes, check_public_url,
-    destination_url, retry_policy,
+    check_verify_token, destination_url, retry_policy,
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
@@ -93,6 +93,8 @@ struct SourceCreate {
     hmac: Option<HmacParams>,
     #[serde(default)]
     public_url: Option<String>,
+    #[serde(default)]
+    verify_token: Option<SecretInput>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +114,8 @@ struct SourcePatch {
     hmac: Option<Option<HmacParams>>,
     #[serde(default, deserialize_with = "nullable")]
     public_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    verify_token: Option<Option<SecretInput>>,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +365,15 @@ impl Admin {
             .map_err(|e| AdminError::invalid("max_body_bytes", strip_prefix(&e.to_string())))?;
         check_public_url(s, &self.ports.policy)
             .map_err(|e| AdminError::invalid("public_url", strip_prefix(&e.to_string())))?;
+        check_verify_token(&s.id, s.provider, s.verify_token.is_some())
+            .map_err(|e| AdminError::invalid("verify_token", strip_prefix(&e.to_string())))?;
+        if let Some(r) = &s.verify_token {
+            self.ports
+                .secrets
+                .resolve(r)
+                .await
+                .map_err(|e| AdminError::invalid("verify_token", e.to_string()))?;
+        }
         if s.dedupe_window.is_some_and(|w| w > MAX_WINDOW) {
             return Err(AdminError::invalid(
                 "dedupe_window",
@@ -452,6 +465,33 @@ impl Admin {
         }
     }
 
+    /// Set `config.verify_token` from its input: a reference is set now (and
+    /// checked with the rest); a value is returned, to be stored once
+    /// everything is checked.
+    async fn verify_token_input(
+        &self,
+        config: &mut SourceConfig,
+        input: Option<SecretInput>,
+    ) -> Result<Option<Vec<(Option<Secret>, Option<SecretRef>)>>, AdminError> {
+        config.verify_token = None;
+        let Some(input) = input else {
+            return Ok(None);
+        };
+        let mut parsed = self.source_secrets("verify_token", vec![input]).await?;
+        match parsed.first_mut() {
+            Some((None, r)) => {
+                config.verify_token = r.take();
+                Ok(None)
+            }
+            _ => {
+                check_verify_token(&config.id, config.provider, true).map_err(|e| {
+                    AdminError::invalid("verify_token", strip_prefix(&e.to_string()))
+                })?;
+                Ok(Some(parsed))
+            }
+        }
+    }
+
     /// The secret inputs split into (refs, values to store) for checking.
     fn split_inputs(
         inputs: &[(Option<Secret>, Option<SecretRef>)],
@@ -482,11 +522,20 @@ impl Admin {
             max_body_bytes: input.max_body_bytes,
             hmac: input.hmac,
             public_url: input.public_url,
+            verify_token: None,
         };
+        let token = self
+            .verify_token_input(&mut config, input.verify_token)
+            .await?;
         self.check_source(&config, &values).await?;
         self.check_unused(Kind::Source, &config.id).await?;
-        let (refs, created) = self.store_values(&config.id, inputs).await?;
+        let (refs, mut created) = self.store_values(&config.id, inputs).await?;
         config.secrets = refs;
+        if let Some(token) = token {
+            let (mut r, made) = self.store_values(&config.id, token).await?;
+            config.verify_token = r.pop();
+            created.extend(made);
+        }
         let item = ConfigItem::Source(config);
         if !self.ports.config.create_config(&item, Origin::Api).await? {
             self.forget_secrets(&created).await;
@@ -508,7 +557,9 @@ impl Admin {
         let ConfigItem::Source(mut config) = entry.item else {
             return Err(AdminError::NotFound(format!("no source {id:?}")));
         };
-        let old_refs = config.secrets.clone();
+        let old_refs: Vec<SecretRef> = secret_refs(&ConfigItem::Source(config.clone()))
+            .cloned()
+            .collect();
         if let Some(p) = patch.provider {
             config.provider = p;
         }
@@ -527,6 +578,10 @@ impl Admin {
         if let Some(v) = patch.public_url {
             config.public_url = v;
         }
+        let token = match patch.verify_token {
+            Some(v) => self.verify_token_input(&mut config, v).await?,
+            None => None,
+        };
         let mut inputs = None;
         if let Some(secrets) = patch.secrets {
             let parsed = self.source_secrets("secrets", secrets).await?;
@@ -543,14 +598,20 @@ impl Admin {
             config.secrets = refs;
             created = made;
         }
+        if let Some(token) = token {
+            let (mut r, made) = self.store_values(id, token).await?;
+            config.verify_token = r.pop();
+            created.extend(made);
+        }
         let item = ConfigItem::Source(config.clone());
         if !self.ports.config.update_config(&item).await? {
             self.forget_secrets(&created).await;
             return Err(AdminError::NotFound(format!("no source {id:?}")));
         }
+        let kept: Vec<&SecretRef> = secret_refs(&item).collect();
         let dropped: Vec<SecretRef> = old_refs
             .into_iter()
-            .filter(|r| !config.secrets.contains(r))
+            .filter(|r| !kept.contains(&r))
             .collect();
         self.forget_secrets(&dropped).await;
         self.make_live().await;
@@ -1110,7 +1171,7 @@ impl Admin {
 /// Every secret reference an entry names.
 fn secret_refs(item: &ConfigItem) -> Box<dyn Iterator<Item = &SecretRef> + '_> {
     match item {
-        ConfigItem::Source(s) => Box::new(s.secrets.iter()),
+        ConfigItem::Source(s) => Box::new(s.secrets.iter().chain(&s.verify_token)),
         ConfigItem::Poller(p) => Box::new(p.headers.values().filter_map(|h| match h {
             HeaderSetting::Secret(r) => Some(r),
             HeaderSetting::Literal(_) => None,

@@ -1276,6 +1276,88 @@ async fn a_stored_secret_another_entry_uses_is_never_deleted() {
     assert!(!f.secrets.stored.lock().unwrap().contains_key(&name));
 }
 
+/// Meta's verify token: a value is kept in the secret store and shown as
+/// its reference only; it is refused for other providers; replacing or
+/// clearing it deletes the stored value; the served source answers the
+/// GET `hub.challenge` with it.
+#[tokio::test]
+async fn a_verify_token_is_stored_like_a_secret_and_only_meta_takes_it() {
+    let f = fixture().await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "fb", "provider": "meta", "secrets": ["env:GH_SECRET"], "verify_token": {"value": "typed-in-meta"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let stored = v["verify_token"].as_str().unwrap().to_owned();
+    assert!(stored.starts_with("db:"), "{v}");
+    assert!(!v.to_string().contains("typed-in-meta"), "{v}");
+    let name = stored.trim_start_matches("db:").to_owned();
+    assert!(f.secrets.stored.lock().unwrap().contains_key(&name));
+    let source = f.registry.source("fb").await.unwrap().unwrap();
+    let query = "hub.mode=subscribe&hub.verify_token=typed-in-meta&hub.challenge=7";
+    let answer = crate::pipeline::challenge::answer_challenge(
+        &source,
+        &Method::GET,
+        &http::HeaderMap::new(),
+        Some(query),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(answer.body, "7");
+
+    for body in [
+        json!({"id": "gh2", "provider": "github", "secrets": ["env:GH_SECRET"], "verify_token": "env:GH_NEXT"}),
+        json!({"id": "gh3", "provider": "github", "secrets": ["env:GH_SECRET"], "verify_token": {"value": "x"}}),
+        json!({"id": "fb2", "provider": "meta", "secrets": ["env:GH_SECRET"], "verify_token": "env:NOT_SET"}),
+    ] {
+        let (s, v) = f.call(Method::POST, "/admin/sources", body.clone()).await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (422, Some("verify_token")),
+            "{body}: {v}"
+        );
+    }
+    // Switching the provider away from meta with the token left is refused.
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/sources/fb",
+            json!({"provider": "github"}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("verify_token")), "{v}");
+
+    // A reference replaces the stored value, which is deleted.
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/sources/fb",
+            json!({"verify_token": "env:GH_NEXT"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["verify_token"].as_str()),
+        (200, Some("env:GH_NEXT")),
+        "{v}"
+    );
+    assert!(!f.secrets.stored.lock().unwrap().contains_key(&name));
+    // Cleared: the handshake is refused, and the source still verifies.
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/sources/fb",
+            json!({"verify_token": null}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("verify_token").is_none(), "{v}");
+    let source = f.registry.source("fb").await.unwrap().unwrap();
+    assert!(source.verify_token.is_none());
+}
+
 #[tokio::test]
 async fn allow_local_and_the_body_bound_follow_the_deployment_policy() {
     let body = |id: &str| json!({"id": id, "source": "gh", "url": "http://127.0.0.1:9/in", "events": ["*"], "allow_local": true});

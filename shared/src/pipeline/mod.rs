@@ -1,6 +1,7 @@
 //! The pipeline steps as plain async functions over the ports. AWS and the
 //! embedded gateway run exactly this code.
 
+pub mod challenge;
 pub mod deliver;
 pub mod enqueue;
 pub mod receive;

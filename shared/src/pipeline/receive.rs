@@ -52,6 +52,28 @@ pub struct Answer {
 const JSON: &str = "application/json";
 
 impl Answer {
+    pub(crate) fn json(body: serde_json::Value) -> Self {
+        Self {
+            body: body.to_string(),
+            content_type: JSON,
+        }
+    }
+
+    pub(crate) fn text(body: String) -> Self {
+        Self {
+            body,
+            content_type: "text/plain; charset=utf-8",
+        }
+    }
+
+    /// The answer to a HEAD: its headers without the body.
+    pub(crate) fn without_body(self) -> Self {
+        Self {
+            body: String::new(),
+            ..self
+        }
+    }
+
     /// What `source` answers to `handshake`: Zoom's needs the secret.
     fn to(source: &Source, handshake: Handshake) -> Self {
         match handshake {
@@ -59,17 +81,16 @@ impl Answer {
                 body,
                 content_type: JSON,
             },
-            Handshake::Text(body) => Self {
-                body,
-                content_type: "text/plain; charset=utf-8",
-            },
+            Handshake::Text(body) => Self::text(body),
             Handshake::Zoom { plain_token } => {
-                let token = source.verifier.url_token(&plain_token).unwrap_or_default();
-                Self {
-                    body: serde_json::json!({ "plainToken": plain_token, "encryptedToken": token })
-                        .to_string(),
-                    content_type: JSON,
-                }
+                let token = source
+                    .verifier
+                    .reply_tag(plain_token.as_bytes())
+                    .map(hex::encode)
+                    .unwrap_or_default();
+                Self::json(
+                    serde_json::json!({ "plainToken": plain_token, "encryptedToken": token }),
+                )
             }
         }
     }
@@ -104,6 +125,8 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub content_type: &'static str,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 impl Reply {
@@ -130,6 +153,7 @@ impl Reply {
                 status: 200,
                 body: answer.body.clone(),
                 content_type: answer.content_type,
+                allow: None,
             },
             Err(e) => {
                 e.log_internal(source, request_id);
@@ -137,6 +161,7 @@ impl Reply {
                     status: e.status(),
                     body: e.body(request_id),
                     content_type: JSON,
+                    allow: e.allow(),
                 }
             }
         }
@@ -147,6 +172,7 @@ impl Reply {
             status: 200,
             body,
             content_type: JSON,
+            allow: None,
         }
     }
 }

@@ -209,21 +209,21 @@ pub fn describe(p: Provider) -> About {
         P::Meta => about(
             p,
             &["X-Hub-Signature-256"],
-            "`X-Hub-Signature-256: sha256=…`, hex HMAC of the body under the app secret (Facebook, Instagram, WhatsApp Cloud)",
+            "`X-Hub-Signature-256: sha256=…`, hex HMAC of the body under the app secret (Facebook, Instagram, WhatsApp Cloud); the GET `hub.challenge` is answered when `hub.verify_token` equals the source's `verify_token`",
             BODY_HASH,
             "body `object`",
         ),
         P::X => about(
             p,
             &["X-Twitter-Webhooks-Signature"],
-            "`X-Twitter-Webhooks-Signature: sha256=…`, base64 HMAC of the body under the consumer secret",
+            "`X-Twitter-Webhooks-Signature: sha256=…`, base64 HMAC of the body under the consumer secret; the GET CRC (`crc_token`) is answered with its HMAC",
             BODY_HASH,
             "the body's `…_events` key (`tweet_create_events`)",
         ),
         P::Dropbox => about(
             p,
             &["X-Dropbox-Signature"],
-            "`X-Dropbox-Signature`, hex HMAC of the body under the app secret",
+            "`X-Dropbox-Signature`, hex HMAC of the body under the app secret; the GET `challenge` is echoed",
             BODY_HASH,
             "none",
         ),
@@ -335,6 +335,13 @@ pub fn describe(p: Provider) -> About {
             "body `update_id`",
             "the update's kind (`message`, `callback_query`, …)",
         ),
+        P::Okta => about(
+            p,
+            &["Authorization"],
+            "`Authorization`, the event hook's authentication value compared in constant time; the GET `X-Okta-Verification-Challenge` is answered after the same check",
+            "body `eventId`",
+            "none (a batch: `data.events[].eventType`)",
+        ),
         P::Clerk | P::Resend => about(
             p,
             &["webhook-id", "webhook-timestamp", "webhook-signature"],
@@ -366,7 +373,7 @@ pub fn describe(p: Provider) -> About {
         P::Trello => about(
             p,
             &["X-Trello-Webhook"],
-            "`X-Trello-Webhook`, base64 HMAC-SHA1 over `{body}{callback URL}` (`public_url` + query)",
+            "`X-Trello-Webhook`, base64 HMAC-SHA1 over `{body}{callback URL}` (`public_url` + query); the HEAD check answers 200",
             "body `action.id`",
             "body `action.type`",
         ),

@@ -256,6 +256,15 @@ impl MacKeys {
         }
     }
 
+    /// The first (current) key's tag over `parts`.
+    pub(super) fn first_tag(&self, parts: &[&[u8]]) -> Option<Vec<u8>> {
+        match self {
+            Self::Sha1(k) => k.first_tag(parts),
+            Self::Sha256(k) => k.first_tag(parts),
+            Self::Sha512(k) => k.first_tag(parts),
+        }
+    }
+
     pub(super) fn matches_any<T: AsRef<[u8]>>(&self, parts: &[&[u8]], candidates: &[T]) -> bool {
         match self {
             Self::Sha1(k) => k.matches_any(parts, candidates),

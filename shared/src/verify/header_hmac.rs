@@ -216,6 +216,11 @@ impl HeaderHmac {
         self.keys.len()
     }
 
+    /// The current (first) secret's HMAC of `message` (X's CRC answer).
+    pub(super) fn reply_tag(&self, message: &[u8]) -> Option<Vec<u8>> {
+        self.keys.first_tag(&[message])
+    }
+
     pub(super) fn window(&self) -> Option<Window> {
         self.window
     }

@@ -26,6 +26,7 @@ mod hubspot;
 mod intercom;
 mod linear;
 mod mux;
+mod okta;
 mod paddle;
 mod pagerduty;
 mod sendgrid;
@@ -93,13 +94,14 @@ pub enum Provider {
     Square,
     Hubspot,
     Trello,
+    Okta,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 42] = [
+    pub const ALL: [Self; 43] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -141,6 +143,7 @@ impl Provider {
         Self::Square,
         Self::Hubspot,
         Self::Trello,
+        Self::Okta,
         Self::Hmac,
     ];
 
@@ -188,6 +191,7 @@ impl Provider {
             Self::Square => "square",
             Self::Hubspot => "hubspot",
             Self::Trello => "trello",
+            Self::Okta => "okta",
             Self::Hmac => "hmac",
         }
     }
@@ -250,6 +254,7 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Sentry
         | Provider::Vercel
         | Provider::Telegram
+        | Provider::Okta
         | Provider::Twilio
         | Provider::Square
         | Provider::Trello
@@ -456,6 +461,7 @@ impl Verifier {
                 telegram::TOKEN,
                 secrets,
             ))),
+            Provider::Okta => Ok(Scheme::Token(token::SharedToken::new(okta::TOKEN, secrets))),
             Provider::Pagerduty => pagerduty::Pagerduty::new(secrets).map(Scheme::Pagerduty),
             Provider::Linear => linear::Linear::new(secrets, window).map(Scheme::Linear),
             Provider::Zoom => zoom::Zoom::new(secrets, window).map(Scheme::Zoom),
@@ -539,6 +545,7 @@ impl Verifier {
         match self.provider {
             Provider::Gitlab => &["x-gitlab-token"],
             Provider::Telegram => &["x-telegram-bot-api-secret-token"],
+            Provider::Okta => &["authorization"],
             _ => &[],
         }
     }
@@ -584,11 +591,13 @@ impl Verifier {
         }
     }
 
-    /// Zoom's URL validation token for `plain_token` (`None` for any other
-    /// provider): the one handshake whose answer needs the secret.
-    pub fn url_token(&self, plain_token: &str) -> Option<String> {
+    /// The current (first) secret's HMAC of `message`, for a handshake
+    /// whose answer proves the secret: Zoom's URL validation, X's CRC.
+    /// `None` for schemes that answer none this way.
+    pub fn reply_tag(&self, message: &[u8]) -> Option<Vec<u8>> {
         match &self.scheme {
-            Scheme::Zoom(z) => z.url_token(plain_token),
+            Scheme::Zoom(z) => z.reply_tag(message),
+            Scheme::HeaderHmac(h) if self.provider == Provider::X => h.reply_tag(message),
             _ => None,
         }
     }
@@ -989,6 +998,7 @@ pub(crate) mod tests {
                 ]
             }
             Provider::Telegram => vec![("x-telegram-bot-api-secret-token", SIGNED_WITH.to_owned())],
+            Provider::Okta => vec![("authorization", SIGNED_WITH.to_owned())],
             Provider::Mux => vec![(
                 "mux-signature",
                 format!(

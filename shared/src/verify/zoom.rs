@@ -1,7 +1,7 @@
 //! Zoom: `x-zm-signature: v0=<hex>` over `v0:{x-zm-request-timestamp}:{body}`
 //! (HMAC-SHA256 under the app's secret token). Zoom's URL validation
 //! (`endpoint.url_validation`) is answered with the `plainToken` and its
-//! hex HMAC under the same secret ([`Zoom::url_token`]).
+//! hex HMAC under the same secret ([`Zoom::reply_tag`]).
 
 use std::time::SystemTime;
 
@@ -53,12 +53,10 @@ impl Zoom {
         )
     }
 
-    /// The `encryptedToken` of a URL validation: the hex HMAC of the
-    /// `plainToken` under the current (first) secret.
-    pub(super) fn url_token(&self, plain_token: &str) -> Option<String> {
-        self.keys
-            .first_tag(&[plain_token.as_bytes()])
-            .map(hex::encode)
+    /// The HMAC of `message` under the current (first) secret: hex-encoded,
+    /// a URL validation's `encryptedToken`.
+    pub(super) fn reply_tag(&self, message: &[u8]) -> Option<Vec<u8>> {
+        self.keys.first_tag(&[message])
     }
 }
 
@@ -107,9 +105,9 @@ mod tests {
     fn the_url_validation_token_is_the_hex_hmac_of_the_plain_token() {
         let v = verifier(Provider::Zoom, &[SECRET, "older"]);
         assert_eq!(
-            v.url_token("qgg8vlvZRS6UYooatFL8Aw"),
+            v.reply_tag(b"qgg8vlvZRS6UYooatFL8Aw").map(hex::encode),
             Some(hex_hmac(SECRET, &[b"qgg8vlvZRS6UYooatFL8Aw"]))
         );
-        assert_eq!(verifier(Provider::Github, &["s"]).url_token("x"), None);
+        assert_eq!(verifier(Provider::Github, &["s"]).reply_tag(b"x"), None);
     }
 }

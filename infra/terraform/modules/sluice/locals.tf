@@ -44,11 +44,15 @@ locals {
   }
 
   # HTTP API routes: route key => the function behind it and its
-  # authorization. The webhook route is public; receive verifies each
-  # provider's signature. The admin routes take SigV4-signed requests only
-  # (callers need execute-api:Invoke on them); the function trusts IAM.
+  # authorization. The webhook routes are public; receive verifies each
+  # provider's signature, and answers the providers' GET and HEAD checks of
+  # the endpoint (405 for sources without one). The admin routes take
+  # SigV4-signed requests only (callers need execute-api:Invoke on them);
+  # the function trusts IAM.
   routes = {
     "POST /hooks/{source}" = { function = "receive", authorization_type = "NONE" }
+    "GET /hooks/{source}"  = { function = "receive", authorization_type = "NONE" }
+    "HEAD /hooks/{source}" = { function = "receive", authorization_type = "NONE" }
     "ANY /admin/{proxy+}"  = { function = "admin", authorization_type = "AWS_IAM" }
   }
 
