@@ -12,9 +12,10 @@ export function sourcesPage() {
   const sourceChoice = h('select', { name: 'source', id: 'new-source', required: true, 'aria-label': 'source' });
 
   const load = async () => {
-    const [s, p, subList] = await Promise.all([
-      api('GET', '/admin/sources'), api('GET', '/admin/pollers'), api('GET', '/admin/subscriptions')]);
-    sources.replaceChildren(...s.sources.map(sourceRow));
+    const [s, p, subList, where] = await Promise.all([
+      api('GET', '/admin/sources'), api('GET', '/admin/pollers'), api('GET', '/admin/subscriptions'),
+      pageSettings()]);
+    sources.replaceChildren(...s.sources.map((x) => sourceRow(x, where)));
     if (!s.sources.length) sources.append(h('tr', {}, h('td', { colspan: 4, class: 'muted', text: 'No sources.' })));
     subs.replaceChildren(...subList.subscriptions.map((x) => subscriptionRow(x, load, showSecret)));
     if (!subList.subscriptions.length) subs.append(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No subscriptions.' })));
@@ -55,8 +56,26 @@ export function sourcesPage() {
   return { node, stop: () => {} };
 }
 
-function sourceRow(s) {
-  const url = new URL(s.path, location.origin).href;
+let settings;
+/** Where the page runs (`sluice console`: the deployment's webhook base URL). */
+function pageSettings() {
+  settings ??= fetch('/console/settings.json', { cache: 'no-store', credentials: 'omit' })
+    .then((r) => (r.ok ? r.json() : {}))
+    .catch(() => ({}));
+  return settings;
+}
+
+/** The URL to give the provider: the source's public_url (the providers
+ * that sign it), else the deployment's webhook base, else this page's own
+ * address (sluice serve receives webhooks where it serves the console). */
+function webhookUrl(s, where) {
+  if (s.public_url) return s.public_url;
+  if (where.webhook_base) return `${where.webhook_base.replace(/\/+$/, '')}/${encodeURIComponent(s.id)}`;
+  return new URL(s.path, location.origin).href;
+}
+
+function sourceRow(s, where) {
+  const url = webhookUrl(s, where);
   return h('tr', { dataset: { source: s.id } },
     h('td', { text: s.id }),
     h('td', { text: s.provider || '' }),

@@ -113,9 +113,13 @@ async fn aws(_: &AwsOptions) -> Result<Backend, CliError> {
     Err(without_aws())
 }
 
-/// `sluice console`'s admin API over AWS, behind `token`.
+/// `sluice console`'s admin API over AWS, behind `token`, and the
+/// deployment's webhook base URL when its outputs name it.
 #[cfg(not(feature = "aws"))]
-pub async fn aws_admin(_: &AwsOptions, _: &sluice::secrets::Secret) -> Result<Admin, CliError> {
+pub async fn aws_admin(
+    _: &AwsOptions,
+    _: &sluice::secrets::Secret,
+) -> Result<(Admin, Option<String>), CliError> {
     Err(without_aws())
 }
 

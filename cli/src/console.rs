@@ -14,7 +14,7 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -94,16 +94,44 @@ pub fn assets_base() -> String {
 
 /// The console's routes, and `/admin` and `/admin/*` answered by `admin`:
 /// the one set of routes every server of the console mounts.
-pub fn router<S>(admin: MethodRouter<S>) -> Router<S>
+pub fn router<S>(admin: MethodRouter<S>, settings: &PageSettings) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let settings =
+        Bytes::from(serde_json::json!({ "webhook_base": settings.webhook_base }).to_string());
     Router::new()
         .route("/console", get(page))
         .route("/console/", get(page))
+        .route(
+            "/console/settings.json",
+            get(move || async move { settings_response(settings) }),
+        )
         .route("/console/assets/{version}/{*name}", get(asset_route))
         .route("/admin", admin.clone())
         .route("/admin/{*rest}", admin)
+}
+
+/// What the page is told about where it runs (`/console/settings.json`,
+/// read without the token: nothing in it is secret).
+#[derive(Debug, Clone, Default)]
+pub struct PageSettings {
+    /// Where providers send webhooks, `/{source}` appended: a deployment's
+    /// `WebhookBaseUrl`. Unset, the page uses its own address (`sluice
+    /// serve` receives webhooks where it serves the console).
+    pub webhook_base: Option<String>,
+}
+
+fn settings_response(body: Bytes) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secure(h);
+    resp
 }
 
 async fn page(headers: HeaderMap) -> Response {
@@ -355,7 +383,13 @@ mod tests {
     #[tokio::test]
     async fn the_router_serves_the_page_and_assets_and_only_get() {
         use tower::ServiceExt;
-        let app = router(axum::routing::any(|| async { StatusCode::IM_A_TEAPOT }));
+        let settings = PageSettings {
+            webhook_base: Some("https://abc.execute-api.example.com/hooks".into()),
+        };
+        let app = router(
+            axum::routing::any(|| async { StatusCode::IM_A_TEAPOT }),
+            &settings,
+        );
         let call = |method: &str, uri: &str| {
             axum::http::Request::builder()
                 .method(method)
@@ -382,6 +416,19 @@ mod tests {
         }
         let resp = app.clone().oneshot(call("POST", "/console")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        // What the page is told about where webhooks go; no token needed.
+        let resp = app
+            .clone()
+            .oneshot(call("GET", "/console/settings.json"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_secure(&resp);
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({ "webhook_base": "https://abc.execute-api.example.com/hooks" })
+        );
         // `/admin` and below go to the handler given, any method.
         for (method, uri) in [("GET", "/admin"), ("POST", "/admin/events/x/replay")] {
             let resp = app.clone().oneshot(call(method, uri)).await.unwrap();

@@ -22,6 +22,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+
+use crate::console::PageSettings;
 use base64::Engine;
 use rand::RngCore;
 use sluice::admin::Admin;
@@ -147,13 +149,14 @@ pub async fn start(
         return Err(ConsoleError::NotAws);
     }
     let token = new_token();
-    let admin = crate::backend::aws_admin(&backend.aws_options(), &token).await?;
-    serve(admin, token, listen).await
+    let (admin, webhook_base) = crate::backend::aws_admin(&backend.aws_options(), &token).await?;
+    serve(admin, &PageSettings { webhook_base }, token, listen).await
 }
 
 /// Serve the console on `listen` over `admin`, which must check `token`.
 pub async fn serve(
     admin: Admin,
+    settings: &PageSettings,
     token: Secret,
     listen: SocketAddr,
 ) -> Result<ConsoleServer, ConsoleError> {
@@ -166,7 +169,7 @@ pub async fn serve(
     };
     let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let router = router(admin, addr);
+    let router = router(admin, settings, addr);
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(crate::http_server::run(listener, router, LIMITS, stopped));
     Ok(ConsoleServer {
@@ -209,7 +212,7 @@ fn new_token() -> Secret {
 
 /// The console's routes with `/admin` answered by `admin`, all behind the
 /// Host check for `addr`.
-fn router(admin: Admin, addr: SocketAddr) -> Router {
+fn router(admin: Admin, settings: &PageSettings, addr: SocketAddr) -> Router {
     let mut hosts = vec![addr.to_string(), format!("localhost:{}", addr.port())];
     // A browser leaves out the scheme's default port.
     if addr.port() == 80 {
@@ -219,7 +222,7 @@ fn router(admin: Admin, addr: SocketAddr) -> Router {
         }
     }
     let proxy = Arc::new(Proxy { admin, hosts });
-    crate::console::router(any(admin_api))
+    crate::console::router(any(admin_api), settings)
         .with_state(proxy.clone())
         .layer(middleware::from_fn_with_state(proxy, check_host))
 }
@@ -305,7 +308,7 @@ mod tests {
     async fn only_the_bound_address_or_localhost_with_its_port_is_answered() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:8099".parse().unwrap();
-        let app = router(admin(dir.path()).await, addr);
+        let app = router(admin(dir.path()).await, &PageSettings::default(), addr);
         for host in ["127.0.0.1:8099", "localhost:8099", "LocalHost:8099"] {
             let resp = app
                 .clone()
@@ -365,7 +368,7 @@ mod tests {
     async fn the_admin_api_wants_the_token_and_the_assets_keep_their_headers() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "[::1]:8099".parse().unwrap();
-        let app = router(admin(dir.path()).await, addr);
+        let app = router(admin(dir.path()).await, &PageSettings::default(), addr);
         let host = Some("[::1]:8099");
         for token in [None, Some("wrong-token-of-some-length"), Some("")] {
             let resp = app
@@ -392,10 +395,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for listen in ["0.0.0.0:0", "192.0.2.1:8099", "[::]:0"] {
             let listen: SocketAddr = listen.parse().unwrap();
-            let err = serve(admin(dir.path()).await, Secret::new(TOKEN), listen)
-                .await
-                .err()
-                .unwrap();
+            let err = serve(
+                admin(dir.path()).await,
+                &PageSettings::default(),
+                Secret::new(TOKEN),
+                listen,
+            )
+            .await
+            .err()
+            .unwrap();
             assert!(matches!(err, ConsoleError::NotLoopback(_)), "{err}");
             assert_eq!(CliError::from(err).code(), crate::error::exit::USAGE);
         }
@@ -411,6 +419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let server = serve(
             admin(dir.path()).await,
+            &PageSettings::default(),
             Secret::new(TOKEN),
             "127.0.0.1:0".parse().unwrap(),
         )

@@ -238,7 +238,7 @@ impl Gateway {
             db: store.clone(),
             gate,
         });
-        let router = crate::console::router(any(admin_api))
+        let router = crate::console::router(any(admin_api), &Default::default())
             .route("/hooks/{source}", any(hook))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_with_token))

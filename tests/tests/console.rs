@@ -713,6 +713,9 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
 // `sluice console`: the same console over a deployment on AWS (moto), the
 // admin API run by the `sluice` process on the operator's credentials.
 
+/// The deployment's `webhook_base_url` output, as Terraform writes it.
+const AWS_WEBHOOK_BASE: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/hooks";
+
 /// `sluice --outputs-file F console` as a child process, on fake
 /// credentials and moto's endpoint only; its URL and token from stderr.
 struct AwsConsole {
@@ -729,7 +732,7 @@ impl AwsConsole {
         // What `terraform output -json` saves, for this deployment.
         let vars: std::collections::HashMap<&str, String> =
             res.settings.to_vars().into_iter().collect();
-        let outputs: serde_json::Map<String, Value> = sluice::aws::settings::STACK_OUTPUTS
+        let mut outputs: serde_json::Map<String, Value> = sluice::aws::settings::STACK_OUTPUTS
             .iter()
             .chain(&sluice::aws::settings::OPTIONAL_STACK_OUTPUTS)
             .map(|(output, var)| {
@@ -739,6 +742,10 @@ impl AwsConsole {
                 )
             })
             .collect();
+        outputs.insert(
+            "webhook_base_url".into(),
+            json!({ "value": AWS_WEBHOOK_BASE, "type": "string" }),
+        );
         let file = dir.path().join("outputs.json");
         std::fs::write(&file, Value::Object(outputs).to_string()).unwrap();
         let mut child = Command::new(sluice_tests::sluice_bin())
@@ -1013,6 +1020,17 @@ url = "https://deploys.example/hook"
     go(&c, "#/dlq").await;
     wait_css(&c, "a-1's dead letter", r#"tr[data-event="github#a-1"]"#).await;
     shot_only(&c, "console-aws-dlq.png").await;
+
+    // The webhook URL to give GitHub is the deployment's, not this page's.
+    go(&c, "#/sources").await;
+    wait_css(&c, "sources", r#"tr[data-source="github"] input.url"#).await;
+    let url = js(
+        &c,
+        r#"return document.querySelector('tr[data-source="github"] input.url').value"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(url, json!(format!("{AWS_WEBHOOK_BASE}/github")));
 
     c.close().await.unwrap();
     drop(driver);

@@ -15,7 +15,8 @@ use crate::error::CliError;
 /// The AWS backend: the admin function's own ports, on this process's
 /// credentials (profile, region, `AWS_ENDPOINT_URL` as the SDK reads them).
 pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
-    let admin = Admin::new(aws_ports(opts).await?, None).map_err(CliError::Usage)?;
+    let (ports, _) = aws_ports(opts).await?;
+    let admin = Admin::new(ports, None).map_err(CliError::Usage)?;
     Ok(Backend {
         admin,
         registry: None,
@@ -23,12 +24,23 @@ pub async fn aws(opts: &AwsOptions) -> Result<Backend, CliError> {
 }
 
 /// `sluice console`: the same admin API, behind a bearer token, for the
-/// browser.
-pub async fn aws_admin(opts: &AwsOptions, token: &Secret) -> Result<Admin, CliError> {
-    Admin::new(aws_ports(opts).await?, Some(token)).map_err(CliError::Usage)
+/// browser; and where providers send webhooks, when the outputs say.
+pub async fn aws_admin(
+    opts: &AwsOptions,
+    token: &Secret,
+) -> Result<(Admin, Option<String>), CliError> {
+    let (ports, webhook_base) = aws_ports(opts).await?;
+    Ok((
+        Admin::new(ports, Some(token)).map_err(CliError::Usage)?,
+        webhook_base,
+    ))
 }
 
-async fn aws_ports(opts: &AwsOptions) -> Result<AdminPorts, CliError> {
+/// The output naming the webhook base URL (`…/hooks`), by its
+/// CloudFormation name (Terraform's is `webhook_base_url`).
+const WEBHOOK_BASE_OUTPUT: &str = "WebhookBaseUrl";
+
+async fn aws_ports(opts: &AwsOptions) -> Result<(AdminPorts, Option<String>), CliError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(profile) = &opts.profile {
         loader = loader.profile_name(profile);
@@ -50,41 +62,50 @@ async fn aws_ports(opts: &AwsOptions) -> Result<AdminPorts, CliError> {
             "no AWS region: give --region, set AWS_REGION, or use a profile with one".into(),
         ));
     }
-    let mut settings = aws_settings(opts, &conf).await?;
+    let (mut settings, webhook_base) = aws_settings(opts, &conf).await?;
     // Never a stack output: the operator's local setup (against moto).
     settings.allow_local_destinations =
         aws::settings::allow_local_destinations(|n| std::env::var(n).ok())
             .map_err(|e| CliError::Usage(e.to_string()))?;
-    aws::admin_ports(&AwsClients::from_conf(&conf), &settings)
-        .map_err(|e| CliError::Unavailable(e.to_string()))
+    let ports = aws::admin_ports(&AwsClients::from_conf(&conf), &settings)
+        .map_err(|e| CliError::Unavailable(e.to_string()))?;
+    Ok((ports, webhook_base))
 }
 
+/// The settings, and the webhook base URL when the outputs carry it.
 async fn aws_settings(
     opts: &AwsOptions,
     conf: &aws_config::SdkConfig,
-) -> Result<AwsSettings, CliError> {
+) -> Result<(AwsSettings, Option<String>), CliError> {
     if let Some(stack) = &opts.stack {
         let outputs = stack_outputs(&aws_sdk_cloudformation::Client::new(conf), stack).await?;
-        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), false).map_err(|e| {
-            CliError::Usage(format!(
-                "stack {stack}: {e} (deploy the current infra/sam/template.yaml)"
-            ))
-        });
+        let settings =
+            AwsSettings::from_outputs(|n| outputs.get(n).cloned(), false).map_err(|e| {
+                CliError::Usage(format!(
+                    "stack {stack}: {e} (deploy the current infra/sam/template.yaml)"
+                ))
+            })?;
+        return Ok((settings, outputs.get(WEBHOOK_BASE_OUTPUT).cloned()));
     }
     if let Some(path) = &opts.outputs_file {
         let outputs = terraform_outputs(path)?;
-        return AwsSettings::from_outputs(|n| outputs.get(n).cloned(), true).map_err(|e| {
+        let settings = AwsSettings::from_outputs(|n| outputs.get(n).cloned(), true).map_err(|e| {
             CliError::Usage(format!(
                 "{}: {e} (the root module must output the sluice module's outputs, as infra/terraform/examples/complete does)",
                 path.display()
             ))
-        });
+        })?;
+        let base = outputs
+            .get(&aws::settings::terraform_name(WEBHOOK_BASE_OUTPUT))
+            .cloned();
+        return Ok((settings, base));
     }
-    AwsSettings::from_env().map_err(|e| {
+    let settings = AwsSettings::from_env().map_err(|e| {
         CliError::Usage(format!(
             "{e} (give --stack NAME or --outputs-file FILE, or set the variables the functions read)"
         ))
-    })
+    })?;
+    Ok((settings, None))
 }
 
 /// The stack's outputs by name. A stack that does not exist is a usage
