@@ -177,6 +177,7 @@ pub fn extract(
         ),
         // A batch of events: the delivery's id, no single type.
         Provider::Okta => (owned_field(body, &[b"eventId"]), String::new(), None),
+        Provider::Msgraph => (None, String::new(), None),
         Provider::Gocardless => (
             owned_field(body, &[b"meta", b"webhook_id"]),
             String::new(),

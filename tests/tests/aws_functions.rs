@@ -916,6 +916,11 @@ id = "trello"
 provider = "trello"
 secrets = ["ssm:{ssm}/app"]
 public_url = "https://hooks.example.com/hooks/trello"
+
+[[sources]]
+id = "graph"
+provider = "msgraph"
+secrets = ["ssm:{ssm}/app"]
 "#;
     let aws = Aws::with_secrets(
         &config(&sink.url(), sources),
@@ -1047,6 +1052,19 @@ async fn get_and_head_handshakes(aws: &Aws) {
 
     let r = call(check_event("trello", "HEAD", "", &[])).await;
     assert_eq!((r.status_code, text(&r).as_str()), (200, ""));
+    // Microsoft Graph: a POST with the token in the query, no body.
+    let mut validation = check_event(
+        "graph",
+        "POST",
+        "validationToken=Validation%3a+Testing+client+application+reachability",
+        &[("content-type", "text/plain")],
+    );
+    validation["routeKey"] = json!("POST /hooks/{source}");
+    let r = call(validation).await;
+    assert_eq!(
+        (r.status_code, text(&r).as_str()),
+        (200, "Validation: Testing client application reachability")
+    );
     let r = call(check_event("trello", "GET", "", &[])).await;
     assert_eq!(
         (r.status_code, r.headers["allow"].to_str().unwrap()),

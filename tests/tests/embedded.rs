@@ -320,6 +320,11 @@ id = "trello"
 provider = "trello"
 secrets = ["env:APP_SECRET"]
 public_url = "https://hooks.example.com/hooks/trello"
+
+[[sources]]
+id = "graph"
+provider = "msgraph"
+secrets = ["env:GRAPH_STATE"]
 "#;
     let h = Harness::new(
         &config(&sink.url(), sources),
@@ -330,6 +335,7 @@ public_url = "https://hooks.example.com/hooks/trello"
             ("META_VERIFY", "meta-verify-9f2"),
             ("X_SECRET", "x-consumer-secret"),
             ("OKTA_AUTH", "Bearer okta-hook-7d1e"),
+            ("GRAPH_STATE", "graph-client-state-5b1c"),
         ],
     );
     let gw = h.start().await;
@@ -412,11 +418,45 @@ public_url = "https://hooks.example.com/hooks/trello"
     let (s, _, _) = call(get.clone(), "/hooks/nope?challenge=1", &[]).await;
     assert_eq!(s, 404);
 
+    // Microsoft Graph's validation is a POST with the token in the query.
+    let (s, hd, body) = call(
+        reqwest::Method::POST,
+        "/hooks/graph?validationToken=Validation%3a+Testing+client+application+reachability",
+        &[("content-type", "text/plain")],
+    )
+    .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (200, "Validation: Testing client application reachability")
+    );
+    assert!(
+        hd["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
     assert_eq!(
         h.store().event_count().await.unwrap(),
         0,
         "handshakes commit nothing"
     );
+
+    // Its notifications carry the clientState, and are committed.
+    let note = json!({"value": [{"subscriptionId": "7f10", "clientState": "graph-client-state-5b1c", "changeType": "created", "resource": "Users/ea4d/Messages/AAMk"}]});
+    let (status, reply) = gw.post("graph", &[], note.to_string().as_bytes()).await;
+    assert_eq!(
+        (status, &reply["status"]),
+        (200, &json!("accepted")),
+        "{reply}"
+    );
+    let forged = note.to_string().replace("5b1c", "5b1d");
+    let (status, reply) = gw.post("graph", &[], forged.as_bytes()).await;
+    assert_eq!(
+        (status, &reply["error"]),
+        (401, &json!("invalid_signature"))
+    );
+    assert_eq!(h.store().event_count().await.unwrap(), 1);
     gw.stop().await;
 }
 

@@ -99,6 +99,24 @@ pub fn answer_challenge(
     Ok(if head { answer.without_body() } else { answer })
 }
 
+/// Microsoft Graph validates a subscription with a POST carrying
+/// `?validationToken=…` and no notification, answered with the token as
+/// text within 10 s. It comes before any check: it carries no
+/// `clientState`. `None` for any other request.
+pub fn query_handshake(
+    source: &Source,
+    query: Option<&str>,
+) -> Result<Option<Answer>, ReceiveError> {
+    const NAME: &str = "validationToken";
+    let Some(q) = query.filter(|q| source.provider == Provider::Msgraph && q.contains(NAME)) else {
+        return Ok(None);
+    };
+    if !url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == NAME) {
+        return Ok(None);
+    }
+    Ok(Some(Answer::text(param(Some(q), NAME)?.into_owned())))
+}
+
 /// Meta: `hub.mode=subscribe`, and `hub.verify_token` equal to the
 /// source's `verify_token` (compared in constant time), get `hub.challenge`
 /// back as text.
@@ -218,6 +236,11 @@ public_url = "https://hooks.example.com/hooks/trello"
 [[sources]]
 id = "gh"
 provider = "github"
+secrets = ["env:APP_SECRET"]
+
+[[sources]]
+id = "graph"
+provider = "msgraph"
 secrets = ["env:APP_SECRET"]
 "#;
 
@@ -425,5 +448,52 @@ secrets = ["env:APP_SECRET"]
             code(ask("nope", Method::GET, &[], "").await),
             (404, "unknown_source")
         );
+    }
+
+    #[tokio::test]
+    async fn a_graph_validation_token_is_echoed_before_any_check() {
+        use crate::pipeline::receive::{Target, verify_and_build};
+        let registry = registry().await;
+        let graph = registry.source("graph").await.unwrap().unwrap();
+        let gh = registry.source("gh").await.unwrap().unwrap();
+        let check = |source: &Source, query: &str| {
+            verify_and_build(
+                source,
+                HeaderMap::new(),
+                bytes::Bytes::new(),
+                Target {
+                    query: Some(query),
+                    seen_url: &[],
+                },
+                SystemTime::now(),
+            )
+        };
+        // Graph percent-encodes the token, spaces and colons included.
+        let built = check(
+            &graph,
+            "validationToken=Validation%3a+Testing+client+application+reachability",
+        )
+        .unwrap();
+        let answer = built.handshake.unwrap();
+        assert_eq!(
+            answer.body,
+            "Validation: Testing client application reachability"
+        );
+        assert!(answer.content_type.starts_with("text/plain"));
+        // Twice, empty or too long: a 400, never an echo.
+        for query in [
+            "validationToken=a&validationToken=b".to_owned(),
+            "validationToken=".to_owned(),
+            format!("validationToken={}", "a".repeat(MAX_CHALLENGE_BYTES + 1)),
+        ] {
+            let e = check(&graph, &query).unwrap_err();
+            assert_eq!(e.status(), 400, "{query}");
+        }
+        // Without the parameter a Graph POST is a notification, checked;
+        // other providers never answer it.
+        let e = check(&graph, "validationTokenX=1").unwrap_err();
+        assert_eq!(e.code(), "missing_signature");
+        let e = check(&gh, "validationToken=x").unwrap_err();
+        assert_eq!(e.code(), "missing_signature");
     }
 }

@@ -275,6 +275,15 @@ pub fn verify_and_build(
             limit: source.max_body_bytes,
         });
     }
+    // Microsoft Graph's subscription validation: answered, nothing else.
+    if let Some(answer) = super::challenge::query_handshake(source, target.query)? {
+        tracing::info!(source = %source.id, "answered provider handshake");
+        return Ok(Built {
+            event: build_event(source, String::new(), String::new(), headers, body, now),
+            handshake: Some(answer),
+            ack: None,
+        });
+    }
     // Built only for the schemes that sign it: the others never look.
     let url = source
         .provider
@@ -302,8 +311,25 @@ pub fn verify_and_build(
             id.len()
         )));
     }
+    let event = build_event(source, id, event_type, headers, body, now);
+    Ok(Built {
+        event,
+        handshake: handshake.map(|h| Answer::to(source, h)),
+        ack,
+    })
+}
+
+/// The record of a request to `source`.
+fn build_event(
+    source: &Source,
+    id: String,
+    event_type: String,
+    headers: HeaderMap,
+    body: Bytes,
+    now: SystemTime,
+) -> Event {
     let received_at_ms = to_ms(now);
-    let event = Event {
+    Event {
         source: source.id.clone(),
         id,
         event_type,
@@ -316,12 +342,7 @@ pub fn verify_and_build(
             .map(str::to_owned),
         headers: kept_headers(headers),
         body,
-    };
-    Ok(Built {
-        event,
-        handshake: handshake.map(|h| Answer::to(source, h)),
-        ack,
-    })
+    }
 }
 
 /// A cheap fingerprint of the body. It only flags a duplicate id whose body

@@ -25,6 +25,7 @@ mod hubspot;
 #[cfg(test)]
 mod intercom;
 mod linear;
+mod msgraph;
 mod mux;
 mod okta;
 mod paddle;
@@ -95,13 +96,14 @@ pub enum Provider {
     Hubspot,
     Trello,
     Okta,
+    Msgraph,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 43] = [
+    pub const ALL: [Self; 44] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -144,6 +146,7 @@ impl Provider {
         Self::Hubspot,
         Self::Trello,
         Self::Okta,
+        Self::Msgraph,
         Self::Hmac,
     ];
 
@@ -192,6 +195,7 @@ impl Provider {
             Self::Hubspot => "hubspot",
             Self::Trello => "trello",
             Self::Okta => "okta",
+            Self::Msgraph => "msgraph",
             Self::Hmac => "hmac",
         }
     }
@@ -255,6 +259,7 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Vercel
         | Provider::Telegram
         | Provider::Okta
+        | Provider::Msgraph
         | Provider::Twilio
         | Provider::Square
         | Provider::Trello
@@ -352,6 +357,9 @@ impl HmacParams {
 pub enum VerifyError {
     #[error("missing header {0}")]
     MissingHeader(String),
+    /// A scheme that reads its credential from the body, without it.
+    #[error("missing {0} in the body")]
+    MissingBodyField(&'static str),
     #[error("header {0} is not readable text")]
     UnreadableHeader(String),
     #[error("header {0} is sent more than once")]
@@ -373,7 +381,7 @@ pub enum VerifyError {
 impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MissingHeader(_) => "missing_signature",
+            Self::MissingHeader(_) | Self::MissingBodyField(_) => "missing_signature",
             Self::UnreadableHeader(_) | Self::RepeatedHeader(_) => "malformed_header",
             Self::MalformedSignature => "malformed_signature",
             Self::InvalidSignature => "invalid_signature",
@@ -418,6 +426,8 @@ enum Scheme {
     UrlHmac(url_hmac::UrlHmac),
     Twilio(twilio::Twilio),
     Hubspot(hubspot::Hubspot),
+    /// A `clientState` in every notification of the body: Microsoft Graph.
+    Msgraph(msgraph::Msgraph),
     Hmac(hmac::Generic),
 }
 
@@ -462,6 +472,7 @@ impl Verifier {
                 secrets,
             ))),
             Provider::Okta => Ok(Scheme::Token(token::SharedToken::new(okta::TOKEN, secrets))),
+            Provider::Msgraph => Ok(Scheme::Msgraph(msgraph::Msgraph::new(secrets))),
             Provider::Pagerduty => pagerduty::Pagerduty::new(secrets).map(Scheme::Pagerduty),
             Provider::Linear => linear::Linear::new(secrets, window).map(Scheme::Linear),
             Provider::Zoom => zoom::Zoom::new(secrets, window).map(Scheme::Zoom),
@@ -587,6 +598,7 @@ impl Verifier {
             Scheme::UrlHmac(s) => s.verify(headers, body, url),
             Scheme::Twilio(s) => s.verify(headers, body, url),
             Scheme::Hubspot(s) => s.verify(headers, body, url, now),
+            Scheme::Msgraph(s) => s.verify(body),
             Scheme::Hmac(s) => s.verify(headers, body, now),
         }
     }
@@ -619,6 +631,7 @@ impl Verifier {
             Scheme::UrlHmac(s) => s.key_count(),
             Scheme::Twilio(s) => s.key_count(),
             Scheme::Hubspot(s) => s.key_count(),
+            Scheme::Msgraph(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
     }
@@ -999,6 +1012,8 @@ pub(crate) mod tests {
             }
             Provider::Telegram => vec![("x-telegram-bot-api-secret-token", SIGNED_WITH.to_owned())],
             Provider::Okta => vec![("authorization", SIGNED_WITH.to_owned())],
+            // Its credential is in the body, not a header.
+            Provider::Msgraph => vec![],
             Provider::Mux => vec![(
                 "mux-signature",
                 format!(
@@ -1155,7 +1170,11 @@ pub(crate) mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
         let body = br#"{"id":"evt_1","type":"t","webhookTimestamp":1700000000000}"#;
         let params = generic();
-        for p in Provider::ALL {
+        // Microsoft Graph reads no header.
+        for p in Provider::ALL
+            .into_iter()
+            .filter(|p| *p != Provider::Msgraph)
+        {
             let v = verifier_with(p, &[&key_for(p)], Some(&params), None);
             let good = signed(p, body, now);
             let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
