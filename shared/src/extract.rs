@@ -178,6 +178,8 @@ pub fn extract(
         // A batch of events: the delivery's id, no single type.
         Provider::Okta => (owned_field(body, &[b"eventId"]), String::new(), None),
         Provider::Msgraph => (None, String::new(), None),
+        // Generic senders: the body's hash, and its `type` if it has one.
+        Provider::Basic | Provider::Bearer => (None, body_type(body), None),
         Provider::Gocardless => (
             owned_field(body, &[b"meta", b"webhook_id"]),
             String::new(),

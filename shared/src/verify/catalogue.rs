@@ -349,6 +349,20 @@ pub fn describe(p: Provider) -> About {
             BODY_HASH,
             "none (a batch: `value[].changeType`)",
         ),
+        P::Basic => about(
+            p,
+            &["Authorization"],
+            "generic: `Authorization: Basic …`, the decoded `user:password` equal to a secret, compared in constant time",
+            BODY_HASH,
+            "body `type`",
+        ),
+        P::Bearer => about(
+            p,
+            &["Authorization"],
+            "generic: `Authorization: Bearer <secret>`, compared in constant time",
+            BODY_HASH,
+            "body `type`",
+        ),
         P::Clerk | P::Resend => about(
             p,
             &["webhook-id", "webhook-timestamp", "webhook-signature"],

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::secrets::Secret;
 
+mod basic;
 mod calendly;
 pub mod catalogue;
 mod common;
@@ -97,13 +98,17 @@ pub enum Provider {
     Trello,
     Okta,
     Msgraph,
+    /// Generic: HTTP Basic credentials, each secret `user:password`.
+    Basic,
+    /// Generic: `Authorization: Bearer <secret>`.
+    Bearer,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 44] = [
+    pub const ALL: [Self; 46] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -147,6 +152,8 @@ impl Provider {
         Self::Trello,
         Self::Okta,
         Self::Msgraph,
+        Self::Basic,
+        Self::Bearer,
         Self::Hmac,
     ];
 
@@ -196,6 +203,8 @@ impl Provider {
             Self::Trello => "trello",
             Self::Okta => "okta",
             Self::Msgraph => "msgraph",
+            Self::Basic => "basic",
+            Self::Bearer => "bearer",
             Self::Hmac => "hmac",
         }
     }
@@ -260,6 +269,8 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Telegram
         | Provider::Okta
         | Provider::Msgraph
+        | Provider::Basic
+        | Provider::Bearer
         | Provider::Twilio
         | Provider::Square
         | Provider::Trello
@@ -428,6 +439,7 @@ enum Scheme {
     Hubspot(hubspot::Hubspot),
     /// A `clientState` in every notification of the body: Microsoft Graph.
     Msgraph(msgraph::Msgraph),
+    Basic(basic::Basic),
     Hmac(hmac::Generic),
 }
 
@@ -473,6 +485,12 @@ impl Verifier {
             ))),
             Provider::Okta => Ok(Scheme::Token(token::SharedToken::new(okta::TOKEN, secrets))),
             Provider::Msgraph => Ok(Scheme::Msgraph(msgraph::Msgraph::new(secrets))),
+            Provider::Basic => basic::Basic::new(secrets).map(Scheme::Basic),
+            Provider::Bearer => Ok(Scheme::Token(token::SharedToken::after_scheme(
+                http::header::AUTHORIZATION,
+                Some("Bearer "),
+                secrets,
+            ))),
             Provider::Pagerduty => pagerduty::Pagerduty::new(secrets).map(Scheme::Pagerduty),
             Provider::Linear => linear::Linear::new(secrets, window).map(Scheme::Linear),
             Provider::Zoom => zoom::Zoom::new(secrets, window).map(Scheme::Zoom),
@@ -556,7 +574,7 @@ impl Verifier {
         match self.provider {
             Provider::Gitlab => &["x-gitlab-token"],
             Provider::Telegram => &["x-telegram-bot-api-secret-token"],
-            Provider::Okta => &["authorization"],
+            Provider::Okta | Provider::Basic | Provider::Bearer => &["authorization"],
             _ => &[],
         }
     }
@@ -599,6 +617,7 @@ impl Verifier {
             Scheme::Twilio(s) => s.verify(headers, body, url),
             Scheme::Hubspot(s) => s.verify(headers, body, url, now),
             Scheme::Msgraph(s) => s.verify(body),
+            Scheme::Basic(s) => s.verify(headers),
             Scheme::Hmac(s) => s.verify(headers, body, now),
         }
     }
@@ -632,6 +651,7 @@ impl Verifier {
             Scheme::Twilio(s) => s.key_count(),
             Scheme::Hubspot(s) => s.key_count(),
             Scheme::Msgraph(s) => s.key_count(),
+            Scheme::Basic(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
     }
@@ -1014,6 +1034,11 @@ pub(crate) mod tests {
             Provider::Okta => vec![("authorization", SIGNED_WITH.to_owned())],
             // Its credential is in the body, not a header.
             Provider::Msgraph => vec![],
+            Provider::Basic => vec![(
+                "authorization",
+                format!("Basic {}", b64(key_for(provider).as_bytes())),
+            )],
+            Provider::Bearer => vec![("authorization", format!("Bearer {SIGNED_WITH}"))],
             Provider::Mux => vec![(
                 "mux-signature",
                 format!(
@@ -1143,6 +1168,7 @@ pub(crate) mod tests {
     pub(crate) fn key_for(p: Provider) -> String {
         match p {
             Provider::Discord => hex::encode(ed25519_key().verifying_key().to_bytes()),
+            Provider::Basic => "sluice:secret-for-every-preset".to_owned(),
             Provider::Sendgrid => sendgrid::tests::public(&p256_key()),
             _ => SIGNED_WITH.to_owned(),
         }
@@ -1278,7 +1304,7 @@ pub(crate) mod tests {
         ];
         for p in Provider::ALL {
             let key = match p {
-                Provider::Discord | Provider::Sendgrid => key_for(p),
+                Provider::Discord | Provider::Sendgrid | Provider::Basic => key_for(p),
                 _ => "c2VjcmV0".to_owned(),
             };
             let v = verifier_with(p, &[&key], Some(&params), None);
