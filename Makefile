@@ -6,7 +6,7 @@ ENV_FILE ?= examples/dev.env
 DB ?= sluice.db
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test unit lean-check lint fmt fmt-check moto oracle chromium screenshots bench load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
+.PHONY: run test unit lean-check lint fmt fmt-check moto oracle chromium screenshots bench fuzz load faults sink clean build lambda-venv watch watch-events watch-deliveries infra-check infra-venv deploy-sam deploy-tf
 
 ## Run the embedded gateway on the example config (SQLite in ./sluice.db).
 run:
@@ -124,8 +124,18 @@ deploy-tf: build
 	$(TERRAFORM) -chdir=$(TF_ROOT) apply
 
 ## Criterion benches: the receive hot path, and routing over 100 subscriptions.
+## BENCH_FILTER runs only the benches whose id matches (criterion's filter).
+BENCH_FILTER ?=
 bench:
-	$(CARGO) bench -p sluice --bench receive_path --bench routing
+	$(CARGO) bench -p sluice --bench receive_path --bench routing -- $(BENCH_FILTER)
+
+## cargo-fuzz targets of fuzz/ (not part of `make test`; nightly): each
+## for FUZZ_SECS seconds or FUZZ_RUNS executions (0: no limit), one job,
+## niced; prints executions and crashes per target (scripts/fuzz.sh).
+FUZZ_SECS ?= 300
+FUZZ_RUNS ?= 0
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh
 
 ## Load figure for `sluice serve` (wrk on 127.0.0.1; see README).
 load:

@@ -1,6 +1,7 @@
 //! The receive hot path: verify, extract and build the record, beside a
 //! bare HMAC-SHA256 of the same bytes (the floor). Budget (DESIGN.md): at
-//! 2 KiB, at most 1.5x the floor.
+//! 2 KiB, at most 1.5x the floor. Discord (Ed25519) and Square (which
+//! signs the URL) show an asymmetric scheme and a URL-signing one.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -21,6 +22,10 @@ use sluice::secrets::EnvSecrets;
 const GH_SECRET: &str = "bench-github-secret";
 const STRIPE_SECRET: &str = "whsec_bench_stripe_secret";
 const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SQUARE_SECRET: &str = "bench-square-signature-key";
+const SQUARE_URL: &str = "https://hooks.example.com/hooks/square";
+/// The Discord application's key pair; the source holds the public half.
+const DISCORD_SEED: [u8; 32] = [7; 32];
 
 const CONFIG: &str = r#"
 [[sources]]
@@ -40,6 +45,19 @@ id = "sw"
 provider = "standard-webhooks"
 secrets = ["env:SW"]
 max_body_bytes = 1048576
+
+[[sources]]
+id = "discord"
+provider = "discord"
+secrets = ["env:DISCORD"]
+max_body_bytes = 1048576
+
+[[sources]]
+id = "square"
+provider = "square"
+secrets = ["env:SQUARE"]
+public_url = "https://hooks.example.com/hooks/square"
+max_body_bytes = 1048576
 "#;
 
 fn sources() -> HashMap<&'static str, std::sync::Arc<Source>> {
@@ -51,6 +69,15 @@ fn sources() -> HashMap<&'static str, std::sync::Arc<Source>> {
             ("GH".to_owned(), GH_SECRET.to_owned()),
             ("STRIPE".to_owned(), STRIPE_SECRET.to_owned()),
             ("SW".to_owned(), SW_SECRET.to_owned()),
+            (
+                "DISCORD".to_owned(),
+                hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&DISCORD_SEED)
+                        .verifying_key()
+                        .to_bytes(),
+                ),
+            ),
+            ("SQUARE".to_owned(), SQUARE_SECRET.to_owned()),
         ]));
         let reg = ConfigFile::parse(CONFIG)
             .expect("config")
@@ -58,7 +85,7 @@ fn sources() -> HashMap<&'static str, std::sync::Arc<Source>> {
             .await
             .expect("resolve");
         let mut out = HashMap::new();
-        for id in ["github", "stripe", "sw"] {
+        for id in ["github", "stripe", "sw", "discord", "square"] {
             out.insert(id, reg.source(id).await.expect("source").expect("exists"));
         }
         out
@@ -93,11 +120,23 @@ fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
 /// making a copy of them for each call is setup, outside the timing.
 /// Dropping the event is timed: the server drops it after the commit.
 fn receive(b: &mut Bencher, source: &Source, headers: &HeaderMap, body: &Bytes, now: SystemTime) {
+    receive_at(b, source, headers, body, Target::default(), now)
+}
+
+/// [`receive`] of a request sent to `target` (the URL-signing schemes).
+fn receive_at(
+    b: &mut Bencher,
+    source: &Source,
+    headers: &HeaderMap,
+    body: &Bytes,
+    target: Target<'_>,
+    now: SystemTime,
+) {
     b.iter_batched(
         || (headers.clone(), body.clone()),
         |(headers, body)| {
             drop(black_box(
-                verify_and_build(source, headers, body, Target::default(), now).expect("valid"),
+                verify_and_build(source, headers, body, target, now).expect("valid"),
             ))
         },
         BatchSize::NumIterations(64),
@@ -113,6 +152,7 @@ fn bench(c: &mut Criterion) {
         .as_secs()
         .to_string();
     let (github, stripe_src, sw_src) = (&sources["github"], &sources["stripe"], &sources["sw"]);
+    let (discord_src, square_src) = (&sources["discord"], &sources["square"]);
     let mut group = c.benchmark_group("receive_path");
     for size in [2 * 1024, 256 * 1024] {
         let body = body(size);
@@ -179,6 +219,43 @@ fn bench(c: &mut Criterion) {
             &body,
             |b, body| receive(b, sw_src, &sw, body, now),
         );
+
+        // Ed25519 over `{timestamp}{body}`, hex.
+        let discord_sig = {
+            use ed25519_dalek::Signer;
+            let key = ed25519_dalek::SigningKey::from_bytes(&DISCORD_SEED);
+            hex::encode(key.sign(&[ts.as_bytes(), &body].concat()).to_bytes())
+        };
+        let discord = headers(&[
+            ("x-signature-ed25519", discord_sig),
+            ("x-signature-timestamp", ts.clone()),
+            ("content-type", "application/json".into()),
+        ]);
+        group.bench_with_input(BenchmarkId::new("discord", size), &body, |b, body| {
+            receive(b, discord_src, &discord, body, now)
+        });
+
+        // Base64 HMAC-SHA256 over the URL called (public_url + the query),
+        // then the body.
+        let query = "source=bench";
+        let signed_url = format!("{SQUARE_URL}?{query}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(SQUARE_SECRET.as_bytes()).expect("key");
+        mac.update(signed_url.as_bytes());
+        mac.update(&body);
+        let square = headers(&[
+            (
+                "x-square-hmacsha256-signature",
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()),
+            ),
+            ("content-type", "application/json".into()),
+        ]);
+        let target = Target {
+            query: Some(query),
+            seen_url: &[],
+        };
+        group.bench_with_input(BenchmarkId::new("square", size), &body, |b, body| {
+            receive_at(b, square_src, &square, body, target, now)
+        });
     }
     group.finish();
 }

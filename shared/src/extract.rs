@@ -328,7 +328,11 @@ pub fn extract(
         _ => None,
     };
     Ok(Extracted {
-        id: id.unwrap_or_else(|| sha256_hex(body)),
+        // A body's empty id (`"id": ""`) would be one dedup key for every
+        // such event, each after the first dropped as a duplicate.
+        id: id
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| sha256_hex(body)),
         event_type,
         handshake,
         ack,
@@ -1305,6 +1309,26 @@ mod tests {
         assert!(extract(Provider::Stripe, None, &h, body).is_ok());
         let e = crate::error::ReceiveError::from(HeaderError::Empty("x".into()));
         assert_eq!((e.status(), e.code()), (400, "malformed_header"));
+    }
+
+    /// Found by `shared/tests/verify_props.rs`: an empty id in the body was
+    /// the event id, so distinct events with one were merged as duplicates.
+    #[test]
+    fn an_empty_body_id_falls_back_to_the_body_hash() {
+        for (p, body) in [
+            (Provider::Stripe, &br#"{"id":"","type":"t"}"#[..]),
+            (Provider::Paddle, br#"{"event_id":""}"#),
+            (Provider::Pagerduty, br#"{"event":{"id":""}}"#),
+            (Provider::Discord, br#"{"id":"","type":2}"#),
+            (Provider::Telegram, br#"{"update_id":""}"#),
+        ] {
+            assert_eq!(ex(p, &[], body).id, sha256_hex(body), "{p}");
+        }
+        let other = br#"{"id":"","type":"u"}"#;
+        assert_ne!(
+            ex(Provider::Stripe, &[], other).id,
+            ex(Provider::Stripe, &[], br#"{"id":"","type":"t"}"#).id
+        );
     }
 
     #[test]

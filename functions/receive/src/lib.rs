@@ -10,22 +10,28 @@
 //! HTTP API request answers 400 too. Bad input never panics and never gets
 //! a 500.
 
-use std::time::SystemTime;
-
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderMap, Method};
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse,
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
 };
-use lambda_http::aws_lambda_events::encodings::Body;
-use sluice::aws::Metrics;
 use sluice::config::Registry;
-use sluice::error::{REQUEST_ID_HEADER, ReceiveError, new_request_id};
-use sluice::pipeline::challenge::challenge;
-use sluice::pipeline::receive::{Receipt, Reply, Target, receive, refusal_outcome};
+use sluice::error::ReceiveError;
+use sluice::pipeline::receive::Target;
 use sluice::store::EventStore;
+// The handler: the metrics and the AWS backend's types.
+#[cfg(feature = "aws")]
+use {
+    http::header::{ALLOW, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS},
+    lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse,
+    lambda_http::aws_lambda_events::encodings::Body,
+    sluice::aws::Metrics,
+    sluice::error::{REQUEST_ID_HEADER, new_request_id},
+    sluice::pipeline::challenge::challenge,
+    sluice::pipeline::receive::{Receipt, Reply, receive, refusal_outcome},
+    std::time::SystemTime,
+};
 
 /// The `Function` dimension of this function's metrics.
 pub const FUNCTION: &str = "receive";
@@ -52,6 +58,7 @@ pub struct Ports<'a> {
     pub store: &'a dyn EventStore,
 }
 
+#[cfg(feature = "aws")]
 /// What one invocation produced: the response and its metrics.
 #[derive(Debug)]
 pub struct Outcome {
@@ -59,6 +66,7 @@ pub struct Outcome {
     pub metrics: Metrics,
 }
 
+#[cfg(feature = "aws")]
 /// The Lambda handler: any JSON event in, an HTTP API response out; the
 /// metrics are printed as one EMF line. The request id is API Gateway's,
 /// else a new one.
@@ -70,6 +78,7 @@ pub async fn handle_event(
     handle_invocation(ports, event, &new_request_id(), now).await
 }
 
+#[cfg(feature = "aws")]
 /// [`handle_event`], with the Lambda invocation's request id for events
 /// that carry no API Gateway one.
 pub async fn handle_invocation(
@@ -100,6 +109,7 @@ pub async fn handle_invocation(
     outcome.response
 }
 
+#[cfg(feature = "aws")]
 /// One request, already parsed; metrics are printed.
 pub async fn handle(
     ports: Ports<'_>,
@@ -111,6 +121,7 @@ pub async fn handle(
     outcome.response
 }
 
+#[cfg(feature = "aws")]
 /// One request: route, decode, run the pipeline, build the response and
 /// count what happened. Prints nothing but the log of an internal error.
 pub async fn process(
@@ -142,6 +153,7 @@ fn seen_url<'a>(
     Some(["https://", domain, raw_path.unwrap_or("/")])
 }
 
+#[cfg(feature = "aws")]
 async fn process_request(
     ports: Ports<'_>,
     request: &mut ApiGatewayV2httpRequest,
@@ -149,53 +161,45 @@ async fn process_request(
     now: SystemTime,
 ) -> Outcome {
     let mut metrics = Metrics::new(FUNCTION);
-    let Some(source) = source_of(request) else {
-        let err = ReceiveError::UnknownSource;
-        count(&mut metrics, None, &Err(err.status()), err.code());
-        return Outcome {
-            response: error_response(&err, request_id),
-            metrics,
-        };
-    };
-    let method = request.request_context.http.method.clone();
-    let result = if method == Method::POST {
-        let body = match raw_body(request) {
-            Ok(body) => body,
-            Err(err) => {
-                tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
-                count(&mut metrics, None, &Err(err.status()), err.code());
-                return Outcome {
-                    response: error_response(&err, request_id),
-                    metrics,
-                };
-            }
-        };
-        let seen_url = seen_url(&request.request_context, request.raw_path.as_deref());
-        let target = Target {
-            query: request.raw_query_string.as_deref(),
-            seen_url: seen_url.as_ref().map_or(&[], |parts| parts.as_slice()),
-        };
-        receive(
-            ports.registry,
-            ports.store,
-            &source,
-            std::mem::take(&mut request.headers),
+    let (source, result) = match map_request(request) {
+        Ok(Mapped::Delivery(Input {
+            source,
+            headers,
             body,
-            target,
-            now,
-        )
-        .await
-    } else {
+            sent_to,
+        })) => {
+            let result = receive(
+                ports.registry,
+                ports.store,
+                &source,
+                headers,
+                body,
+                sent_to.target(),
+                now,
+            )
+            .await;
+            (source, result)
+        }
         // A provider's GET or HEAD check of the endpoint, or a 405.
-        challenge(
-            ports.registry,
-            &source,
-            &method,
-            &request.headers,
-            request.raw_query_string.as_deref(),
-            now,
-        )
-        .await
+        Ok(Mapped::Check(check)) => {
+            let result = challenge(
+                ports.registry,
+                &check.source,
+                check.method,
+                check.headers,
+                check.query,
+                now,
+            )
+            .await;
+            (check.source, result)
+        }
+        Err(err) => {
+            count(&mut metrics, None, &Err(err.status()), err.code());
+            return Outcome {
+                response: error_response(&err, request_id),
+                metrics,
+            };
+        }
     };
     // Only a configured source becomes a dimension value.
     let known = !matches!(result, Err(ReceiveError::UnknownSource));
@@ -215,6 +219,84 @@ async fn process_request(
         response: reply_response(reply),
         metrics,
     }
+}
+
+/// One request as the pipeline takes it: the source named by the path,
+/// the headers and body moved out of the event, and where it was sent.
+#[derive(Debug)]
+pub struct Input<'a> {
+    pub source: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub sent_to: SentTo<'a>,
+}
+
+/// Where the request was sent, borrowed from the event.
+#[derive(Debug)]
+pub struct SentTo<'a> {
+    query: Option<&'a str>,
+    seen_url: Option<[&'a str; 3]>,
+}
+
+impl SentTo<'_> {
+    /// What the schemes that sign the URL check.
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            query: self.query,
+            seen_url: self.seen_url.as_ref().map_or(&[], |parts| parts.as_slice()),
+        }
+    }
+}
+
+/// A provider's GET or HEAD check of its endpoint, borrowed from the
+/// event: answered by the pipeline's challenge step (or with 405).
+#[derive(Debug)]
+pub struct Check<'a> {
+    pub source: String,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+}
+
+/// What a request asks of the pipeline.
+#[derive(Debug)]
+pub enum Mapped<'a> {
+    /// A POST: verify, dedup, commit.
+    Delivery(Input<'a>),
+    /// Any other method.
+    Check(Check<'a>),
+}
+
+/// The request mapping: the Lambda event into the pipeline's input, with
+/// no I/O (the fuzz target `lambda_request` drives it). A POST's headers
+/// and body are taken out of `request`. Errs with 404 when the path names
+/// no source and 400 when the body is not base64.
+pub fn map_request(request: &mut ApiGatewayV2httpRequest) -> Result<Mapped<'_>, ReceiveError> {
+    let source = source_of(request).ok_or(ReceiveError::UnknownSource)?;
+    if request.request_context.http.method != Method::POST {
+        let request: &ApiGatewayV2httpRequest = request;
+        return Ok(Mapped::Check(Check {
+            source,
+            method: &request.request_context.http.method,
+            headers: &request.headers,
+            query: request.raw_query_string.as_deref(),
+        }));
+    }
+    let body = raw_body(request).inspect_err(|err| {
+        tracing::info!(source = %source, outcome = "rejected", reason = err.code(), error = %err, "request body rejected");
+    })?;
+    let headers = std::mem::take(&mut request.headers);
+    // Only read from here on: the input borrows the query and the URL.
+    let request: &ApiGatewayV2httpRequest = request;
+    Ok(Mapped::Delivery(Input {
+        source,
+        headers,
+        body,
+        sent_to: SentTo {
+            query: request.raw_query_string.as_deref(),
+            seen_url: seen_url(&request.request_context, request.raw_path.as_deref()),
+        },
+    }))
 }
 
 /// The source id: the `{source}` path parameter of the `/hooks/{source}`
@@ -248,10 +330,12 @@ pub fn raw_body(request: &mut ApiGatewayV2httpRequest) -> Result<Bytes, ReceiveE
         .map_err(|e| ReceiveError::BadRequest(format!("body is not valid base64: {e}")))
 }
 
+#[cfg(feature = "aws")]
 fn error_response(err: &ReceiveError, request_id: &str) -> ApiGatewayV2httpResponse {
     json_response(err.status(), err.body(request_id))
 }
 
+#[cfg(feature = "aws")]
 fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
     reply_response(Reply {
         status,
@@ -261,6 +345,7 @@ fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
     })
 }
 
+#[cfg(feature = "aws")]
 fn reply_response(reply: Reply) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::with_capacity(3);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
@@ -277,6 +362,7 @@ fn reply_response(reply: Reply) -> ApiGatewayV2httpResponse {
     response
 }
 
+#[cfg(feature = "aws")]
 /// Count one request: `received`, then what became of it.
 fn count(metrics: &mut Metrics, source: Option<&str>, result: &Result<Receipt, u16>, code: &str) {
     metrics.incr(source, "received");
@@ -322,6 +408,43 @@ mod tests {
         );
         let r = request(base("/hooks/square"));
         assert_eq!(seen_url(&r.request_context, r.raw_path.as_deref()), None);
+    }
+
+    /// The mapping refuses what never reaches the pipeline, and hands
+    /// over the rest: headers and body moved, the URL for URL signing.
+    #[test]
+    fn requests_map_to_the_pipelines_input() {
+        let mut get = base("/hooks/square");
+        get["requestContext"]["http"]["method"] = "GET".into();
+        get["rawQueryString"] = "challenge=abc".into();
+        let mut get = request(get);
+        let Ok(Mapped::Check(check)) = map_request(&mut get) else {
+            panic!("a GET is not a check")
+        };
+        assert_eq!((check.source.as_str(), check.method), ("square", &Method::GET));
+        assert_eq!(check.query, Some("challenge=abc"));
+        let Err(err) = map_request(&mut request(base("/other"))) else {
+            panic!("a path without a source maps")
+        };
+        assert_eq!(err.status(), 404);
+        let mut post = base("/hooks/square");
+        post["requestContext"]["domainName"] = "abc.example.com".into();
+        post["rawQueryString"] = "a=1".into();
+        post["headers"] = serde_json::json!({"x-square-hmacsha256-signature": "c2ln"});
+        post["body"] = "{}".into();
+        let mut r = request(post);
+        let Ok(Mapped::Delivery(input)) = map_request(&mut r) else {
+            panic!("a POST is not a delivery")
+        };
+        assert_eq!(input.source, "square");
+        assert_eq!(&input.body[..], b"{}");
+        assert_eq!(input.headers["x-square-hmacsha256-signature"], "c2ln");
+        let target = input.sent_to.target();
+        assert_eq!(target.query, Some("a=1"));
+        assert_eq!(
+            target.seen_url.concat(),
+            "https://abc.example.com/hooks/square"
+        );
     }
 
     /// The sample events of `tests/events/` (for `cargo lambda invoke`)
@@ -431,6 +554,7 @@ mod tests {
         assert!(raw_body(&mut request(base("/hooks/x"))).unwrap().is_empty());
     }
 
+    #[cfg(feature = "aws")]
     #[test]
     fn responses_are_json_with_the_status() {
         let r = error_response(&ReceiveError::UnknownSource, "req-1");

@@ -65,7 +65,7 @@ impl Hubspot {
 /// The URL with the escapes HubSpot decodes before signing decoded
 /// (`%3A` `%2F` `%3F` `%40` `%21` `%24` `%27` `%28` `%29` `%2A` `%2C` `%3B`,
 /// either case); every other escape stays as it is.
-fn signed_uri(url: &str) -> Cow<'_, str> {
+pub(super) fn signed_uri(url: &str) -> Cow<'_, str> {
     if !url.contains('%') {
         return Cow::Borrowed(url);
     }

@@ -409,6 +409,56 @@ impl VerifyError {
     }
 }
 
+/// The signature-header and URL parsers on their own, for the property
+/// tests (`shared/tests/verify_props.rs`) and the fuzz targets (`fuzz/`),
+/// which can then check what they return and not only that they return.
+/// Not an API: [`Verifier`] is.
+#[doc(hidden)]
+pub mod parse {
+    use std::borrow::Cow;
+
+    use super::VerifyError;
+
+    /// A `key=value` list split by `sep` (Stripe's `t=…,v1=…`, Paddle's
+    /// `ts=…;h1=…`, PagerDuty's `v1=…,v1=…`): the timestamp, and the 32-byte
+    /// hex signatures decoded (at most 8).
+    pub fn tagged<'a>(
+        value: &'a str,
+        sep: char,
+        ts_key: Option<&str>,
+        sig_key: &str,
+    ) -> Result<(Option<&'a str>, Vec<[u8; 32]>), VerifyError> {
+        let (ts, sigs) = super::common::tagged_hex(value, sep, ts_key, sig_key)?;
+        Ok((ts, sigs.as_slice().to_vec()))
+    }
+
+    /// The decoded `v1` (HMAC) and `v1a` (Ed25519) signatures.
+    pub type V1AndV1a = (Vec<[u8; 32]>, Vec<[u8; 64]>);
+
+    /// Standard Webhooks' space-separated `v1,<base64>` / `v1a,<base64>`
+    /// list.
+    pub fn standard_webhooks(value: &str) -> Result<V1AndV1a, VerifyError> {
+        let sigs = super::standard_webhooks::Signatures::parse(value)?;
+        Ok((sigs.v1.as_slice().to_vec(), sigs.v1a().to_vec()))
+    }
+
+    /// Digits only, at most `max` of them: the Unix timestamps of headers.
+    pub fn unix_digits(s: &str, max: usize) -> Option<u64> {
+        super::common::parse_unix_digits(s, max)
+    }
+
+    /// Twilio: the URL with its port (explicit or the scheme's default)
+    /// and without.
+    pub fn twilio_port_variants(url: &str) -> (String, String) {
+        super::twilio::port_variants(url)
+    }
+
+    /// HubSpot v3: the URL with the escapes HubSpot decodes decoded.
+    pub fn hubspot_signed_uri(url: &str) -> Cow<'_, str> {
+        super::hubspot::signed_uri(url)
+    }
+}
+
 /// A source's verifier: the scheme, its decoded keys and its replay window.
 pub struct Verifier {
     provider: Provider,
@@ -1116,7 +1166,12 @@ pub(crate) mod tests {
                     vec![("x-trello-webhook", b64(&m.finalize().into_bytes()))]
                 } else {
                     m.update(SIGNED_URL.as_bytes());
-                    for (k, v) in url::form_urlencoded::parse(body) {
+                    // Twilio signs the parameters sorted, whatever their
+                    // order in the body (a `&` in a JSON string splits it).
+                    let mut params: Vec<_> = url::form_urlencoded::parse(body).collect();
+                    params.sort();
+                    params.dedup();
+                    for (k, v) in params {
                         m.update(k.as_bytes());
                         m.update(v.as_bytes());
                     }
@@ -1323,6 +1378,120 @@ pub(crate) mod tests {
                 assert!(
                     v.verify(&h, b"", SystemTime::now()).is_err(),
                     "{p} {value:?}"
+                );
+            }
+        }
+    }
+
+    /// Header names some scheme reads: an "unrelated" header is none of
+    /// these (a second `webhook-signature` would rightly change the
+    /// outcome of a request signed with `svix-*` headers).
+    fn read_by_some_scheme() -> &'static [&'static str] {
+        static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        NAMES.get_or_init(read_names)
+    }
+
+    fn read_names() -> Vec<&'static str> {
+        const ALTERNATES: &[&str] = &[
+            "x-hub-signature",
+            "x-hub-signature-256",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "svix-id",
+            "svix-timestamp",
+            "svix-signature",
+            "box-signature-secondary",
+            "x-docusign-signature-2",
+            "x-id",
+        ];
+        let mut names = ALTERNATES.to_vec();
+        for p in Provider::ALL {
+            names.extend(signed(p, b"{}", 0).into_iter().map(|(k, _)| k));
+        }
+        names
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            // ChaCha, the default, is slow in a debug build.
+            rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// A correctly signed request to every preset still verifies after
+        /// arbitrary unrelated headers are added, repeated or not, with
+        /// any value a header can hold (opaque bytes included), and
+        /// whatever the body's text (SendGrid's excepted, see below).
+        #[test]
+        fn a_signed_request_still_verifies_with_unrelated_headers_added(
+            extra in proptest::collection::vec(
+                (
+                    "[a-z][a-z0-9-]{0,24}",
+                    // What a header value may hold: visible ASCII, space,
+                    // tab and opaque bytes.
+                    proptest::collection::vec(
+                        proptest::prop_oneof![0x20u8..0x7f, 0x80u8..=0xff, proptest::strategy::Just(b'\t')],
+                        0..200,
+                    ),
+                    1..4usize,
+                ),
+                0..12,
+            ),
+            text in ".{0,64}",
+        ) {
+            let now = 1_700_000_000;
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
+            // JSON with the fields the body-timestamped presets (Linear)
+            // and Microsoft Graph (its clientState) read.
+            let body = |text: &str| {
+                serde_json::json!({
+                    "id": "evt_1",
+                    "type": "t",
+                    "webhookTimestamp": now * 1000,
+                    "text": text,
+                    "value": [{"clientState": SIGNED_WITH, "text": text}],
+                })
+                .to_string()
+            };
+            let (varied, fixed) = (body(&text), body(""));
+            static SENDGRID: std::sync::OnceLock<Vec<(&str, String)>> = std::sync::OnceLock::new();
+            let params = generic();
+            let read = read_by_some_scheme();
+            let mut unrelated = Vec::new();
+            for (name, value, times) in &extra {
+                if read.contains(&name.as_str()) {
+                    continue;
+                }
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_bytes(value),
+                ) {
+                    unrelated.extend(std::iter::repeat_n((name, value), *times));
+                }
+            }
+            for p in Provider::ALL {
+                let v = verifier_with(p, &[&key_for(p)], Some(&params), None);
+                // A P-256 signature costs milliseconds in a debug build:
+                // SendGrid's request keeps one body, signed once.
+                let (body, good) = if p == Provider::Sendgrid {
+                    (fixed.as_bytes(), SENDGRID.get_or_init(|| signed(p, fixed.as_bytes(), now)).clone())
+                } else {
+                    (varied.as_bytes(), signed(p, varied.as_bytes(), now))
+                };
+                let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let mut h = headers(&pairs);
+                for (name, value) in &unrelated {
+                    h.append(name.clone(), value.clone());
+                }
+                proptest::prop_assert_eq!(
+                    v.verify_at(&h, body, Some(SIGNED_URL), at),
+                    Ok(()),
+                    "{} {:?}",
+                    p,
+                    h
                 );
             }
         }

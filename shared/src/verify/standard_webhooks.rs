@@ -75,30 +75,53 @@ impl StandardWebhooks {
         let value = either(headers, &SIG, &SVIX_SIG)?;
         let id = either(headers, &ID, &SVIX_ID)?;
         let ts = either(headers, &TS, &SVIX_TS)?;
-        let mut sigs = SigList::new();
-        let mut v1a = [[0u8; 64]; MAX_V1A];
-        let mut v1a_len = 0;
+        let sigs = Signatures::parse(value)?;
+        self.window.check(ts, now)?;
+        let signed: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+        ok_if(
+            self.keys.matches_any(&signed, sigs.v1.as_slice())
+                || self.public.matches_any(&signed, sigs.v1a()),
+        )
+    }
+}
+
+/// The signatures of one `webhook-signature` value: space-separated
+/// `v1,<base64>` and `v1a,<base64>`; other versions and undecodable ones
+/// are skipped.
+pub(super) struct Signatures {
+    pub(super) v1: SigList,
+    v1a: [[u8; 64]; MAX_V1A],
+    v1a_len: usize,
+}
+
+impl Signatures {
+    /// No signature we can read is an error: nothing to check.
+    pub(super) fn parse(value: &str) -> Result<Self, VerifyError> {
+        let mut sigs = Self {
+            v1: SigList::new(),
+            v1a: [[0u8; 64]; MAX_V1A],
+            v1a_len: 0,
+        };
         for item in value.split_ascii_whitespace() {
             match item.split_once(',') {
-                Some(("v1", b64)) => sigs.push_with(|out| decode_base64(b64, out)),
+                Some(("v1", b64)) => sigs.v1.push_with(|out| decode_base64(b64, out)),
                 Some(("v1a", b64))
-                    if v1a_len < MAX_V1A && decode_base64(b64, &mut v1a[v1a_len]) =>
+                    if sigs.v1a_len < MAX_V1A
+                        && decode_base64(b64, &mut sigs.v1a[sigs.v1a_len]) =>
                 {
-                    v1a_len += 1;
+                    sigs.v1a_len += 1;
                 }
                 _ => {}
             }
         }
-        // No signature we can read: nothing to check.
-        if sigs.is_empty() && v1a_len == 0 {
+        if sigs.v1.is_empty() && sigs.v1a_len == 0 {
             return Err(VerifyError::MalformedSignature);
         }
-        self.window.check(ts, now)?;
-        let signed: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
-        ok_if(
-            self.keys.matches_any(&signed, sigs.as_slice())
-                || self.public.matches_any(&signed, &v1a[..v1a_len]),
-        )
+        Ok(sigs)
+    }
+
+    pub(super) fn v1a(&self) -> &[[u8; 64]] {
+        &self.v1a[..self.v1a_len]
     }
 }
 

@@ -93,7 +93,7 @@ fn sorted_params(body: &[u8]) -> Vec<(String, String)> {
 
 /// The URL with an explicit port (its own, or the scheme's default) and
 /// without one.
-fn port_variants(url: &str) -> (String, String) {
+pub(super) fn port_variants(url: &str) -> (String, String) {
     let Some((scheme, rest)) = url.split_once("://") else {
         return (url.to_owned(), url.to_owned());
     };
