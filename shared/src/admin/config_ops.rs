@@ -2,11 +2,13 @@
 //! enable, disable, and secret rotation. Every change is checked against the
 //! config as it stands, written, then made live with a reload.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::input::{self, Query, json_body, nullable};
 use super::poller_ops::state_view;
@@ -20,8 +22,8 @@ use crate::config::{
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
-use crate::gate::{Breaker, Controls};
-use crate::poll::config::HeaderSetting;
+use crate::gate::{Breaker, Controls, Rate};
+use crate::poll::config::{HeaderSetting, PollFormat};
 use crate::poll::{PollerConfig, resolve_poller, validate_poller};
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
@@ -68,102 +70,152 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// A source secret as given: a reference (`env:NAME`, `ssm:/path`) or a
-/// value the gateway keeps (`{"value": "…"}`).
-#[derive(Deserialize)]
+/// A reference (env:NAME, ssm:/path) or a value the gateway keeps
+/// (`{"value": "…"}`).
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
-enum SecretInput {
+pub(super) enum SecretInput {
+    #[schema(value_type = SecretRef)]
     Ref(String),
-    Value { value: String },
+    Value {
+        value: String,
+    },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SourceCreate {
+pub(super) struct SourceCreate {
+    /// URL segment: `/hooks/{id}`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     id: String,
     provider: Provider,
+    #[schema(min_items = 1)]
     secrets: Vec<SecretInput>,
+    /// Replay window in seconds; the provider preset's if unset.
     #[serde(default)]
     tolerance_secs: Option<u64>,
+    /// How long an event id is remembered (7 days unless set); also the
+    /// event log's retention.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<HumanDuration>)]
     dedupe_window: Option<Duration>,
+    /// The largest body accepted (256 KiB unless set).
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_body_bytes: Option<usize>,
+    /// Settings of the generic `hmac` provider.
     #[serde(default)]
     hmac: Option<HmacParams>,
+    /// The URL given to the provider (no query), for providers that sign
+    /// it: twilio, square, hubspot, trello.
     #[serde(default)]
+    #[schema(format = "uri")]
     public_url: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A merge patch: absent fields are unchanged, null resets one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SourcePatch {
+pub(super) struct SourcePatch {
     #[serde(default)]
+    #[schema(nullable = false)]
     provider: Option<Provider>,
+    /// Replaces the list.
     #[serde(default)]
+    #[schema(nullable = false, min_items = 1)]
     secrets: Option<Vec<SecretInput>>,
     #[serde(default, deserialize_with = "nullable")]
     tolerance_secs: Option<Option<u64>>,
     #[serde(default, deserialize_with = "nullable")]
     dedupe_window: Option<Option<HumanDuration>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1)]
     max_body_bytes: Option<Option<usize>>,
     #[serde(default, deserialize_with = "nullable")]
     hmac: Option<Option<HmacParams>>,
+    /// The URL given to the provider (no query), for providers that sign
+    /// it: twilio, square, hubspot, trello.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(format = "uri")]
     public_url: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `value` and `ref`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretAdd {
+pub(super) struct SecretAdd {
+    /// A value the gateway keeps.
     #[serde(default)]
+    #[schema(nullable = false)]
     value: Option<String>,
     #[serde(default, rename = "ref")]
+    #[schema(value_type = SecretRef)]
     reference: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionCreate {
+pub(super) struct SubscriptionCreate {
+    /// Generated (`sub_…`) if absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$", nullable = false)]
     id: Option<String>,
+    /// The source or poller whose events it takes.
     source: String,
+    /// https, unless `allow_local`.
+    #[schema(format = "uri")]
     url: String,
+    /// Event-type globs; `*` for all.
+    #[schema(min_items = 1, examples("push", "pull_request.*"))]
     events: Vec<String>,
     #[serde(default)]
+    #[schema(default = Format::default)]
     format: Format,
-    /// Chat formats: the message text as a minijinja template.
+    /// Chat formats: the message text, a minijinja template.
     #[serde(default)]
     template: Option<String>,
-    /// The whole JSON body as a minijinja template.
+    /// The whole JSON body, a minijinja template.
     #[serde(default)]
     payload_template: Option<String>,
-    /// A minijinja expression over the event; only events it is true for.
+    /// A minijinja expression over `payload`, `headers` and `event` (type,
+    /// source, id); only events it is true for are delivered.
     #[serde(default)]
+    #[schema(examples("payload.action == \"opened\" and not payload.pull_request.draft"))]
     filter: Option<String>,
+    /// The waits between attempts.
     #[serde(default)]
     retry_schedule: Option<Vec<HumanDuration>>,
+    /// Allow http:// and private addresses (local use only).
     #[serde(default)]
+    #[schema(default = false)]
     allow_local: bool,
     #[serde(default)]
+    #[schema(value_type = Option<Rate>)]
     rate_limit: Option<String>,
+    /// At most this many requests out at once.
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_in_flight: Option<u32>,
     #[serde(default)]
     circuit_breaker: Option<Breaker>,
 }
 
-#[derive(Deserialize)]
+/// A merge patch: absent fields are unchanged, null resets one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionPatch {
+pub(super) struct SubscriptionPatch {
+    /// Cannot change: if given, the subscription's own.
     #[serde(default)]
+    #[schema(nullable = false)]
     source: Option<String>,
     #[serde(default)]
+    #[schema(format = "uri", nullable = false)]
     url: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false, min_items = 1)]
     events: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     format: Option<Format>,
     #[serde(default, deserialize_with = "nullable")]
     template: Option<Option<String>>,
@@ -174,21 +226,132 @@ struct SubscriptionPatch {
     #[serde(default, deserialize_with = "nullable")]
     retry_schedule: Option<Option<Vec<HumanDuration>>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     allow_local: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Rate>)]
     rate_limit: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1)]
     max_in_flight: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
     circuit_breaker: Option<Option<Breaker>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rotate {
-    /// How long the replaced secret keeps signing: `24h`, `0s`.
+pub(super) struct Rotate {
+    /// How long the replaced secret keeps signing (at most 30 days; `0s`:
+    /// not at all).
     #[serde(default)]
+    #[schema(value_type = HumanDuration, default = "24h")]
     overlap: Option<String>,
+}
+
+/// A merge patch (RFC 7396) of a poller's config: absent fields are
+/// unchanged, null resets one to its default, and `headers` merges name by
+/// name (a null value removes that header). The fields are those of
+/// `PollerConfig`; `id`, if given, must be the poller's own.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PollerPatch {
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    id: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(format = "uri")]
+    url: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    interval: Option<Option<HumanDuration>>,
+    /// A null value removes that header.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    // As text: utoipa cannot put a nullable reference in additionalProperties.
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    headers: Option<Option<BTreeMap<String, Option<HeaderSetting>>>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    format: Option<Option<PollFormat>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    items: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    item_id: Option<Option<String>>,
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    event_type: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    timestamp: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    since_param: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 50)]
+    max_pages: Option<Option<u32>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    emit_existing: Option<Option<bool>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    dedupe_window: Option<Option<HumanDuration>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 33554432)]
+    max_response_bytes: Option<Option<usize>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    allow_local: Option<Option<bool>>,
 }
 
 impl Admin {
@@ -1082,11 +1245,15 @@ impl Admin {
     /// A merge patch (RFC 7396) of the poller's config: absent fields are
     /// unchanged, null resets one to its default.
     pub(crate) async fn update_poller(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
-        let patch: serde_json::Map<String, Value> = json_body(body)?;
+        let patch: PollerPatch = json_body(body)?;
         let _w = self.writes.lock().await;
         let entry = self.entry(Kind::Poller, id).await?;
         Self::writable(&entry)?;
-        if patch.get("id").is_some_and(|v| v != id) {
+        if patch
+            .id
+            .as_ref()
+            .is_some_and(|given| given.as_deref() != Some(id))
+        {
             return Err(AdminError::invalid(
                 "id",
                 "a poller's id cannot change; create a new poller",
@@ -1094,7 +1261,10 @@ impl Admin {
         }
         let mut merged = serde_json::to_value(&entry.item)
             .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
-        merge_patch(&mut merged, Value::Object(patch));
+        // Back to JSON to merge: absent fields stay out, a reset is null.
+        let patch = serde_json::to_value(&patch)
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        merge_patch(&mut merged, patch);
         let config: PollerConfig = input::json_value(merged)?;
         self.check_poller(&config).await?;
         let item = ConfigItem::Poller(config);

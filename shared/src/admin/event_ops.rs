@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::{Query, limit, limit_param, opt_time_ms};
@@ -46,36 +47,66 @@ pub(crate) fn parse_key(id: &str) -> Result<EventKey, AdminError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayOne {
-    /// One destination; all matching ones when absent.
+#[schema(as = ReplayRequest)]
+pub(super) struct ReplayOne {
+    /// One destination; every enabled subscription that takes the event
+    /// when absent.
     #[serde(default)]
     subscription: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The deliveries a bulk replay takes: those that failed for good, or
+/// those delivered (pending ones are still being retried).
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy, Default)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ReplayStatus {
+    #[default]
+    Failed,
+    Delivered,
+}
+
+/// The one message for any other status (serde's would list the variants
+/// but not say why `pending` is not one).
+fn replay_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayStatus>, D::Error> {
+    Option::<ReplayStatus>::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "must be failed or delivered (pending deliveries are still being retried)",
+        )
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkReplay {
-    #[serde(default)]
-    status: Option<String>,
+#[schema(as = BulkReplayRequest)]
+pub(super) struct BulkReplay {
+    #[serde(default, deserialize_with = "replay_status")]
+    #[schema(default = ReplayStatus::default)]
+    status: Option<ReplayStatus>,
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
     subscription: Option<String>,
+    /// RFC 3339 time, or a duration ago (`24h`).
     #[serde(default)]
     since: Option<String>,
+    /// RFC 3339 time, or a duration ago; exclusive.
     #[serde(default)]
     until: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u64>,
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Redrive {
+#[schema(as = RedriveRequest)]
+pub(super) struct Redrive {
+    /// Only these dead letters.
     #[serde(default)]
     ids: Vec<String>,
     #[serde(default)]
@@ -83,8 +114,10 @@ struct Redrive {
     #[serde(default)]
     subscription: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u64>,
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 
@@ -287,15 +320,9 @@ impl Admin {
 
     pub(crate) async fn bulk_replay(&self, body: &[u8]) -> Result<Reply, AdminError> {
         let input: BulkReplay = json_body_or_empty(body)?;
-        let status = match input.status.as_deref() {
-            None | Some("failed") => DeliveryStatus::Failed,
-            Some("delivered") => DeliveryStatus::Delivered,
-            Some(_) => {
-                return Err(AdminError::invalid(
-                    "status",
-                    "must be failed or delivered (pending deliveries are still being retried)",
-                ));
-            }
+        let status = match input.status.unwrap_or_default() {
+            ReplayStatus::Failed => DeliveryStatus::Failed,
+            ReplayStatus::Delivered => DeliveryStatus::Delivered,
         };
         let query = ReplayQuery {
             source: input.source,

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::{json_body, rfc3339};
@@ -14,11 +15,13 @@ use super::{Admin, AdminError};
 use crate::poll::engine::{PollOutcome, PollPorts, Trigger, poll};
 use crate::poll::state::StoredPoller;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunInput {
+#[schema(as = PollRunRequest)]
+pub(super) struct RunInput {
     /// Fetch and report what would be emitted; commit and store nothing.
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 

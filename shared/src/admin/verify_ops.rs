@@ -10,8 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::json_body;
@@ -21,28 +22,34 @@ use crate::config::SourceError;
 use crate::pipeline::receive::{Target, verify_and_build};
 use crate::time::from_ms;
 
-#[derive(Deserialize)]
+/// A captured request.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest {
+pub(super) struct VerifyRequest {
     /// `[name, value]` pairs, as the request carried them.
     headers: Vec<(String, String)>,
     #[serde(default)]
+    #[schema(default = "")]
     body: String,
     #[serde(default)]
+    #[schema(default = BodyEncoding::default)]
     body_encoding: BodyEncoding,
-    /// When the request was received (RFC 3339), for the replay window;
-    /// now when absent.
+    /// When the request was received (RFC 3339, or a duration ago), for
+    /// the replay window; now when absent.
     #[serde(default)]
+    #[schema(nullable = false)]
     at: Option<String>,
     /// The URL the request was sent to, query included, for providers that
     /// sign it; the source's `public_url` replaces its scheme, host and path.
     #[serde(default)]
+    #[schema(format = "uri", nullable = false)]
     url: Option<String>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+/// How a body is written in JSON: as text, or base64 when it is not UTF-8.
+#[derive(Deserialize, Serialize, ToSchema, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-enum BodyEncoding {
+pub(super) enum BodyEncoding {
     #[default]
     Utf8,
     Base64,
