@@ -7,11 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::input::{self, Query, json_body, nullable};
-use super::poller_ops::state_view;
 use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::views;
 use super::{Admin, AdminError};
@@ -49,11 +48,15 @@ impl Reply {
         }
     }
 
-    pub(crate) fn with_status(status: u16, body: Value) -> Self {
-        Self {
+    /// `body`, one of the shapes of [`views`], as the answer. Through a
+    /// `Value`, so its keys come out sorted as they always have.
+    pub(crate) fn json<T: Serialize>(status: u16, body: &T) -> Result<Self, AdminError> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        Ok(Self {
             status,
             body: Some(body),
-        }
+        })
     }
 
     fn no_content() -> Self {
@@ -445,29 +448,21 @@ impl Admin {
             .collect())
     }
 
-    /// Every entry of `kind`, viewed, under `key`.
-    async fn list_of(&self, kind: Kind, key: &str) -> Result<Reply, AdminError> {
-        let entries: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
-            .iter()
-            .filter(|e| e.item.kind() == kind)
-            .map(entry_view)
-            .collect();
-        Ok(Reply::ok(json!({ key: entries })))
-    }
-
     // ---- sources ----
 
     pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
-        self.list_of(Kind::Source, "sources").await
+        let entries = self.ports.config.list_config().await?;
+        Reply::json(200, &views::SourceList::of(&entries))
     }
 
     pub(crate) async fn get_source(&self, id: &str) -> Result<Reply, AdminError> {
+        self.source_reply(200, id).await
+    }
+
+    /// The source `id` as it now stands.
+    async fn source_reply(&self, status: u16, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Source, id).await?;
-        Ok(Reply::ok(source_view(&entry)))
+        Reply::json(status, &views::Entry::of(&entry))
     }
 
     /// Turn secret inputs into references, checking each; values given
@@ -659,8 +654,7 @@ impl Admin {
             )));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Source, item.id()).await?;
-        Ok(Reply::with_status(201, source_view(&entry)))
+        self.source_reply(201, item.id()).await
     }
 
     pub(crate) async fn update_source(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
@@ -774,7 +768,7 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(kind, id).await?;
-        Ok(Reply::ok(entry_view(&entry)))
+        Reply::json(200, &views::Entry::of(&entry))
     }
 
     /// Rotation, step one: add the new secret beside the old ones (any of
@@ -844,8 +838,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("no source {id:?}")));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Source, id).await?;
-        Ok(Reply::with_status(201, source_view(&entry)))
+        self.source_reply(201, id).await
     }
 
     pub(crate) async fn remove_source_secret(
@@ -898,34 +891,47 @@ impl Admin {
 
     pub(crate) async fn list_subscriptions(&self, q: &Query) -> Result<Reply, AdminError> {
         let source = q.get("source");
-        let subs: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
+        let entries = self.ports.config.list_config().await?;
+        let subscriptions = entries
             .iter()
             .filter_map(|e| match &e.item {
                 ConfigItem::Subscription(s) if source.is_none_or(|src| s.source == src) => {
-                    Some(views::subscription(s, e))
+                    Some(views::Subscription::of(s, e))
                 }
                 _ => None,
             })
             .collect();
-        Ok(Reply::ok(json!({ "subscriptions": subs })))
+        Reply::json(200, &views::SubscriptionList { subscriptions })
     }
 
     /// A subscription, with its delivery controls in effect and the state
     /// of its circuit.
     pub(crate) async fn get_subscription(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Subscription, id).await?;
-        let mut view = entry_view(&entry);
-        if let ConfigItem::Subscription(s) = &entry.item
-            && let Ok(controls) = crate::config::controls(s)
-        {
+        let ConfigItem::Subscription(s) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        let mut view = views::Subscription::of(s, &entry);
+        if let Ok(controls) = crate::config::controls(s) {
             let state = self.ports.gate.state(id).await?;
-            view["delivery_controls"] = views::controls(&controls, state.as_ref());
+            view = view.with_controls(views::DeliveryControls::of(&controls, state.as_ref()));
         }
-        Ok(Reply::ok(view))
+        Reply::json(200, &view)
+    }
+
+    /// The subscription `id` as it now stands, and its new signing secret.
+    async fn subscription_with_secret(
+        &self,
+        status: u16,
+        id: &str,
+        whsec: String,
+    ) -> Result<Reply, AdminError> {
+        let entry = self.entry(Kind::Subscription, id).await?;
+        let ConfigItem::Subscription(s) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        let view = views::SubscriptionWithSecret::new(views::Subscription::of(s, &entry), whsec);
+        Reply::json(status, &view)
     }
 
     async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
@@ -1030,11 +1036,8 @@ impl Admin {
             )));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Subscription, item.id()).await?;
-        let mut view = entry_view(&entry);
         // Shown this once; never again.
-        view["signing_secret"] = json!(whsec);
-        Ok(Reply::with_status(201, view))
+        self.subscription_with_secret(201, item.id(), whsec).await
     }
 
     pub(crate) async fn update_subscription(
@@ -1177,10 +1180,7 @@ impl Admin {
         }
         self.forget_secrets(&forget).await;
         self.make_live().await;
-        let entry = self.entry(Kind::Subscription, id).await?;
-        let mut view = entry_view(&entry);
-        view["signing_secret"] = json!(whsec);
-        Ok(Reply::ok(view))
+        self.subscription_with_secret(200, id, whsec).await
     }
 
     // ---- pollers ----
@@ -1188,27 +1188,24 @@ impl Admin {
     /// Pollers with their state (one read of all states).
     pub(crate) async fn list_pollers(&self) -> Result<Reply, AdminError> {
         let states = self.poller_states().await?;
-        let pollers: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
+        let entries = self.ports.config.list_config().await?;
+        let pollers = entries
             .iter()
-            .filter(|e| e.item.kind() == Kind::Poller)
-            .map(|e| {
-                let mut view = entry_view(e);
-                view["state"] = state_view(states.get(e.item.id()));
-                view
+            .filter_map(|e| match &e.item {
+                ConfigItem::Poller(p) => Some(views::Poller::of(p, e, states.get(&p.id))),
+                _ => None,
             })
             .collect();
-        Ok(Reply::ok(json!({ "pollers": pollers })))
+        Reply::json(200, &views::PollerList { pollers })
     }
 
     pub(crate) async fn get_poller(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Poller, id).await?;
-        let mut view = entry_view(&entry);
-        view["state"] = state_view(self.poller_state(id).await?.as_ref());
-        Ok(Reply::ok(view))
+        let ConfigItem::Poller(p) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no poller {id:?}")));
+        };
+        let state = self.poller_state(id).await?;
+        Reply::json(200, &views::Poller::of(p, &entry, state.as_ref()))
     }
 
     /// The checks of the config file's `[[pollers]]`, with the deployment's
@@ -1239,7 +1236,7 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(Kind::Poller, item.id()).await?;
-        Ok(Reply::with_status(201, entry_view(&entry)))
+        Reply::json(201, &views::Entry::of(&entry))
     }
 
     /// A merge patch (RFC 7396) of the poller's config: absent fields are
@@ -1333,17 +1330,5 @@ fn strip_prefix(message: &str) -> String {
     match message.split_once("\": ") {
         Some((_, rest)) => rest.to_owned(),
         None => message.to_owned(),
-    }
-}
-
-fn source_view(entry: &ConfigEntry) -> Value {
-    entry_view(entry)
-}
-
-fn entry_view(entry: &ConfigEntry) -> Value {
-    match &entry.item {
-        ConfigItem::Source(s) => views::source(s, entry),
-        ConfigItem::Poller(p) => views::poller(p, entry),
-        ConfigItem::Subscription(s) => views::subscription(s, entry),
     }
 }

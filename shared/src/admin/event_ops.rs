@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::config_ops::Reply;
@@ -14,7 +13,9 @@ use super::input::{Query, limit, limit_param, opt_time_ms};
 use super::ports::{
     ConfigItem, DeadLetterQuery, EventQuery, EventStatus, LogError, ReplayCandidate, ReplayQuery,
 };
-use super::views;
+use super::views::{
+    BulkKind, BulkResult, DeadLetterPage, EventDetail, EventPage, Replay, ReplayItem, Skipped,
+};
 use super::{Admin, AdminError};
 use crate::config::DEFAULT_DEDUPE_WINDOW;
 use crate::model::{DeliveryStatus, EventKey};
@@ -126,7 +127,7 @@ pub(super) struct Redrive {
 struct Plan {
     order: Vec<EventKey>,
     subs: HashMap<EventKey, Vec<String>>,
-    skipped: Vec<Value>,
+    skipped: Vec<Skipped>,
 }
 
 impl Plan {
@@ -161,10 +162,7 @@ impl Admin {
             cursor: q.get("cursor").map(str::to_owned),
         };
         let page = self.ports.events.list_events(&query).await?;
-        Ok(Reply::ok(json!({
-            "events": page.events.iter().map(views::event_summary).collect::<Vec<_>>(),
-            "next_cursor": page.next_cursor,
-        })))
+        Reply::json(200, &EventPage::of(&page))
     }
 
     pub(crate) async fn get_event(&self, id: &str) -> Result<Reply, AdminError> {
@@ -175,7 +173,7 @@ impl Admin {
             .get_event(&key)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no event {id:?}")))?;
-        Ok(Reply::ok(views::event_detail(&record)))
+        Reply::json(200, &EventDetail::of(&record))
     }
 
     /// Unix seconds at which a replay of a `source` event expires: the
@@ -265,10 +263,7 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("no event {id:?}")))?;
         let root = record.replay_of.unwrap_or(key);
         tracing::info!(replay = %replay, replay_of = %root, subscriptions = ?subs, "replay queued");
-        Ok(Reply::with_status(
-            202,
-            json!({ "id": views::key(&replay), "replay_of": views::key(&root), "subscriptions": subs }),
-        ))
+        Reply::json(202, &Replay::new(&replay, &root, subs))
     }
 
     /// Make the planned replays (or, for a dry run, only show them).
@@ -276,7 +271,7 @@ impl Admin {
         &self,
         plan: Plan,
         dry_run: bool,
-    ) -> Result<(Vec<Value>, usize, Vec<Value>), AdminError> {
+    ) -> Result<(Vec<ReplayItem>, usize, Vec<Skipped>), AdminError> {
         let mut replays = Vec::new();
         let mut count = 0;
         let mut skipped = plan.skipped;
@@ -285,9 +280,7 @@ impl Admin {
             let subs = plan.subs.get(&event).cloned().unwrap_or_default();
             if dry_run {
                 count += subs.len();
-                replays.push(
-                    json!({ "id": null, "event": views::key(&event), "subscriptions": subs }),
-                );
+                replays.push(ReplayItem::new(None, &event, subs));
                 continue;
             }
             let expires_at = match expiry.get(&event.source) {
@@ -306,11 +299,11 @@ impl Admin {
             {
                 Some(replay) => {
                     count += subs.len();
-                    replays.push(json!({ "id": views::key(&replay), "event": views::key(&event), "subscriptions": subs }));
+                    replays.push(ReplayItem::new(Some(&replay), &event, subs));
                 }
                 None => {
                     for sub in subs {
-                        skipped.push(json!({ "event": views::key(&event), "subscription": sub, "reason": "event no longer stored" }));
+                        skipped.push(Skipped::new(&event, &sub, "event no longer stored"));
                     }
                 }
             }
@@ -340,7 +333,7 @@ impl Admin {
                 .unreplayable(&c.subscription, &c.event.source, &c.event_type)
                 .await?
             {
-                Some(why) => plan.skipped.push(views::skipped(c, &why)),
+                Some(why) => plan.skipped.push(Skipped::of(c, &why)),
                 None => plan.add(&c.event, &c.subscription),
             }
         }
@@ -348,16 +341,17 @@ impl Admin {
         if !input.dry_run {
             tracing::info!(deliveries = count, "bulk replay queued");
         }
-        Ok(Reply::with_status(
+        Reply::json(
             if input.dry_run { 200 } else { 202 },
-            json!({
-                "dry_run": input.dry_run,
-                "replayed": count,
-                "replays": replays,
-                "skipped": skipped,
-                "more": more,
-            }),
-        ))
+            &BulkResult::new(
+                BulkKind::Replay,
+                input.dry_run,
+                count,
+                replays,
+                skipped,
+                more,
+            ),
+        )
     }
 
     pub(crate) async fn list_dead_letters(&self, q: &Query) -> Result<Reply, AdminError> {
@@ -369,10 +363,7 @@ impl Admin {
             cursor: q.get("cursor").map(str::to_owned),
         };
         let page = self.ports.events.list_dead_letters(&query).await?;
-        Ok(Reply::ok(json!({
-            "dead_letters": page.dead_letters.iter().map(views::dead_letter).collect::<Vec<_>>(),
-            "next_cursor": page.next_cursor,
-        })))
+        Reply::json(200, &DeadLetterPage::of(&page))
     }
 
     /// Each dead letter becomes a replay of its event to its subscription;
@@ -396,11 +387,7 @@ impl Admin {
                 event_type: String::new(),
                 subscription: d.task.subscription.clone(),
             };
-            let skip = |why: &str| {
-                let mut v = views::skipped(&candidate, why);
-                v["dead_letter"] = json!(d.id);
-                v
-            };
+            let skip = |why: &str| Skipped::of(&candidate, why).dead_letter(&d.id);
             let Some(record) = self.ports.events.get_event(&candidate.event).await? else {
                 plan.skipped.push(skip("event no longer stored"));
                 continue;
@@ -421,16 +408,17 @@ impl Admin {
         if !input.dry_run {
             tracing::info!(deliveries = count, "dead letters redriven");
         }
-        Ok(Reply::with_status(
+        Reply::json(
             if input.dry_run { 200 } else { 202 },
-            json!({
-                "dry_run": input.dry_run,
-                "redriven": count,
-                "replays": replays,
-                "skipped": skipped,
-                "more": more,
-            }),
-        ))
+            &BulkResult::new(
+                BulkKind::Redrive,
+                input.dry_run,
+                count,
+                replays,
+                skipped,
+                more,
+            ),
+        )
     }
 }
 

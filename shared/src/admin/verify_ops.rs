@@ -11,12 +11,12 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::json_body;
 use super::ports::Kind;
+use super::views::VerifyResult;
 use super::{Admin, AdminError};
 use crate::config::SourceError;
 use crate::pipeline::receive::{Target, verify_and_build};
@@ -113,14 +113,13 @@ impl Admin {
         let seen_url = base.as_slice();
         let target = Target { query, seen_url };
         let verdict = match verify_and_build(&source, headers, body, target, at) {
-            Ok(built) => json!({
-                "verified": true,
-                "event_id": built.event.id,
-                "event_type": built.event.event_type,
-                "handshake": built.handshake.is_some(),
-            }),
-            Err(e) => json!({ "verified": false, "error": e.code(), "reason": e.to_string() }),
+            Ok(built) => VerifyResult::verified(
+                built.event.id,
+                built.event.event_type,
+                built.handshake.is_some(),
+            ),
+            Err(e) => VerifyResult::refused(e.code(), e.to_string()),
         };
-        Ok(Reply::ok(verdict))
+        Reply::json(200, &verdict)
     }
 }
