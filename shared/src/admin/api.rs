@@ -337,6 +337,19 @@ pub fn match_route(
     }
 }
 
+/// The query parameters a route takes (any other is refused); the OpenAPI
+/// document lists these.
+pub(super) fn query_names(op: Op) -> &'static [&'static str] {
+    match op {
+        Op::ListSubscriptions => &["source"],
+        Op::ListEvents => &[
+            "source", "type", "status", "since", "until", "limit", "cursor",
+        ],
+        Op::ListDeadLetters => &["source", "subscription", "limit", "cursor"],
+        _ => &[],
+    }
+}
+
 async fn dispatch(
     admin: &Admin,
     req: &Request<Bytes>,
@@ -349,15 +362,7 @@ async fn dispatch(
     let (route, params) = match_route(req.method(), req.uri().path())?;
     let id = params.first().cloned().unwrap_or_default();
     let second = params.get(1).cloned().unwrap_or_default();
-    let allowed: &[&str] = match route.op {
-        Op::ListSubscriptions => &["source"],
-        Op::ListEvents => &[
-            "source", "type", "status", "since", "until", "limit", "cursor",
-        ],
-        Op::ListDeadLetters => &["source", "subscription", "limit", "cursor"],
-        _ => &[],
-    };
-    let q = Query::parse(req.uri().query(), allowed)?;
+    let q = Query::parse(req.uri().query(), query_names(route.op))?;
     let body = req.body().as_ref();
     match route.op {
         Op::OpenApi => Ok(Reply::ok(openapi::document())),

@@ -258,12 +258,14 @@ pub(super) struct Rotate {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PollerPatch {
+    /// The poller's own id: it cannot change.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     id: Option<Option<String>>,
+    /// The list endpoint or feed: https, unless `allow_local`.
     #[serde(
         default,
         deserialize_with = "nullable",
@@ -271,13 +273,15 @@ pub(super) struct PollerPatch {
     )]
     #[schema(format = "uri")]
     url: Option<Option<String>>,
+    /// How often it is polled: 60 s unless set; at least 10 s.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     interval: Option<Option<HumanDuration>>,
-    /// A null value removes that header.
+    /// Request headers, merged name by name (a null value removes that
+    /// header); a credential must be a secret reference.
     #[serde(
         default,
         deserialize_with = "nullable",
@@ -286,24 +290,30 @@ pub(super) struct PollerPatch {
     // As text: utoipa cannot put a nullable reference in additionalProperties.
     #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
     headers: Option<Option<BTreeMap<String, Option<HeaderSetting>>>>,
+    /// `json` unless set.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     format: Option<Option<PollFormat>>,
+    /// json: a JSON pointer to the array of items (the document itself if
+    /// unset).
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     items: Option<Option<String>>,
+    /// json (required): a JSON pointer to each item's id, e.g. `/id`.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     item_id: Option<Option<String>>,
+    /// The event type: a JSON pointer into the item (`/type`) or a fixed
+    /// string; `item` (json) or `entry` (feed) if unset.
     #[serde(
         default,
         rename = "type",
@@ -311,18 +321,22 @@ pub(super) struct PollerPatch {
         skip_serializing_if = "Option::is_none"
     )]
     event_type: Option<Option<String>>,
+    /// A JSON pointer to an item's time: the order new items are emitted in.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     timestamp: Option<Option<String>>,
+    /// A query parameter carrying the newest timestamp seen (needs
+    /// `timestamp`).
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     since_param: Option<Option<String>>,
+    /// Pages followed through `Link: rel="next"` (5 unless set).
     #[serde(
         default,
         deserialize_with = "nullable",
@@ -330,18 +344,22 @@ pub(super) struct PollerPatch {
     )]
     #[schema(minimum = 1, maximum = 50)]
     max_pages: Option<Option<u32>>,
+    /// Emit what the first poll finds (otherwise it is only recorded).
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     emit_existing: Option<Option<bool>>,
+    /// How long an item id is remembered (7 days unless set); also the
+    /// event log's retention.
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     dedupe_window: Option<Option<HumanDuration>>,
+    /// The largest response read (4 MiB unless set).
     #[serde(
         default,
         deserialize_with = "nullable",
@@ -349,6 +367,7 @@ pub(super) struct PollerPatch {
     )]
     #[schema(minimum = 1, maximum = 33554432)]
     max_response_bytes: Option<Option<usize>>,
+    /// Allow http:// and private addresses (local use only).
     #[serde(
         default,
         deserialize_with = "nullable",

@@ -22,8 +22,8 @@ use crate::model::{DeliveryStatus, EventKey};
 use crate::pipeline::enqueue::route;
 use crate::time::now_ms;
 
-const LIST_DEFAULT: usize = 50;
-const LIST_MAX: usize = 500;
+pub(super) const LIST_DEFAULT: usize = 50;
+pub(super) const LIST_MAX: usize = 500;
 const BULK_DEFAULT: usize = 100;
 const BULK_MAX: usize = 1000;
 
