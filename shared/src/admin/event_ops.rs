@@ -24,8 +24,8 @@ use crate::time::now_ms;
 
 pub(super) const LIST_DEFAULT: usize = 50;
 pub(super) const LIST_MAX: usize = 500;
-const BULK_DEFAULT: usize = 100;
-const BULK_MAX: usize = 1000;
+pub(super) const BULK_DEFAULT: usize = 100;
+pub(super) const BULK_MAX: usize = 1000;
 
 impl From<LogError> for AdminError {
     fn from(e: LogError) -> Self {
