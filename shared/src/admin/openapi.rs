@@ -477,7 +477,7 @@ fn http_method(m: &Method) -> Option<HttpMethod> {
 
 /// Every schema the paths name, once; and the names under which two
 /// different schemas were collected (which would make one of them wrong).
-pub(super) fn schemas(collected: Collected) -> (BTreeMap<String, RefOr<Schema>>, Vec<String>) {
+fn schemas(collected: Collected) -> (BTreeMap<String, RefOr<Schema>>, Vec<String>) {
     let mut map: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
     let mut clashes = Vec::new();
     for (name, schema) in collected {
