@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::error::Unavailable;
 use crate::filter::PayloadFilter;
@@ -96,10 +97,12 @@ pub struct AdminConfig {
     pub token: SecretRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// A `[[sources]]` entry: where webhooks come in and how they are verified.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// URL segment: `/hooks/{id}`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
     pub provider: Provider,
     /// One or more secrets; several means a rotation is under way.
@@ -107,9 +110,14 @@ pub struct SourceConfig {
     /// Replay window in seconds; the provider preset's if unset.
     #[serde(default)]
     pub tolerance_secs: Option<u64>,
+    /// How long an event id is remembered (7 days unless set); also the
+    /// event log's retention.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<HumanDuration>)]
     pub dedupe_window: Option<Duration>,
+    /// The largest body accepted (256 KiB unless set).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_body_bytes: Option<usize>,
     /// Settings of the generic `hmac` provider.
     #[serde(default)]
@@ -118,6 +126,7 @@ pub struct SourceConfig {
     /// sign it (Twilio, Square, HubSpot, Trello): scheme, host and path,
     /// without a query (the request's own is appended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri", nullable = false)]
     pub public_url: Option<String>,
     /// Meta's `hub.verify_token`: the token the operator typed into the
     /// app's webhook settings, which the GET `hub.challenge` must carry.
@@ -179,9 +188,10 @@ pub struct PreviousSecret {
     pub until: SystemTime,
 }
 
-/// A duration written as `5s`, `30m`, `2h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// A duration written as `5s`, `30m`, `2h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, examples("30s", "24h"))]
 pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
 
 #[derive(Debug, thiserror::Error)]

@@ -421,7 +421,10 @@ mod tests {
         let Ok(Mapped::Check(check)) = map_request(&mut get) else {
             panic!("a GET is not a check")
         };
-        assert_eq!((check.source.as_str(), check.method), ("square", &Method::GET));
+        assert_eq!(
+            (check.source.as_str(), check.method),
+            ("square", &Method::GET)
+        );
         assert_eq!(check.query, Some("challenge=abc"));
         let Err(err) = map_request(&mut request(base("/other"))) else {
             panic!("a path without a source maps")

@@ -206,10 +206,10 @@ pub fn error_response(e: &AdminError) -> Response<Bytes> {
 /// caller in this process ([`ShowDetail`]).
 pub(crate) fn detailed_error_response(e: &AdminError, request_id: &str) -> Response<Bytes> {
     let resp = error_response_with_id(e, request_id);
-    let mut body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
-    body["message"] = serde_json::Value::String(e.to_string());
+    let mut body = e.error_body(Some(request_id));
+    body.message = e.to_string();
     let (parts, _) = resp.into_parts();
-    Response::from_parts(parts, Bytes::from(body.to_string()))
+    Response::from_parts(parts, json_bytes(&body))
 }
 
 /// The error response for `e`; its body and header carry `request_id`,
@@ -218,9 +218,7 @@ pub fn error_response_with_id(e: &AdminError, request_id: &str) -> Response<Byte
     if let AdminError::Unavailable(u) = e {
         tracing::warn!(request_id, error = %u, "admin request failed: store unavailable");
     }
-    let mut body = e.body();
-    body["request_id"] = serde_json::Value::String(request_id.to_owned());
-    let mut resp = json_response(e.status(), &body);
+    let mut resp = json_response(e.status(), json_bytes(&e.error_body(Some(request_id))));
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut()
             .insert(crate::error::REQUEST_ID_HEADER, v);
@@ -244,7 +242,7 @@ pub fn error_response_with_id(e: &AdminError, request_id: &str) -> Response<Byte
 
 fn respond(reply: Reply) -> Response<Bytes> {
     match reply.body {
-        Some(body) => json_response(reply.status, &body),
+        Some(body) => json_response(reply.status, Bytes::from(body.to_string())),
         None => {
             let mut resp = Response::new(Bytes::new());
             *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
@@ -253,8 +251,15 @@ fn respond(reply: Reply) -> Response<Bytes> {
     }
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> Response<Bytes> {
-    let mut resp = Response::new(Bytes::from(body.to_string()));
+/// `body` as JSON, its keys sorted (through a `Value`) as every answer's are.
+fn json_bytes<T: serde::Serialize>(body: &T) -> Bytes {
+    // Cannot fail: the error body's map keys are all strings.
+    let value = serde_json::to_value(body).unwrap_or_default();
+    Bytes::from(value.to_string())
+}
+
+fn json_response(status: u16, body: Bytes) -> Response<Bytes> {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -332,6 +337,19 @@ pub fn match_route(
     }
 }
 
+/// The query parameters a route takes (any other is refused); the OpenAPI
+/// document lists these.
+pub(super) fn query_names(op: Op) -> &'static [&'static str] {
+    match op {
+        Op::ListSubscriptions => &["source"],
+        Op::ListEvents => &[
+            "source", "type", "status", "since", "until", "limit", "cursor",
+        ],
+        Op::ListDeadLetters => &["source", "subscription", "limit", "cursor"],
+        _ => &[],
+    }
+}
+
 async fn dispatch(
     admin: &Admin,
     req: &Request<Bytes>,
@@ -344,15 +362,7 @@ async fn dispatch(
     let (route, params) = match_route(req.method(), req.uri().path())?;
     let id = params.first().cloned().unwrap_or_default();
     let second = params.get(1).cloned().unwrap_or_default();
-    let allowed: &[&str] = match route.op {
-        Op::ListSubscriptions => &["source"],
-        Op::ListEvents => &[
-            "source", "type", "status", "since", "until", "limit", "cursor",
-        ],
-        Op::ListDeadLetters => &["source", "subscription", "limit", "cursor"],
-        _ => &[],
-    };
-    let q = Query::parse(req.uri().query(), allowed)?;
+    let q = Query::parse(req.uri().query(), query_names(route.op))?;
     let body = req.body().as_ref();
     match route.op {
         Op::OpenApi => Ok(Reply::ok(openapi::document())),

@@ -2,14 +2,15 @@
 //! enable, disable, and secret rotation. Every change is checked against the
 //! config as it stands, written, then made live with a reload.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::input::{self, Query, json_body, nullable};
-use super::poller_ops::state_view;
 use super::ports::{ConfigEntry, ConfigItem, Kind, Origin};
 use super::views;
 use super::{Admin, AdminError};
@@ -20,8 +21,8 @@ use crate::config::{
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
-use crate::gate::{Breaker, Controls};
-use crate::poll::config::HeaderSetting;
+use crate::gate::{Breaker, Controls, Rate};
+use crate::poll::config::{HeaderSetting, PollFormat};
 use crate::poll::{PollerConfig, resolve_poller, validate_poller};
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
@@ -47,11 +48,15 @@ impl Reply {
         }
     }
 
-    pub(crate) fn with_status(status: u16, body: Value) -> Self {
-        Self {
+    /// `body`, one of the shapes of [`views`], as the answer. Through a
+    /// `Value`, so its keys come out sorted as they always have.
+    pub(crate) fn json<T: Serialize>(status: u16, body: &T) -> Result<Self, AdminError> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        Ok(Self {
             status,
             body: Some(body),
-        }
+        })
     }
 
     fn no_content() -> Self {
@@ -68,106 +73,160 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// A source secret as given: a reference (`env:NAME`, `ssm:/path`) or a
-/// value the gateway keeps (`{"value": "…"}`).
-#[derive(Deserialize)]
+/// A reference (env:NAME, ssm:/path) or a value the gateway keeps
+/// (`{"value": "…"}`).
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
-enum SecretInput {
+pub(super) enum SecretInput {
+    #[schema(value_type = SecretRef)]
     Ref(String),
-    Value { value: String },
+    Value {
+        value: String,
+    },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SourceCreate {
+pub(super) struct SourceCreate {
+    /// URL segment: `/hooks/{id}`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     id: String,
     provider: Provider,
+    #[schema(min_items = 1)]
     secrets: Vec<SecretInput>,
+    /// Replay window in seconds; the provider preset's if unset.
     #[serde(default)]
     tolerance_secs: Option<u64>,
+    /// How long an event id is remembered (7 days unless set); also the
+    /// event log's retention.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<HumanDuration>)]
     dedupe_window: Option<Duration>,
+    /// The largest body accepted (256 KiB unless set).
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_body_bytes: Option<usize>,
+    /// Settings of the generic `hmac` provider.
     #[serde(default)]
     hmac: Option<HmacParams>,
+    /// The URL given to the provider (no query), for providers that sign
+    /// it: twilio, square, hubspot, trello.
     #[serde(default)]
+    #[schema(format = "uri")]
     public_url: Option<String>,
+    /// Meta only: the `hub.verify_token` its GET check carries.
     #[serde(default)]
+    #[schema(nullable = false)]
     verify_token: Option<SecretInput>,
 }
 
-#[derive(Deserialize)]
+/// A merge patch: absent fields are unchanged, null resets one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SourcePatch {
+pub(super) struct SourcePatch {
     #[serde(default)]
+    #[schema(nullable = false)]
     provider: Option<Provider>,
+    /// Replaces the list.
     #[serde(default)]
+    #[schema(nullable = false, min_items = 1)]
     secrets: Option<Vec<SecretInput>>,
     #[serde(default, deserialize_with = "nullable")]
     tolerance_secs: Option<Option<u64>>,
     #[serde(default, deserialize_with = "nullable")]
     dedupe_window: Option<Option<HumanDuration>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1)]
     max_body_bytes: Option<Option<usize>>,
     #[serde(default, deserialize_with = "nullable")]
     hmac: Option<Option<HmacParams>>,
+    /// The URL given to the provider (no query), for providers that sign
+    /// it: twilio, square, hubspot, trello.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(format = "uri")]
     public_url: Option<Option<String>>,
+    /// Meta only: the `hub.verify_token` its GET check carries; null
+    /// forgets it.
     #[serde(default, deserialize_with = "nullable")]
     verify_token: Option<Option<SecretInput>>,
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `value` and `ref`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretAdd {
+pub(super) struct SecretAdd {
+    /// A value the gateway keeps.
     #[serde(default)]
+    #[schema(nullable = false)]
     value: Option<String>,
     #[serde(default, rename = "ref")]
+    #[schema(value_type = SecretRef)]
     reference: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionCreate {
+pub(super) struct SubscriptionCreate {
+    /// Generated (`sub_…`) if absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$", nullable = false)]
     id: Option<String>,
+    /// The source or poller whose events it takes.
     source: String,
+    /// https, unless `allow_local`.
+    #[schema(format = "uri")]
     url: String,
+    /// Event-type globs; `*` for all.
+    #[schema(min_items = 1, examples("push", "pull_request.*"))]
     events: Vec<String>,
     #[serde(default)]
+    #[schema(default = Format::default)]
     format: Format,
-    /// Chat formats: the message text as a minijinja template.
+    /// Chat formats: the message text, a minijinja template.
     #[serde(default)]
     template: Option<String>,
-    /// The whole JSON body as a minijinja template.
+    /// The whole JSON body, a minijinja template.
     #[serde(default)]
     payload_template: Option<String>,
-    /// A minijinja expression over the event; only events it is true for.
+    /// A minijinja expression over `payload`, `headers` and `event` (type,
+    /// source, id); only events it is true for are delivered.
     #[serde(default)]
+    #[schema(examples("payload.action == \"opened\" and not payload.pull_request.draft"))]
     filter: Option<String>,
+    /// The waits between attempts.
     #[serde(default)]
     retry_schedule: Option<Vec<HumanDuration>>,
+    /// Allow http:// and private addresses (local use only).
     #[serde(default)]
+    #[schema(default = false)]
     allow_local: bool,
     #[serde(default)]
+    #[schema(value_type = Option<Rate>)]
     rate_limit: Option<String>,
+    /// At most this many requests out at once.
     #[serde(default)]
+    #[schema(minimum = 1)]
     max_in_flight: Option<u32>,
     #[serde(default)]
     circuit_breaker: Option<Breaker>,
 }
 
-#[derive(Deserialize)]
+/// A merge patch: absent fields are unchanged, null resets one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscriptionPatch {
+pub(super) struct SubscriptionPatch {
+    /// Cannot change: if given, the subscription's own.
     #[serde(default)]
+    #[schema(nullable = false)]
     source: Option<String>,
     #[serde(default)]
+    #[schema(format = "uri", nullable = false)]
     url: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false, min_items = 1)]
     events: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     format: Option<Format>,
     #[serde(default, deserialize_with = "nullable")]
     template: Option<Option<String>>,
@@ -178,21 +237,151 @@ struct SubscriptionPatch {
     #[serde(default, deserialize_with = "nullable")]
     retry_schedule: Option<Option<Vec<HumanDuration>>>,
     #[serde(default)]
+    #[schema(nullable = false)]
     allow_local: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Rate>)]
     rate_limit: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1)]
     max_in_flight: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
     circuit_breaker: Option<Option<Breaker>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rotate {
-    /// How long the replaced secret keeps signing: `24h`, `0s`.
+pub(super) struct Rotate {
+    /// How long the replaced secret keeps signing (at most 30 days; `0s`:
+    /// not at all).
     #[serde(default)]
+    #[schema(value_type = HumanDuration, default = "24h")]
     overlap: Option<String>,
+}
+
+/// A merge patch (RFC 7396) of a poller's config: absent fields are
+/// unchanged, null resets one to its default, and `headers` merges name by
+/// name (a null value removes that header). The fields are those of
+/// `PollerConfig`; `id`, if given, must be the poller's own.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PollerPatch {
+    /// The poller's own id: it cannot change.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    id: Option<Option<String>>,
+    /// The list endpoint or feed: https, unless `allow_local`.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(format = "uri")]
+    url: Option<Option<String>>,
+    /// How often it is polled: 60 s unless set; at least 10 s.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    interval: Option<Option<HumanDuration>>,
+    /// Request headers, merged name by name (a null value removes that
+    /// header); a credential must be a secret reference.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    // As text: utoipa cannot put a nullable reference in additionalProperties.
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    headers: Option<Option<BTreeMap<String, Option<HeaderSetting>>>>,
+    /// `json` unless set.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    format: Option<Option<PollFormat>>,
+    /// json: a JSON pointer to the array of items (the document itself if
+    /// unset).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    items: Option<Option<String>>,
+    /// json (required): a JSON pointer to each item's id, e.g. `/id`.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    item_id: Option<Option<String>>,
+    /// The event type: a JSON pointer into the item (`/type`) or a fixed
+    /// string; `item` (json) or `entry` (feed) if unset.
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    event_type: Option<Option<String>>,
+    /// A JSON pointer to an item's time: the order new items are emitted in.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    timestamp: Option<Option<String>>,
+    /// A query parameter carrying the newest timestamp seen (needs
+    /// `timestamp`).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    since_param: Option<Option<String>>,
+    /// Pages followed through `Link: rel="next"` (5 unless set).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 50)]
+    max_pages: Option<Option<u32>>,
+    /// Emit what the first poll finds (otherwise it is only recorded).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    emit_existing: Option<Option<bool>>,
+    /// How long an item id is remembered (7 days unless set); also the
+    /// event log's retention.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    dedupe_window: Option<Option<HumanDuration>>,
+    /// The largest response read (4 MiB unless set).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 33554432)]
+    max_response_bytes: Option<Option<usize>>,
+    /// Allow http:// and private addresses (local use only).
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    allow_local: Option<Option<bool>>,
 }
 
 impl Admin {
@@ -286,29 +475,21 @@ impl Admin {
             .collect())
     }
 
-    /// Every entry of `kind`, viewed, under `key`.
-    async fn list_of(&self, kind: Kind, key: &str) -> Result<Reply, AdminError> {
-        let entries: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
-            .iter()
-            .filter(|e| e.item.kind() == kind)
-            .map(entry_view)
-            .collect();
-        Ok(Reply::ok(json!({ key: entries })))
-    }
-
     // ---- sources ----
 
     pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
-        self.list_of(Kind::Source, "sources").await
+        let entries = self.ports.config.list_config().await?;
+        Reply::json(200, &views::SourceList::of(&entries))
     }
 
     pub(crate) async fn get_source(&self, id: &str) -> Result<Reply, AdminError> {
+        self.source_reply(200, id).await
+    }
+
+    /// The source `id` as it now stands.
+    async fn source_reply(&self, status: u16, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Source, id).await?;
-        Ok(Reply::ok(source_view(&entry)))
+        Reply::json(status, &views::Entry::of(&entry))
     }
 
     /// Turn secret inputs into references, checking each; values given
@@ -545,8 +726,7 @@ impl Admin {
             )));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Source, item.id()).await?;
-        Ok(Reply::with_status(201, source_view(&entry)))
+        self.source_reply(201, item.id()).await
     }
 
     pub(crate) async fn update_source(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
@@ -672,7 +852,7 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(kind, id).await?;
-        Ok(Reply::ok(entry_view(&entry)))
+        Reply::json(200, &views::Entry::of(&entry))
     }
 
     /// Rotation, step one: add the new secret beside the old ones (any of
@@ -742,8 +922,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("no source {id:?}")));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Source, id).await?;
-        Ok(Reply::with_status(201, source_view(&entry)))
+        self.source_reply(201, id).await
     }
 
     pub(crate) async fn remove_source_secret(
@@ -796,34 +975,47 @@ impl Admin {
 
     pub(crate) async fn list_subscriptions(&self, q: &Query) -> Result<Reply, AdminError> {
         let source = q.get("source");
-        let subs: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
+        let entries = self.ports.config.list_config().await?;
+        let subscriptions = entries
             .iter()
             .filter_map(|e| match &e.item {
                 ConfigItem::Subscription(s) if source.is_none_or(|src| s.source == src) => {
-                    Some(views::subscription(s, e))
+                    Some(views::Subscription::of(s, e))
                 }
                 _ => None,
             })
             .collect();
-        Ok(Reply::ok(json!({ "subscriptions": subs })))
+        Reply::json(200, &views::SubscriptionList { subscriptions })
     }
 
     /// A subscription, with its delivery controls in effect and the state
     /// of its circuit.
     pub(crate) async fn get_subscription(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Subscription, id).await?;
-        let mut view = entry_view(&entry);
-        if let ConfigItem::Subscription(s) = &entry.item
-            && let Ok(controls) = crate::config::controls(s)
-        {
+        let ConfigItem::Subscription(s) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        let mut view = views::Subscription::of(s, &entry);
+        if let Ok(controls) = crate::config::controls(s) {
             let state = self.ports.gate.state(id).await?;
-            view["delivery_controls"] = views::controls(&controls, state.as_ref());
+            view = view.with_controls(views::DeliveryControls::of(&controls, state.as_ref()));
         }
-        Ok(Reply::ok(view))
+        Reply::json(200, &view)
+    }
+
+    /// The subscription `id` as it now stands, and its new signing secret.
+    async fn subscription_with_secret(
+        &self,
+        status: u16,
+        id: &str,
+        whsec: String,
+    ) -> Result<Reply, AdminError> {
+        let entry = self.entry(Kind::Subscription, id).await?;
+        let ConfigItem::Subscription(s) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no subscription {id:?}")));
+        };
+        let view = views::SubscriptionWithSecret::new(views::Subscription::of(s, &entry), whsec);
+        Reply::json(status, &view)
     }
 
     async fn check_subscription(&self, s: &SubscriptionConfig) -> Result<(), AdminError> {
@@ -928,11 +1120,8 @@ impl Admin {
             )));
         }
         self.make_live().await;
-        let entry = self.entry(Kind::Subscription, item.id()).await?;
-        let mut view = entry_view(&entry);
         // Shown this once; never again.
-        view["signing_secret"] = json!(whsec);
-        Ok(Reply::with_status(201, view))
+        self.subscription_with_secret(201, item.id(), whsec).await
     }
 
     pub(crate) async fn update_subscription(
@@ -1075,10 +1264,7 @@ impl Admin {
         }
         self.forget_secrets(&forget).await;
         self.make_live().await;
-        let entry = self.entry(Kind::Subscription, id).await?;
-        let mut view = entry_view(&entry);
-        view["signing_secret"] = json!(whsec);
-        Ok(Reply::ok(view))
+        self.subscription_with_secret(200, id, whsec).await
     }
 
     // ---- pollers ----
@@ -1086,27 +1272,24 @@ impl Admin {
     /// Pollers with their state (one read of all states).
     pub(crate) async fn list_pollers(&self) -> Result<Reply, AdminError> {
         let states = self.poller_states().await?;
-        let pollers: Vec<Value> = self
-            .ports
-            .config
-            .list_config()
-            .await?
+        let entries = self.ports.config.list_config().await?;
+        let pollers = entries
             .iter()
-            .filter(|e| e.item.kind() == Kind::Poller)
-            .map(|e| {
-                let mut view = entry_view(e);
-                view["state"] = state_view(states.get(e.item.id()));
-                view
+            .filter_map(|e| match &e.item {
+                ConfigItem::Poller(p) => Some(views::Poller::of(p, e, states.get(&p.id))),
+                _ => None,
             })
             .collect();
-        Ok(Reply::ok(json!({ "pollers": pollers })))
+        Reply::json(200, &views::PollerList { pollers })
     }
 
     pub(crate) async fn get_poller(&self, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Poller, id).await?;
-        let mut view = entry_view(&entry);
-        view["state"] = state_view(self.poller_state(id).await?.as_ref());
-        Ok(Reply::ok(view))
+        let ConfigItem::Poller(p) = &entry.item else {
+            return Err(AdminError::NotFound(format!("no poller {id:?}")));
+        };
+        let state = self.poller_state(id).await?;
+        Reply::json(200, &views::Poller::of(p, &entry, state.as_ref()))
     }
 
     /// The checks of the config file's `[[pollers]]`, with the deployment's
@@ -1137,17 +1320,21 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(Kind::Poller, item.id()).await?;
-        Ok(Reply::with_status(201, entry_view(&entry)))
+        Reply::json(201, &views::Entry::of(&entry))
     }
 
     /// A merge patch (RFC 7396) of the poller's config: absent fields are
     /// unchanged, null resets one to its default.
     pub(crate) async fn update_poller(&self, id: &str, body: &[u8]) -> Result<Reply, AdminError> {
-        let patch: serde_json::Map<String, Value> = json_body(body)?;
+        let patch: PollerPatch = json_body(body)?;
         let _w = self.writes.lock().await;
         let entry = self.entry(Kind::Poller, id).await?;
         Self::writable(&entry)?;
-        if patch.get("id").is_some_and(|v| v != id) {
+        if patch
+            .id
+            .as_ref()
+            .is_some_and(|given| given.as_deref() != Some(id))
+        {
             return Err(AdminError::invalid(
                 "id",
                 "a poller's id cannot change; create a new poller",
@@ -1155,7 +1342,10 @@ impl Admin {
         }
         let mut merged = serde_json::to_value(&entry.item)
             .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
-        merge_patch(&mut merged, Value::Object(patch));
+        // Back to JSON to merge: absent fields stay out, a reset is null.
+        let patch = serde_json::to_value(&patch)
+            .map_err(|e| AdminError::Unavailable(crate::error::Unavailable::new(e)))?;
+        merge_patch(&mut merged, patch);
         let config: PollerConfig = input::json_value(merged)?;
         self.check_poller(&config).await?;
         let item = ConfigItem::Poller(config);
@@ -1224,17 +1414,5 @@ fn strip_prefix(message: &str) -> String {
     match message.split_once("\": ") {
         Some((_, rest)) => rest.to_owned(),
         None => message.to_owned(),
-    }
-}
-
-fn source_view(entry: &ConfigEntry) -> Value {
-    entry_view(entry)
-}
-
-fn entry_view(entry: &ConfigEntry) -> Value {
-    match &entry.item {
-        ConfigItem::Source(s) => views::source(s, entry),
-        ConfigItem::Poller(p) => views::poller(p, entry),
-        ConfigItem::Subscription(s) => views::subscription(s, entry),
     }
 }

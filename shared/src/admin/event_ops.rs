@@ -5,25 +5,27 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::{Query, limit, limit_param, opt_time_ms};
 use super::ports::{
     ConfigItem, DeadLetterQuery, EventQuery, EventStatus, LogError, ReplayCandidate, ReplayQuery,
 };
-use super::views;
+use super::views::{
+    BulkKind, BulkResult, DeadLetterPage, EventDetail, EventPage, Replay, ReplayItem, Skipped,
+};
 use super::{Admin, AdminError};
 use crate::config::DEFAULT_DEDUPE_WINDOW;
 use crate::model::{DeliveryStatus, EventKey};
 use crate::pipeline::enqueue::route;
 use crate::time::now_ms;
 
-const LIST_DEFAULT: usize = 50;
-const LIST_MAX: usize = 500;
-const BULK_DEFAULT: usize = 100;
-const BULK_MAX: usize = 1000;
+pub(super) const LIST_DEFAULT: usize = 50;
+pub(super) const LIST_MAX: usize = 500;
+pub(super) const BULK_DEFAULT: usize = 100;
+pub(super) const BULK_MAX: usize = 1000;
 
 impl From<LogError> for AdminError {
     fn from(e: LogError) -> Self {
@@ -46,36 +48,66 @@ pub(crate) fn parse_key(id: &str) -> Result<EventKey, AdminError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayOne {
-    /// One destination; all matching ones when absent.
+#[schema(as = ReplayRequest)]
+pub(super) struct ReplayOne {
+    /// One destination; every enabled subscription that takes the event
+    /// when absent.
     #[serde(default)]
     subscription: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The deliveries a bulk replay takes: those that failed for good, or
+/// those delivered (pending ones are still being retried).
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy, Default)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ReplayStatus {
+    #[default]
+    Failed,
+    Delivered,
+}
+
+/// The one message for any other status (serde's would list the variants
+/// but not say why `pending` is not one).
+fn replay_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayStatus>, D::Error> {
+    Option::<ReplayStatus>::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "must be failed or delivered (pending deliveries are still being retried)",
+        )
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkReplay {
-    #[serde(default)]
-    status: Option<String>,
+#[schema(as = BulkReplayRequest)]
+pub(super) struct BulkReplay {
+    #[serde(default, deserialize_with = "replay_status")]
+    #[schema(default = ReplayStatus::default)]
+    status: Option<ReplayStatus>,
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
     subscription: Option<String>,
+    /// RFC 3339 time, or a duration ago (`24h`).
     #[serde(default)]
     since: Option<String>,
+    /// RFC 3339 time, or a duration ago; exclusive.
     #[serde(default)]
     until: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u64>,
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Redrive {
+#[schema(as = RedriveRequest)]
+pub(super) struct Redrive {
+    /// Only these dead letters.
     #[serde(default)]
     ids: Vec<String>,
     #[serde(default)]
@@ -83,8 +115,10 @@ struct Redrive {
     #[serde(default)]
     subscription: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u64>,
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
 }
 
@@ -93,7 +127,7 @@ struct Redrive {
 struct Plan {
     order: Vec<EventKey>,
     subs: HashMap<EventKey, Vec<String>>,
-    skipped: Vec<Value>,
+    skipped: Vec<Skipped>,
 }
 
 impl Plan {
@@ -128,10 +162,7 @@ impl Admin {
             cursor: q.get("cursor").map(str::to_owned),
         };
         let page = self.ports.events.list_events(&query).await?;
-        Ok(Reply::ok(json!({
-            "events": page.events.iter().map(views::event_summary).collect::<Vec<_>>(),
-            "next_cursor": page.next_cursor,
-        })))
+        Reply::json(200, &EventPage::of(&page))
     }
 
     pub(crate) async fn get_event(&self, id: &str) -> Result<Reply, AdminError> {
@@ -142,7 +173,7 @@ impl Admin {
             .get_event(&key)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no event {id:?}")))?;
-        Ok(Reply::ok(views::event_detail(&record)))
+        Reply::json(200, &EventDetail::of(&record))
     }
 
     /// Unix seconds at which a replay of a `source` event expires: the
@@ -232,10 +263,7 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("no event {id:?}")))?;
         let root = record.replay_of.unwrap_or(key);
         tracing::info!(replay = %replay, replay_of = %root, subscriptions = ?subs, "replay queued");
-        Ok(Reply::with_status(
-            202,
-            json!({ "id": views::key(&replay), "replay_of": views::key(&root), "subscriptions": subs }),
-        ))
+        Reply::json(202, &Replay::new(&replay, &root, subs))
     }
 
     /// Make the planned replays (or, for a dry run, only show them).
@@ -243,7 +271,7 @@ impl Admin {
         &self,
         plan: Plan,
         dry_run: bool,
-    ) -> Result<(Vec<Value>, usize, Vec<Value>), AdminError> {
+    ) -> Result<(Vec<ReplayItem>, usize, Vec<Skipped>), AdminError> {
         let mut replays = Vec::new();
         let mut count = 0;
         let mut skipped = plan.skipped;
@@ -252,9 +280,7 @@ impl Admin {
             let subs = plan.subs.get(&event).cloned().unwrap_or_default();
             if dry_run {
                 count += subs.len();
-                replays.push(
-                    json!({ "id": null, "event": views::key(&event), "subscriptions": subs }),
-                );
+                replays.push(ReplayItem::new(None, &event, subs));
                 continue;
             }
             let expires_at = match expiry.get(&event.source) {
@@ -273,11 +299,11 @@ impl Admin {
             {
                 Some(replay) => {
                     count += subs.len();
-                    replays.push(json!({ "id": views::key(&replay), "event": views::key(&event), "subscriptions": subs }));
+                    replays.push(ReplayItem::new(Some(&replay), &event, subs));
                 }
                 None => {
                     for sub in subs {
-                        skipped.push(json!({ "event": views::key(&event), "subscription": sub, "reason": "event no longer stored" }));
+                        skipped.push(Skipped::new(&event, &sub, "event no longer stored"));
                     }
                 }
             }
@@ -287,15 +313,9 @@ impl Admin {
 
     pub(crate) async fn bulk_replay(&self, body: &[u8]) -> Result<Reply, AdminError> {
         let input: BulkReplay = json_body_or_empty(body)?;
-        let status = match input.status.as_deref() {
-            None | Some("failed") => DeliveryStatus::Failed,
-            Some("delivered") => DeliveryStatus::Delivered,
-            Some(_) => {
-                return Err(AdminError::invalid(
-                    "status",
-                    "must be failed or delivered (pending deliveries are still being retried)",
-                ));
-            }
+        let status = match input.status.unwrap_or_default() {
+            ReplayStatus::Failed => DeliveryStatus::Failed,
+            ReplayStatus::Delivered => DeliveryStatus::Delivered,
         };
         let query = ReplayQuery {
             source: input.source,
@@ -313,7 +333,7 @@ impl Admin {
                 .unreplayable(&c.subscription, &c.event.source, &c.event_type)
                 .await?
             {
-                Some(why) => plan.skipped.push(views::skipped(c, &why)),
+                Some(why) => plan.skipped.push(Skipped::of(c, &why)),
                 None => plan.add(&c.event, &c.subscription),
             }
         }
@@ -321,16 +341,17 @@ impl Admin {
         if !input.dry_run {
             tracing::info!(deliveries = count, "bulk replay queued");
         }
-        Ok(Reply::with_status(
+        Reply::json(
             if input.dry_run { 200 } else { 202 },
-            json!({
-                "dry_run": input.dry_run,
-                "replayed": count,
-                "replays": replays,
-                "skipped": skipped,
-                "more": more,
-            }),
-        ))
+            &BulkResult::new(
+                BulkKind::Replay,
+                input.dry_run,
+                count,
+                replays,
+                skipped,
+                more,
+            ),
+        )
     }
 
     pub(crate) async fn list_dead_letters(&self, q: &Query) -> Result<Reply, AdminError> {
@@ -342,10 +363,7 @@ impl Admin {
             cursor: q.get("cursor").map(str::to_owned),
         };
         let page = self.ports.events.list_dead_letters(&query).await?;
-        Ok(Reply::ok(json!({
-            "dead_letters": page.dead_letters.iter().map(views::dead_letter).collect::<Vec<_>>(),
-            "next_cursor": page.next_cursor,
-        })))
+        Reply::json(200, &DeadLetterPage::of(&page))
     }
 
     /// Each dead letter becomes a replay of its event to its subscription;
@@ -369,11 +387,7 @@ impl Admin {
                 event_type: String::new(),
                 subscription: d.task.subscription.clone(),
             };
-            let skip = |why: &str| {
-                let mut v = views::skipped(&candidate, why);
-                v["dead_letter"] = json!(d.id);
-                v
-            };
+            let skip = |why: &str| Skipped::of(&candidate, why).dead_letter(&d.id);
             let Some(record) = self.ports.events.get_event(&candidate.event).await? else {
                 plan.skipped.push(skip("event no longer stored"));
                 continue;
@@ -394,16 +408,17 @@ impl Admin {
         if !input.dry_run {
             tracing::info!(deliveries = count, "dead letters redriven");
         }
-        Ok(Reply::with_status(
+        Reply::json(
             if input.dry_run { 200 } else { 202 },
-            json!({
-                "dry_run": input.dry_run,
-                "redriven": count,
-                "replays": replays,
-                "skipped": skipped,
-                "more": more,
-            }),
-        ))
+            &BulkResult::new(
+                BulkKind::Redrive,
+                input.dry_run,
+                count,
+                replays,
+                skipped,
+                more,
+            ),
+        )
     }
 }
 

@@ -22,8 +22,10 @@ mod tests;
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 pub use api::{MAX_BODY_BYTES, ROUTES, handle, handle_trusted};
 
@@ -208,15 +210,51 @@ impl AdminError {
         }
     }
 
-    /// `{"error", "message"}`, plus `field` for a 422. Never holds a secret
-    /// nor an internal detail: messages name references and fields, not
-    /// values, and a 5xx says only [`Self::public_message`].
+    /// `{"error", "message"}`, plus `field` for a 422 (no request id: the
+    /// CLI shows its own errors this way). Never holds a secret nor an
+    /// internal detail: messages name references and fields, not values,
+    /// and a 5xx says only [`Self::public_message`].
     pub fn body(&self) -> serde_json::Value {
-        let mut body =
-            serde_json::json!({ "error": self.code(), "message": self.public_message() });
-        if let Self::Invalid { field, .. } = self {
-            body["field"] = serde_json::Value::String(field.clone());
-        }
-        body
+        serde_json::to_value(self.error_body(None)).unwrap_or_default()
     }
+
+    /// The body of an error answer.
+    pub(crate) fn error_body<'a>(&'a self, request_id: Option<&'a str>) -> ErrorBody<'a> {
+        ErrorBody {
+            error: self.code(),
+            message: self.public_message(),
+            field: match self {
+                Self::Invalid { field, .. } => Some(field),
+                _ => None,
+            },
+            request_id,
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// A stable, machine-readable code.
+    #[schema(examples(
+        "invalid_field",
+        "unauthorized",
+        "not_found",
+        "read_only",
+        "conflict",
+        "unavailable"
+    ))]
+    pub(crate) error: &'static str,
+    /// What was wrong with the request; a fixed text for a 5xx, whose
+    /// detail is logged under `request_id`.
+    pub(crate) message: String,
+    /// The field at fault (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub(crate) field: Option<&'a str>,
+    /// Also in the `x-request-id` header; the log line of a 5xx carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true)]
+    pub(crate) request_id: Option<&'a str>,
 }

@@ -1,11 +1,11 @@
-//! Pollers' state in the admin API's views, and "poll now"
+//! Pollers' state for the admin API's views, and "poll now"
 //! (`POST /admin/pollers/{id}/run`).
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::{json_body, rfc3339};
@@ -14,35 +14,14 @@ use super::{Admin, AdminError};
 use crate::poll::engine::{PollOutcome, PollPorts, Trigger, poll};
 use crate::poll::state::StoredPoller;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RunInput {
+#[schema(as = PollRunRequest)]
+pub(super) struct RunInput {
     /// Fetch and report what would be emitted; commit and store nothing.
     #[serde(default)]
+    #[schema(default = false)]
     dry_run: bool,
-}
-
-/// What a poller remembers, as operators read it (`null` before its
-/// first poll).
-pub(crate) fn state_view(stored: Option<&StoredPoller>) -> Value {
-    let Some(stored) = stored else {
-        return Value::Null;
-    };
-    let s = &stored.state;
-    let time = |ms: Option<i64>| ms.map(rfc3339);
-    json!({
-        "last_poll_at": time(s.last_poll_at_ms),
-        "last_result": s.last_result.map(|r| r.as_str()),
-        "last_emitted": s.last_emitted,
-        "emitted_total": s.emitted_total,
-        "next_poll_at": time(Some(s.next_poll_at_ms).filter(|ms| *ms > 0)),
-        "last_error": s.last_error,
-        "last_error_at": time(s.last_error_at_ms),
-        "failures": s.failures,
-        "polling_until": time(stored.lease_until_ms),
-        "cursor": s.cursor,
-        "remembered_ids": s.seen.len(),
-    })
 }
 
 impl Admin {
@@ -107,9 +86,7 @@ impl Admin {
             PollOutcome::Unavailable { error } => {
                 Err(crate::error::Unavailable::new(error.clone()).into())
             }
-            _ => Ok(Reply::ok(
-                serde_json::to_value(&report).unwrap_or_else(|_| json!({ "poller": id })),
-            )),
+            _ => Reply::json(200, &report),
         }
     }
 }

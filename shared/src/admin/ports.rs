@@ -51,8 +51,10 @@ impl Kind {
     }
 }
 
-/// Who owns a config entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who owns a config entry: `file`, defined in the config file (read-only
+/// here), or `api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// Applied from the config file at start-up; read-only through the API.
     File,
@@ -197,7 +199,8 @@ pub trait ConfigStore: Send + Sync {
 }
 
 /// An event's overall state, from its deliveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     /// Not routed yet, or a delivery is still being retried.
     Pending,
@@ -242,7 +245,8 @@ impl EventStatus {
 }
 
 /// Deliveries of an event by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Counts)]
 pub struct DeliveryCounts {
     pub pending: u32,
     pub delivered: u32,

@@ -205,6 +205,546 @@ fn every_route_is_in_the_openapi_document_and_nothing_else() {
     }
 }
 
+/// The fields `T` deserialises, as serde names them: its error for an
+/// unknown field lists them (every request type denies unknown fields).
+fn fields_of<T: serde::de::DeserializeOwned>() -> BTreeSet<String> {
+    let Err(e) = serde_json::from_str::<T>(r#"{"__not_a_field__": 0}"#) else {
+        panic!("{} took an unknown field", std::any::type_name::<T>());
+    };
+    let message = e.to_string();
+    let (_, expected) = message
+        .split_once(", expected ")
+        .unwrap_or_else(|| panic!("{message}"));
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn schema_of<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let s = &doc["components"]["schemas"][name];
+    assert!(s.is_object(), "no schema {name}");
+    s
+}
+
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
+    while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        schema = schema_of(doc, r.trim_start_matches("#/components/schemas/"));
+    }
+    schema
+}
+
+/// The properties `schema` declares through `$ref`, `allOf` and `oneOf`;
+/// None when it takes any key (`additionalProperties`).
+fn declared(doc: &Value, schema: &Value) -> Option<BTreeSet<String>> {
+    let s = resolve(doc, schema);
+    if s.get("additionalProperties")
+        .is_some_and(|a| *a != Value::Bool(false))
+    {
+        return None;
+    }
+    let mut out: BTreeSet<String> = s
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for key in ["allOf", "oneOf"] {
+        for part in s.get(key).and_then(Value::as_array).into_iter().flatten() {
+            out.extend(declared(doc, part)?);
+        }
+    }
+    Some(out)
+}
+
+/// Whether `v` fits `schema`: types, enums, required keys, items, and
+/// (`strict`) no key the schema does not declare. JSON Schema would let
+/// undeclared keys through; the document must not miss any. Parts of an
+/// `allOf` are checked leniently, the whole strictly.
+fn fits(doc: &Value, schema: &Value, v: &Value, at: &str, strict: bool) -> Result<(), String> {
+    let s = resolve(doc, schema);
+    if let Some(branches) = s.get("oneOf").and_then(Value::as_array) {
+        let misses: Vec<String> = branches
+            .iter()
+            .filter_map(|b| fits(doc, b, v, at, strict).err())
+            .collect();
+        if misses.len() == branches.len() {
+            return Err(format!("{at}: fits no branch of oneOf: {misses:?}"));
+        }
+    }
+    for part in s
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        fits(doc, part, v, at, false)?;
+    }
+    if let Some(t) = s.get("type") {
+        let kind = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_f64() => "number",
+            Value::Number(_) => "integer",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let allowed: Vec<&str> = match t {
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => other.as_str().into_iter().collect(),
+        };
+        let number = kind == "integer" && allowed.contains(&"number");
+        if !allowed.contains(&kind) && !number {
+            return Err(format!("{at}: a {kind}, documented as {t}"));
+        }
+    }
+    if let Some(values) = s.get("enum").and_then(Value::as_array)
+        && !values.contains(v)
+    {
+        return Err(format!("{at}: {v} is not one of {values:?}"));
+    }
+    match v {
+        Value::Object(m) => {
+            for key in s
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let key = key.as_str().unwrap_or_default();
+                if !m.contains_key(key) {
+                    return Err(format!("{at}: required {key} is missing"));
+                }
+            }
+            let props = s.get("properties").and_then(Value::as_object);
+            for (k, value) in m {
+                let here = format!("{at}.{k}");
+                match (props.and_then(|p| p.get(k)), s.get("additionalProperties")) {
+                    (Some(p), _) => fits(doc, p, value, &here, true)?,
+                    (None, Some(extra)) if extra.is_object() => {
+                        fits(doc, extra, value, &here, true)?;
+                    }
+                    _ => {}
+                }
+            }
+            if strict
+                && let Some(known) = declared(doc, s)
+                && let Some(k) = m.keys().find(|k| !known.contains(*k))
+            {
+                return Err(format!("{at}.{k} is not in the document"));
+            }
+        }
+        Value::Array(items) => {
+            let prefix = s.get("prefixItems").and_then(Value::as_array);
+            for (i, item) in items.iter().enumerate() {
+                let here = format!("{at}[{i}]");
+                match (prefix.and_then(|p| p.get(i)), s.get("items")) {
+                    (Some(p), _) => fits(doc, p, item, &here, true)?,
+                    (None, Some(Value::Bool(false))) => {
+                        return Err(format!("{here}: beyond the documented items"));
+                    }
+                    (None, Some(schema)) => fits(doc, schema, item, &here, true)?,
+                    (None, None) => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Fixture {
+    /// `call`, then check the answer against what the document says
+    /// `method path` answers with that status.
+    async fn checked(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+        let (status, v) = self.call(method.clone(), path, body).await;
+        let doc = openapi::document();
+        let route_path = path.split('?').next().unwrap_or_default();
+        let (route, _) = super::api::match_route(&method, route_path).unwrap();
+        let answer = &doc["paths"][route.path][method.as_str().to_lowercase()]["responses"]
+            [status.to_string()];
+        assert!(
+            answer.is_object(),
+            "{method} {path} answered {status}, which the document does not list: {v}"
+        );
+        match answer["content"]["application/json"].get("schema") {
+            Some(schema) => {
+                if let Err(e) = fits(&doc, schema, &v, "answer", true) {
+                    panic!("{method} {path} ({status}): {e}\n{v:#}");
+                }
+            }
+            None => assert!(v.is_null(), "{method} {path}: undocumented body {v}"),
+        }
+        (status, v)
+    }
+}
+
+#[test]
+fn no_two_types_share_a_schema_name() {
+    let (_, clashes) = openapi::build();
+    assert!(clashes.is_empty(), "{clashes:?}");
+}
+
+#[test]
+fn each_request_schema_names_exactly_the_fields_its_type_takes() {
+    use super::config_ops::{
+        PollerPatch, Rotate, SecretAdd, SourceCreate, SourcePatch, SubscriptionCreate,
+        SubscriptionPatch,
+    };
+    use super::event_ops::{BulkReplay, Redrive, ReplayOne};
+    use super::poller_ops::RunInput;
+    use super::verify_ops::VerifyRequest;
+    use crate::poll::PollerConfig;
+    use utoipa::ToSchema;
+
+    fn entry<T: ToSchema + serde::de::DeserializeOwned>() -> (String, BTreeSet<String>) {
+        (T::name().into_owned(), fields_of::<T>())
+    }
+    let types = [
+        entry::<SourceCreate>(),
+        entry::<SourcePatch>(),
+        entry::<SecretAdd>(),
+        entry::<VerifyRequest>(),
+        entry::<SubscriptionCreate>(),
+        entry::<SubscriptionPatch>(),
+        entry::<Rotate>(),
+        entry::<PollerConfig>(),
+        entry::<PollerPatch>(),
+        entry::<RunInput>(),
+        entry::<ReplayOne>(),
+        entry::<BulkReplay>(),
+        entry::<Redrive>(),
+    ];
+    let doc = openapi::document();
+    // Every request body the document names is one of these.
+    let mut bodies = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(r) =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            {
+                bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+            }
+        }
+    }
+    let names: BTreeSet<String> = types.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(bodies, names);
+    for (name, fields) in &types {
+        let schema = schema_of(&doc, name);
+        assert_eq!(declared(&doc, schema).as_ref(), Some(fields), "{name}");
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{name} refuses others"
+        );
+    }
+    // A poller's patch takes exactly the fields of its config.
+    assert_eq!(fields_of::<PollerPatch>(), fields_of::<PollerConfig>());
+}
+
+#[test]
+fn the_views_show_every_field_of_the_config_but_secrets() {
+    let doc = openapi::document();
+    let shown = |name: &str| declared(&doc, schema_of(&doc, name)).unwrap();
+    for (view, config, hidden) in [
+        (
+            "Source",
+            fields_of::<crate::config::SourceConfig>(),
+            &[][..],
+        ),
+        ("Poller", fields_of::<crate::poll::PollerConfig>(), &[][..]),
+        (
+            "Subscription",
+            fields_of::<crate::config::SubscriptionConfig>(),
+            &["signing_secret", "previous_signing_secret"][..],
+        ),
+    ] {
+        let shown = shown(view);
+        for field in config {
+            assert_eq!(
+                shown.contains(&field),
+                !hidden.contains(&field.as_str()),
+                "{view}.{field}"
+            );
+        }
+    }
+}
+
+#[test]
+fn documented_defaults_and_bounds_are_the_codes() {
+    let doc = openapi::document();
+    let prop = |schema: &str, field: &str| schema_of(&doc, schema)["properties"][field].clone();
+    let breaker = serde_json::to_value(crate::gate::Breaker::default()).unwrap();
+    for (field, value) in breaker.as_object().unwrap() {
+        assert_eq!(&prop("CircuitBreaker", field)["default"], value, "{field}");
+    }
+    let overlap = prop("Rotate", "overlap")["default"].clone();
+    assert_eq!(
+        humantime::parse_duration(overlap.as_str().unwrap()).unwrap(),
+        super::config_ops::DEFAULT_OVERLAP
+    );
+    for schema in ["BulkReplayRequest", "RedriveRequest"] {
+        let limit = prop(schema, "limit");
+        assert_eq!(limit["default"], super::event_ops::BULK_DEFAULT, "{schema}");
+        assert_eq!(limit["maximum"], super::event_ops::BULK_MAX, "{schema}");
+    }
+    use crate::poll::config::{MAX_PAGES_LIMIT, MAX_RESPONSE_BYTES_LIMIT};
+    for schema in ["PollerConfig", "PollerPatch"] {
+        assert_eq!(prop(schema, "max_pages")["maximum"], MAX_PAGES_LIMIT);
+        assert_eq!(
+            prop(schema, "max_response_bytes")["maximum"],
+            MAX_RESPONSE_BYTES_LIMIT
+        );
+    }
+    // The event status filter takes what the log has.
+    let statuses: Vec<Value> = crate::admin::ports::EventStatus::ALL
+        .iter()
+        .map(|s| json!(s.as_str()))
+        .collect();
+    assert_eq!(schema_of(&doc, "EventStatus")["enum"], json!(statuses));
+}
+
+#[tokio::test]
+async fn every_answer_fits_the_schema_the_document_gives_it() {
+    use crate::model::Attempt;
+    let f = fixture().await;
+    let call = |m: Method, path: &'static str, body: Value| f.checked(m, path, body);
+
+    // Sources, with every optional field.
+    f.create_source().await;
+    call(
+        Method::POST,
+        "/admin/sources",
+        json!({"id": "hm", "provider": "hmac", "secrets": [{"value": "abc"}],
+               "tolerance_secs": 300, "dedupe_window": "2d", "max_body_bytes": 1000,
+               "hmac": {"signature_header": "X-Sig", "prefix": "sha256=", "timestamp_header": "X-Ts"}}),
+    )
+    .await;
+    let (s, _) = call(
+        Method::POST,
+        "/admin/sources",
+        json!({"id": "tw", "provider": "twilio", "secrets": ["env:GH_SECRET"],
+               "public_url": "https://example.com/hooks/tw"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    call(Method::GET, "/admin/sources", Value::Null).await;
+    call(Method::GET, "/admin/sources/filed", Value::Null).await;
+    call(
+        Method::PATCH,
+        "/admin/sources/hm",
+        json!({"tolerance_secs": null, "dedupe_window": "1h"}),
+    )
+    .await;
+    call(Method::POST, "/admin/sources/gh/disable", Value::Null).await;
+    call(
+        Method::POST,
+        "/admin/sources/gh/verify",
+        json!({"headers": []}),
+    )
+    .await;
+    call(Method::POST, "/admin/sources/gh/enable", Value::Null).await;
+    call(
+        Method::POST,
+        "/admin/sources/gh/secrets",
+        json!({"ref": "env:GH_NEXT"}),
+    )
+    .await;
+    call(
+        Method::DELETE,
+        "/admin/sources/gh/secrets/env:GH_SECRET",
+        Value::Null,
+    )
+    .await;
+    for headers in [
+        json!([["X-GitHub-Event", "push"]]),
+        json!([["bad name", "x"]]),
+    ] {
+        call(
+            Method::POST,
+            "/admin/sources/gh/verify",
+            json!({"headers": headers, "body": "{}"}),
+        )
+        .await;
+    }
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let (_, v) = call(
+        Method::POST,
+        "/admin/sources/gh/verify",
+        json!({"headers": [["X-Hub-Signature-256", format!("sha256={}", hmac_hex("gh-next", &[body.as_bytes()]))],
+                           ["X-GitHub-Event", "push"], ["X-GitHub-Delivery", "d-1"]], "body": body}),
+    )
+    .await;
+    assert_eq!(v["verified"], true, "{v}");
+
+    // Subscriptions: a full one, its controls, a rotation.
+    call(
+        Method::POST,
+        "/admin/subscriptions",
+        json!({"id": "s1", "source": "gh", "url": "https://example.com/a", "events": ["push"]}),
+    )
+    .await;
+    call(
+        Method::POST,
+        "/admin/subscriptions",
+        json!({"id": "s2", "source": "gh", "url": "https://example.com/b", "events": ["*"],
+               "format": "slack", "template": "{{ event.type }}", "filter": "payload.a == 1",
+               "retry_schedule": ["1s", "1m"], "rate_limit": "5/s", "max_in_flight": 3,
+               "circuit_breaker": {"failures": 5, "failure_percent": 50, "disable_after": "3d"}}),
+    )
+    .await;
+    call(Method::GET, "/admin/subscriptions", Value::Null).await;
+    call(Method::GET, "/admin/subscriptions?source=gh", Value::Null).await;
+    let (_, v) = call(Method::GET, "/admin/subscriptions/s2", Value::Null).await;
+    assert!(v["delivery_controls"].is_object(), "{v}");
+    call(
+        Method::PATCH,
+        "/admin/subscriptions/s2",
+        json!({"template": null, "format": "raw", "rate_limit": null}),
+    )
+    .await;
+    call(
+        Method::POST,
+        "/admin/subscriptions/s1/rotate-secret",
+        json!({"overlap": "1h"}),
+    )
+    .await;
+    let (_, v) = call(Method::GET, "/admin/subscriptions/s1", Value::Null).await;
+    assert!(v["previous_secret_until"].is_string(), "{v}");
+    call(Method::POST, "/admin/subscriptions/s1/disable", Value::Null).await;
+    call(Method::POST, "/admin/subscriptions/s1/enable", Value::Null).await;
+    call(
+        Method::POST,
+        "/admin/subscriptions",
+        json!({"source": "gh", "url": "ftp://x", "events": ["*"]}),
+    )
+    .await;
+
+    // Pollers, and a poll that fails (nothing listens on port 9).
+    call(
+        Method::POST,
+        "/admin/pollers",
+        json!({"id": "p1", "url": POLLER_URL, "item_id": "/id", "interval": "30s",
+               "headers": {"Authorization": "env:GH_SECRET"}}),
+    )
+    .await;
+    call(
+        Method::POST,
+        "/admin/pollers",
+        json!({"id": "p2", "url": "http://127.0.0.1:9/x", "item_id": "/id", "allow_local": true,
+               "emit_existing": true, "items": "/data", "type": "/kind", "timestamp": "/t",
+               "since_param": "since", "max_pages": 3, "dedupe_window": "1d",
+               "max_response_bytes": 10000}),
+    )
+    .await;
+    call(
+        Method::PATCH,
+        "/admin/pollers/p1",
+        json!({"interval": "2m", "headers": {"Accept": "application/json"}}),
+    )
+    .await;
+    let (_, v) = call(Method::POST, "/admin/pollers/p2/run", Value::Null).await;
+    assert_eq!(v["result"], "failed", "{v}");
+    let (_, v) = call(Method::GET, "/admin/pollers/p2", Value::Null).await;
+    assert!(v["state"].is_object(), "{v}");
+    call(Method::GET, "/admin/pollers", Value::Null).await;
+    call(Method::POST, "/admin/pollers/p2/disable", Value::Null).await;
+    call(Method::PATCH, "/admin/pollers/p1", json!({"id": "other"})).await;
+
+    // The event log: an event with attempts (one for a subscription with
+    // no delivery row), a replay of it, dead letters.
+    {
+        let mut r = record("e1", DeliveryStatus::Failed, &["s1", "s2"]);
+        let attempt = |sub: &str, n: u32, status_code: Option<u16>| Attempt {
+            source: "gh".into(),
+            event_id: "e1".into(),
+            subscription: sub.into(),
+            attempt: n,
+            started_at_ms: now_ms(),
+            latency_ms: 12,
+            status_code,
+            error: status_code.is_none().then(|| "timeout".to_owned()),
+            response_snippet: status_code.map(|_| "x".repeat(600)),
+            next_attempt_at_ms: Some(now_ms()),
+        };
+        r.attempts = vec![
+            attempt("s1", 1, Some(503)),
+            attempt("s1", 2, None),
+            attempt("orphan", 1, Some(200)),
+        ];
+        let mut replay = record("e2", DeliveryStatus::Delivered, &["s1"]);
+        replay.event.body = Bytes::from_static(b"{\"a\":1}");
+        replay.routed = None;
+        replay.replay_of = Some(crate::model::EventKey::new("gh", "e1"));
+        let mut records = f.log.records.lock().unwrap();
+        records.push(r);
+        records.push(replay);
+    }
+    call(Method::GET, "/admin/events", Value::Null).await;
+    call(
+        Method::GET,
+        "/admin/events?limit=1&status=failed",
+        Value::Null,
+    )
+    .await;
+    let (_, v) = call(Method::GET, "/admin/events/gh%23e1", Value::Null).await;
+    assert_eq!(v["deliveries"].as_array().map(Vec::len), Some(3), "{v}");
+    call(Method::GET, "/admin/events/gh%23e2", Value::Null).await;
+    call(
+        Method::POST,
+        "/admin/events/gh%23e1/replay",
+        json!({"subscription": "s1"}),
+    )
+    .await;
+    call(Method::POST, "/admin/replay", json!({"dry_run": true})).await;
+    call(
+        Method::POST,
+        "/admin/replay",
+        json!({"status": "delivered"}),
+    )
+    .await;
+    call(Method::POST, "/admin/replay", json!({"status": "pending"})).await;
+    for (id, event) in [("7", "e1"), ("8", "gone")] {
+        f.log.dead.lock().unwrap().push(DeadLetterRecord {
+            id: id.into(),
+            task: DeliveryTask {
+                source: "gh".into(),
+                event_id: event.into(),
+                subscription: "s2".into(),
+            },
+            reason: "attempts exhausted".into(),
+            receive_count: 3,
+            at_ms: now_ms(),
+        });
+    }
+    let (_, v) = call(Method::GET, "/admin/dlq", Value::Null).await;
+    assert_eq!(v["dead_letters"].as_array().map(Vec::len), Some(2), "{v}");
+    call(Method::GET, "/admin/dlq?limit=1", Value::Null).await;
+    call(Method::POST, "/admin/dlq/redrive", json!({"dry_run": true})).await;
+    let (_, v) = call(Method::POST, "/admin/dlq/redrive", Value::Null).await;
+    assert_eq!(v["skipped"][0]["dead_letter"], "8", "{v}");
+
+    // Errors, and deletes.
+    call(Method::GET, "/admin/sources/nope", Value::Null).await;
+    call(Method::PATCH, "/admin/sources/filed", json!({})).await;
+    call(Method::DELETE, "/admin/sources/gh", Value::Null).await;
+    call(Method::GET, "/admin/events?status=nope", Value::Null).await;
+    call(Method::DELETE, "/admin/subscriptions/s2", Value::Null).await;
+    call(Method::DELETE, "/admin/pollers/p2", Value::Null).await;
+    let (s, v, _) = f
+        .raw(
+            Method::POST,
+            "/admin/sources",
+            Some(&format!("Bearer {TOKEN}")),
+            "{",
+        )
+        .await;
+    assert_eq!(s, 400);
+    let doc = openapi::document();
+    fits(&doc, schema_of(&doc, "Error"), &v, "answer", true).unwrap();
+}
+
 #[tokio::test]
 async fn the_token_guards_every_route_and_a_missing_token_disables_the_api() {
     let f = fixture().await;

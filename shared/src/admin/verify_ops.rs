@@ -10,39 +10,46 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::config_ops::Reply;
 use super::input::json_body;
 use super::ports::Kind;
+use super::views::VerifyResult;
 use super::{Admin, AdminError};
 use crate::config::SourceError;
 use crate::pipeline::receive::{Target, verify_and_build};
 use crate::time::from_ms;
 
-#[derive(Deserialize)]
+/// A captured request.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest {
+pub(super) struct VerifyRequest {
     /// `[name, value]` pairs, as the request carried them.
     headers: Vec<(String, String)>,
     #[serde(default)]
+    #[schema(default = "")]
     body: String,
     #[serde(default)]
+    #[schema(default = BodyEncoding::default)]
     body_encoding: BodyEncoding,
-    /// When the request was received (RFC 3339), for the replay window;
-    /// now when absent.
+    /// When the request was received (RFC 3339, or a duration ago), for
+    /// the replay window; now when absent.
     #[serde(default)]
+    #[schema(nullable = false)]
     at: Option<String>,
     /// The URL the request was sent to, query included, for providers that
     /// sign it; the source's `public_url` replaces its scheme, host and path.
     #[serde(default)]
+    #[schema(format = "uri", nullable = false)]
     url: Option<String>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+/// How a body is written in JSON: as text, or base64 when it is not UTF-8.
+#[derive(Deserialize, Serialize, ToSchema, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-enum BodyEncoding {
+pub(super) enum BodyEncoding {
     #[default]
     Utf8,
     Base64,
@@ -106,14 +113,13 @@ impl Admin {
         let seen_url = base.as_slice();
         let target = Target { query, seen_url };
         let verdict = match verify_and_build(&source, headers, body, target, at) {
-            Ok(built) => json!({
-                "verified": true,
-                "event_id": built.event.id,
-                "event_type": built.event.event_type,
-                "handshake": built.handshake.is_some(),
-            }),
-            Err(e) => json!({ "verified": false, "error": e.code(), "reason": e.to_string() }),
+            Ok(built) => VerifyResult::verified(
+                built.event.id,
+                built.event.event_type,
+                built.handshake.is_some(),
+            ),
+            Err(e) => VerifyResult::refused(e.code(), e.to_string()),
         };
-        Ok(Reply::ok(verdict))
+        Reply::json(200, &verdict)
     }
 }

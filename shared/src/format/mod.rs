@@ -29,8 +29,9 @@ use serde_json::Value;
 pub use self::template::{Template, TemplateError, TemplateKind};
 use crate::model::Event;
 
-/// How the payload is shaped for the destination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// How the payload is shaped for the destination (chat formats render a
+/// message).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// The original body and content type, unchanged.

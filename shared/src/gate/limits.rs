@@ -6,6 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::format::Format;
 
@@ -92,6 +95,31 @@ impl FromStr for Rate {
     }
 }
 
+/// A rate is written as text: `20/s`, `90/m`, or `unlimited` (off).
+impl PartialSchema for Rate {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            // What FromStr takes, and the off switch.
+            .pattern(Some(format!(
+                r"^\s*[0-9]+\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$|^{UNLIMITED}$"
+            )))
+            .description(Some(
+                "At most this many requests per second, minute or hour, evenly spaced \
+                 (at most 1000/s). Chat formats default to their platform's limit; \
+                 \"unlimited\" turns that off",
+            ))
+            .examples(["20/s", "90/m", UNLIMITED])
+            .into()
+    }
+}
+
+impl ToSchema for Rate {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "RateLimit".into()
+    }
+}
+
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = match self.per.as_secs() {
@@ -104,33 +132,45 @@ impl fmt::Display for Rate {
 }
 
 /// The circuit breaker's settings (`[subscriptions.circuit_breaker]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// After `failures` attempts in a row fail, the destination's tasks are
+/// held and one probe at a time tests it, first after `probe_after`, then
+/// at doubling waits (at most 15 min).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CircuitBreaker)]
 pub struct Breaker {
     /// Consecutive failed attempts that open the circuit; 0 turns this
     /// rule off.
     #[serde(default = "default_failures")]
+    #[schema(default = default_failures)]
     pub failures: u32,
     /// Also open when at least this percent of the attempts of a `window`
     /// failed, once there were `min_attempts` of them. Off unless set: it
     /// makes every success a write of the gate's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100, nullable = false)]
     pub failure_percent: Option<u8>,
+    /// The window `failure_percent` counts in: 10s to 1h.
     #[serde(default = "default_window", with = "humantime_serde")]
+    #[schema(value_type = crate::config::HumanDuration, default = "1m")]
     pub window: Duration,
+    /// Attempts in the window before `failure_percent` applies.
     #[serde(default = "default_min_attempts")]
+    #[schema(minimum = 1, default = default_min_attempts)]
     pub min_attempts: u32,
-    /// The wait before the first probe; it doubles after each failed
-    /// probe, up to 15 minutes.
+    /// The wait before the first probe (1s to 15m); it doubles after each
+    /// failed probe, up to 15 minutes.
     #[serde(default = "default_probe_after", with = "humantime_serde")]
+    #[schema(value_type = crate::config::HumanDuration, default = "30s")]
     pub probe_after: Duration,
     /// Disable the subscription when a probe fails and the circuit has
-    /// been open this long. Off unless set.
+    /// been open this long (1s to 90d). Off unless set.
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = crate::config::HumanDuration, examples("3d"))]
     pub disable_after: Option<Duration>,
 }
 

@@ -34,8 +34,9 @@ const CREDENTIAL_HEADERS: &[&str] = &[
     "x-api-key",
 ];
 
-/// What a polled endpoint answers with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// What a polled endpoint answers with: `json`, a document holding an
+/// array of items, or `feed`, RSS or Atom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PollFormat {
     /// A JSON document holding an array of items.
@@ -99,24 +100,45 @@ impl Serialize for HeaderSetting {
     }
 }
 
-/// One `[[pollers]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// Written as its text: the value, or a secret reference.
+impl utoipa::PartialSchema for HeaderSetting {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "The header's value, or a secret reference (env:NAME, ssm:/path) resolved at poll time",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HeaderSetting {}
+
+/// One `[[pollers]]` entry: an app without webhooks, polled.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollerConfig {
-    /// The source id its events carry (subscriptions name it as `source`).
+    /// The source id its events carry (subscriptions name it as `source`;
+    /// one namespace with sources).
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
+    /// The list endpoint or feed: https, unless `allow_local`.
+    #[schema(format = "uri")]
     pub url: String,
-    /// 60 s unless set; at least 10 s.
+    /// How often it is polled: 60 s unless set; at least 10 s.
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = crate::config::HumanDuration)]
     pub interval: Option<Duration>,
-    /// Request headers; credentials as secret references.
+    /// Request headers; a credential (Authorization, Cookie, X-Api-Key)
+    /// must be a secret reference (env:NAME, ssm:/path).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, HeaderSetting>,
     #[serde(default)]
+    #[schema(default = PollFormat::default)]
     pub format: PollFormat,
     /// JSON pointer to the array of items; the document itself if unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,23 +160,29 @@ pub struct PollerConfig {
     pub since_param: Option<String>,
     /// Pages followed through `Link: rel="next"` (5 unless set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 50)]
     pub max_pages: Option<u32>,
     /// Emit what the first poll finds (otherwise it is only recorded).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
     pub emit_existing: bool,
-    /// How long an item id is remembered by the commit (7 days unless set).
+    /// How long an item id is remembered by the commit (7 days unless
+    /// set); also the event log's retention.
     #[serde(
         default,
         with = "humantime_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = crate::config::HumanDuration)]
     pub dedupe_window: Option<Duration>,
-    /// The largest response read (4 MiB unless set).
+    /// The largest response read (4 MiB unless set; at most 32 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 33554432)]
     pub max_response_bytes: Option<usize>,
     /// Allow http:// and private addresses (local use only), as for
     /// subscriptions.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
     pub allow_local: bool,
 }
 

@@ -63,14 +63,14 @@ pub enum Trigger {
 }
 
 /// An item emitted as an event (or, in a dry run, that would be).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EmittedItem {
     pub id: String,
     pub event_type: String,
 }
 
-/// What a poll did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a poll did: `result`, and what goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PollOutcome {
     /// Not polled: the next poll is due later.
@@ -123,7 +123,7 @@ impl PollOutcome {
 }
 
 /// The report of one poll.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PollReport {
     pub poller: String,
     #[serde(flatten)]

@@ -20,7 +20,7 @@ pub const SEEN_CAP: usize = 2000;
 pub const CLAIM_DURATION: Duration = Duration::from_secs(5 * 60);
 
 /// The result of the last poll, as shown to operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LastResult {
     /// Items were read; `emitted` of them were new.

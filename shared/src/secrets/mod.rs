@@ -71,6 +71,23 @@ impl Serialize for SecretRef {
     }
 }
 
+/// Written as its text, like its Serialize and FromStr.
+impl utoipa::PartialSchema for SecretRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(env|ssm|db):.+$"))
+            .description(Some(
+                "A secret reference, never the value: env:NAME, ssm:/path, or db:NAME \
+                 (a value the gateway keeps)",
+            ))
+            .examples(["env:GITHUB_SECRET"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SecretRef {}
+
 /// A resolved secret. Its Debug form never shows the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -48,8 +48,9 @@ mod zoom;
 
 pub use common::{ReplayDirection, Window};
 
-/// The provider presets a source can name in config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The provider presets a source can name in config (`svix` is also
+/// taken for `standard-webhooks`, and `twitter` for `x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
     Github,
@@ -314,7 +315,7 @@ pub fn default_tolerance(provider: Provider) -> Option<Duration> {
     preset(provider).tolerance
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Sha1,
@@ -323,7 +324,7 @@ pub enum Algorithm {
     Sha512,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -332,20 +333,23 @@ pub enum Encoding {
 }
 
 /// Settings of the generic `hmac` scheme.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HmacParams {
     /// Header carrying the signature, e.g. `X-Signature`.
     pub signature_header: String,
     #[serde(default)]
+    #[schema(default = Algorithm::default)]
     pub algorithm: Algorithm,
     #[serde(default)]
+    #[schema(default = Encoding::default)]
     pub encoding: Encoding,
     /// Text before the encoded digest, e.g. `sha256=`.
     #[serde(default)]
     pub prefix: String,
     /// Template of the signed bytes: `{body}`, `{timestamp}`, `{id}`.
     #[serde(default = "HmacParams::default_signed_content")]
+    #[schema(default = HmacParams::default_signed_content)]
     pub signed_content: String,
     /// Header carrying a Unix timestamp; enables the replay window.
     #[serde(default)]
