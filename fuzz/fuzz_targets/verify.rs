@@ -53,6 +53,7 @@ fn verifiers() -> &'static [Verifier] {
                 Provider::Discord => vec![Secret::new(ed25519.clone())],
                 Provider::Sendgrid => vec![Secret::new(p256.clone())],
                 Provider::Basic => vec![Secret::new(format!("sluice:{SECRET}"))],
+                Provider::Teams => vec![Secret::new(SECRET.trim_start_matches("whsec_"))],
                 Provider::StandardWebhooks => vec![Secret::new(SECRET), Secret::new(whpk.clone())],
                 _ => vec![Secret::new(SECRET)],
             };

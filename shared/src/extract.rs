@@ -178,6 +178,29 @@ pub fn extract(
         // A batch of events: the delivery's id, no single type.
         Provider::Okta => (owned_field(body, &[b"eventId"]), String::new(), None),
         Provider::Msgraph => (None, String::new(), None),
+        // Teams: the Bot Framework activity's id and type (`message`).
+        Provider::Teams => {
+            let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
+            (
+                f.id.map(Cow::into_owned),
+                f.r#type.map(Cow::into_owned).unwrap_or_default(),
+                None,
+            )
+        }
+        // The signed token, so that a signature cannot carry a second body
+        // (only the timestamp and token are signed).
+        Provider::Mailgun => (
+            owned_field(body, &[b"signature", b"token"]),
+            owned_field(body, &[b"event-data", b"event"]).unwrap_or_default(),
+            None,
+        ),
+        // A deploy's id repeats in each of its notifications: the body's
+        // hash, and the deploy's state.
+        Provider::Netlify => (
+            None,
+            owned_field(body, &[b"state"]).unwrap_or_default(),
+            None,
+        ),
         // Generic senders: the body's hash, and its `type` if it has one.
         Provider::Basic | Provider::Bearer => (None, body_type(body), None),
         Provider::Gocardless => (

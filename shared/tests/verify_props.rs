@@ -51,6 +51,8 @@ fn secret_for(p: Provider) -> String {
             STANDARD.encode(der)
         }
         Provider::Basic => format!("sluice:{SECRET}"),
+        // Teams' security token is base64.
+        Provider::Teams => SECRET.trim_start_matches("whsec_").to_owned(),
         _ => SECRET.to_owned(),
     }
 }
@@ -185,8 +187,10 @@ fn own_names(p: Provider) -> &'static [&'static str] {
         Provider::Hubspot => &["x-hubspot-signature-v3", "x-hubspot-request-timestamp"],
         Provider::Trello => &["x-trello-webhook"],
         Provider::Okta | Provider::Basic | Provider::Bearer => &["authorization"],
-        // Reads no header: its credential is in the body.
-        Provider::Msgraph => &["content-type"],
+        Provider::Teams => &["authorization"],
+        Provider::Netlify => &["x-webhook-signature"],
+        // Read no header: their credential is in the body.
+        Provider::Msgraph | Provider::Mailgun => &["content-type"],
         Provider::Hmac => &["x-sig", "x-ts", "x-id", "x-type"],
     }
 }
@@ -320,6 +324,11 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
                     "eventId",
                     "value",
                     "clientState",
+                    "signature",
+                    "token",
+                    "timestamp",
+                    "event-data",
+                    "state",
                 ])
                 .prop_map(str::to_owned),
                 inner,

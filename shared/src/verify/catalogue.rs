@@ -349,6 +349,30 @@ pub fn describe(p: Provider) -> About {
             BODY_HASH,
             "none (a batch: `value[].changeType`)",
         ),
+        P::Teams => about(
+            p,
+            &["Authorization"],
+            "`Authorization: HMAC <base64>`, the HMAC-SHA256 of the body under the base64-decoded security token Teams shows once",
+            "body `id`",
+            "body `type` (`message`)",
+        ),
+        P::Mailgun => noted(
+            about(
+                p,
+                &[],
+                "in the body: `signature.signature`, hex HMAC-SHA256 of `{signature.timestamp}{signature.token}` under the webhook signing key (or `parent-signature`, a subaccount's parent key); JSON bodies; the event data is not signed",
+                "body `signature.token` (a reused token is a duplicate)",
+                "body `event-data.event`",
+            ),
+            "Mailgun documents none and warns against a strict one; a configured `tolerance_secs` is checked against `signature.timestamp`",
+        ),
+        P::Netlify => about(
+            p,
+            &["X-Webhook-Signature"],
+            "`X-Webhook-Signature`, a JWS (HS256 only) under the JWS secret whose claims are `iss: netlify` and `sha256`, the hex SHA-256 of the body; an `exp` claim is enforced",
+            BODY_HASH,
+            "body `state`",
+        ),
         P::Basic => about(
             p,
             &["Authorization"],

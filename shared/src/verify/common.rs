@@ -230,12 +230,37 @@ pub(super) enum MacKeys {
 }
 
 impl MacKeys {
+    /// One key per secret, its text as the raw key.
     pub(super) fn new(algorithm: super::Algorithm, secrets: &[Secret]) -> Result<Self, String> {
-        let raw = || secrets.iter().map(|s| s.expose().as_bytes());
+        Self::with_keys(algorithm, secrets.iter().map(|s| s.expose().as_bytes()))
+    }
+
+    /// One key per secret, the secret being the key's base64 (Microsoft
+    /// Teams). Errors name the secret's position, never its value.
+    pub(super) fn from_base64(
+        algorithm: super::Algorithm,
+        secrets: &[Secret],
+    ) -> Result<Self, String> {
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                BASE64
+                    .decode(s.expose())
+                    .map_err(|_| format!("secret #{} is not base64", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with_keys(algorithm, keys)
+    }
+
+    fn with_keys<K: AsRef<[u8]>>(
+        algorithm: super::Algorithm,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Self, String> {
         Ok(match algorithm {
-            super::Algorithm::Sha1 => Self::Sha1(Keys::new(raw())?),
-            super::Algorithm::Sha256 => Self::Sha256(Keys::new(raw())?),
-            super::Algorithm::Sha512 => Self::Sha512(Keys::new(raw())?),
+            super::Algorithm::Sha1 => Self::Sha1(Keys::new(keys)?),
+            super::Algorithm::Sha256 => Self::Sha256(Keys::new(keys)?),
+            super::Algorithm::Sha512 => Self::Sha512(Keys::new(keys)?),
         })
     }
 

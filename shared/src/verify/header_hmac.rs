@@ -28,6 +28,8 @@ pub(super) struct Spec {
     pub algorithm: Algorithm,
     pub encoding: Encoding,
     pub stamp: Option<Stamp>,
+    /// The secret is the key's base64, not the key itself.
+    pub base64_key: bool,
 }
 
 /// A signed timestamp header.
@@ -63,6 +65,7 @@ const fn body_only(
         algorithm,
         encoding,
         stamp: None,
+        base64_key: false,
     }
 }
 
@@ -111,6 +114,12 @@ static SENTRY: Spec = body_only(&["sentry-hook-signature"], "", Sha256, Hex);
 /// Vercel: hex HMAC-SHA1, under the integration's client secret or the
 /// webhook's secret.
 static VERCEL: Spec = body_only(&["x-vercel-signature"], "", Sha1, Hex);
+/// Microsoft Teams outgoing webhooks: `Authorization: HMAC <base64>`,
+/// under the base64-decoded security token Teams shows once.
+static TEAMS: Spec = Spec {
+    base64_key: true,
+    ..body_only(&["authorization"], "HMAC ", Sha256, Base64)
+};
 /// Webflow: hex of `{timestamp}:{body}`; the timestamp is in milliseconds.
 static WEBFLOW: Spec = Spec {
     stamp: Some(Stamp {
@@ -168,6 +177,7 @@ pub(super) fn spec(provider: Provider) -> Option<&'static Spec> {
         Provider::Webflow => &WEBFLOW,
         Provider::Zendesk => &ZENDESK,
         Provider::Box => &BOX,
+        Provider::Teams => &TEAMS,
         _ => return None,
     })
 }
@@ -208,7 +218,11 @@ impl HeaderHmac {
                 .collect::<Result<_, _>>()?,
             window: window.filter(|_| stamp.is_some()),
             stamp,
-            keys: MacKeys::new(spec.algorithm, secrets)?,
+            keys: if spec.base64_key {
+                MacKeys::from_base64(spec.algorithm, secrets)?
+            } else {
+                MacKeys::new(spec.algorithm, secrets)?
+            },
         })
     }
 

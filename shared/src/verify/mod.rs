@@ -25,7 +25,9 @@ mod hmac;
 mod hubspot;
 #[cfg(test)]
 mod intercom;
+mod jws;
 mod linear;
+mod mailgun;
 mod msgraph;
 mod mux;
 mod okta;
@@ -99,6 +101,9 @@ pub enum Provider {
     Trello,
     Okta,
     Msgraph,
+    Teams,
+    Mailgun,
+    Netlify,
     /// Generic: HTTP Basic credentials, each secret `user:password`.
     Basic,
     /// Generic: `Authorization: Bearer <secret>`.
@@ -109,7 +114,7 @@ pub enum Provider {
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 49] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -153,6 +158,9 @@ impl Provider {
         Self::Trello,
         Self::Okta,
         Self::Msgraph,
+        Self::Teams,
+        Self::Mailgun,
+        Self::Netlify,
         Self::Basic,
         Self::Bearer,
         Self::Hmac,
@@ -204,6 +212,9 @@ impl Provider {
             Self::Trello => "trello",
             Self::Okta => "okta",
             Self::Msgraph => "msgraph",
+            Self::Teams => "teams",
+            Self::Mailgun => "mailgun",
+            Self::Netlify => "netlify",
             Self::Basic => "basic",
             Self::Bearer => "bearer",
             Self::Hmac => "hmac",
@@ -270,14 +281,18 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Telegram
         | Provider::Okta
         | Provider::Msgraph
+        | Provider::Teams
+        | Provider::Netlify
         | Provider::Basic
         | Provider::Bearer
         | Provider::Twilio
         | Provider::Square
         | Provider::Trello
-        // Zendesk signs a timestamp but documents no window: only a
-        // configured `tolerance` is enforced.
-        | Provider::Zendesk => (None, Both),
+        // Zendesk signs a timestamp but documents no window, and Mailgun
+        // warns against a strict one: only a configured `tolerance` is
+        // enforced.
+        | Provider::Zendesk
+        | Provider::Mailgun => (None, Both),
         // Stripe's libraries reject only old timestamps; Mux's follow them,
         // and Webflow's documentation checks only the age.
         // HubSpot's documentation too.
@@ -493,6 +508,10 @@ enum Scheme {
     Hubspot(hubspot::Hubspot),
     /// A `clientState` in every notification of the body: Microsoft Graph.
     Msgraph(msgraph::Msgraph),
+    /// The signature in the body, over a timestamp and token: Mailgun.
+    Mailgun(mailgun::Mailgun),
+    /// A JWS over a claim holding the body's hash: Netlify.
+    Jws(jws::Jws),
     Basic(basic::Basic),
     Hmac(hmac::Generic),
 }
@@ -539,6 +558,10 @@ impl Verifier {
             ))),
             Provider::Okta => Ok(Scheme::Token(token::SharedToken::new(okta::TOKEN, secrets))),
             Provider::Msgraph => Ok(Scheme::Msgraph(msgraph::Msgraph::new(secrets))),
+            Provider::Mailgun => {
+                mailgun::Mailgun::new(secrets, configured.map(|_| window)).map(Scheme::Mailgun)
+            }
+            Provider::Netlify => jws::Jws::new(&jws::NETLIFY, secrets).map(Scheme::Jws),
             Provider::Basic => basic::Basic::new(secrets).map(Scheme::Basic),
             Provider::Bearer => Ok(Scheme::Token(token::SharedToken::after_scheme(
                 http::header::AUTHORIZATION,
@@ -572,6 +595,7 @@ impl Verifier {
             | Provider::X
             | Provider::Dropbox
             | Provider::Box
+            | Provider::Teams
             | Provider::Asana
             | Provider::CoinbaseCommerce
             | Provider::Gocardless
@@ -600,6 +624,7 @@ impl Verifier {
             | Scheme::Twitch(_)
             | Scheme::Hubspot(_) => Some(window),
             Scheme::HeaderHmac(s) => s.window(),
+            Scheme::Mailgun(s) => s.window(),
             Scheme::Hmac(g) if g.has_window() => Some(window),
             _ => None,
         };
@@ -671,6 +696,8 @@ impl Verifier {
             Scheme::Twilio(s) => s.verify(headers, body, url),
             Scheme::Hubspot(s) => s.verify(headers, body, url, now),
             Scheme::Msgraph(s) => s.verify(body),
+            Scheme::Mailgun(s) => s.verify(body, now),
+            Scheme::Jws(s) => s.verify(headers, body, now),
             Scheme::Basic(s) => s.verify(headers),
             Scheme::Hmac(s) => s.verify(headers, body, now),
         }
@@ -705,6 +732,8 @@ impl Verifier {
             Scheme::Twilio(s) => s.key_count(),
             Scheme::Hubspot(s) => s.key_count(),
             Scheme::Msgraph(s) => s.key_count(),
+            Scheme::Mailgun(s) => s.key_count(),
+            Scheme::Jws(s) => s.key_count(),
             Scheme::Basic(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
         }
@@ -1086,8 +1115,19 @@ pub(crate) mod tests {
             }
             Provider::Telegram => vec![("x-telegram-bot-api-secret-token", SIGNED_WITH.to_owned())],
             Provider::Okta => vec![("authorization", SIGNED_WITH.to_owned())],
-            // Its credential is in the body, not a header.
-            Provider::Msgraph => vec![],
+            // Their credential is in the body, not a header.
+            Provider::Msgraph | Provider::Mailgun => vec![],
+            Provider::Teams => vec![(
+                "authorization",
+                format!(
+                    "HMAC {}",
+                    b64(&mac(&STANDARD_B64.decode(TEAMS_KEY).unwrap(), &[body]))
+                ),
+            )],
+            Provider::Netlify => vec![(
+                "x-webhook-signature",
+                jws::tests::token(SIGNED_WITH, r#"{"alg":"HS256"}"#, &jws::tests::claims(body)),
+            )],
             Provider::Basic => vec![(
                 "authorization",
                 format!("Basic {}", b64(key_for(provider).as_bytes())),
@@ -1214,6 +1254,20 @@ pub(crate) mod tests {
     /// with it.
     const SIGNED_WITH: &str = "whsec_c2VjcmV0LWZvci1ldmVyeS1wcmVzZXQ=";
 
+    /// A Mailgun `signature` object under `SIGNED_WITH`, for a body.
+    fn mailgun_signature(now: u64) -> serde_json::Value {
+        let ts = now.to_string();
+        serde_json::json!({
+            "timestamp": ts,
+            "token": "tok-1",
+            "signature": hex_hmac(SIGNED_WITH, &[ts.as_bytes(), b"tok-1"]),
+        })
+    }
+
+    /// Teams shows its security token as base64.
+    const TEAMS_KEY: &str = "c2VjcmV0LWZvci10ZWFtcw==";
+    use base64::engine::general_purpose::STANDARD as STANDARD_B64;
+
     fn ed25519_key() -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(&[9; 32])
     }
@@ -1228,6 +1282,7 @@ pub(crate) mod tests {
         match p {
             Provider::Discord => hex::encode(ed25519_key().verifying_key().to_bytes()),
             Provider::Basic => "sluice:secret-for-every-preset".to_owned(),
+            Provider::Teams => TEAMS_KEY.to_owned(),
             Provider::Sendgrid => sendgrid::tests::public(&p256_key()),
             _ => SIGNED_WITH.to_owned(),
         }
@@ -1255,10 +1310,10 @@ pub(crate) mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
         let body = br#"{"id":"evt_1","type":"t","webhookTimestamp":1700000000000}"#;
         let params = generic();
-        // Microsoft Graph reads no header.
+        // Microsoft Graph and Mailgun read no header.
         for p in Provider::ALL
             .into_iter()
-            .filter(|p| *p != Provider::Msgraph)
+            .filter(|p| !matches!(p, Provider::Msgraph | Provider::Mailgun))
         {
             let v = verifier_with(p, &[&key_for(p)], Some(&params), None);
             let good = signed(p, body, now);
@@ -1457,6 +1512,7 @@ pub(crate) mod tests {
                     "webhookTimestamp": now * 1000,
                     "text": text,
                     "value": [{"clientState": SIGNED_WITH, "text": text}],
+                    "signature": mailgun_signature(now),
                 })
                 .to_string()
             };
