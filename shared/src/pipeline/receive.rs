@@ -14,13 +14,10 @@ use crate::model::{Event, Headers};
 use crate::store::{Commit, EventStore};
 use crate::time::to_ms;
 
-/// Headers that carry credentials: never stored, never logged.
-const CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-gitlab-token",
-];
+/// Headers that carry credentials whatever the provider: never stored,
+/// never logged. A preset's own (GitLab's and Telegram's tokens) come from
+/// its verifier (`Verifier::secret_headers`).
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
 /// Longest event id accepted: it becomes part of the dedup key.
 pub const MAX_EVENT_ID_BYTES: usize = 256;
@@ -340,7 +337,7 @@ fn build_event(
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        headers: kept_headers(headers),
+        headers: kept_headers(headers, source.verifier.secret_headers()),
         body,
     }
 }
@@ -357,14 +354,15 @@ pub fn body_fingerprint(body: &[u8]) -> String {
     String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
-fn kept_headers(mut headers: HeaderMap) -> Headers {
+fn kept_headers(mut headers: HeaderMap, secret: &[&str]) -> Headers {
+    let credentials = || CREDENTIAL_HEADERS.iter().chain(secret);
     // Usually none is present: one pass over the few names the request
     // has costs less than a hashed removal per credential header.
     if headers
         .keys()
-        .any(|k| CREDENTIAL_HEADERS.contains(&k.as_str()))
+        .any(|k| credentials().any(|c| *c == k.as_str()))
     {
-        for name in CREDENTIAL_HEADERS {
+        for name in credentials() {
             headers.remove(*name);
         }
     }

@@ -40,6 +40,11 @@ url = "https://example.com/hooks"
 signing_secret = "env:SUB_SECRET"
 retry_schedule = ["1s", "2s"]
 
+[[sources]]
+id = "tg"
+provider = "telegram"
+secrets = ["env:TG_TOKEN"]
+
 [[subscriptions]]
 id = "everything"
 source = "gl"
@@ -50,6 +55,7 @@ url = "https://example.org/all"
 async fn registry() -> StaticRegistry {
     let secrets = EnvSecrets::from_map(HashMap::from([
         ("GL_TOKEN".to_owned(), "tok-123".to_owned()),
+        ("TG_TOKEN".to_owned(), "tg-secret-1".to_owned()),
         (
             "SUB_SECRET".to_owned(),
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
@@ -127,6 +133,32 @@ async fn receive_commits_once_and_reports_duplicates() {
             .iter()
             .any(|(k, v)| k == "x-gitlab-event" && v == "Push Hook")
     );
+    drop(stored);
+
+    // Nor is any other preset's (Telegram's secret token), or a generic
+    // credential (Authorization, Cookie) sent to a source that ignores it.
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-telegram-bot-api-secret-token",
+        HeaderValue::from_static("tg-secret-1"),
+    );
+    h.insert("cookie", HeaderValue::from_static("session=1"));
+    h.insert("x-kept", HeaderValue::from_static("yes"));
+    receive(
+        &reg,
+        &store,
+        "tg",
+        h,
+        Bytes::from_static(br#"{"update_id":7}"#),
+        Target::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    let stored = store.events.lock().unwrap();
+    let event = stored.get(&EventKey::new("tg", "7")).unwrap();
+    let names: Vec<&str> = event.headers.iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["x-kept"]);
 }
 
 #[tokio::test]
