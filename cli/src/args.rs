@@ -218,6 +218,14 @@ pub struct SourceAdd {
     /// Provider "hmac": its settings as JSON, as in the config file's [sources.hmac].
     #[arg(long, value_name = "JSON")]
     pub hmac: Option<String>,
+    /// Provider "token": where the token comes, as JSON, as in the config
+    /// file's [sources.token]: {"header": "X-Api-Key"} or {"query": "key"}.
+    #[arg(long, value_name = "JSON")]
+    pub token: Option<String>,
+    /// Provider "jwt": its settings as JSON, as in the config file's
+    /// [sources.jwt].
+    #[arg(long, value_name = "JSON")]
+    pub jwt: Option<String>,
     /// The URL given to the provider, for providers that sign it (twilio,
     /// square, hubspot, trello): scheme, host and path, no query.
     #[arg(long, value_name = "URL")]

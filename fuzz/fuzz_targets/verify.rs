@@ -13,7 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use sluice::secrets::Secret;
-use sluice::verify::{Algorithm, Encoding, Provider, Verifier};
+use sluice::verify::{
+    Algorithm, Encoding, GenericParams, JwtParams, Provider, TokenParams, Verifier,
+};
 
 /// Valid base64 after `whsec_`: every symmetric preset keys with it.
 const SECRET: &str = "whsec_c2VjcmV0LWZvci1ldmVyeS1wcmVzZXQ=";
@@ -58,7 +60,22 @@ fn verifiers() -> &'static [Verifier] {
                 _ => vec![Secret::new(SECRET)],
             };
             let params = common::hmac_params(Algorithm::Sha256, Encoding::Hex);
-            if let Ok(v) = Verifier::new(p, &secrets, Some(&params), None) {
+            let token = TokenParams {
+                header: None,
+                query: Some("key".into()),
+            };
+            let jwt = JwtParams {
+                header: "x-jwt".into(),
+                prefix: "Bearer ".into(),
+                issuer: Some("sluice".into()),
+                body_hash_claim: "sha256".into(),
+            };
+            let generic = GenericParams {
+                hmac: Some(&params),
+                token: Some(&token),
+                jwt: Some(&jwt),
+            };
+            if let Ok(v) = Verifier::with_params(p, &secrets, generic, None) {
                 out.push(v);
             }
         }

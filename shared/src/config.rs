@@ -22,7 +22,7 @@ use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
 use crate::secrets::{Secret, SecretRef, SecretResolver};
 use crate::sign::SigningKey;
-use crate::verify::{HmacParams, Provider, Verifier};
+use crate::verify::{GenericParams, HmacParams, JwtParams, Provider, TokenParams, Verifier};
 
 /// Default dedup window: how long an event id is remembered.
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -122,6 +122,14 @@ pub struct SourceConfig {
     /// Settings of the generic `hmac` provider.
     #[serde(default)]
     pub hmac: Option<HmacParams>,
+    /// Settings of the generic `token` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub token: Option<TokenParams>,
+    /// Settings of the generic `jwt` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub jwt: Option<JwtParams>,
     /// The URL the provider is given for this source, for providers that
     /// sign it (Twilio, Square, HubSpot, Trello): scheme, host and path,
     /// without a query (the request's own is appended).
@@ -367,6 +375,17 @@ impl ConfigFile {
     }
 }
 
+impl SourceConfig {
+    /// The settings of the generic schemes, for the verifier.
+    pub fn generic(&self) -> GenericParams<'_> {
+        GenericParams {
+            hmac: self.hmac.as_ref(),
+            token: self.token.as_ref(),
+            jwt: self.jwt.as_ref(),
+        }
+    }
+}
+
 /// The checks of one source on its own (no secrets needed).
 pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigError> {
     check_id("source", &s.id)?;
@@ -376,20 +395,8 @@ pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigEr
             s.id
         ));
     }
-    match (s.provider, &s.hmac) {
-        (Provider::Hmac, None) => {
-            return invalid(format!(
-                "source {:?}: provider \"hmac\" needs an [sources.hmac] table",
-                s.id
-            ));
-        }
-        (p, Some(_)) if p != Provider::Hmac => {
-            return invalid(format!(
-                "source {:?}: the hmac table only applies to provider \"hmac\"",
-                s.id
-            ));
-        }
-        _ => {}
+    if let Err((_, e)) = s.generic().check(s.provider) {
+        return invalid(format!("source {:?}: {e}", s.id));
     }
     check_max_body_bytes(s, policy)?;
     check_verify_token(&s.id, s.provider, s.verify_token.is_some())?;
@@ -499,10 +506,10 @@ pub async fn resolve_source(
     let values = futures::future::try_join_all(s.secrets.iter().map(|r| secrets.resolve(r)))
         .await
         .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
-    let verifier = Verifier::new(
+    let verifier = Verifier::with_params(
         s.provider,
         &values,
-        s.hmac.as_ref(),
+        s.generic(),
         s.tolerance_secs.map(Duration::from_secs),
     )
     .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
@@ -1212,6 +1219,41 @@ mod public_url_tests {
             err.contains("verify_token is only used by provider \"meta\""),
             "{err}"
         );
+    }
+
+    /// Each generic scheme's table belongs to its provider, which needs it.
+    #[test]
+    fn a_generic_schemes_settings_belong_to_its_provider() {
+        let parse = |provider: &str, table: &str| -> ConfigFile {
+            toml::from_str(&format!(
+                "[[sources]]\nid = \"s\"\nprovider = \"{provider}\"\nsecrets = [\"env:S\"]\n{table}\n"
+            ))
+            .unwrap()
+        };
+        parse("token", "[sources.token]\nheader = \"X-Key\"")
+            .validate()
+            .unwrap();
+        parse("jwt", "[sources.jwt]\nheader = \"X-Jwt\"")
+            .validate()
+            .unwrap();
+        for (provider, table, want) in [
+            ("token", "", "provider \"token\" needs its token settings"),
+            ("jwt", "", "provider \"jwt\" needs its jwt settings"),
+            ("hmac", "", "provider \"hmac\" needs its hmac settings"),
+            (
+                "github",
+                "[sources.token]\nquery = \"k\"",
+                "the token settings only apply to provider \"token\"",
+            ),
+            (
+                "token",
+                "[sources.token]\nquery = \"k\"\n[sources.jwt]\nheader = \"X\"",
+                "the jwt settings only apply to provider \"jwt\"",
+            ),
+        ] {
+            let err = parse(provider, table).validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{provider}: {err}");
+        }
     }
 
     /// `sluice serve` does not trust `Host`, so a URL-signing source needs

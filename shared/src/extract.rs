@@ -202,7 +202,9 @@ pub fn extract(
             None,
         ),
         // Generic senders: the body's hash, and its `type` if it has one.
-        Provider::Basic | Provider::Bearer => (None, body_type(body), None),
+        Provider::Basic | Provider::Bearer | Provider::Token | Provider::Jwt => {
+            (None, body_type(body), None)
+        }
         Provider::Gocardless => (
             owned_field(body, &[b"meta", b"webhook_id"]),
             String::new(),

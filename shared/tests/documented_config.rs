@@ -102,3 +102,35 @@ fn readme_provider_table_is_generated_from_the_presets() {
     let rows = table.lines().skip(2).count();
     assert_eq!(rows, sluice::verify::Provider::ALL.len());
 }
+
+/// The source examples of the README's Providers section (the generic
+/// schemes, Meta's verify_token, a public_url) load and resolve: each
+/// builds its verifier, with a value for every secret it names.
+#[test]
+fn readme_source_examples_resolve() {
+    let readme = read("README.md");
+    let section = readme
+        .split("### Providers")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("README has a Providers section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .filter(|b| b.contains("[[sources]]"))
+        .collect();
+    assert!(blocks.len() >= 4, "{blocks:?}");
+    for block in blocks {
+        let config = ConfigFile::parse(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let values: std::collections::HashMap<String, String> = block
+            .split("env:")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|name| (name.to_owned(), "documented-secret".to_owned()))
+            .collect();
+        let secrets = sluice::secrets::EnvSecrets::from_map(values);
+        futures::executor::block_on(config.resolve(&secrets))
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+}

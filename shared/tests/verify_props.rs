@@ -16,7 +16,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRunner};
 use sluice::extract::extract;
 use sluice::secrets::Secret;
-use sluice::verify::{Algorithm, Encoding, HmacParams, Provider, Verifier, VerifyError, parse};
+use sluice::verify::{
+    Algorithm, Encoding, GenericParams, HmacParams, JwtParams, Provider, TokenParams, Verifier,
+    VerifyError, parse,
+};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -71,6 +74,23 @@ fn hmac_params(algorithm: Algorithm, encoding: Encoding) -> HmacParams {
     }
 }
 
+static TOKEN: std::sync::LazyLock<TokenParams> = std::sync::LazyLock::new(|| TokenParams {
+    header: Some("x-token".into()),
+    query: None,
+});
+
+static QUERY_TOKEN: std::sync::LazyLock<TokenParams> = std::sync::LazyLock::new(|| TokenParams {
+    header: None,
+    query: Some("key".into()),
+});
+
+static JWT: std::sync::LazyLock<JwtParams> = std::sync::LazyLock::new(|| JwtParams {
+    header: "x-jwt".into(),
+    prefix: "Bearer ".into(),
+    issuer: Some("sluice".into()),
+    body_hash_claim: "sha256".into(),
+});
+
 /// The verifiers under test: every preset, and the generic scheme under
 /// each algorithm and encoding. Standard Webhooks also with a `whpk_`
 /// Ed25519 key beside the `whsec_` one, so `v1a` signatures are checked.
@@ -84,8 +104,22 @@ fn verifiers() -> Vec<(Provider, Option<HmacParams>, Verifier)> {
             secrets.push(Secret::new(whpk));
         }
         let params = (p == Provider::Hmac).then(|| hmac_params(Algorithm::Sha256, Encoding::Hex));
-        let v = Verifier::new(p, &secrets, params.as_ref(), None).unwrap_or_else(|e| panic!("{e}"));
+        let generic = GenericParams {
+            hmac: params.as_ref(),
+            token: (p == Provider::Token).then_some(&*TOKEN),
+            jwt: (p == Provider::Jwt).then_some(&*JWT),
+        };
+        let v = Verifier::with_params(p, &secrets, generic, None).unwrap_or_else(|e| panic!("{e}"));
         out.push((p, params, v));
+        if p == Provider::Token {
+            // The token in the query instead.
+            let query = GenericParams {
+                token: Some(&*QUERY_TOKEN),
+                ..GenericParams::default()
+            };
+            let v = Verifier::with_params(p, &secrets, query, None).expect("token");
+            out.push((p, None, v));
+        }
     }
     for algorithm in [Algorithm::Sha1, Algorithm::Sha512] {
         let params = hmac_params(algorithm, Encoding::Base64);
@@ -188,6 +222,8 @@ fn own_names(p: Provider) -> &'static [&'static str] {
         Provider::Trello => &["x-trello-webhook"],
         Provider::Okta | Provider::Basic | Provider::Bearer => &["authorization"],
         Provider::Teams => &["authorization"],
+        Provider::Token => &["x-token"],
+        Provider::Jwt => &["x-jwt"],
         Provider::Netlify => &["x-webhook-signature"],
         // Read no header: their credential is in the body.
         Provider::Msgraph | Provider::Mailgun => &["content-type"],
@@ -387,7 +423,9 @@ fn no_request_panics_a_verifier_or_passes_unsigned() {
                             e.is_malformed_request(),
                             matches!(
                                 e,
-                                VerifyError::UnreadableHeader(_) | VerifyError::RepeatedHeader(_)
+                                VerifyError::UnreadableHeader(_)
+                                    | VerifyError::RepeatedHeader(_)
+                                    | VerifyError::RepeatedQueryParameter(_)
                             )
                         );
                     }

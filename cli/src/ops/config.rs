@@ -71,10 +71,12 @@ fn source_body(a: SourceAdd) -> Result<Value, CliError> {
     if let Some(v) = a.max_body_bytes {
         body.insert("max_body_bytes".into(), json!(v));
     }
-    if let Some(h) = a.hmac {
-        let h: Value = serde_json::from_str(&h)
-            .map_err(|e| CliError::Usage(format!("--hmac is not JSON: {e}")))?;
-        body.insert("hmac".into(), h);
+    for (name, settings) in [("hmac", a.hmac), ("token", a.token), ("jwt", a.jwt)] {
+        if let Some(text) = settings {
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("--{name} is not JSON: {e}")))?;
+            body.insert(name.into(), v);
+        }
     }
     if let Some(u) = a.public_url {
         body.insert("public_url".into(), json!(u));

@@ -26,7 +26,7 @@ use crate::poll::config::{HeaderSetting, PollFormat};
 use crate::poll::{PollerConfig, resolve_poller, validate_poller};
 use crate::secrets::{Secret, SecretRef};
 use crate::sign::SigningKey;
-use crate::verify::{HmacParams, Provider, Verifier};
+use crate::verify::{HmacParams, JwtParams, Provider, TokenParams, Verifier};
 
 /// Default overlap of a rotated signing secret: receivers have a day to
 /// switch to the new one.
@@ -109,6 +109,14 @@ pub(super) struct SourceCreate {
     /// Settings of the generic `hmac` provider.
     #[serde(default)]
     hmac: Option<HmacParams>,
+    /// Settings of the generic `token` provider.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    token: Option<TokenParams>,
+    /// Settings of the generic `jwt` provider.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    jwt: Option<JwtParams>,
     /// The URL given to the provider (no query), for providers that sign
     /// it: twilio, square, hubspot, trello.
     #[serde(default)]
@@ -140,6 +148,10 @@ pub(super) struct SourcePatch {
     max_body_bytes: Option<Option<usize>>,
     #[serde(default, deserialize_with = "nullable")]
     hmac: Option<Option<HmacParams>>,
+    #[serde(default, deserialize_with = "nullable")]
+    token: Option<Option<TokenParams>>,
+    #[serde(default, deserialize_with = "nullable")]
+    jwt: Option<Option<JwtParams>>,
     /// The URL given to the provider (no query), for providers that sign
     /// it: twilio, square, hubspot, trello.
     #[serde(default, deserialize_with = "nullable")]
@@ -527,21 +539,9 @@ impl Admin {
         if s.secrets.is_empty() && pending_values.is_empty() {
             return Err(AdminError::invalid("secrets", "name at least one secret"));
         }
-        match (s.provider, &s.hmac) {
-            (Provider::Hmac, None) => {
-                return Err(AdminError::invalid(
-                    "hmac",
-                    "provider \"hmac\" needs its hmac settings",
-                ));
-            }
-            (p, Some(_)) if p != Provider::Hmac => {
-                return Err(AdminError::invalid(
-                    "hmac",
-                    "the hmac settings only apply to provider \"hmac\"",
-                ));
-            }
-            _ => {}
-        }
+        s.generic()
+            .check(s.provider)
+            .map_err(|(field, e)| AdminError::invalid(field, e))?;
         check_max_body_bytes(s, &self.ports.policy)
             .map_err(|e| AdminError::invalid("max_body_bytes", strip_prefix(&e.to_string())))?;
         check_public_url(s, &self.ports.policy)
@@ -572,17 +572,18 @@ impl Admin {
             values.push(v);
         }
         values.extend(pending_values.iter().map(|(_, v)| v.clone()));
-        Verifier::new(
+        Verifier::with_params(
             s.provider,
             &values,
-            s.hmac.as_ref(),
+            s.generic(),
             s.tolerance_secs.map(Duration::from_secs),
         )
         .map_err(|e| {
-            let field = if s.provider == Provider::Hmac {
-                "hmac"
-            } else {
-                "secrets"
+            let field = match s.provider {
+                Provider::Hmac => "hmac",
+                Provider::Token => "token",
+                Provider::Jwt => "jwt",
+                _ => "secrets",
             };
             AdminError::invalid(field, e)
         })?;
@@ -702,6 +703,8 @@ impl Admin {
             dedupe_window: input.dedupe_window,
             max_body_bytes: input.max_body_bytes,
             hmac: input.hmac,
+            token: input.token,
+            jwt: input.jwt,
             public_url: input.public_url,
             verify_token: None,
         };
@@ -754,6 +757,12 @@ impl Admin {
         }
         if let Some(v) = patch.hmac {
             config.hmac = v;
+        }
+        if let Some(v) = patch.token {
+            config.token = v;
+        }
+        if let Some(v) = patch.jwt {
+            config.jwt = v;
         }
         if let Some(v) = patch.public_url {
             config.public_url = v;

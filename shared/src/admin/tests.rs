@@ -1123,6 +1123,25 @@ async fn bad_input_is_400_or_422_naming_the_field() {
         )
         .await;
     assert_eq!((s, v["field"].as_str()), (422, Some("hmac")), "{v}");
+    for (body, field) in [
+        (
+            json!({"id": "x", "provider": "token", "secrets": ["env:GH_SECRET"]}),
+            "token",
+        ),
+        (
+            json!({"id": "x", "provider": "token", "secrets": ["env:GH_SECRET"],
+                   "token": {"header": "X-A", "query": "k"}}),
+            "token",
+        ),
+        (
+            json!({"id": "x", "provider": "github", "secrets": ["env:GH_SECRET"],
+                   "jwt": {"header": "X-Jwt"}}),
+            "jwt",
+        ),
+    ] {
+        let (s, v) = f.call(Method::POST, "/admin/sources", body).await;
+        assert_eq!((s, v["field"].as_str()), (422, Some(field)), "{v}");
+    }
     let (s, v) = f
         .call(Method::GET, "/admin/events?limit=0", Value::Null)
         .await;

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderName};
 
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
@@ -16,7 +16,7 @@ use crate::time::to_ms;
 
 /// Headers that carry credentials whatever the provider: never stored,
 /// never logged. A preset's own (GitLab's and Telegram's tokens) come from
-/// its verifier (`Verifier::secret_headers`).
+/// its verifier (`Verifier::secret_header`).
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
 /// Longest event id accepted: it becomes part of the dedup key.
@@ -287,9 +287,10 @@ pub fn verify_and_build(
         .signs_url()
         .then(|| target.url(source.public_url.as_deref()))
         .flatten();
-    if let Err(e) = source
-        .verifier
-        .verify_at(&headers, &body, url.as_deref(), now)
+    if let Err(e) =
+        source
+            .verifier
+            .verify_request(&headers, &body, url.as_deref(), target.query, now)
     {
         tracing::info!(source = %source.id, outcome = "rejected", reason = e.code(), "webhook rejected");
         return Err(e.into());
@@ -337,7 +338,7 @@ fn build_event(
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        headers: kept_headers(headers, source.verifier.secret_headers()),
+        headers: kept_headers(headers, source.verifier.secret_header()),
         body,
     }
 }
@@ -354,16 +355,21 @@ pub fn body_fingerprint(body: &[u8]) -> String {
     String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
-fn kept_headers(mut headers: HeaderMap, secret: &[&str]) -> Headers {
-    let credentials = || CREDENTIAL_HEADERS.iter().chain(secret);
+fn kept_headers(mut headers: HeaderMap, secret: Option<&HeaderName>) -> Headers {
+    let credentials = || {
+        CREDENTIAL_HEADERS
+            .iter()
+            .copied()
+            .chain(secret.map(HeaderName::as_str))
+    };
     // Usually none is present: one pass over the few names the request
     // has costs less than a hashed removal per credential header.
     if headers
         .keys()
-        .any(|k| credentials().any(|c| *c == k.as_str()))
+        .any(|k| credentials().any(|c| c == k.as_str()))
     {
         for name in credentials() {
-            headers.remove(*name);
+            headers.remove(name);
         }
     }
     Headers(headers)

@@ -121,19 +121,20 @@ async fn receive_commits_once_and_reports_duplicates() {
             ack: None,
         }
     );
-    let stored = store.events.lock().unwrap();
-    let event = stored.get(&EventKey::new("gl", "uuid-1")).unwrap();
-    assert_eq!(event.event_type, "push");
-    assert_eq!(&event.body[..], PUSH);
-    // The credential header is never kept.
-    assert!(event.headers.iter().all(|(k, _)| k != "x-gitlab-token"));
-    assert!(
-        event
-            .headers
-            .iter()
-            .any(|(k, v)| k == "x-gitlab-event" && v == "Push Hook")
-    );
-    drop(stored);
+    {
+        let stored = store.events.lock().unwrap();
+        let event = stored.get(&EventKey::new("gl", "uuid-1")).unwrap();
+        assert_eq!(event.event_type, "push");
+        assert_eq!(&event.body[..], PUSH);
+        // The credential header is never kept.
+        assert!(event.headers.iter().all(|(k, _)| k != "x-gitlab-token"));
+        assert!(
+            event
+                .headers
+                .iter()
+                .any(|(k, v)| k == "x-gitlab-event" && v == "Push Hook")
+        );
+    }
 
     // Nor is any other preset's (Telegram's secret token), or a generic
     // credential (Authorization, Cookie) sent to a source that ignores it.

@@ -373,6 +373,20 @@ pub fn describe(p: Provider) -> About {
             BODY_HASH,
             "body `state`",
         ),
+        P::Token => about(
+            p,
+            &[],
+            "generic: a shared token in the header or query parameter `[sources.token]` names, compared in constant time",
+            BODY_HASH,
+            "body `type`",
+        ),
+        P::Jwt => about(
+            p,
+            &[],
+            "generic: an HS256 JWT in the header `[sources.jwt]` names, whose claim (`sha256` unless set) is the hex SHA-256 of the body; `iss`, `exp` and `nbf` checked when set",
+            BODY_HASH,
+            "body `type`",
+        ),
         P::Basic => about(
             p,
             &["Authorization"],
@@ -488,7 +502,9 @@ mod tests {
     /// that header: the catalogue names what the scheme really reads.
     #[test]
     fn the_first_listed_header_is_the_one_a_bare_request_lacks() {
-        for a in catalogue().filter(|a| a.provider != Provider::Hmac) {
+        // The generic schemes read the headers their settings name.
+        let generic = [Provider::Hmac, Provider::Token, Provider::Jwt];
+        for a in catalogue().filter(|a| !generic.contains(&a.provider)) {
             let v = super::super::tests::verifier_with(
                 a.provider,
                 &[super::super::tests::key_for(a.provider).as_str()],

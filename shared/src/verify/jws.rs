@@ -1,13 +1,15 @@
 //! A JWS (compact JWT) in a header, HS256 under the shared secret, whose
 //! claims carry the hex SHA-256 of the body: Netlify's outgoing webhooks
-//! (`X-Webhook-Signature`, `iss: "netlify"`, claim `sha256`).
+//! (`X-Webhook-Signature`, `iss: "netlify"`, claim `sha256`), and the
+//! generic `jwt` provider, whose header, prefix, issuer and claim the
+//! source names.
 //!
 //! Only `alg: HS256` is accepted, whatever else the token's header says:
 //! `none` and the asymmetric algorithms are refused, so a token cannot
-//! choose how it is checked. An `exp` claim, when present, is enforced.
-//! The MAC is RustCrypto's `hmac`; a JWT crate is not used because those
-//! that are well kept link RSA and ECDSA backends this check never calls,
-//! in a Lambda zip with a 3 MB budget.
+//! choose how it is checked. `exp` and `nbf` claims, when present, are
+//! enforced. The MAC is RustCrypto's `hmac`; a JWT crate is not used
+//! because those that are well kept link RSA and ECDSA backends this check
+//! never calls, in a Lambda zip with a 3 MB budget.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,8 +19,8 @@ use http::{HeaderMap, HeaderName};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::VerifyError;
-use super::common::{Keys, decode_hex, header, ok_if, tag_eq};
+use super::common::{Keys, decode_hex, header, ok_if, strip_prefix_ci, tag_eq};
+use super::{JwtParams, VerifyError};
 use crate::secrets::Secret;
 
 type HmacSha256 = ::hmac::Hmac<Sha256>;
@@ -26,21 +28,14 @@ type HmacSha256 = ::hmac::Hmac<Sha256>;
 /// A token much longer than a header and a few claims is not decoded.
 const MAX_TOKEN: usize = 4096;
 
-/// How a sender uses the scheme.
-pub(super) struct Spec {
-    pub header: HeaderName,
-    /// The `iss` claim the token must carry.
-    pub issuer: &'static str,
-}
-
-/// Netlify deploy notifications and form submissions.
-pub(super) static NETLIFY: Spec = Spec {
-    header: HeaderName::from_static("x-webhook-signature"),
-    issuer: "netlify",
-};
-
 pub(super) struct Jws {
-    spec: &'static Spec,
+    header: HeaderName,
+    /// Text before the token (`Bearer `), matched ignoring ASCII case.
+    prefix: Box<str>,
+    /// The `iss` claim the token must carry, if any.
+    issuer: Option<Box<str>>,
+    /// The claim holding the body's hex SHA-256.
+    hash_claim: Box<str>,
     keys: Keys<HmacSha256>,
 }
 
@@ -50,20 +45,31 @@ struct JoseHeader<'a> {
     alg: &'a str,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    exp: Option<u64>,
-}
-
 impl Jws {
-    pub(super) fn new(spec: &'static Spec, secrets: &[Secret]) -> Result<Self, String> {
+    /// Netlify's outgoing webhooks.
+    pub(super) fn netlify(secrets: &[Secret]) -> Result<Self, String> {
+        Self::configured(
+            &JwtParams {
+                header: "x-webhook-signature".to_owned(),
+                prefix: String::new(),
+                issuer: Some("netlify".to_owned()),
+                body_hash_claim: JwtParams::default_body_hash_claim(),
+            },
+            secrets,
+        )
+    }
+
+    pub(super) fn configured(params: &JwtParams, secrets: &[Secret]) -> Result<Self, String> {
+        let header = HeaderName::from_bytes(params.header.as_bytes())
+            .map_err(|_| format!("jwt.header {:?} is not a header name", params.header))?;
+        if params.body_hash_claim.is_empty() {
+            return Err("jwt.body_hash_claim is empty".to_owned());
+        }
         Ok(Self {
-            spec,
+            header,
+            prefix: params.prefix.as_str().into(),
+            issuer: params.issuer.as_deref().map(Into::into),
+            hash_claim: params.body_hash_claim.as_str().into(),
             keys: Keys::from_secrets(secrets)?,
         })
     }
@@ -78,7 +84,10 @@ impl Jws {
         body: &[u8],
         now: SystemTime,
     ) -> Result<(), VerifyError> {
-        let token = header(headers, &self.spec.header)?.trim();
+        let value = header(headers, &self.header)?;
+        let token = strip_prefix_ci(value, &self.prefix)
+            .ok_or(VerifyError::MalformedSignature)?
+            .trim();
         if token.len() > MAX_TOKEN {
             return Err(VerifyError::MalformedSignature);
         }
@@ -104,26 +113,33 @@ impl Jws {
         let signing_input = &token[..token.len() - sig.len() - 1];
         ok_if(self.keys.matches(&[signing_input.as_bytes()], &tag[..32]))?;
         // Signed from here on: a claim that is wrong is a wrong request.
-        let claims: Claims = URL_SAFE_NO_PAD
+        let claims: serde_json::Map<String, serde_json::Value> = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or(VerifyError::InvalidSignature)?;
-        if claims.iss.as_deref() != Some(self.spec.issuer) {
-            return Err(VerifyError::InvalidSignature);
+        if let Some(issuer) = &self.issuer {
+            let iss = claims.get("iss").and_then(|v| v.as_str());
+            if iss != Some(&**issuer) {
+                return Err(VerifyError::InvalidSignature);
+            }
         }
         let mut claimed = [0u8; 32];
         let hash_ok = claims
-            .sha256
-            .as_deref()
+            .get(&*self.hash_claim)
+            .and_then(|v| v.as_str())
             .is_some_and(|h| decode_hex(h, &mut claimed));
         let body_hash: [u8; 32] = Sha256::digest(body).into();
         ok_if(hash_ok && bool::from(tag_eq(&claimed, &body_hash)))?;
-        if let Some(exp) = claims.exp {
-            let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            if now >= exp {
-                return Err(VerifyError::TimestampOutOfWindow);
-            }
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let time = |name| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or(VerifyError::MalformedTimestamp),
+        };
+        if time("exp")?.is_some_and(|exp| now >= exp) || time("nbf")?.is_some_and(|nbf| now < nbf) {
+            return Err(VerifyError::TimestampOutOfWindow);
         }
         Ok(())
     }
@@ -226,11 +242,50 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_expired_token_is_out_of_its_window() {
+    fn exp_and_nbf_bound_the_tokens_use() {
         let mut c = claims(BODY);
         c["exp"] = 1_700_000_000u64.into();
+        c["nbf"] = 1_699_999_000u64.into();
         let t = token(SECRET, HS256, &c);
         case(&t).now(at(1_699_999_999)).passes();
         case(&t).now(at(1_700_000_000)).fails(TimestampOutOfWindow);
+        case(&t).now(at(1_699_998_999)).fails(TimestampOutOfWindow);
+        c["exp"] = "soon".into();
+        case(&token(SECRET, HS256, &c)).fails(MalformedTimestamp);
+    }
+
+    /// The generic `jwt` provider: the source's header, prefix, issuer
+    /// (none here) and claim.
+    #[test]
+    fn the_generic_scheme_reads_what_the_source_names() {
+        let params = JwtParams {
+            header: "Authorization".into(),
+            prefix: "Bearer ".into(),
+            issuer: None,
+            body_hash_claim: "body_sha256".into(),
+        };
+        let v = |h: &str| {
+            let secrets = [Secret::new(SECRET)];
+            let jws = Jws::configured(&params, &secrets).unwrap();
+            jws.verify(
+                &super::super::tests::headers(&[("authorization", h)]),
+                BODY,
+                at(1),
+            )
+        };
+        let c = serde_json::json!({"body_sha256": hex::encode(Sha256::digest(BODY))});
+        assert_eq!(v(&format!("Bearer {}", token(SECRET, HS256, &c))), Ok(()));
+        assert_eq!(v(&format!("bearer {}", token(SECRET, HS256, &c))), Ok(()));
+        assert_eq!(v(&token(SECRET, HS256, &c)), Err(MalformedSignature));
+        // Netlify's claim name is not this source's.
+        assert_eq!(
+            v(&format!("Bearer {}", token(SECRET, HS256, &claims(BODY)))),
+            Err(InvalidSignature)
+        );
+        let bad = JwtParams {
+            header: "bad header".into(),
+            ..params.clone()
+        };
+        assert!(Jws::configured(&bad, &[Secret::new(SECRET)]).is_err());
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::Secret;
@@ -108,13 +108,19 @@ pub enum Provider {
     Basic,
     /// Generic: `Authorization: Bearer <secret>`.
     Bearer,
+    /// Generic: a shared token in the header or query parameter the
+    /// source's `[token]` settings name.
+    Token,
+    /// Generic: an HS256 JWT whose claim holds the body's SHA-256, as the
+    /// source's `[jwt]` settings describe.
+    Jwt,
     /// The generic, configurable HMAC scheme.
     Hmac,
 }
 
 impl Provider {
     /// Every preset, in the order the docs list them.
-    pub const ALL: [Self; 49] = [
+    pub const ALL: [Self; 51] = [
         Self::Github,
         Self::Stripe,
         Self::Slack,
@@ -163,6 +169,8 @@ impl Provider {
         Self::Netlify,
         Self::Basic,
         Self::Bearer,
+        Self::Token,
+        Self::Jwt,
         Self::Hmac,
     ];
 
@@ -217,6 +225,8 @@ impl Provider {
             Self::Netlify => "netlify",
             Self::Basic => "basic",
             Self::Bearer => "bearer",
+            Self::Token => "token",
+            Self::Jwt => "jwt",
             Self::Hmac => "hmac",
         }
     }
@@ -285,6 +295,8 @@ pub const fn preset(provider: Provider) -> Preset {
         | Provider::Netlify
         | Provider::Basic
         | Provider::Bearer
+        | Provider::Token
+        | Provider::Jwt
         | Provider::Twilio
         | Provider::Square
         | Provider::Trello
@@ -383,6 +395,83 @@ impl HmacParams {
     }
 }
 
+/// Settings of the generic `token` scheme: where the shared token comes,
+/// exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenParams {
+    /// A header carrying the token as it is, e.g. `X-Api-Key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub header: Option<String>,
+    /// A query parameter carrying it, e.g. `key` for
+    /// `/hooks/{source}?key=…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub query: Option<String>,
+}
+
+/// Settings of the generic `jwt` scheme: an HS256 JWT under the source's
+/// secret, whose claim holds the hex SHA-256 of the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtParams {
+    /// Header carrying the token, e.g. `Authorization`.
+    pub header: String,
+    /// Text before the token, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: String,
+    /// The `iss` claim the token must carry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub issuer: Option<String>,
+    /// The claim holding the body's hex SHA-256.
+    #[serde(default = "JwtParams::default_body_hash_claim")]
+    #[schema(default = JwtParams::default_body_hash_claim)]
+    pub body_hash_claim: String,
+}
+
+impl JwtParams {
+    fn default_body_hash_claim() -> String {
+        "sha256".to_owned()
+    }
+}
+
+/// The settings of the generic schemes, each read by its own provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GenericParams<'a> {
+    pub hmac: Option<&'a HmacParams>,
+    pub token: Option<&'a TokenParams>,
+    pub jwt: Option<&'a JwtParams>,
+}
+
+impl GenericParams<'_> {
+    /// Which of the settings `provider` needs and which it must not have:
+    /// a setting belongs to its provider only. The one rule for the config
+    /// file and the admin API; errors name the setting.
+    pub fn check(&self, provider: Provider) -> Result<(), (&'static str, String)> {
+        for (name, owner, present) in [
+            ("hmac", Provider::Hmac, self.hmac.is_some()),
+            ("token", Provider::Token, self.token.is_some()),
+            ("jwt", Provider::Jwt, self.jwt.is_some()),
+        ] {
+            if provider == owner && !present {
+                return Err((
+                    name,
+                    format!("provider \"{name}\" needs its {name} settings"),
+                ));
+            }
+            if provider != owner && present {
+                return Err((
+                    name,
+                    format!("the {name} settings only apply to provider \"{name}\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("missing header {0}")]
@@ -394,6 +483,10 @@ pub enum VerifyError {
     UnreadableHeader(String),
     #[error("header {0} is sent more than once")]
     RepeatedHeader(String),
+    #[error("missing query parameter {0}")]
+    MissingQueryParameter(String),
+    #[error("query parameter {0} is sent more than once")]
+    RepeatedQueryParameter(String),
     #[error("signature header is malformed")]
     MalformedSignature,
     #[error("signature does not match")]
@@ -411,7 +504,10 @@ pub enum VerifyError {
 impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MissingHeader(_) | Self::MissingBodyField(_) => "missing_signature",
+            Self::MissingHeader(_) | Self::MissingBodyField(_) | Self::MissingQueryParameter(_) => {
+                "missing_signature"
+            }
+            Self::RepeatedQueryParameter(_) => "bad_request",
             Self::UnreadableHeader(_) | Self::RepeatedHeader(_) => "malformed_header",
             Self::MalformedSignature => "malformed_signature",
             Self::InvalidSignature => "invalid_signature",
@@ -424,7 +520,10 @@ impl VerifyError {
     /// True when the request itself is unreadable (400), not merely
     /// unauthenticated (401).
     pub fn is_malformed_request(&self) -> bool {
-        matches!(self, Self::UnreadableHeader(_) | Self::RepeatedHeader(_))
+        matches!(
+            self,
+            Self::UnreadableHeader(_) | Self::RepeatedHeader(_) | Self::RepeatedQueryParameter(_)
+        )
     }
 }
 
@@ -527,6 +626,21 @@ impl Verifier {
         hmac: Option<&HmacParams>,
         tolerance: Option<Duration>,
     ) -> Result<Self, String> {
+        let generic = GenericParams {
+            hmac,
+            ..GenericParams::default()
+        };
+        Self::with_params(provider, secrets, generic, tolerance)
+    }
+
+    /// [`Self::new`], for any generic scheme: `token` and `jwt` take their
+    /// settings here.
+    pub fn with_params(
+        provider: Provider,
+        secrets: &[Secret],
+        generic: GenericParams<'_>,
+        tolerance: Option<Duration>,
+    ) -> Result<Self, String> {
         let fail = |e: String| format!("{provider}: {e}");
         common::check_secrets(secrets).map_err(fail)?;
         let preset = preset(provider);
@@ -561,7 +675,15 @@ impl Verifier {
             Provider::Mailgun => {
                 mailgun::Mailgun::new(secrets, configured.map(|_| window)).map(Scheme::Mailgun)
             }
-            Provider::Netlify => jws::Jws::new(&jws::NETLIFY, secrets).map(Scheme::Jws),
+            Provider::Netlify => jws::Jws::netlify(secrets).map(Scheme::Jws),
+            Provider::Token => match generic.token {
+                Some(params) => token::SharedToken::configured(params, secrets).map(Scheme::Token),
+                None => Err("the token provider needs its [token] settings".to_owned()),
+            },
+            Provider::Jwt => match generic.jwt {
+                Some(params) => jws::Jws::configured(params, secrets).map(Scheme::Jws),
+                None => Err("the jwt provider needs its [jwt] settings".to_owned()),
+            },
             Provider::Basic => basic::Basic::new(secrets).map(Scheme::Basic),
             Provider::Bearer => Ok(Scheme::Token(token::SharedToken::after_scheme(
                 http::header::AUTHORIZATION,
@@ -582,7 +704,7 @@ impl Verifier {
             }
             Provider::Twilio => twilio::Twilio::new(secrets).map(Scheme::Twilio),
             Provider::Hubspot => hubspot::Hubspot::new(secrets, window).map(Scheme::Hubspot),
-            Provider::Hmac => match hmac {
+            Provider::Hmac => match generic.hmac {
                 Some(params) => hmac::Generic::new(secrets, params, window).map(Scheme::Hmac),
                 None => Err("the hmac provider needs its [hmac] settings".to_owned()),
             },
@@ -647,14 +769,15 @@ impl Verifier {
         self.window
     }
 
-    /// Request headers whose values are credentials (lower case). Callers
-    /// must not store, log or forward them.
-    pub fn secret_headers(&self) -> &'static [&'static str] {
-        match self.provider {
-            Provider::Gitlab => &["x-gitlab-token"],
-            Provider::Telegram => &["x-telegram-bot-api-secret-token"],
-            Provider::Okta | Provider::Basic | Provider::Bearer => &["authorization"],
-            _ => &[],
+    /// The request header carrying this source's credential, if its scheme
+    /// reads one (a shared token, HTTP Basic). Callers must not store, log
+    /// or forward it.
+    pub fn secret_header(&self) -> Option<&HeaderName> {
+        static AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
+        match &self.scheme {
+            Scheme::Token(t) => t.header(),
+            Scheme::Basic(_) => Some(&AUTHORIZATION),
+            _ => None,
         }
     }
 
@@ -670,13 +793,28 @@ impl Verifier {
 
     /// Check the request. Constant-time comparison; any active secret passes.
     /// `url` is the URL the provider called, query included, for the
-    /// schemes that sign it ([`Provider::signs_url`]). Never panics, and
-    /// allocates only when it fails or the scheme signs the URL.
+    /// schemes that sign it ([`Provider::signs_url`]); a token in the query
+    /// is read from it too. Never panics, and allocates only when it fails
+    /// or the scheme signs the URL.
     pub fn verify_at(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         url: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        let query = url.and_then(|u| u.split_once('?')).map(|(_, q)| q);
+        self.verify_request(headers, body, url, query, now)
+    }
+
+    /// [`Self::verify_at`], with the raw query string (no `?`) given apart
+    /// from the URL: the receive path knows it even when no URL is known.
+    pub fn verify_request(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        url: Option<&str>,
+        query: Option<&str>,
         now: SystemTime,
     ) -> Result<(), VerifyError> {
         match &self.scheme {
@@ -685,7 +823,7 @@ impl Verifier {
             Scheme::HeaderHmac(s) => s.verify(headers, body, now),
             Scheme::Slack(s) => s.verify(headers, body, now),
             Scheme::StandardWebhooks(s) => s.verify(headers, body, now),
-            Scheme::Token(s) => s.verify(headers),
+            Scheme::Token(s) => s.verify(headers, query),
             Scheme::Pagerduty(s) => s.verify(headers, body),
             Scheme::Linear(s) => s.verify(headers, body, now),
             Scheme::Zoom(s) => s.verify(headers, body, now),
@@ -866,8 +1004,29 @@ pub(crate) mod tests {
         tolerance: Option<Duration>,
     ) -> Verifier {
         let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
-        Verifier::new(provider, &secrets, hmac, tolerance).unwrap()
+        let generic = GenericParams {
+            hmac,
+            token: (provider == Provider::Token).then(|| &*TEST_TOKEN),
+            jwt: (provider == Provider::Jwt).then(|| &*TEST_JWT),
+        };
+        Verifier::with_params(provider, &secrets, generic, tolerance).unwrap()
     }
+
+    /// The generic `token` settings the tests' verifiers take.
+    pub(crate) static TEST_TOKEN: std::sync::LazyLock<TokenParams> =
+        std::sync::LazyLock::new(|| TokenParams {
+            header: Some("X-Test-Token".into()),
+            query: None,
+        });
+
+    /// The generic `jwt` settings the tests' verifiers take.
+    pub(crate) static TEST_JWT: std::sync::LazyLock<JwtParams> =
+        std::sync::LazyLock::new(|| JwtParams {
+            header: "X-Test-Jwt".into(),
+            prefix: String::new(),
+            issuer: Some("sluice-test".into()),
+            body_hash_claim: "body_sha256".into(),
+        });
 
     #[test]
     fn verifier_is_shareable_across_tasks() {
@@ -1133,6 +1292,18 @@ pub(crate) mod tests {
                 format!("Basic {}", b64(key_for(provider).as_bytes())),
             )],
             Provider::Bearer => vec![("authorization", format!("Bearer {SIGNED_WITH}"))],
+            Provider::Token => vec![("x-test-token", SIGNED_WITH.to_owned())],
+            Provider::Jwt => vec![(
+                "x-test-jwt",
+                jws::tests::token(
+                    SIGNED_WITH,
+                    r#"{"alg":"HS256"}"#,
+                    &serde_json::json!({
+                        "iss": "sluice-test",
+                        "body_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body)),
+                    }),
+                ),
+            )],
             Provider::Mux => vec![(
                 "mux-signature",
                 format!(
