@@ -22,6 +22,7 @@ nothing here decides it.
 
 import base64
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -35,6 +36,8 @@ from urllib.parse import parse_qsl, urlencode
 os.environ.pop("TEST_MODE", None)
 
 import githubkit.webhooks  # noqa: E402
+import jwt  # noqa: E402
+import jwt.api_jwt  # noqa: E402
 import nacl.exceptions  # noqa: E402
 import nacl.signing  # noqa: E402
 import standardwebhooks.webhooks  # noqa: E402
@@ -78,6 +81,7 @@ LIBRARIES = (
     "paddle-python-sdk",
     "twilio",
     "githubkit",
+    "PyJWT",
     "cryptography",
 )
 
@@ -107,6 +111,7 @@ def frozen_clock(now: int):
         mock.patch.object(time, "time", lambda: float(now)),
         mock.patch.object(paddle_verifier_module, "time", lambda: float(now)),
         mock.patch.object(standardwebhooks.webhooks, "datetime", FrozenDatetime),
+        mock.patch.object(jwt.api_jwt, "datetime", FrozenDatetime),
     ):
         yield
 
@@ -872,6 +877,69 @@ def twilio(o: Oracle):
     case("other-url", "verified at another URL", good, at=url.replace("sms", "voice"))
     case("missing-signature", "no X-Twilio-Signature", None)
     case("rotation-config", "two tokens configured, the second signed", good, secrets=(TWILIO_OTHER, TWILIO_TOKEN))
+
+
+# --- Netlify -----------------------------------------------------------------
+
+NETLIFY_SECRET = "netlify-jws-secret-3c1f" * 3
+NETLIFY_OTHER = "netlify-jws-secret-0000" * 3
+
+
+@provider("netlify")
+def netlify(o: Oracle):
+    # Netlify's documented check: a JWT library verifies the token (HS256,
+    # iss "netlify"), then the sha256 claim is compared with the body's.
+    body = b'{"id":"5ebc34bf4fea0b01f02efa3a","state":"ready","name":"www"}'
+    other_body = body.replace(b"ready", b"error")
+
+    def token(claims=None, key=NETLIFY_SECRET, alg="HS256", data=body):
+        c = {"iss": "netlify", "sha256": hashlib.sha256(data).hexdigest()}
+        c.update(claims or {})
+        c = {k: v for k, v in c.items() if v is not None}
+        return jwt.encode(c, key if alg != "none" else None, algorithm=alg)
+
+    def library(secrets, h, data):
+        value = hget(h, "X-Webhook-Signature")
+        if value is None:
+            return False
+        for s in secrets:
+            try:
+                claims = jwt.decode(value, s, algorithms=["HS256"], issuer="netlify")
+            except jwt.InvalidSignatureError:
+                continue
+            return claims.get("sha256") == hashlib.sha256(data).hexdigest()
+        return False
+
+    def case(name, desc, value, *, secrets=(NETLIFY_SECRET,), data=body, now=T):
+        h = [("X-Webhook-Signature", value)] if value is not None else []
+        o.case(
+            name,
+            desc,
+            secrets=secrets,
+            headers=h,
+            body=data,
+            now=now,
+            check=lambda: library(secrets, h, data),
+            rejects=(jwt.InvalidTokenError,),
+        )
+
+    good = token()
+    case("valid", "encoded by PyJWT", good)
+    case("tampered-body", "the body changed after signing", good, data=other_body)
+    case("wrong-secret", "verified with another secret", good, secrets=(NETLIFY_OTHER,))
+    case("rotation-config", "two secrets configured, the second signed", good, secrets=(NETLIFY_OTHER, NETLIFY_SECRET))
+    case("missing-signature", "no X-Webhook-Signature", None)
+    case("other-issuer", "iss is not netlify", token({"iss": "elsewhere"}))
+    case("no-issuer", "no iss claim", token({"iss": None}))
+    case("no-body-hash", "no sha256 claim", token({"sha256": None}))
+    case("alg-none", "an unsigned token (alg none)", token(alg="none"))
+    case("alg-hs512", "HS512 under the same secret", token(alg="HS512"))
+    case("expired", "exp one second ago", token({"exp": T - 1}))
+    case("not-expired", "exp in a minute", token({"exp": T + 60}))
+    case("not-yet-valid", "nbf in a minute", token({"nbf": T + 60}))
+    case("valid-since", "nbf a minute ago", token({"nbf": T - 60}))
+    case("malformed", "not a JWT", "not.a.jwt")
+    case("two-parts", "header and payload only", good.rsplit(".", 1)[0])
 
 
 def main():
