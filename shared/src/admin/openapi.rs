@@ -9,6 +9,12 @@
 //! schema names exactly the fields its type takes, and that real answers
 //! fit their schemas; `shared/tests/openapi_valid.rs` runs an OpenAPI
 //! validator over it.
+//!
+//! What is served is that document as generated and committed
+//! (`openapi.json` beside this file, [`SERVED`]); a test fails when the
+//! two differ (`SLUICE_UPDATE_OPENAPI=1` rewrites the file). Building it
+//! at run time linked utoipa's builders into the admin function (about
+//! 120 KB of its zip).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -543,7 +549,11 @@ pub(super) fn build() -> (OpenApi, Vec<String>) {
     (doc, clashes)
 }
 
-/// The document served at `/admin/openapi.json`.
+/// The document served at `/admin/openapi.json`: [`document`] as it was
+/// generated and committed.
+pub const SERVED: &str = include_str!("openapi.json");
+
+/// The document, generated from the types and routes.
 pub fn document() -> Value {
     // Cannot fail: every map in it has string keys.
     serde_json::to_value(build().0).unwrap_or_default()

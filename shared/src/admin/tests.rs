@@ -152,6 +152,25 @@ impl Fixture {
     }
 }
 
+/// What `/admin/openapi.json` serves is the document the types generate:
+/// `SLUICE_UPDATE_OPENAPI=1` rewrites the committed copy after a change.
+#[test]
+fn the_served_openapi_document_is_the_generated_one() {
+    let generated = openapi::document();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/admin/openapi.json");
+    if std::env::var_os("SLUICE_UPDATE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    let served: Value = serde_json::from_str(openapi::SERVED).unwrap();
+    assert!(
+        served == generated,
+        "shared/src/admin/openapi.json is stale: run \
+         SLUICE_UPDATE_OPENAPI=1 cargo test -p sluice --lib the_served_openapi"
+    );
+}
+
 #[test]
 fn every_route_is_in_the_openapi_document_and_nothing_else() {
     let doc = openapi::document();
