@@ -8,19 +8,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use sha2::{Digest, Sha256};
 
 use super::VerifyError;
-use super::common::{header, ok_if, strip_prefix_ci, tag_eq};
+use super::common::{SecretDigests, header, ok_if, strip_prefix_ci};
 use crate::secrets::Secret;
 
 /// `user:password` fits easily; a longer header is not decoded.
 const MAX_CREDENTIALS: usize = 1024;
 
 pub(super) struct Basic {
-    /// SHA-256 of each `user:password`: compared in constant time whatever
-    /// the lengths.
-    digests: Box<[[u8; 32]]>,
+    /// Each `user:password`.
+    digests: SecretDigests,
 }
 
 impl Basic {
@@ -34,10 +32,7 @@ impl Basic {
             }
         }
         Ok(Self {
-            digests: secrets
-                .iter()
-                .map(|s| Sha256::digest(s.expose().as_bytes()).into())
-                .collect(),
+            digests: SecretDigests::new(secrets),
         })
     }
 
@@ -54,12 +49,7 @@ impl Basic {
         let decoded = STANDARD
             .decode(encoded)
             .map_err(|_| VerifyError::MalformedSignature)?;
-        let got: [u8; 32] = Sha256::digest(&decoded).into();
-        let matched = self
-            .digests
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
-        ok_if(matched.into())
+        ok_if(self.digests.matches(&decoded))
     }
 }
 

@@ -339,6 +339,40 @@ impl Ed25519Keys {
     }
 }
 
+/// The SHA-256 of each secret, for the schemes that receive the secret
+/// itself (a shared token, HTTP Basic credentials, Graph's clientState):
+/// comparing fixed-size digests keeps the check constant-time whatever the
+/// lengths.
+pub(super) struct SecretDigests(Box<[[u8; 32]]>);
+
+impl SecretDigests {
+    pub(super) fn new(secrets: &[Secret]) -> Self {
+        use sha2::Digest as _;
+        Self(
+            secrets
+                .iter()
+                .map(|s| sha2::Sha256::digest(s.expose().as_bytes()).into())
+                .collect(),
+        )
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `candidate` is one of the secrets; every digest is compared,
+    /// so the time does not tell which one matched.
+    pub(super) fn matches(&self, candidate: &[u8]) -> bool {
+        use sha2::Digest as _;
+        let got: [u8; 32] = sha2::Sha256::digest(candidate).into();
+        let matched = self
+            .0
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
+        matched.into()
+    }
+}
+
 /// Constant-time equality of a computed tag and a candidate, a machine
 /// word at a time: subtle's slice compare passes every byte through its
 /// optimisation barrier, which cost as much as the rest of the check. Only

@@ -9,16 +9,13 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::VerifyError;
-use super::common::{ok_if, tag_eq};
+use super::common::{SecretDigests, ok_if};
 use crate::secrets::Secret;
 
 pub(super) struct Msgraph {
-    /// SHA-256 of each secret: fixed-size digests keep the comparison
-    /// constant-time whatever the lengths.
-    digests: Box<[[u8; 32]]>,
+    digests: SecretDigests,
 }
 
 #[derive(Deserialize)]
@@ -36,10 +33,7 @@ struct Notification<'a> {
 impl Msgraph {
     pub(super) fn new(secrets: &[Secret]) -> Self {
         Self {
-            digests: secrets
-                .iter()
-                .map(|s| Sha256::digest(s.expose().as_bytes()).into())
-                .collect(),
+            digests: SecretDigests::new(secrets),
         }
     }
 
@@ -59,13 +53,8 @@ impl Msgraph {
                 .client_state
                 .as_deref()
                 .ok_or(VerifyError::MissingBodyField("value[].clientState"))?;
-            let got: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-            let matched = self
-                .digests
-                .iter()
-                .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
             // No early exit: the time does not tell which one failed.
-            all &= bool::from(matched);
+            all &= self.digests.matches(state.as_bytes());
         }
         ok_if(all)
     }

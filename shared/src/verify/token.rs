@@ -7,9 +7,8 @@
 //! neither backend stores.
 
 use http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
 
-use super::common::{header, ok_if, strip_prefix_ci, tag_eq};
+use super::common::{SecretDigests, header, ok_if, strip_prefix_ci};
 use super::{TokenParams, VerifyError};
 use crate::secrets::Secret;
 
@@ -26,9 +25,7 @@ enum Carrier {
 
 pub(super) struct SharedToken {
     carrier: Carrier,
-    /// SHA-256 of each token: comparing fixed-size digests keeps the
-    /// comparison constant-time even in the token's length.
-    digests: Box<[[u8; 32]]>,
+    digests: SecretDigests,
 }
 
 impl SharedToken {
@@ -69,10 +66,7 @@ impl SharedToken {
     fn with(carrier: Carrier, secrets: &[Secret]) -> Self {
         Self {
             carrier,
-            digests: secrets
-                .iter()
-                .map(|s| Sha256::digest(s.expose().as_bytes()).into())
-                .collect(),
+            digests: SecretDigests::new(secrets),
         }
     }
 
@@ -110,12 +104,7 @@ impl SharedToken {
         if token.is_empty() {
             return Err(VerifyError::MalformedSignature);
         }
-        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let matched = self
-            .digests
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, d| acc | tag_eq(d, &got));
-        ok_if(matched.into())
+        ok_if(self.digests.matches(token.as_bytes()))
     }
 }
 
