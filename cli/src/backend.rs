@@ -22,7 +22,7 @@ use sluice::local::registry::RegistryError;
 use sluice::local::runtime::RoutingStore;
 use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::poll::{Fetch, FetchError, HttpFetch};
-use sluice::secrets::{EnvSecrets, SecretResolver};
+use sluice::secrets::{EnvSecrets, Secret, SecretRef, SecretResolver};
 use tokio::sync::OnceCell;
 
 use crate::error::CliError;
@@ -241,6 +241,18 @@ impl Registry for LazyRegistry {
 
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
         self.registry().await?.disable_subscription(id).await
+    }
+
+    async fn keep_handshake_secret(
+        &self,
+        source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        self.registry()
+            .await?
+            .keep_handshake_secret(source, reference, value)
+            .await
     }
 }
 

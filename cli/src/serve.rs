@@ -515,6 +515,7 @@ async fn healthz() -> Response {
         body: r#"{"status":"ok"}"#.to_owned(),
         content_type: "application/json",
         allow: None,
+        echo: None,
     })
 }
 
@@ -539,6 +540,9 @@ fn hook_reply(reply: Reply) -> Response {
     if let Some(allow) = reply.allow {
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if let Some((name, value)) = reply.echo {
+        resp.headers_mut().insert(name, value);
     }
     resp
 }

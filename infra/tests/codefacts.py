@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The resource name SDK_RESOURCES uses for the SSM parameters below the
 # deployment's prefix (see tests/src/sdk_calls.rs).
 SSM_PARAMETERS = "ssm:{prefix}/*"
+# The parameters the receive function may write: handshakes' secrets.
+SSM_HANDSHAKE_PARAMETERS = "ssm:{prefix}/handshake/*"
 
 
 def _read(rel: str) -> str:

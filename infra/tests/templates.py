@@ -39,7 +39,7 @@ import hcl2
 import yaml
 from hcl2.utils import SerializationOptions
 
-from codefacts import ROOT, SSM_PARAMETERS
+from codefacts import ROOT, SSM_HANDSHAKE_PARAMETERS, SSM_PARAMETERS
 
 SAM_TEMPLATE = ROOT / "infra/sam/template.yaml"
 TF_MODULE = ROOT / "infra/terraform/modules/sluice"
@@ -635,6 +635,8 @@ def _canon_text(text: str, canon_ref) -> str:
         return base + rest
     if text == "arn:{partition}:ssm:{region}:{account}:parameter{param:ssm_parameter_prefix}/*":
         return SSM_PARAMETERS
+    if text == "arn:{partition}:ssm:{region}:{account}:parameter{param:ssm_parameter_prefix}/handshake/*":
+        return SSM_HANDSHAKE_PARAMETERS
     return text
 
 

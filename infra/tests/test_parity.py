@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import codefacts
-from codefacts import SSM_PARAMETERS
+from codefacts import SSM_HANDSHAKE_PARAMETERS, SSM_PARAMETERS
 import hcl2
 
 from templates import DASHBOARD, TF_MODULE, snake
@@ -108,7 +108,11 @@ def test_the_code_facts_hold_together() -> None:
         assert list(fn.sdk_calls) == sorted(set(fn.sdk_calls)), f"{fn.name}: SDK_CALLS sorted, no repeats"
         assert {a for a, _ in fn.sdk_resources} == set(fn.sdk_calls), fn.name
         for action, resource in fn.sdk_resources:
-            assert resource in CODE.all_vars or resource == SSM_PARAMETERS, (fn.name, action, resource)
+            assert resource in CODE.all_vars or resource in (SSM_PARAMETERS, SSM_HANDSHAKE_PARAMETERS), (
+                fn.name,
+                action,
+                resource,
+            )
             assert action.split(":")[0] in {"dynamodb", "sqs", "ssm"}, (fn.name, action)
     assert CODE.retry_schedule_secs and all(w > 0 for w in CODE.retry_schedule_secs)
     assert 0 <= CODE.retry_jitter < 1

@@ -20,9 +20,11 @@ use crate::gate::{Breaker, Controls};
 use crate::poll::{PollerConfig, validate_poller};
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
-use crate::secrets::{Secret, SecretRef, SecretResolver};
+use crate::secrets::{Secret, SecretError, SecretKeeper, SecretRef, SecretResolver};
 use crate::sign::SigningKey;
-use crate::verify::{GenericParams, HmacParams, JwtParams, Provider, TokenParams, Verifier};
+use crate::verify::{
+    GenericParams, HmacParams, JwtParams, Provider, SecretDigests, TokenParams, Verifier,
+};
 
 /// Default dedup window: how long an event id is remembered.
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -389,18 +391,50 @@ impl SourceConfig {
 /// The checks of one source on its own (no secrets needed).
 pub fn validate_source(s: &SourceConfig, policy: &Policy) -> Result<(), ConfigError> {
     check_id("source", &s.id)?;
-    if s.secrets.is_empty() {
-        return invalid(format!(
-            "source {:?}: secrets must name at least one secret",
-            s.id
-        ));
-    }
+    check_secret_count(&s.id, s.provider, s.secrets.len())?;
     if let Err((_, e)) = s.generic().check(s.provider) {
         return invalid(format!("source {:?}: {e}", s.id));
     }
     check_max_body_bytes(s, policy)?;
     check_verify_token(&s.id, s.provider, s.verify_token.is_some())?;
     check_public_url(s, policy)
+}
+
+/// A source names at least one secret; one whose provider sends the
+/// secret in a handshake (Asana) names exactly one: where it is kept.
+pub fn check_secret_count(id: &str, provider: Provider, count: usize) -> Result<(), ConfigError> {
+    match (provider.secret_handshake_header(), count) {
+        (_, 0) => invalid(format!(
+            "source {id:?}: secrets must name at least one secret"
+        )),
+        (Some(header), 2..) => invalid(format!(
+            "source {id:?}: provider {provider} sends its secret in a handshake ({header}); \
+             name exactly one secret, where the gateway keeps it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The values of a source's secrets, resolved concurrently; an error names
+/// the secret's position. `None` when the provider sends the secret in a
+/// handshake (Asana) and none is kept yet at the source's reference: the
+/// source then waits for that handshake.
+pub async fn source_secret_values(
+    s: &SourceConfig,
+    secrets: &dyn SecretResolver,
+) -> Result<Option<Vec<Secret>>, (usize, SecretError)> {
+    let resolved = futures::future::join_all(s.secrets.iter().map(|r| secrets.resolve(r))).await;
+    let mut values = Vec::with_capacity(resolved.len());
+    for (i, r) in resolved.into_iter().enumerate() {
+        match r {
+            Ok(v) => values.push(v),
+            Err(SecretError::NotFound(_)) if s.provider.secret_handshake_header().is_some() => {
+                return Ok(None);
+            }
+            Err(e) => return Err((i, e)),
+        }
+    }
+    Ok(Some(values))
 }
 
 /// `verify_token` belongs to the one provider whose handshake carries it.
@@ -503,16 +537,26 @@ pub async fn resolve_source(
     secrets: &dyn SecretResolver,
 ) -> Result<Source, ConfigError> {
     validate_source(s, policy)?;
-    let values = futures::future::try_join_all(s.secrets.iter().map(|r| secrets.resolve(r)))
+    let values = source_secret_values(s, secrets)
         .await
-        .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
-    let verifier = Verifier::with_params(
-        s.provider,
-        &values,
-        s.generic(),
-        s.tolerance_secs.map(Duration::from_secs),
-    )
-    .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+        .map_err(|(_, e)| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?;
+    let verifier = match &values {
+        None => Verifier::awaiting_handshake(s.provider),
+        Some(values) => Verifier::with_params(
+            s.provider,
+            values,
+            s.generic(),
+            s.tolerance_secs.map(Duration::from_secs),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("source {:?}: {e}", s.id)))?,
+    };
+    let handshake_secret = match (s.provider.secret_handshake_header(), s.secrets.first()) {
+        (Some(_), Some(reference)) => Some(HandshakeSecret {
+            reference: reference.clone(),
+            kept: values.as_deref().map(SecretDigests::new),
+        }),
+        _ => None,
+    };
     let verify_token =
         match &s.verify_token {
             Some(r) => Some(secrets.resolve(r).await.map_err(|e| {
@@ -529,6 +573,7 @@ pub async fn resolve_source(
         max_body_bytes: s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         public_url: s.public_url.clone(),
         verify_token,
+        handshake_secret,
     })
 }
 
@@ -735,6 +780,30 @@ pub struct Source {
     pub public_url: Option<String>,
     /// See [`SourceConfig::verify_token`].
     pub verify_token: Option<Secret>,
+    /// Set when the provider sends the secret in a handshake (Asana).
+    pub handshake_secret: Option<HandshakeSecret>,
+}
+
+/// Where a source keeps the secret its provider sends in a handshake
+/// (Asana's `X-Hook-Secret`), and whether it has one yet.
+#[derive(Debug)]
+pub struct HandshakeSecret {
+    /// The source's one secret reference: the first handshake's secret is
+    /// written there, if nothing is.
+    pub reference: SecretRef,
+    /// The secret kept there, as a digest (to know a repeated handshake);
+    /// `None` while the source waits for its first handshake.
+    pub kept: Option<SecretDigests>,
+}
+
+impl Source {
+    /// Whether the source waits for the handshake that brings its secret:
+    /// then it is not served as settled (see [`LazyRegistry`]).
+    pub fn awaits_handshake(&self) -> bool {
+        self.handshake_secret
+            .as_ref()
+            .is_some_and(|h| h.kept.is_none())
+    }
 }
 
 /// A subscription, ready to deliver.
@@ -827,6 +896,33 @@ pub trait Registry: Send + Sync {
     /// Stop routing to a subscription (its destination answered 410, or
     /// its circuit stayed open past `disable_after`).
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable>;
+
+    /// Keep `value`, sent in `source`'s handshake (Asana's `X-Hook-Secret`),
+    /// at its secret `reference` unless something is kept there already,
+    /// and serve the source with it from now on. `false`: something was
+    /// (another handshake came first), and nothing changed.
+    async fn keep_handshake_secret(
+        &self,
+        source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable>;
+}
+
+/// [`Registry::keep_handshake_secret`] through `keeper`, its failure made
+/// an [`Unavailable`] (the provider retries the handshake).
+pub async fn keep_with(
+    keeper: Option<&dyn SecretKeeper>,
+    reference: &SecretRef,
+    value: &Secret,
+) -> Result<bool, Unavailable> {
+    let keeper = keeper.ok_or_else(|| {
+        Unavailable::new("this registry keeps no secrets: it serves a config file as it stands")
+    })?;
+    keeper
+        .keep_if_absent(reference, value)
+        .await
+        .map_err(Unavailable::new)
 }
 
 /// The registry of a config file, held in memory.
@@ -923,6 +1019,16 @@ impl Registry for StaticRegistry {
         }
         Ok(())
     }
+
+    /// A config file held as it stands has nowhere to keep a secret.
+    async fn keep_handshake_secret(
+        &self,
+        _source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        keep_with(None, reference, value).await
+    }
 }
 
 /// A failed resolution is tried again after this long, not on every call:
@@ -950,19 +1056,28 @@ impl<C, T> Slot<C, T> {
     /// first use; callers for the same entry wait for one resolution. A
     /// success is kept for the registry's life, a failure for
     /// [`RETRY_BROKEN_AFTER`].
+    /// An entry that resolves but is not `settled` (a source waiting for
+    /// its handshake's secret, which another process may have kept) is
+    /// resolved again like a failure.
     async fn get(
         &self,
         resolve: impl std::future::Future<Output = Result<T, BrokenEntry>>,
+        settled: impl Fn(&T) -> bool,
     ) -> Result<Arc<T>, BrokenEntry> {
         let mut slot = self.resolved.lock().await;
         if let Some((result, at)) = slot.as_ref()
-            && (result.is_ok() || at.elapsed() < RETRY_BROKEN_AFTER)
+            && (result.as_deref().is_ok_and(&settled) || at.elapsed() < RETRY_BROKEN_AFTER)
         {
             return result.clone();
         }
         let result = resolve.await.map(Arc::new);
         *slot = Some((result.clone(), Instant::now()));
         result
+    }
+
+    /// Resolve again on next use.
+    async fn forget(&self) {
+        *self.resolved.lock().await = None;
     }
 }
 
@@ -974,6 +1089,8 @@ impl<C, T> Slot<C, T> {
 pub struct LazyRegistry {
     policy: Policy,
     secrets: Arc<dyn SecretResolver>,
+    /// Where handshakes' secrets are written; none: nowhere.
+    keeper: Option<Arc<dyn SecretKeeper>>,
     sources: HashMap<String, Slot<SourceConfig, Source>>,
     disabled_sources: HashSet<String>,
     subscriptions: HashMap<String, Slot<SubscriptionConfig, Subscription>>,
@@ -1032,6 +1149,7 @@ impl LazyRegistry {
         Self {
             policy,
             secrets,
+            keeper: None,
             sources,
             disabled_sources,
             subscriptions,
@@ -1039,6 +1157,12 @@ impl LazyRegistry {
             by_source,
             broken,
         }
+    }
+
+    /// Write the secrets of sources' handshakes (Asana's) to `keeper`.
+    pub fn with_keeper(mut self, keeper: Option<Arc<dyn SecretKeeper>>) -> Self {
+        self.keeper = keeper;
+        self
     }
 
     /// Entries found broken while reading (resolution failures are found
@@ -1077,11 +1201,14 @@ impl Registry for LazyRegistry {
         };
         let c = &slot.config;
         let source = slot
-            .get(async {
-                resolve_source(c, &self.policy, self.secrets.as_ref())
-                    .await
-                    .map_err(|e| BrokenEntry::new("source", &c.id, e))
-            })
+            .get(
+                async {
+                    resolve_source(c, &self.policy, self.secrets.as_ref())
+                        .await
+                        .map_err(|e| BrokenEntry::new("source", &c.id, e))
+                },
+                |s| !s.awaits_handshake(),
+            )
             .await?;
         Ok(Some(source))
     }
@@ -1103,11 +1230,14 @@ impl Registry for LazyRegistry {
         };
         let c = &slot.config;
         let sub = slot
-            .get(async {
-                resolve_subscription(c, &self.policy, self.secrets.as_ref(), flag.clone())
-                    .await
-                    .map_err(|e| BrokenEntry::new("subscription", &c.id, e))
-            })
+            .get(
+                async {
+                    resolve_subscription(c, &self.policy, self.secrets.as_ref(), flag.clone())
+                        .await
+                        .map_err(|e| BrokenEntry::new("subscription", &c.id, e))
+                },
+                |_| true,
+            )
             .await
             .map_err(Unavailable::new)?;
         Ok(Some(sub))
@@ -1116,6 +1246,19 @@ impl Registry for LazyRegistry {
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
         self.set_enabled(id, false);
         Ok(())
+    }
+
+    async fn keep_handshake_secret(
+        &self,
+        source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        let kept = keep_with(self.keeper.as_deref(), reference, value).await?;
+        if let Some(slot) = self.sources.get(source) {
+            slot.forget().await;
+        }
+        Ok(kept)
     }
 }
 

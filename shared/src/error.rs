@@ -82,6 +82,10 @@ pub enum ReceiveError {
     /// source's config (Meta's `hub.verify_token`).
     #[error("handshake refused: {0}")]
     HandshakeRefused(&'static str),
+    /// A handshake bringing a secret to a source that already keeps
+    /// another (Asana's `X-Hook-Secret`): the first one stays.
+    #[error("handshake refused: {0}")]
+    SecretAlreadyKept(&'static str),
     #[error("store unavailable: {0}")]
     Unavailable(#[from] Unavailable),
 }
@@ -103,12 +107,15 @@ impl ReceiveError {
         match self {
             Self::UnknownSource => 404,
             Self::Verify(e) if e.is_malformed_request() => 400,
+            // Not yet servable: the provider retries until its handshake.
+            Self::Verify(VerifyError::AwaitingHandshake) => 503,
             Self::Verify(_) => 401,
             Self::BodyTooLarge { .. } => 413,
             Self::BodyTimeout(_) => 408,
             Self::Header(_) | Self::BadRequest(_) => 400,
             Self::MethodNotAllowed { .. } => 405,
             Self::HandshakeRefused(_) => 403,
+            Self::SecretAlreadyKept(_) => 409,
             Self::Unavailable(u) if u.is_permanent() => 422,
             Self::SourceUnavailable { .. } | Self::Unavailable(_) => 503,
         }
@@ -126,6 +133,7 @@ impl ReceiveError {
             Self::BadRequest(_) => "bad_request",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::HandshakeRefused(_) => "handshake_refused",
+            Self::SecretAlreadyKept(_) => "secret_already_kept",
             Self::Unavailable(u) if u.is_permanent() => "not_storable",
             Self::Unavailable(_) => "unavailable",
         }

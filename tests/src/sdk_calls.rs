@@ -23,6 +23,10 @@ use sluice::aws::AwsSettings;
 /// templates grant `ssm:GetParameter` on `parameter{prefix}/*`).
 pub const SSM_PARAMETERS: &str = "ssm:{prefix}/*";
 
+/// The resource name of a write below `{prefix}/handshake/` (the templates
+/// grant the receive function `ssm:PutParameter` there alone).
+pub const SSM_HANDSHAKE_PARAMETERS: &str = "ssm:{prefix}/handshake/*";
+
 /// One observed call.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Call {
@@ -101,10 +105,15 @@ impl Resources {
             .map_or_else(|| value.to_owned(), |(_, var)| (*var).to_owned())
     }
 
-    fn parameter(&self, name: Option<&str>) -> String {
-        match name {
-            Some(n) if n.starts_with(&self.ssm_prefix) => SSM_PARAMETERS.to_owned(),
-            other => format!("ssm parameter {}", other.unwrap_or("(none)")),
+    /// A read below the prefix is on [`SSM_PARAMETERS`]; a write is on
+    /// [`SSM_HANDSHAKE_PARAMETERS`] if it is below `handshake/`.
+    fn parameter(&self, name: Option<&str>, write: bool) -> String {
+        match name.and_then(|n| n.strip_prefix(&self.ssm_prefix)) {
+            Some(rest) if write && rest.starts_with("handshake/") => {
+                SSM_HANDSHAKE_PARAMETERS.to_owned()
+            }
+            Some(_) => SSM_PARAMETERS.to_owned(),
+            None => format!("ssm parameter {}", name.unwrap_or("(none)")),
         }
     }
 }
@@ -178,12 +187,12 @@ impl Recorder {
         {
             r.table_or_queue(i.queue_url())
         } else if let Some(i) = input.downcast_ref::<ssm::get_parameter::GetParameterInput>() {
-            r.parameter(i.name())
+            r.parameter(i.name(), false)
         } else if let Some(i) = input.downcast_ref::<ssm::put_parameter::PutParameterInput>() {
-            r.parameter(i.name())
+            r.parameter(i.name(), true)
         } else if let Some(i) = input.downcast_ref::<ssm::delete_parameter::DeleteParameterInput>()
         {
-            r.parameter(i.name())
+            r.parameter(i.name(), true)
         } else {
             // An operation this recorder does not know: visible as such.
             "(an input the recorder does not know)".to_owned()

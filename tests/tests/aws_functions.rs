@@ -53,8 +53,9 @@ use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice::gate::Gate;
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
 use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
+use sluice::secrets::SecretResolver;
 use sluice::store::EventStore;
-use sluice_tests::sdk_calls::{Resources, SSM_PARAMETERS, SdkCalls};
+use sluice_tests::sdk_calls::{Resources, SSM_HANDSHAKE_PARAMETERS, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{
     Sink, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers, x_crc_response,
     zoom_headers, zoom_url_token,
@@ -976,6 +977,118 @@ secrets = ["ssm:{ssm}/app"]
         aws.new_inserts().await.is_empty(),
         "handshakes commit nothing"
     );
+}
+
+/// The HMAC-SHA256 of `body` under `secret`, hex: Asana's X-Hook-Signature.
+fn asana_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    vec![(
+        "x-hook-signature".to_owned(),
+        hex::encode(mac.finalize().into_bytes()),
+    )]
+}
+
+/// Asana's X-Hook-Secret handshake through the receive function: the
+/// secret is written once to SSM below `{prefix}/handshake/` (the one path
+/// receive may write), echoed in the response header, and then verifies
+/// events, in this execution environment and in a fresh one. Another
+/// secret is a 409 and leaves SSM as it was; a source whose reference is
+/// elsewhere cannot take one (503, nothing written).
+async fn asanas_secret_handshake_is_kept_in_ssm_through_the_receive_function() {
+    let sink = Sink::start(200).await;
+    let sources = r#"
+[[sources]]
+id = "asana"
+provider = "asana"
+secrets = ["ssm:{ssm}/handshake/asana"]
+
+[[sources]]
+id = "asana-elsewhere"
+provider = "asana"
+secrets = ["ssm:{ssm}/asana-elsewhere"]
+"#;
+    let aws = Aws::new(&config(&sink.url(), sources)).await;
+    let body = br#"{"events":[{"action":"changed","resource":{"gid":"7"}}]}"#;
+    let (status, v) = aws.post("asana", &asana_headers("guess", body), body).await;
+    assert_eq!(
+        (status, &v["error"]),
+        (503, &json!("awaiting_handshake")),
+        "{v}"
+    );
+
+    let handshake = |source: &str, secret: &str| {
+        let event = apigw_event(
+            source,
+            &[("X-Hook-Secret".to_owned(), secret.to_owned())],
+            b"",
+        );
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        sluice_receive::handle(aws.receive_ports(), request, SystemTime::now())
+    };
+    let response = handshake("asana", "8c1f0e2d3b4a5968").await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    assert_eq!(response.headers["x-hook-secret"], "8c1f0e2d3b4a5968");
+    let parameter = aws
+        .backend
+        .secrets
+        .resolve(
+            &format!("ssm:{}/handshake/asana", aws.res.settings.ssm_prefix)
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(parameter.expose(), "8c1f0e2d3b4a5968");
+    assert!(
+        aws.new_inserts().await.is_empty(),
+        "a handshake commits nothing"
+    );
+
+    let (status, v) = aws
+        .post("asana", &asana_headers("8c1f0e2d3b4a5968", body), body)
+        .await;
+    assert_eq!((status, &v["status"]), (200, &json!("accepted")), "{v}");
+    // A fresh execution environment reads the kept secret from SSM.
+    let fresh = aws.fresh_backend(sluice_receive::FUNCTION).await;
+    let ports = sluice_receive::Ports {
+        registry: &fresh.registry,
+        store: &fresh.store,
+    };
+    let other = br#"{"events":[{"action":"added","resource":{"gid":"8"}}]}"#;
+    let request: ApiGatewayV2httpRequest = serde_json::from_value(apigw_event(
+        "asana",
+        &asana_headers("8c1f0e2d3b4a5968", other),
+        other,
+    ))
+    .unwrap();
+    let (status, v) = reply(&sluice_receive::handle(ports, request, SystemTime::now()).await);
+    assert_eq!((status, &v["status"]), (200, &json!("accepted")), "{v}");
+    assert_eq!(aws.new_inserts().await.len(), 2);
+
+    let response = handshake("asana", "chosen-by-someone-else").await;
+    assert_eq!(response.status_code, 409, "{:?}", response.body);
+    assert!(!response.headers.contains_key("x-hook-secret"));
+    let parameter = aws
+        .backend
+        .secrets
+        .resolve(
+            &format!("ssm:{}/handshake/asana", aws.res.settings.ssm_prefix)
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(parameter.expose(), "8c1f0e2d3b4a5968", "the first stays");
+
+    let response = handshake("asana-elsewhere", "8c1f0e2d3b4a5968").await;
+    assert_eq!(response.status_code, 503, "{:?}", response.body);
+    let text = match &response.body {
+        Some(Body::Text(t)) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!text.contains("handshake/"), "no internals: {text}");
 }
 
 /// A GET or HEAD to `/hooks/{source}` as API Gateway's `GET` route hands
@@ -2680,7 +2793,13 @@ async fn recorded_backend(
 ) -> AwsBackend {
     let recorder = calls.recorder(function, resources.clone());
     let clients = MotoServer::shared().clients_with(recorder).await;
-    AwsBackend::new(&clients, settings)
+    let backend = AwsBackend::new(&clients, settings);
+    // As each function's main builds it.
+    if function == sluice_receive::FUNCTION {
+        backend.keeping_handshake_secrets(&clients, settings)
+    } else {
+        backend
+    }
 }
 
 tokio::task_local! {
@@ -2892,6 +3011,7 @@ scenarios![
     twenty_concurrent_copies_commit_once_and_queue_one_task,
     bad_signatures_unknown_sources_and_wrong_methods_are_refused_without_a_commit,
     provider_handshakes_are_answered_through_the_receive_function,
+    asanas_secret_handshake_is_kept_in_ssm_through_the_receive_function,
     an_invalid_base64_body_is_a_400_and_never_a_panic,
     enqueue_reports_only_the_failed_records_by_sequence_number,
     an_event_matching_no_subscription_is_marked_routed_to_none,
@@ -3020,8 +3140,10 @@ async fn sdk_calls_are_exactly_what_each_function_declares() {
         );
         for (action, resource) in resources {
             assert!(
-                vars.contains(resource) || *resource == SSM_PARAMETERS,
-                "{function}: {action} on {resource:?}: not a variable of settings.rs nor {SSM_PARAMETERS}"
+                vars.contains(resource)
+                    || [SSM_PARAMETERS, SSM_HANDSHAKE_PARAMETERS].contains(resource),
+                "{function}: {action} on {resource:?}: not a variable of settings.rs nor \
+                 {SSM_PARAMETERS} nor {SSM_HANDSHAKE_PARAMETERS}"
             );
         }
     }

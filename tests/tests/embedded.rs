@@ -541,6 +541,102 @@ header = "X-Api-Key"
     gw.stop().await;
 }
 
+/// The HMAC-SHA256 of `body` under `secret`, hex: Asana's X-Hook-Signature.
+fn asana_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Asana's X-Hook-Secret handshake through `sluice serve`: before it the
+/// source answers 503 (Asana retries); the first handshake's secret is
+/// kept in the database and echoed in the response header; events signed
+/// with it are accepted and delivered, also after a restart (the config
+/// file, applied again, does not undo it); another secret is a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asanas_secret_handshake_is_kept_and_verifies_events_through_sluice_serve() {
+    let sink = Sink::start(200).await;
+    let sources = r#"
+[[sources]]
+id = "asana"
+provider = "asana"
+secrets = ["db:asana-hook-secret"]
+
+[[subscriptions]]
+id = "tasks"
+source = "asana"
+events = ["*"]
+url = "{url}"
+allow_local = true
+"#
+    .replace("{url}", &sink.url());
+    let h = Harness::new(
+        &config(&sink.url(), &sources),
+        &[("GH_SECRET", GH_SECRET), ("SUB_SECRET", SUB_SECRET)],
+    );
+    let gw = h.start().await;
+    let body = br#"{"events":[{"action":"changed","resource":{"gid":"42"}}]}"#;
+    let signed =
+        |secret: &str| vec![("x-hook-signature".to_owned(), asana_signature(secret, body))];
+    let (status, v) = gw.post("asana", &signed("guess"), body).await;
+    assert_eq!(
+        (status, &v["error"]),
+        (503, &json!("awaiting_handshake")),
+        "{v}"
+    );
+
+    let handshake = |secret: &str| {
+        gw.client
+            .post(format!("{}/hooks/asana", gw.base))
+            .header("x-hook-secret", secret)
+            .send()
+    };
+    let r = handshake("0f3e9b1c2d4a5e6f").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-hook-secret"], "0f3e9b1c2d4a5e6f");
+    assert_eq!(r.text().await.unwrap(), "");
+    let store = h.store();
+    assert_eq!(
+        store.event_count().await.unwrap(),
+        0,
+        "a handshake commits nothing"
+    );
+
+    let (status, v) = gw.post("asana", &signed("0f3e9b1c2d4a5e6f"), body).await;
+    assert_eq!((status, &v["status"]), (200, &json!("accepted")), "{v}");
+    eventually(WAIT, "the event delivered", || sink.count() == 1).await;
+    gw.stop().await;
+
+    // A restart applies the config file again; the kept secret stays.
+    let gw = h.start().await;
+    let other = br#"{"events":[{"action":"added","resource":{"gid":"43"}}]}"#;
+    let (status, v) = gw
+        .post(
+            "asana",
+            &[(
+                "x-hook-signature".to_owned(),
+                asana_signature("0f3e9b1c2d4a5e6f", other),
+            )],
+            other,
+        )
+        .await;
+    assert_eq!((status, &v["status"]), (200, &json!("accepted")), "{v}");
+    let r = gw
+        .client
+        .post(format!("{}/hooks/asana", gw.base))
+        .header("x-hook-secret", "an-attacker-choice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.headers().get("x-hook-secret").is_none());
+    let (status, _) = gw.post("asana", &signed("an-attacker-choice"), body).await;
+    assert_eq!(status, 401, "the first secret stays");
+    eventually(WAIT, "the second event delivered", || sink.count() == 2).await;
+    gw.stop().await;
+}
+
 const ZOOM_SECRET: &str = "zoom-secret-token";
 const TWITCH_SECRET: &str = "twitch-subscription-secret";
 

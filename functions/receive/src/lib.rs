@@ -40,15 +40,23 @@ pub const FUNCTION: &str = "receive";
 /// deployment templates grant these and no others (infra/tests checks
 /// them); tests/tests/aws_functions.rs records the calls the handler
 /// actually makes against moto and checks they are exactly these.
-pub const SDK_CALLS: &[&str] = &["dynamodb:PutItem", "dynamodb:Scan", "ssm:GetParameter"];
+pub const SDK_CALLS: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:Scan",
+    "ssm:GetParameter",
+    "ssm:PutParameter",
+];
 
 /// What each call of [`SDK_CALLS`] is made on: the variable naming the
 /// table or queue, or `ssm:{prefix}/*` for the parameters below the
-/// deployment's SSM prefix (the `ssm:` secrets of the config).
+/// deployment's SSM prefix (the `ssm:` secrets of the config), and
+/// `ssm:{prefix}/handshake/*` for the ones it writes (the secrets Asana's
+/// handshakes send, each written once).
 pub const SDK_RESOURCES: &[(&str, &str)] = &[
     ("dynamodb:PutItem", "SLUICE_EVENTS_TABLE"),
     ("dynamodb:Scan", "SLUICE_CONFIG_TABLE"),
     ("ssm:GetParameter", "ssm:{prefix}/*"),
+    ("ssm:PutParameter", "ssm:{prefix}/handshake/*"),
 ];
 
 /// The ports receive needs.
@@ -342,6 +350,7 @@ fn json_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
         body,
         content_type: "application/json",
         allow: None,
+        echo: None,
     })
 }
 
@@ -353,6 +362,9 @@ fn reply_response(reply: Reply) -> ApiGatewayV2httpResponse {
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Some(allow) = reply.allow {
         headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    if let Some((name, value)) = reply.echo {
+        headers.insert(name, value);
     }
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(reply.status);

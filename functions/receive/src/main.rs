@@ -12,7 +12,9 @@ use sluice_receive::{Ports, handle_invocation};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
-    let backend = AwsBackend::new(&sluice::aws::clients(), &settings);
+    let clients = sluice::aws::clients();
+    let backend =
+        AwsBackend::new(&clients, &settings).keeping_handshake_secrets(&clients, &settings);
     let ports = Ports {
         registry: &backend.registry,
         store: &backend.store,

@@ -17,7 +17,7 @@ use super::{Admin, AdminError};
 use crate::config::{
     ConfigError, ConfigFile, Format, HumanDuration, PreviousSecret, SourceConfig,
     SubscriptionConfig, check_allow_local, check_id, check_max_body_bytes, check_public_url,
-    check_verify_token, destination_url, retry_policy,
+    check_secret_count, check_verify_token, destination_url, retry_policy, source_secret_values,
 };
 use crate::filter::PayloadFilter;
 use crate::format::Template;
@@ -536,9 +536,8 @@ impl Admin {
         pending_values: &[(usize, Secret)],
     ) -> Result<(), AdminError> {
         check_id("source", &s.id).map_err(|e| AdminError::invalid("id", e.to_string()))?;
-        if s.secrets.is_empty() && pending_values.is_empty() {
-            return Err(AdminError::invalid("secrets", "name at least one secret"));
-        }
+        check_secret_count(&s.id, s.provider, s.secrets.len() + pending_values.len())
+            .map_err(|e| AdminError::invalid("secrets", strip_prefix(&e.to_string())))?;
         s.generic()
             .check(s.provider)
             .map_err(|(field, e)| AdminError::invalid(field, e))?;
@@ -561,16 +560,13 @@ impl Admin {
                 "must be at most 10 years",
             ));
         }
-        let mut values = Vec::new();
-        for (i, r) in s.secrets.iter().enumerate() {
-            let v = self
-                .ports
-                .secrets
-                .resolve(r)
-                .await
-                .map_err(|e| AdminError::invalid(format!("secrets[{i}]"), e.to_string()))?;
-            values.push(v);
-        }
+        let Some(mut values) = source_secret_values(s, self.ports.secrets.as_ref())
+            .await
+            .map_err(|(i, e)| AdminError::invalid(format!("secrets[{i}]"), e.to_string()))?
+        else {
+            // Its provider's handshake brings the secret: nothing to check yet.
+            return Ok(());
+        };
         values.extend(pending_values.iter().map(|(_, v)| v.clone()));
         Verifier::with_params(
             s.provider,

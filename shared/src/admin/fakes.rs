@@ -13,7 +13,9 @@ use super::ports::{
 use crate::config::{ConfigFile, Registry, Source, SourceError, StaticRegistry, Subscription};
 use crate::error::Unavailable;
 use crate::model::EventKey;
-use crate::secrets::{EnvSecrets, Secret, SecretError, SecretRef, SecretResolver, SecretStore};
+use crate::secrets::{
+    EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
+};
 use crate::time::now_ms;
 
 #[derive(Default)]
@@ -175,6 +177,25 @@ impl SecretStore for MemSecrets {
 }
 
 #[async_trait]
+impl SecretKeeper for MemSecrets {
+    async fn keep_if_absent(
+        &self,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, SecretError> {
+        let SecretRef::Db(name) = reference else {
+            return Err(SecretError::Unsupported(reference.clone(), "db: only"));
+        };
+        let mut stored = self.stored.lock().unwrap();
+        if stored.contains_key(name) {
+            return Ok(false);
+        }
+        stored.insert(name.clone(), value.expose().to_owned());
+        Ok(true)
+    }
+}
+
+#[async_trait]
 impl SecretResolver for MemSecrets {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
         match reference {
@@ -229,6 +250,17 @@ impl Registry for MemRegistry {
 
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable> {
         self.now().disable_subscription(id).await
+    }
+
+    async fn keep_handshake_secret(
+        &self,
+        source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        self.now()
+            .keep_handshake_secret(source, reference, value)
+            .await
     }
 }
 

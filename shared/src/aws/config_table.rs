@@ -32,7 +32,7 @@ use crate::config::{
     Subscription,
 };
 use crate::error::Unavailable;
-use crate::secrets::SecretResolver;
+use crate::secrets::{Secret, SecretKeeper, SecretRef, SecretResolver};
 use crate::time::now_ms;
 
 /// After a failed refresh, the cached copy is served this long before the
@@ -71,6 +71,8 @@ pub struct DynamoRegistry {
     client: Client,
     table: String,
     secrets: Arc<dyn SecretResolver>,
+    /// Where handshakes' secrets are written (the receive function's).
+    keeper: Option<Arc<dyn SecretKeeper>>,
     ttl: Duration,
     policy: Policy,
     /// One refresh at a time; callers wait for it rather than scan too.
@@ -97,10 +99,17 @@ impl DynamoRegistry {
             client,
             table: table.to_owned(),
             secrets,
+            keeper: None,
             ttl,
             policy: Policy::aws(false),
             cache: Mutex::new(None),
         }
+    }
+
+    /// Keep the secrets sources' handshakes send (Asana's) with `keeper`.
+    pub fn with_keeper(mut self, keeper: Arc<dyn SecretKeeper>) -> Self {
+        self.keeper = Some(keeper);
+        self
     }
 
     /// What the deployment allows (`allow_local` off unless switched on).
@@ -158,7 +167,8 @@ impl DynamoRegistry {
             stored.broken,
             self.policy,
             self.secrets.clone(),
-        );
+        )
+        .with_keeper(self.keeper.clone());
         for b in registry.broken() {
             tracing::warn!(table = %self.table, kind = b.kind, id = %b.id, reason = %b.reason, "config entry set aside");
         }
@@ -189,6 +199,21 @@ impl Registry for DynamoRegistry {
         }
         tracing::warn!(subscription = id, "subscription disabled");
         Ok(())
+    }
+
+    /// Other warm instances of the function see the secret within
+    /// seconds: a source waiting for it is resolved again after a short
+    /// while (see [`LazyRegistry`]).
+    async fn keep_handshake_secret(
+        &self,
+        source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        self.current()
+            .await?
+            .keep_handshake_secret(source, reference, value)
+            .await
     }
 }
 

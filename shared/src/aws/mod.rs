@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`dynamo_store`] | `EventStore` | events table (the commit; its stream is the outbox) and deliveries table |
 //! | [`sqs_queue`] | `DeliveryQueue` | delivery queue and DLQ |
-//! | [`ssm_secrets`] | `SecretResolver` | `ssm:/path` via GetParameter (decrypted), cached; `env:` as usual |
+//! | [`ssm_secrets`] | `SecretResolver`, `SecretKeeper` | `ssm:/path` via GetParameter (decrypted), cached; `env:` as usual; handshakes' secrets written once below `{prefix}/handshake/` |
 //! | [`config_table`] | `Registry` | config table, scanned and cached |
 //! | [`admin`] | `ConfigStore`, `SecretStore`, `Reload` | config table, SSM SecureString parameters |
 //! | [`event_log`] | `EventLog` | events and deliveries tables (scans, replays as new events items), DLQ |
@@ -53,7 +53,7 @@ pub use metrics::Metrics;
 pub use poller_state::DynamoPollerStates;
 pub use settings::{AwsSettings, SettingsError};
 pub use sqs_queue::{SqsQueue, parse_task};
-pub use ssm_secrets::SsmSecrets;
+pub use ssm_secrets::{SsmSecretKeeper, SsmSecrets};
 
 /// The SDK clients the adapters use. Cloning is cheap (they share one
 /// connection pool per service).
@@ -168,6 +168,18 @@ impl AwsBackend {
             .with_policy(settings.policy()),
             secrets,
         }
+    }
+
+    /// The receive function's: sources' handshakes (Asana's) may write
+    /// their secret, once, below `{ssm_prefix}/handshake/`.
+    pub fn keeping_handshake_secrets(
+        mut self,
+        clients: &AwsClients,
+        settings: &AwsSettings,
+    ) -> Self {
+        let keeper = SsmSecretKeeper::new(clients.ssm.clone(), &settings.ssm_prefix);
+        self.registry = self.registry.with_keeper(Arc::new(keeper));
+        self
     }
 }
 

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+use aws_sdk_ssm::types::ParameterType;
 
-use crate::secrets::{EnvSecrets, Secret, SecretError, SecretRef, SecretResolver};
+use crate::secrets::{EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver};
 
 pub struct SsmSecrets {
     client: Client,
@@ -105,10 +107,86 @@ impl SecretResolver for SsmSecrets {
     }
 }
 
+/// The secrets of handshakes (Asana's `X-Hook-Secret`), written as SSM
+/// SecureString parameters below `{prefix}/handshake/`: the one path the
+/// receive function may write, so it can never replace a secret an
+/// operator set. `Overwrite` is off: of two handshakes the first stays.
+#[derive(Debug, Clone)]
+pub struct SsmSecretKeeper {
+    client: Client,
+    /// `{prefix}/handshake/`
+    below: String,
+}
+
+impl SsmSecretKeeper {
+    pub fn new(client: Client, prefix: &str) -> Self {
+        Self {
+            client,
+            below: Self::path_below(prefix),
+        }
+    }
+
+    /// Where handshakes' secrets go, below the deployment's `prefix`.
+    pub fn path_below(prefix: &str) -> String {
+        format!("{}/handshake/", prefix.trim_end_matches('/'))
+    }
+}
+
+#[async_trait]
+impl SecretKeeper for SsmSecretKeeper {
+    async fn keep_if_absent(
+        &self,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, SecretError> {
+        let SecretRef::Ssm(name) = reference else {
+            return Err(SecretError::Unsupported(
+                reference.clone(),
+                "a handshake's secret is kept at an ssm: reference",
+            ));
+        };
+        if !name.starts_with(&self.below) || name.len() == self.below.len() {
+            return Err(SecretError::Backend(
+                reference.clone(),
+                format!(
+                    "a handshake's secret is kept below {}, the one path the receive \
+                     function may write",
+                    self.below
+                ),
+            ));
+        }
+        let sent = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value.expose())
+            .r#type(ParameterType::SecureString)
+            .overwrite(false)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutParameterError::ParameterAlreadyExists(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(SecretError::Backend(
+                reference.clone(),
+                format!(
+                    "PutParameter: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(&e)
+                ),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use aws_sdk_ssm::types::ParameterType;
-
     use super::*;
     use crate::aws::testing::{MotoServer, unique_name};
 

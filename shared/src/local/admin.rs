@@ -21,7 +21,9 @@ use crate::admin::ports::{
 };
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
-use crate::secrets::{EnvSecrets, Secret, SecretError, SecretRef, SecretResolver, SecretStore};
+use crate::secrets::{
+    EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
+};
 use crate::time::now_ms;
 
 /// Dead letters are kept this long, as long as SQS keeps a message at most.
@@ -310,6 +312,36 @@ impl SecretStore for SqliteStore {
             c.prepare_cached("DELETE FROM secrets WHERE name = ?1")?
                 .execute([name])?;
             Ok(())
+        })
+        .await
+        .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))
+    }
+}
+
+/// A handshake's secret, as a `db:` secret: `INSERT` that does nothing
+/// when the name is taken, so of two handshakes the first stays.
+#[async_trait]
+impl SecretKeeper for SqliteStore {
+    async fn keep_if_absent(
+        &self,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, SecretError> {
+        let SecretRef::Db(name) = reference else {
+            return Err(SecretError::Unsupported(
+                reference.clone(),
+                "a handshake's secret is kept at a db: reference",
+            ));
+        };
+        let (name, value) = (name.clone(), value.expose().to_owned());
+        self.write(move |c, _| {
+            let added = c
+                .prepare_cached(
+                    "INSERT INTO secrets (name, value, created_at_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute(params![name, value, now_ms()])?;
+            Ok(added == 1)
         })
         .await
         .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))

@@ -14,11 +14,11 @@ use super::SqliteStore;
 use crate::admin::ports::{ConfigItem, ConfigStore, Kind, Reload};
 use crate::config::{
     ConfigError, ConfigFile, DEFAULT_MAX_BODY_BYTES, Policy, Registry, Source, SourceError,
-    StaticRegistry, Subscription,
+    StaticRegistry, Subscription, keep_with,
 };
 use crate::error::Unavailable;
 use crate::poll::PollerConfig;
-use crate::secrets::SecretResolver;
+use crate::secrets::{Secret, SecretRef, SecretResolver};
 
 /// One resolved view of the config table.
 struct Snapshot {
@@ -198,6 +198,21 @@ impl Registry for LocalRegistry {
             .set_enabled(Kind::Subscription, id, false)
             .await?;
         self.current().registry.disable_subscription(id).await
+    }
+
+    /// Written to the database's secrets (a `db:` reference), then the
+    /// config reloaded so that the source verifies with it at once.
+    async fn keep_handshake_secret(
+        &self,
+        _source: &str,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, Unavailable> {
+        let kept = keep_with(Some(&self.store), reference, value).await?;
+        LocalRegistry::reload(self)
+            .await
+            .map_err(|e| Unavailable::new(format!("config reload: {e}")))?;
+        Ok(kept)
     }
 }
 

@@ -164,7 +164,10 @@ fn param<'q>(query: Option<&'q str>, name: &str) -> Result<Cow<'q, str>, Receive
 }
 
 /// The one value of header `name`, under the same rules as [`param`].
-fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h str, ReceiveError> {
+pub(super) fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<&'h str, ReceiveError> {
     let bad = |what: &str| ReceiveError::BadRequest(format!("header {name} {what}"));
     let mut values = headers.get_all(name).iter();
     let value = values.next().ok_or_else(|| bad("is missing"))?;

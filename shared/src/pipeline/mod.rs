@@ -5,6 +5,7 @@ pub mod challenge;
 pub mod deliver;
 pub mod enqueue;
 pub mod receive;
+pub mod secret_handshake;
 
 #[cfg(test)]
 mod chat_tests;

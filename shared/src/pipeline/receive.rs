@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
@@ -44,6 +44,9 @@ pub enum Receipt {
 pub struct Answer {
     pub body: String,
     pub content_type: &'static str,
+    /// A header the provider needs back (Asana's `X-Hook-Secret`); its
+    /// value is marked sensitive.
+    pub echo: Option<(HeaderName, HeaderValue)>,
 }
 
 const JSON: &str = "application/json";
@@ -53,6 +56,7 @@ impl Answer {
         Self {
             body: body.to_string(),
             content_type: JSON,
+            echo: None,
         }
     }
 
@@ -60,6 +64,15 @@ impl Answer {
         Self {
             body,
             content_type: "text/plain; charset=utf-8",
+            echo: None,
+        }
+    }
+
+    /// No body, and header `name` sent back with `value`.
+    pub(crate) fn echo(name: HeaderName, value: HeaderValue) -> Self {
+        Self {
+            echo: Some((name, value)),
+            ..Self::text(String::new())
         }
     }
 
@@ -77,6 +90,7 @@ impl Answer {
             Handshake::Json(body) => Self {
                 body,
                 content_type: JSON,
+                echo: None,
             },
             Handshake::Text(body) => Self::text(body),
             Handshake::Zoom { plain_token } => {
@@ -124,6 +138,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// See [`Answer::echo`].
+    pub echo: Option<(HeaderName, HeaderValue)>,
 }
 
 impl Reply {
@@ -151,6 +167,7 @@ impl Reply {
                 body: answer.body.clone(),
                 content_type: answer.content_type,
                 allow: None,
+                echo: answer.echo.clone(),
             },
             Err(e) => {
                 e.log_internal(source, request_id);
@@ -159,6 +176,7 @@ impl Reply {
                     body: e.body(request_id),
                     content_type: JSON,
                     allow: e.allow(),
+                    echo: None,
                 }
             }
         }
@@ -170,6 +188,7 @@ impl Reply {
             body,
             content_type: JSON,
             allow: None,
+            echo: None,
         }
     }
 }
@@ -220,6 +239,11 @@ pub async fn receive(
         .source(source_id)
         .await?
         .ok_or(ReceiveError::UnknownSource)?;
+    if let Some(answer) =
+        super::secret_handshake::answer_secret_handshake(registry, &source, &headers).await?
+    {
+        return Ok(Receipt::Handshake(answer));
+    }
     let Built {
         event,
         handshake,

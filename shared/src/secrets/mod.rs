@@ -137,3 +137,18 @@ pub trait SecretStore: Send + Sync {
     /// Whether `reference` is one [`Self::delete_secret`] would delete.
     fn owns(&self, reference: &SecretRef) -> bool;
 }
+
+/// Where a secret that a provider sends in its handshake (Asana's
+/// `X-Hook-Secret`) is written: once, by the first handshake. Embedded:
+/// `db:` names in the database; AWS: SSM parameters below the one path the
+/// receive function may write.
+#[async_trait]
+pub trait SecretKeeper: Send + Sync {
+    /// Write `value` at `reference` unless something is there already, in
+    /// one conditional write; `false` if something was (it is left as is).
+    async fn keep_if_absent(
+        &self,
+        reference: &SecretRef,
+        value: &Secret,
+    ) -> Result<bool, SecretError>;
+}

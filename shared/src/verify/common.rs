@@ -342,11 +342,19 @@ impl Ed25519Keys {
 /// The SHA-256 of each secret, for the schemes that receive the secret
 /// itself (a shared token, HTTP Basic credentials, Graph's clientState):
 /// comparing fixed-size digests keeps the check constant-time whatever the
-/// lengths.
-pub(super) struct SecretDigests(Box<[[u8; 32]]>);
+/// lengths. Also what a source keeps of a secret its provider chose
+/// (Asana's `X-Hook-Secret`), to know a repeated handshake.
+pub struct SecretDigests(Box<[[u8; 32]]>);
+
+/// Shows how many, never a digest.
+impl std::fmt::Debug for SecretDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretDigests({})", self.0.len())
+    }
+}
 
 impl SecretDigests {
-    pub(super) fn new(secrets: &[Secret]) -> Self {
+    pub fn new(secrets: &[Secret]) -> Self {
         use sha2::Digest as _;
         Self(
             secrets
@@ -362,7 +370,7 @@ impl SecretDigests {
 
     /// Whether `candidate` is one of the secrets; every digest is compared,
     /// so the time does not tell which one matched.
-    pub(super) fn matches(&self, candidate: &[u8]) -> bool {
+    pub fn matches(&self, candidate: &[u8]) -> bool {
         use sha2::Digest as _;
         let got: [u8; 32] = sha2::Sha256::digest(candidate).into();
         let matched = self

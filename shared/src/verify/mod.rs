@@ -48,7 +48,7 @@ mod typeform;
 mod url_hmac;
 mod zoom;
 
-pub use common::{ReplayDirection, Window};
+pub use common::{ReplayDirection, SecretDigests, Window};
 
 /// The provider presets a source can name in config (`svix` is also
 /// taken for `standard-webhooks`, and `twitter` for `x`).
@@ -241,6 +241,14 @@ impl Provider {
             self,
             Self::Twilio | Self::Square | Self::Hubspot | Self::Trello
         )
+    }
+
+    /// The header of a handshake in which the provider chooses the secret
+    /// and sends it (Asana's `X-Hook-Secret`): the gateway keeps the first
+    /// one at the source's secret reference and echoes it back.
+    pub fn secret_handshake_header(self) -> Option<&'static HeaderName> {
+        static X_HOOK_SECRET: HeaderName = HeaderName::from_static("x-hook-secret");
+        (self == Self::Asana).then_some(&X_HOOK_SECRET)
     }
 }
 
@@ -499,6 +507,10 @@ pub enum VerifyError {
     /// no `public_url` and the backend saw none.
     #[error("the URL the request was sent to is not known")]
     UrlUnknown,
+    /// A source whose provider sends its secret in a handshake (Asana),
+    /// before that handshake: nothing can be verified yet.
+    #[error("the source holds no secret yet: its provider's handshake has not come")]
+    AwaitingHandshake,
 }
 
 impl VerifyError {
@@ -514,6 +526,7 @@ impl VerifyError {
             Self::MalformedTimestamp => "malformed_timestamp",
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
             Self::UrlUnknown => "url_unknown",
+            Self::AwaitingHandshake => "awaiting_handshake",
         }
     }
 
@@ -611,6 +624,8 @@ enum Scheme {
     Mailgun(mailgun::Mailgun),
     /// A JWS over a claim holding the body's hash: Netlify.
     Jws(jws::Jws),
+    /// No key yet: the provider's handshake brings it (Asana).
+    AwaitingHandshake,
     Basic(basic::Basic),
     Hmac(hmac::Generic),
 }
@@ -760,6 +775,22 @@ impl Verifier {
         })
     }
 
+    /// The verifier of a source whose provider sends the secret in a
+    /// handshake ([`Provider::secret_handshake_header`]) before it has:
+    /// every request fails with [`VerifyError::AwaitingHandshake`].
+    pub fn awaiting_handshake(provider: Provider) -> Self {
+        Self {
+            provider,
+            scheme: Scheme::AwaitingHandshake,
+            window: None,
+        }
+    }
+
+    /// Whether this verifier waits for its provider's handshake.
+    pub fn is_awaiting_handshake(&self) -> bool {
+        matches!(self.scheme, Scheme::AwaitingHandshake)
+    }
+
     pub fn provider(&self) -> Provider {
         self.provider
     }
@@ -838,6 +869,7 @@ impl Verifier {
             Scheme::Jws(s) => s.verify(headers, body, now),
             Scheme::Basic(s) => s.verify(headers),
             Scheme::Hmac(s) => s.verify(headers, body, now),
+            Scheme::AwaitingHandshake => Err(VerifyError::AwaitingHandshake),
         }
     }
 
@@ -874,6 +906,7 @@ impl Verifier {
             Scheme::Jws(s) => s.key_count(),
             Scheme::Basic(s) => s.key_count(),
             Scheme::Hmac(s) => s.key_count(),
+            Scheme::AwaitingHandshake => 0,
         }
     }
 }

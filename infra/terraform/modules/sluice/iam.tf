@@ -108,6 +108,15 @@ data "aws_iam_policy_document" "receive" {
     actions   = ["dynamodb:PutItem"]
     resources = [aws_dynamodb_table.events.arn]
   }
+
+  # Asana's X-Hook-Secret handshake: the secret it sends is written once
+  # (Overwrite off), below handshake/ only, so receive can never replace a
+  # secret an operator set.
+  statement {
+    sid       = "KeepHandshakeSecrets"
+    actions   = ["ssm:PutParameter"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${var.ssm_parameter_prefix}/handshake/*"]
+  }
 }
 
 data "aws_iam_policy_document" "enqueue" {
