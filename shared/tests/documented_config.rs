@@ -129,8 +129,36 @@ fn readme_source_examples_resolve() {
             .filter_map(|rest| rest.split('"').next())
             .map(|name| (name.to_owned(), "documented-secret".to_owned()))
             .collect();
-        let secrets = sluice::secrets::EnvSecrets::from_map(values);
-        futures::executor::block_on(config.resolve(&secrets))
+        let secrets = EmptyDatabase(sluice::secrets::EnvSecrets::from_map(values));
+        let registry = futures::executor::block_on(config.resolve(&secrets))
             .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        // A `db:` reference, empty here, is one a handshake fills (Asana).
+        for s in &config.sources {
+            let source =
+                futures::executor::block_on(sluice::config::Registry::source(&registry, &s.id))
+                    .unwrap()
+                    .unwrap();
+            let in_db = s.secrets.iter().any(|r| r.to_string().starts_with("db:"));
+            assert_eq!(source.awaits_handshake(), in_db, "{block}");
+        }
+    }
+}
+
+/// The embedded gateway's database before any secret is kept in it: every
+/// `db:` reference is not found; the rest resolve from the environment.
+struct EmptyDatabase(sluice::secrets::EnvSecrets);
+
+#[async_trait::async_trait]
+impl sluice::secrets::SecretResolver for EmptyDatabase {
+    async fn resolve(
+        &self,
+        reference: &sluice::secrets::SecretRef,
+    ) -> Result<sluice::secrets::Secret, sluice::secrets::SecretError> {
+        match reference {
+            sluice::secrets::SecretRef::Db(_) => {
+                Err(sluice::secrets::SecretError::NotFound(reference.clone()))
+            }
+            _ => self.0.resolve(reference).await,
+        }
     }
 }

@@ -1445,6 +1445,65 @@ async fn source_secrets_rotate_by_adding_then_removing() {
     assert_eq!(s, 404);
 }
 
+/// An asana source may name a reference that holds nothing yet (its
+/// handshake brings the secret), and only one; pointed elsewhere, the
+/// secret its handshake kept is deleted like any secret sluice created.
+#[tokio::test]
+async fn an_asana_source_names_one_reference_its_handshake_fills() {
+    let f = fixture().await;
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "asana", "provider": "asana", "secrets": ["db:asana-1"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "gh2", "provider": "github", "secrets": ["db:nothing-here"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("secrets[0]")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources",
+            json!({"id": "asana2", "provider": "asana", "secrets": ["db:a", "db:b"]}),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("secrets")), "{v}");
+    let (s, v) = f
+        .call(
+            Method::POST,
+            "/admin/sources/asana/secrets",
+            json!({"value": "a-second-one"}),
+        )
+        .await;
+    assert_eq!(s, 422, "no rotation: one reference, {v}");
+
+    // The handshake came and its secret was kept.
+    f.secrets
+        .stored
+        .lock()
+        .unwrap()
+        .insert("asana-1".into(), "kept-by-handshake".into());
+    let (s, v) = f
+        .call(
+            Method::PATCH,
+            "/admin/sources/asana",
+            json!({"secrets": ["db:asana-2"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        !f.secrets.stored.lock().unwrap().contains_key("asana-1"),
+        "the old kept secret is deleted"
+    );
+}
+
 fn record(id: &str, status: DeliveryStatus, subs: &[&str]) -> EventRecord {
     EventRecord {
         event: Event {

@@ -241,7 +241,7 @@ pub fn describe(p: Provider) -> About {
         P::Asana => about(
             p,
             &["X-Hook-Signature"],
-            "`X-Hook-Signature`, hex HMAC of the body under the `X-Hook-Secret` of the handshake",
+            "`X-Hook-Signature`, hex HMAC of the body under the secret of the first `X-Hook-Secret` handshake, which sluice keeps at the source's one secret reference",
             BODY_HASH,
             "none (a batch of events)",
         ),
