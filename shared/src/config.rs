@@ -417,8 +417,9 @@ pub fn check_secret_count(id: &str, provider: Provider, count: usize) -> Result<
 
 /// The values of a source's secrets, resolved concurrently; an error names
 /// the secret's position. `None` when the provider sends the secret in a
-/// handshake (Asana) and none is kept yet at the source's reference: the
-/// source then waits for that handshake.
+/// handshake (Asana) and nothing is kept yet at the source's `db:` or
+/// `ssm:` reference: the source then waits for that handshake. (An unset
+/// `env:` variable is a config error: no handshake can fill it.)
 pub async fn source_secret_values(
     s: &SourceConfig,
     secrets: &dyn SecretResolver,
@@ -428,7 +429,10 @@ pub async fn source_secret_values(
     for (i, r) in resolved.into_iter().enumerate() {
         match r {
             Ok(v) => values.push(v),
-            Err(SecretError::NotFound(_)) if s.provider.secret_handshake_header().is_some() => {
+            Err(SecretError::NotFound(r))
+                if s.provider.secret_handshake_header().is_some()
+                    && !matches!(r, SecretRef::Env(_)) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err((i, e)),
@@ -1055,10 +1059,9 @@ impl<C, T> Slot<C, T> {
     /// The resolved entry, `resolve` run (futures are lazy) only on
     /// first use; callers for the same entry wait for one resolution. A
     /// success is kept for the registry's life, a failure for
-    /// [`RETRY_BROKEN_AFTER`].
-    /// An entry that resolves but is not `settled` (a source waiting for
-    /// its handshake's secret, which another process may have kept) is
-    /// resolved again like a failure.
+    /// [`RETRY_BROKEN_AFTER`]; so is an entry that resolves but is not
+    /// `settled` (a source waiting for its handshake's secret, which
+    /// another process may have kept meanwhile).
     async fn get(
         &self,
         resolve: impl std::future::Future<Output = Result<T, BrokenEntry>>,

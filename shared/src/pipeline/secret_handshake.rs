@@ -274,6 +274,29 @@ mod tests {
         assert_eq!(kept(&secrets).await, None);
     }
 
+    /// An unset `env:` variable is a config error, not a reference a
+    /// handshake could fill: the source is unavailable and keeps nothing.
+    #[tokio::test]
+    async fn an_unset_env_reference_is_broken_not_waiting() {
+        let secrets = Arc::new(MemSecrets::new(&[]));
+        let reg = LazyRegistry::new(
+            ConfigFile::parse(&CONFIG.replace("db:asana-hook", "env:ASANA_UNSET")).unwrap(),
+            HashSet::new(),
+            &HashSet::new(),
+            Vec::new(),
+            Policy::EMBEDDED,
+            secrets.clone(),
+        )
+        .with_keeper(Some(secrets.clone()));
+        let store = MemStore::default();
+        for h in [handshake("s"), event("s", BODY)] {
+            let reply = post(&reg, &store, h, BODY).await;
+            assert_eq!(reply.status, 503, "{}", reply.body);
+            assert!(reply.body.contains("source_unavailable"), "{}", reply.body);
+        }
+        assert!(secrets.stored.lock().unwrap().is_empty());
+    }
+
     /// A source of another provider: `X-Hook-Secret` is not a handshake,
     /// the request is verified (and fails) as usual.
     #[tokio::test]
