@@ -142,6 +142,14 @@ pub const NAMES: &[&str] = &[
     "x-id",
     "x-type",
     "content-type",
+    // Okta, Teams, HTTP Basic and Bearer.
+    "authorization",
+    "x-okta-verification-challenge",
+    // Netlify's JWS, and the generic jwt's header below.
+    "x-webhook-signature",
+    "x-jwt",
+    // Asana's handshake.
+    "x-hook-secret",
 ];
 
 /// The generic scheme with every part in use: timestamp, id, prefix.
