@@ -22,7 +22,7 @@ use sluice::local::registry::RegistryError;
 use sluice::local::runtime::RoutingStore;
 use sluice::local::{LocalGate, LocalRegistry, LocalSecrets, SqliteStore};
 use sluice::poll::{Fetch, FetchError, HttpFetch};
-use sluice::secrets::{EnvSecrets, Secret, SecretRef, SecretResolver};
+use sluice::secrets::{EnvSecrets, Keep, Secret, SecretRef, SecretResolver};
 use tokio::sync::OnceCell;
 
 use crate::error::CliError;
@@ -248,7 +248,7 @@ impl Registry for LazyRegistry {
         source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         self.registry()
             .await?
             .keep_handshake_secret(source, reference, value)

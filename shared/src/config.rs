@@ -20,7 +20,7 @@ use crate::gate::{Breaker, Controls};
 use crate::poll::{PollerConfig, validate_poller};
 use crate::retry::RetryPolicy;
 use crate::routing::EventFilter;
-use crate::secrets::{Secret, SecretError, SecretKeeper, SecretRef, SecretResolver};
+use crate::secrets::{Keep, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver};
 use crate::sign::SigningKey;
 use crate::verify::{
     GenericParams, HmacParams, JwtParams, Provider, SecretDigests, TokenParams, Verifier,
@@ -902,15 +902,15 @@ pub trait Registry: Send + Sync {
     async fn disable_subscription(&self, id: &str) -> Result<(), Unavailable>;
 
     /// Keep `value`, sent in `source`'s handshake (Asana's `X-Hook-Secret`),
-    /// at its secret `reference` unless something is kept there already,
-    /// and serve the source with it from now on. `false`: something was
-    /// (another handshake came first), and nothing changed.
+    /// at its secret `reference` unless something is kept there already
+    /// (then nothing changes), and serve the source with what is kept from
+    /// now on.
     async fn keep_handshake_secret(
         &self,
         source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable>;
+    ) -> Result<Keep, Unavailable>;
 }
 
 /// [`Registry::keep_handshake_secret`] through `keeper`, its failure made
@@ -919,7 +919,7 @@ pub async fn keep_with(
     keeper: Option<&dyn SecretKeeper>,
     reference: &SecretRef,
     value: &Secret,
-) -> Result<bool, Unavailable> {
+) -> Result<Keep, Unavailable> {
     let keeper = keeper.ok_or_else(|| {
         Unavailable::new("this registry keeps no secrets: it serves a config file as it stands")
     })?;
@@ -1030,7 +1030,7 @@ impl Registry for StaticRegistry {
         _source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         keep_with(None, reference, value).await
     }
 }
@@ -1256,7 +1256,7 @@ impl Registry for LazyRegistry {
         source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         let kept = keep_with(self.keeper.as_deref(), reference, value).await?;
         if let Some(slot) = self.sources.get(source) {
             slot.forget().await;

@@ -1005,6 +1005,11 @@ provider = "asana"
 secrets = ["ssm:{ssm}/handshake/asana"]
 
 [[sources]]
+id = "asana-retry"
+provider = "asana"
+secrets = ["ssm:{ssm}/handshake/asana-retry"]
+
+[[sources]]
 id = "asana-elsewhere"
 provider = "asana"
 secrets = ["ssm:{ssm}/asana-elsewhere"]
@@ -1081,6 +1086,29 @@ secrets = ["ssm:{ssm}/asana-elsewhere"]
         .await
         .unwrap();
     assert_eq!(parameter.expose(), "8c1f0e2d3b4a5968", "the first stays");
+
+    // An instance that saw the source waiting, the parameter written
+    // meanwhile (its answer lost): the retry with that secret is echoed.
+    let (status, _) = aws
+        .post("asana-retry", &asana_headers("x", body), body)
+        .await;
+    assert_eq!(status, 503);
+    aws.res
+        .clients
+        .ssm
+        .put_parameter()
+        .name(format!(
+            "{}/handshake/asana-retry",
+            aws.res.settings.ssm_prefix
+        ))
+        .value("5d7e")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let response = handshake("asana-retry", "5d7e").await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    assert_eq!(response.headers["x-hook-secret"], "5d7e");
 
     let response = handshake("asana-elsewhere", "8c1f0e2d3b4a5968").await;
     assert_eq!(response.status_code, 503, "{:?}", response.body);

@@ -14,7 +14,7 @@ use crate::config::{ConfigFile, Registry, Source, SourceError, StaticRegistry, S
 use crate::error::Unavailable;
 use crate::model::EventKey;
 use crate::secrets::{
-    EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
+    EnvSecrets, Keep, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
 };
 use crate::time::now_ms;
 
@@ -182,16 +182,16 @@ impl SecretKeeper for MemSecrets {
         &self,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, SecretError> {
+    ) -> Result<Keep, SecretError> {
         let SecretRef::Db(name) = reference else {
             return Err(SecretError::Unsupported(reference.clone(), "db: only"));
         };
         let mut stored = self.stored.lock().unwrap();
-        if stored.contains_key(name) {
-            return Ok(false);
+        if let Some(existing) = stored.get(name) {
+            return Ok(Keep::compare(&Secret::new(existing.clone()), value));
         }
         stored.insert(name.clone(), value.expose().to_owned());
-        Ok(true)
+        Ok(Keep::Kept)
     }
 }
 
@@ -257,7 +257,7 @@ impl Registry for MemRegistry {
         source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         self.now()
             .keep_handshake_secret(source, reference, value)
             .await

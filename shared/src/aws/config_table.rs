@@ -32,7 +32,7 @@ use crate::config::{
     Subscription,
 };
 use crate::error::Unavailable;
-use crate::secrets::{Secret, SecretKeeper, SecretRef, SecretResolver};
+use crate::secrets::{Keep, Secret, SecretKeeper, SecretRef, SecretResolver};
 use crate::time::now_ms;
 
 /// After a failed refresh, the cached copy is served this long before the
@@ -209,7 +209,7 @@ impl Registry for DynamoRegistry {
         source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         self.current()
             .await?
             .keep_handshake_secret(source, reference, value)

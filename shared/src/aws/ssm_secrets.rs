@@ -12,7 +12,9 @@ use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::types::ParameterType;
 
-use crate::secrets::{EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver};
+use crate::secrets::{
+    EnvSecrets, Keep, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver,
+};
 
 pub struct SsmSecrets {
     client: Client,
@@ -60,34 +62,34 @@ impl SsmSecrets {
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(v, _)| v.clone())
     }
+}
 
-    async fn fetch(&self, reference: &SecretRef, name: &str) -> Result<Secret, SecretError> {
-        let out = self
-            .client
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(GetParameterError::ParameterNotFound(_)) => {
-                    SecretError::NotFound(reference.clone())
-                }
-                _ => SecretError::Backend(
-                    reference.clone(),
-                    format!(
-                        "GetParameter: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(&e)
-                    ),
+/// The decrypted value of parameter `name` (`reference` names it in errors).
+async fn fetch(client: &Client, reference: &SecretRef, name: &str) -> Result<Secret, SecretError> {
+    let out = client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(GetParameterError::ParameterNotFound(_)) => {
+                SecretError::NotFound(reference.clone())
+            }
+            _ => SecretError::Backend(
+                reference.clone(),
+                format!(
+                    "GetParameter: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(&e)
                 ),
-            })?;
-        let value = out
-            .parameter()
-            .and_then(|p| p.value())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| SecretError::NotFound(reference.clone()))?;
-        Ok(Secret::new(value))
-    }
+            ),
+        })?;
+    let value = out
+        .parameter()
+        .and_then(|p| p.value())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| SecretError::NotFound(reference.clone()))?;
+    Ok(Secret::new(value))
 }
 
 #[async_trait]
@@ -100,7 +102,7 @@ impl SecretResolver for SsmSecrets {
         if let Some(hit) = self.cached(name) {
             return Ok(hit);
         }
-        let value = self.fetch(reference, name).await?;
+        let value = fetch(&self.client, reference, name).await?;
         self.lock()
             .insert(name.clone(), (value.clone(), Instant::now()));
         Ok(value)
@@ -110,7 +112,8 @@ impl SecretResolver for SsmSecrets {
 /// The secrets of handshakes (Asana's `X-Hook-Secret`), written as SSM
 /// SecureString parameters below `{prefix}/handshake/`: the one path the
 /// receive function may write, so it can never replace a secret an
-/// operator set. `Overwrite` is off: of two handshakes the first stays.
+/// operator set. `Overwrite` is off: of two handshakes the first stays,
+/// and what is there is read (GetParameter) to compare.
 #[derive(Debug, Clone)]
 pub struct SsmSecretKeeper {
     client: Client,
@@ -138,7 +141,7 @@ impl SecretKeeper for SsmSecretKeeper {
         &self,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, SecretError> {
+    ) -> Result<Keep, SecretError> {
         let SecretRef::Ssm(name) = reference else {
             return Err(SecretError::Unsupported(
                 reference.clone(),
@@ -165,14 +168,15 @@ impl SecretKeeper for SsmSecretKeeper {
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Keep::Kept),
             Err(e)
                 if matches!(
                     e.as_service_error(),
                     Some(PutParameterError::ParameterAlreadyExists(_))
                 ) =>
             {
-                Ok(false)
+                let existing = fetch(&self.client, reference, name).await?;
+                Ok(Keep::compare(&existing, value))
             }
             Err(e) => Err(SecretError::Backend(
                 reference.clone(),

@@ -22,7 +22,7 @@ use crate::admin::ports::{
 use crate::error::Unavailable;
 use crate::model::{Attempt, DeliveryStatus, DeliveryTask, Event, EventKey};
 use crate::secrets::{
-    EnvSecrets, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
+    EnvSecrets, Keep, Secret, SecretError, SecretKeeper, SecretRef, SecretResolver, SecretStore,
 };
 use crate::time::now_ms;
 
@@ -319,32 +319,43 @@ impl SecretStore for SqliteStore {
 }
 
 /// A handshake's secret, as a `db:` secret: `INSERT` that does nothing
-/// when the name is taken, so of two handshakes the first stays.
+/// when the name is taken, so of two handshakes the first stays; then, in
+/// the same write, what is there is read to compare.
 #[async_trait]
 impl SecretKeeper for SqliteStore {
     async fn keep_if_absent(
         &self,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, SecretError> {
+    ) -> Result<Keep, SecretError> {
         let SecretRef::Db(name) = reference else {
             return Err(SecretError::Unsupported(
                 reference.clone(),
                 "a handshake's secret is kept at a db: reference",
             ));
         };
-        let (name, value) = (name.clone(), value.expose().to_owned());
-        self.write(move |c, _| {
-            let added = c
-                .prepare_cached(
-                    "INSERT INTO secrets (name, value, created_at_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO NOTHING",
-                )?
-                .execute(params![name, value, now_ms()])?;
-            Ok(added == 1)
+        let (name, sent) = (name.clone(), value.expose().to_owned());
+        let existing = self
+            .write(move |c, _| {
+                let added = c
+                    .prepare_cached(
+                        "INSERT INTO secrets (name, value, created_at_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (name) DO NOTHING",
+                    )?
+                    .execute(params![name, sent, now_ms()])?;
+                if added == 1 {
+                    return Ok(None);
+                }
+                c.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+                    .query_row([name], |r| r.get::<_, String>(0))
+                    .map(Some)
+            })
+            .await
+            .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))?;
+        Ok(match existing {
+            None => Keep::Kept,
+            Some(existing) => Keep::compare(&Secret::new(existing), value),
         })
-        .await
-        .map_err(|e| SecretError::Backend(reference.clone(), e.to_string()))
     }
 }
 
@@ -859,6 +870,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("sluice.db")).expect("open");
         (dir, store)
+    }
+
+    /// The first value stays; the same again is `Same`, another `Other`,
+    /// and neither changes it; only `db:` references are written.
+    #[tokio::test]
+    async fn a_handshake_secret_is_kept_once_and_compared_after() {
+        let (_dir, store) = open();
+        let r = SecretRef::Db("asana-hook".into());
+        for (value, found) in [
+            ("first", Keep::Kept),
+            ("first", Keep::Same),
+            ("second", Keep::Other),
+        ] {
+            let got = store.keep_if_absent(&r, &Secret::new(value)).await;
+            assert_eq!(got.unwrap(), found, "{value}");
+        }
+        let secrets = LocalSecrets::new(EnvSecrets::new(), store.clone());
+        assert_eq!(secrets.resolve(&r).await.unwrap().expose(), "first");
+        let env = SecretRef::Env("ASANA".into());
+        assert!(matches!(
+            store.keep_if_absent(&env, &Secret::new("x")).await,
+            Err(SecretError::Unsupported(..))
+        ));
     }
 
     fn event(id: &str, event_type: &str) -> Event {

@@ -18,7 +18,7 @@ use crate::config::{
 };
 use crate::error::Unavailable;
 use crate::poll::PollerConfig;
-use crate::secrets::{Secret, SecretRef, SecretResolver};
+use crate::secrets::{Keep, Secret, SecretRef, SecretResolver};
 
 /// One resolved view of the config table.
 struct Snapshot {
@@ -207,7 +207,7 @@ impl Registry for LocalRegistry {
         _source: &str,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, Unavailable> {
+    ) -> Result<Keep, Unavailable> {
         let kept = keep_with(Some(&self.store), reference, value).await?;
         LocalRegistry::reload(self)
             .await

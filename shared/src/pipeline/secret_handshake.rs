@@ -14,7 +14,7 @@ use super::challenge::single_header;
 use super::receive::Answer;
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
-use crate::secrets::Secret;
+use crate::secrets::{Keep, Secret};
 
 /// Longest secret taken: Asana's are 32 hex digits.
 pub const MAX_HANDSHAKE_SECRET_BYTES: usize = 256;
@@ -51,18 +51,17 @@ pub async fn answer_secret_handshake(
     let kept_now = match &held.kept {
         Some(digests) if digests.matches(sent.as_bytes()) => false,
         Some(_) => return Err(ReceiveError::SecretAlreadyKept(ALREADY_KEPT)),
-        None => {
-            let secret = Secret::new(sent);
-            if !registry
-                .keep_handshake_secret(&source.id, &held.reference, &secret)
-                .await?
-            {
-                // Another handshake came first; if it brought this same
-                // secret, the provider's retry finds it kept and echoed.
-                return Err(ReceiveError::SecretAlreadyKept(ALREADY_KEPT));
-            }
-            true
-        }
+        // What this instance saw may be stale (another instance kept a
+        // secret, or this one did and its answer was lost): the keeper
+        // compares with what is there.
+        None => match registry
+            .keep_handshake_secret(&source.id, &held.reference, &Secret::new(sent))
+            .await?
+        {
+            Keep::Kept => true,
+            Keep::Same => false,
+            Keep::Other => return Err(ReceiveError::SecretAlreadyKept(ALREADY_KEPT)),
+        },
     };
     tracing::info!(source = %source.id, kept_now, "answered provider secret handshake");
     let mut value = HeaderValue::from_str(sent)
@@ -211,6 +210,38 @@ mod tests {
         assert!(!other.body.contains("second") && !other.body.contains("first"));
         assert_eq!(other.echo, None);
         assert_eq!(kept(&secrets).await.as_deref(), Some("first"));
+    }
+
+    /// An instance that saw the source waiting, after the secret was kept
+    /// elsewhere (another instance, or this one with its answer lost): the
+    /// provider's retry with that secret is echoed, another is a 409.
+    #[tokio::test]
+    async fn a_stale_instance_echoes_the_kept_secret_and_refuses_another() {
+        let secrets = Arc::new(MemSecrets::new(&[]));
+        let store = MemStore::default();
+        for (sent, status) in [("kept-earlier", 200), ("not-it", 409)] {
+            secrets.stored.lock().unwrap().clear();
+            let reg = registry(&secrets);
+            assert!(
+                reg.source("asana")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .awaits_handshake()
+            );
+            secrets
+                .stored
+                .lock()
+                .unwrap()
+                .insert("asana-hook".into(), "kept-earlier".into());
+            let reply = post(&reg, &store, handshake(sent), b"").await;
+            assert_eq!(reply.status, status, "{sent}: {}", reply.body);
+            assert_eq!(echoed(&reply), (status == 200).then_some(sent));
+            assert_eq!(kept(&secrets).await.as_deref(), Some("kept-earlier"));
+            // Either way the instance now serves what is kept.
+            let ok = post(&reg, &store, event("kept-earlier", BODY), BODY).await;
+            assert_eq!(ok.status, 200, "{}", ok.body);
+        }
     }
 
     /// Two instances (each its own registry, one shared store) both see

@@ -145,10 +145,36 @@ pub trait SecretStore: Send + Sync {
 #[async_trait]
 pub trait SecretKeeper: Send + Sync {
     /// Write `value` at `reference` unless something is there already, in
-    /// one conditional write; `false` if something was (it is left as is).
+    /// one conditional write; if something is, it is left as it is and
+    /// compared with `value`.
     async fn keep_if_absent(
         &self,
         reference: &SecretRef,
         value: &Secret,
-    ) -> Result<bool, SecretError>;
+    ) -> Result<Keep, SecretError>;
+}
+
+/// What [`SecretKeeper::keep_if_absent`] found at the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing: the value is kept now.
+    Kept,
+    /// The same value, kept earlier (the provider retrying a handshake
+    /// whose answer it never got).
+    Same,
+    /// Another value, which stays.
+    Other,
+}
+
+impl Keep {
+    /// `Same` or `Other`, as `existing` is `value` or not (compared in
+    /// constant time).
+    pub fn compare(existing: &Secret, value: &Secret) -> Self {
+        let digests = crate::verify::SecretDigests::new(std::slice::from_ref(existing));
+        if digests.matches(value.expose().as_bytes()) {
+            Self::Same
+        } else {
+            Self::Other
+        }
+    }
 }
