@@ -16,7 +16,7 @@ use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
 use crate::secrets::{Keep, Secret};
 
-/// Longest secret taken: Asana's are 32 hex digits.
+/// Longest secret taken: far above the few dozen characters providers send.
 pub const MAX_HANDSHAKE_SECRET_BYTES: usize = 256;
 
 const ALREADY_KEPT: &str = "this source keeps the secret of an earlier handshake; to take a new \
