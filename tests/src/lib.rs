@@ -357,6 +357,12 @@ pub fn github_headers(
     ]
 }
 
+/// Asana's scheme: `X-Hook-Signature`, the hex HMAC-SHA256 of the body
+/// under the secret its `X-Hook-Secret` handshake sent.
+pub fn asana_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+    vec![("x-hook-signature".into(), hex_hmac(secret, &[body]))]
+}
+
 fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     for p in parts {

@@ -53,12 +53,11 @@ use sluice::delivery::{HttpOptions, HttpTransport};
 use sluice::gate::Gate;
 use sluice::model::{DeliveryStatus, DeliveryTask, EventKey};
 use sluice::poll::{HttpFetch, PollOutcome, PollPorts, PollerStates};
-use sluice::secrets::SecretResolver;
 use sluice::store::EventStore;
 use sluice_tests::sdk_calls::{Resources, SSM_HANDSHAKE_PARAMETERS, SSM_PARAMETERS, SdkCalls};
 use sluice_tests::{
-    Sink, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers, x_crc_response,
-    zoom_headers, zoom_url_token,
+    Sink, asana_headers, github_headers, sluice_bin, standard_webhooks_valid, twitch_headers,
+    x_crc_response, zoom_headers, zoom_url_token,
 };
 
 const GH_SECRET: &str = "gh-secret-for-aws-tests";
@@ -979,17 +978,6 @@ secrets = ["ssm:{ssm}/app"]
     );
 }
 
-/// The HMAC-SHA256 of `body` under `secret`, hex: Asana's X-Hook-Signature.
-fn asana_headers(secret: &str, body: &[u8]) -> Vec<(String, String)> {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    vec![(
-        "x-hook-signature".to_owned(),
-        hex::encode(mac.finalize().into_bytes()),
-    )]
-}
-
 /// Asana's X-Hook-Secret handshake through the receive function: the
 /// secret is written once to SSM below `{prefix}/handshake/` (the one path
 /// receive may write), echoed in the response header, and then verifies
@@ -1035,17 +1023,21 @@ secrets = ["ssm:{ssm}/asana-elsewhere"]
     let response = handshake("asana", "8c1f0e2d3b4a5968").await;
     assert_eq!(response.status_code, 200, "{:?}", response.body);
     assert_eq!(response.headers["x-hook-secret"], "8c1f0e2d3b4a5968");
-    let parameter = aws
-        .backend
-        .secrets
-        .resolve(
-            &format!("ssm:{}/handshake/asana", aws.res.settings.ssm_prefix)
-                .parse()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(parameter.expose(), "8c1f0e2d3b4a5968");
+    // Read from SSM itself, not through a cache.
+    let kept = || async {
+        let out = aws
+            .res
+            .clients
+            .ssm
+            .get_parameter()
+            .name(format!("{}/handshake/asana", aws.res.settings.ssm_prefix))
+            .with_decryption(true)
+            .send()
+            .await
+            .unwrap();
+        out.parameter().unwrap().value().unwrap().to_owned()
+    };
+    assert_eq!(kept().await, "8c1f0e2d3b4a5968");
     assert!(
         aws.new_inserts().await.is_empty(),
         "a handshake commits nothing"
@@ -1075,17 +1067,7 @@ secrets = ["ssm:{ssm}/asana-elsewhere"]
     let response = handshake("asana", "chosen-by-someone-else").await;
     assert_eq!(response.status_code, 409, "{:?}", response.body);
     assert!(!response.headers.contains_key("x-hook-secret"));
-    let parameter = aws
-        .backend
-        .secrets
-        .resolve(
-            &format!("ssm:{}/handshake/asana", aws.res.settings.ssm_prefix)
-                .parse()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(parameter.expose(), "8c1f0e2d3b4a5968", "the first stays");
+    assert_eq!(kept().await, "8c1f0e2d3b4a5968", "the first stays");
 
     // An instance that saw the source waiting, the parameter written
     // meanwhile (its answer lost): the retry with that secret is echoed.

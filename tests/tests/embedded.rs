@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sluice::model::{DeliveryStatus, EventKey};
 use sluice::store::EventStore;
 use sluice_tests::{
-    ADMIN_TOKEN, Harness, Running, Sink, discord_headers, discord_key, eventually,
+    ADMIN_TOKEN, Harness, Running, Sink, asana_headers, discord_headers, discord_key, eventually,
     eventually_async, github_headers, standard_webhooks_valid, twitch_headers, x_crc_response,
     zoom_headers, zoom_url_token,
 };
@@ -541,14 +541,6 @@ header = "X-Api-Key"
     gw.stop().await;
 }
 
-/// The HMAC-SHA256 of `body` under `secret`, hex: Asana's X-Hook-Signature.
-fn asana_signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// Asana's X-Hook-Secret handshake through `sluice serve`: before it the
 /// source answers 503 (Asana retries); the first handshake's secret is
 /// kept in the database and echoed in the response header; events signed
@@ -577,8 +569,7 @@ allow_local = true
     );
     let gw = h.start().await;
     let body = br#"{"events":[{"action":"changed","resource":{"gid":"42"}}]}"#;
-    let signed =
-        |secret: &str| vec![("x-hook-signature".to_owned(), asana_signature(secret, body))];
+    let signed = |secret: &str| asana_headers(secret, body);
     let (status, v) = gw.post("asana", &signed("guess"), body).await;
     assert_eq!(
         (status, &v["error"]),
@@ -612,14 +603,7 @@ allow_local = true
     let gw = h.start().await;
     let other = br#"{"events":[{"action":"added","resource":{"gid":"43"}}]}"#;
     let (status, v) = gw
-        .post(
-            "asana",
-            &[(
-                "x-hook-signature".to_owned(),
-                asana_signature("0f3e9b1c2d4a5e6f", other),
-            )],
-            other,
-        )
+        .post("asana", &asana_headers("0f3e9b1c2d4a5e6f", other), other)
         .await;
     assert_eq!((status, &v["status"]), (200, &json!("accepted")), "{v}");
     let r = gw

@@ -99,15 +99,23 @@ mod tests {
     /// A registry as a function instance holds it, over `secrets` (the
     /// shared store every instance writes to and reads from).
     fn registry(secrets: &Arc<MemSecrets>) -> LazyRegistry {
+        registry_of(CONFIG, secrets, true)
+    }
+
+    /// A registry of `config`, writing handshakes' secrets to `secrets`
+    /// or (`keeps` false) nowhere.
+    fn registry_of(config: &str, secrets: &Arc<MemSecrets>, keeps: bool) -> LazyRegistry {
+        let keeper: Option<Arc<dyn crate::secrets::SecretKeeper>> =
+            keeps.then(|| secrets.clone() as _);
         LazyRegistry::new(
-            ConfigFile::parse(CONFIG).unwrap(),
+            ConfigFile::parse(config).unwrap(),
             HashSet::new(),
             &HashSet::new(),
             Vec::new(),
             Policy::EMBEDDED,
             secrets.clone(),
         )
-        .with_keeper(Some(secrets.clone()))
+        .with_keeper(keeper)
     }
 
     fn handshake(secret: &str) -> HeaderMap {
@@ -310,15 +318,11 @@ mod tests {
     #[tokio::test]
     async fn an_unset_env_reference_is_broken_not_waiting() {
         let secrets = Arc::new(MemSecrets::new(&[]));
-        let reg = LazyRegistry::new(
-            ConfigFile::parse(&CONFIG.replace("db:asana-hook", "env:ASANA_UNSET")).unwrap(),
-            HashSet::new(),
-            &HashSet::new(),
-            Vec::new(),
-            Policy::EMBEDDED,
-            secrets.clone(),
-        )
-        .with_keeper(Some(secrets.clone()));
+        let reg = registry_of(
+            &CONFIG.replace("db:asana-hook", "env:ASANA_UNSET"),
+            &secrets,
+            true,
+        );
         let store = MemStore::default();
         for h in [handshake("s"), event("s", BODY)] {
             let reply = post(&reg, &store, h, BODY).await;
@@ -333,23 +337,16 @@ mod tests {
     #[tokio::test]
     async fn the_header_means_nothing_to_other_providers() {
         let secrets = Arc::new(MemSecrets::new(&[("GH", "gh-secret")]));
-        let reg = LazyRegistry::new(
-            ConfigFile::parse(
-                r#"
+        let reg = registry_of(
+            r#"
                 [[sources]]
                 id = "asana"
                 provider = "github"
                 secrets = ["env:GH"]
                 "#,
-            )
-            .unwrap(),
-            HashSet::new(),
-            &HashSet::new(),
-            Vec::new(),
-            Policy::EMBEDDED,
-            secrets.clone(),
-        )
-        .with_keeper(Some(secrets.clone()));
+            &secrets,
+            true,
+        );
         let reply = post(&reg, &MemStore::default(), handshake("s"), b"").await;
         assert_eq!(reply.status, 401, "{}", reply.body);
         assert_eq!(reply.echo, None);
@@ -360,14 +357,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_keeper_the_handshake_is_unavailable() {
         let secrets = Arc::new(MemSecrets::new(&[]));
-        let reg = LazyRegistry::new(
-            ConfigFile::parse(CONFIG).unwrap(),
-            HashSet::new(),
-            &HashSet::new(),
-            Vec::new(),
-            Policy::EMBEDDED,
-            secrets.clone(),
-        );
+        let reg = registry_of(CONFIG, &secrets, false);
         let reply = post(&reg, &MemStore::default(), handshake("s"), b"").await;
         assert_eq!(reply.status, 503, "{}", reply.body);
         assert_eq!(reply.echo, None);
