@@ -8,7 +8,7 @@ use sluice_admin::{IamGate, handle_event};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    sluice::aws::init_logging();
     let settings = AwsSettings::from_env()?;
     let gate = IamGate::new(admin_ports(&sluice::aws::clients(), &settings)?)?;
     let gate = &gate;

@@ -8,7 +8,7 @@ use sluice_enqueue::{Ports, handle_json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    sluice::aws::init_logging();
     let settings = AwsSettings::from_env()?;
     let backend = AwsBackend::new(&sluice::aws::clients(), &settings);
     let ports = Ports {

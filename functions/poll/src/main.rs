@@ -12,7 +12,7 @@ use sluice_poll::{Ports, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    sluice::aws::init_logging();
     let settings = AwsSettings::from_env()?;
     let clients = sluice::aws::clients();
     let store = DynamoStore::new(

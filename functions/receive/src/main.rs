@@ -10,7 +10,7 @@ use sluice_receive::{Ports, handle_invocation};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    sluice::aws::init_logging();
     let settings = AwsSettings::from_env()?;
     let clients = sluice::aws::clients();
     let backend =
