@@ -79,8 +79,15 @@ function sourceRow(s, where) {
   return h('tr', { dataset: { source: s.id } },
     h('td', { text: s.id }),
     h('td', { text: s.provider || '' }),
-    h('td', {}, badge(s.enabled ? 'enabled' : 'disabled')),
+    h('td', {}, badge(s.enabled ? 'enabled' : 'disabled'), ...handshakeBadge(s)),
     h('td', {}, h('input', { class: 'url', readonly: true, value: url, 'aria-label': `webhook URL of ${s.id}` }), ' ', copyButton(url)));
+}
+
+/** A source whose provider sends its secret in a handshake (Asana) refuses
+ * events until that handshake has come. */
+function handshakeBadge(s) {
+  const label = { awaiting: 'awaiting handshake', unreadable: 'secret unreadable' }[s.handshake];
+  return label ? [' ', badge(label)] : [];
 }
 
 function subscriptionRow(s, reload, showSecret) {

@@ -99,11 +99,17 @@ pub fn sources(v: &Value) -> String {
 }
 
 pub fn source(v: &Value) -> String {
-    fields(&[
+    let mut pairs = vec![
         ("id", s(&v["id"])),
         ("provider", s(&v["provider"])),
         ("path", s(&v["path"])),
         ("secrets", list(&v["secrets"])),
+    ];
+    // Only a provider that sends its secret in a handshake (Asana) has one.
+    if let Some(h) = v.get("handshake") {
+        pairs.push(("handshake", s(h)));
+    }
+    pairs.extend([
         ("enabled", yes_no(&v["enabled"]).to_owned()),
         ("origin", s(&v["origin"])),
         ("tolerance_secs", s(&v["tolerance_secs"])),
@@ -113,7 +119,8 @@ pub fn source(v: &Value) -> String {
         ("verify_token", s(&v["verify_token"])),
         ("created", time(&v["created_at"])),
         ("updated", time(&v["updated_at"])),
-    ])
+    ]);
+    fields(&pairs)
 }
 
 pub fn subscriptions(v: &Value) -> String {

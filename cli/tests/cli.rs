@@ -157,6 +157,27 @@ async fn operate_a_running_gateway_register_inspect_fail_replay_redrive() {
 
     // Register a source and a subscription; the signing secret is shown once.
     cli.add_github_source().await;
+    // Asana's source waits for the handshake that brings its secret.
+    let asana = cli
+        .run(&[
+            "sources",
+            "add",
+            "asana",
+            "--provider",
+            "asana",
+            "--secret",
+            "db:asana-hook",
+        ])
+        .await
+        .ok();
+    let handshake = asana.stdout.lines().find(|l| l.starts_with("handshake:"));
+    assert_eq!(
+        handshake.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["handshake:", "awaiting"]),
+        "{asana:?}"
+    );
+    let github = cli.run(&["sources", "show", "github"]).await.ok();
+    assert!(!github.stdout.contains("handshake"), "{github:?}");
     let created = cli
         .run(&[
             "subscriptions",

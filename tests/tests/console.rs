@@ -34,6 +34,11 @@ id = "github"
 provider = "github"
 secrets = ["env:GH_SECRET"]
 
+[[sources]]
+id = "asana"
+provider = "asana"
+secrets = ["db:asana-hook-secret"]
+
 [[subscriptions]]
 id = "deploys"
 source = "github"
@@ -493,7 +498,24 @@ async fn the_console_drives_the_gateway_and_renders_webhook_data_inert() {
     )
     .await;
     assert_eq!(url, json!(format!("{}/hooks/github", gw.base)));
+    // Asana's source waits for the handshake that brings its secret.
+    let badges = js(
+        &c,
+        r#"return ['asana', 'github'].map(id => [...document.querySelectorAll(`tr[data-source="${id}"] .badge`)].map(b => b.textContent))"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        badges,
+        json!([["enabled", "awaiting handshake"], ["enabled"]])
+    );
     wait_css(&c, "source choices", "#new-source option[value=\"github\"]").await;
+    c.find(Locator::Css("#new-source"))
+        .await
+        .unwrap()
+        .select_by_value("github")
+        .await
+        .unwrap();
     c.find(Locator::Css("#new-id"))
         .await
         .unwrap()

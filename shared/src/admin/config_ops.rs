@@ -491,7 +491,14 @@ impl Admin {
 
     pub(crate) async fn list_sources(&self) -> Result<Reply, AdminError> {
         let entries = self.ports.config.list_config().await?;
-        Reply::json(200, &views::SourceList::of(&entries))
+        let sources = futures::future::join_all(entries.iter().filter_map(|e| match &e.item {
+            ConfigItem::Source(s) => {
+                Some(async move { views::Source::of(s, e, self.handshake(s).await) })
+            }
+            _ => None,
+        }))
+        .await;
+        Reply::json(200, &views::SourceList { sources })
     }
 
     pub(crate) async fn get_source(&self, id: &str) -> Result<Reply, AdminError> {
@@ -501,7 +508,29 @@ impl Admin {
     /// The source `id` as it now stands.
     async fn source_reply(&self, status: u16, id: &str) -> Result<Reply, AdminError> {
         let entry = self.entry(Kind::Source, id).await?;
-        Reply::json(status, &views::Entry::of(&entry))
+        Reply::json(status, &self.entry_view(&entry).await)
+    }
+
+    /// An entry as the API shows it: a source with its handshake's state.
+    async fn entry_view<'e>(&self, entry: &'e ConfigEntry) -> views::Entry<'e> {
+        let handshake = match &entry.item {
+            ConfigItem::Source(s) => self.handshake(s).await,
+            _ => None,
+        };
+        views::Entry::of(entry, handshake)
+    }
+
+    /// Where a source's secret handshake stands, for the providers that
+    /// send their secret in one; read as the gateway reads it.
+    async fn handshake(&self, s: &SourceConfig) -> Option<views::Handshake> {
+        s.provider.secret_handshake_header()?;
+        Some(
+            match source_secret_values(s, self.ports.secrets.as_ref()).await {
+                Ok(None) => views::Handshake::Awaiting,
+                Ok(Some(_)) => views::Handshake::Done,
+                Err(_) => views::Handshake::Unreadable,
+            },
+        )
     }
 
     /// Turn secret inputs into references, checking each; values given
@@ -857,7 +886,7 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(kind, id).await?;
-        Reply::json(200, &views::Entry::of(&entry))
+        Reply::json(200, &self.entry_view(&entry).await)
     }
 
     /// Rotation, step one: add the new secret beside the old ones (any of
@@ -1325,7 +1354,7 @@ impl Admin {
         }
         self.make_live().await;
         let entry = self.entry(Kind::Poller, item.id()).await?;
-        Reply::json(201, &views::Entry::of(&entry))
+        Reply::json(201, &views::Entry::of(&entry, None))
     }
 
     /// A merge patch (RFC 7396) of the poller's config: absent fields are

@@ -1483,6 +1483,10 @@ async fn an_asana_source_names_one_reference_its_handshake_fills() {
         )
         .await;
     assert_eq!(s, 422, "no rotation: one reference, {v}");
+    let (_, v) = f
+        .call(Method::GET, "/admin/sources/asana", json!(null))
+        .await;
+    assert_eq!(v["handshake"], "awaiting", "{v}");
 
     // The handshake came and its secret was kept.
     f.secrets
@@ -1490,6 +1494,20 @@ async fn an_asana_source_names_one_reference_its_handshake_fills() {
         .lock()
         .unwrap()
         .insert("asana-1".into(), "kept-by-handshake".into());
+    let (_, v) = f.call(Method::GET, "/admin/sources", json!(null)).await;
+    let handshakes: Vec<_> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s.get("handshake").cloned()))
+        .collect();
+    assert!(handshakes.contains(&("asana", Some(json!("done")))), "{v}");
+    assert!(
+        handshakes
+            .iter()
+            .all(|(id, h)| *id == "asana" || h.is_none()),
+        "only a handshake provider shows one: {v}"
+    );
     let (s, v) = f
         .call(
             Method::PATCH,

@@ -119,36 +119,46 @@ pub(crate) struct Source<'a> {
     /// Where its webhooks are received.
     #[schema(examples("/hooks/github"))]
     path: String,
+    /// Only for a provider that sends its secret in a handshake (Asana).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake: Option<Handshake>,
     #[serde(flatten)]
     meta: Meta,
 }
 
 impl<'a> Source<'a> {
-    pub(crate) fn of(s: &'a SourceConfig, entry: &ConfigEntry) -> Self {
+    pub(crate) fn of(
+        s: &'a SourceConfig,
+        entry: &ConfigEntry,
+        handshake: Option<Handshake>,
+    ) -> Self {
         Self {
             config: s,
             path: format!("/hooks/{}", s.id),
+            handshake,
             meta: Meta::of(entry),
         }
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub(crate) struct SourceList<'a> {
-    sources: Vec<Source<'a>>,
+/// Where a source stands whose provider sends its signing secret in a
+/// handshake (Asana's `X-Hook-Secret`).
+#[derive(Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Handshake {
+    /// Nothing is kept at the source's reference yet: its events are
+    /// refused (503, so the provider retries) until the handshake comes.
+    Awaiting,
+    /// The handshake's secret is kept; events are verified with it.
+    Done,
+    /// The secret could not be read just now (its store is unavailable,
+    /// or the reference cannot be resolved).
+    Unreadable,
 }
 
-impl<'a> SourceList<'a> {
-    pub(crate) fn of(entries: &'a [ConfigEntry]) -> Self {
-        let sources = entries
-            .iter()
-            .filter_map(|e| match &e.item {
-                ConfigItem::Source(s) => Some(Source::of(s, e)),
-                _ => None,
-            })
-            .collect();
-        Self { sources }
-    }
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SourceList<'a> {
+    pub(crate) sources: Vec<Source<'a>>,
 }
 
 /// A poller: its config (header secrets as references, never values;
@@ -336,9 +346,10 @@ pub(crate) enum Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    pub(crate) fn of(entry: &'a ConfigEntry) -> Self {
+    /// `handshake`: a source's, as [`Source::of`] takes it.
+    pub(crate) fn of(entry: &'a ConfigEntry, handshake: Option<Handshake>) -> Self {
         match &entry.item {
-            ConfigItem::Source(s) => Self::Source(Source::of(s, entry)),
+            ConfigItem::Source(s) => Self::Source(Source::of(s, entry, handshake)),
             ConfigItem::Poller(p) => Self::Poller(Poller::of(p, entry, None)),
             ConfigItem::Subscription(s) => Self::Subscription(Box::new(Subscription::of(s, entry))),
         }
