@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -1039,8 +1039,9 @@ impl Registry for StaticRegistry {
 /// a missing secret must not cost an SSM call per request.
 const RETRY_BROKEN_AFTER: Duration = Duration::from_secs(5);
 
-/// What resolving an entry gave, and when.
-type Resolved<T> = (Result<Arc<T>, BrokenEntry>, Instant);
+/// What resolving an entry gave, and when (tokio's clock, which tests
+/// can move).
+type Resolved<T> = (Result<Arc<T>, BrokenEntry>, tokio::time::Instant);
 
 /// One entry of a [`LazyRegistry`]: its config, and what resolving it gave.
 struct Slot<C, T> {
@@ -1074,7 +1075,7 @@ impl<C, T> Slot<C, T> {
             return result.clone();
         }
         let result = resolve.await.map(Arc::new);
-        *slot = Some((result.clone(), Instant::now()));
+        *slot = Some((result.clone(), tokio::time::Instant::now()));
         result
     }
 
@@ -1442,5 +1443,61 @@ mod public_url_tests {
         source("twilio", Some("http://127.0.0.1:8080/hooks/s"))
             .validate()
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// `resolve` as a counted future giving `answer`.
+    async fn get(
+        slot: &Slot<(), bool>,
+        calls: &AtomicU32,
+        answer: Result<bool, &str>,
+    ) -> Result<bool, String> {
+        let resolve = async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            answer.map_err(|e| BrokenEntry::new("source", "s", e))
+        };
+        slot.get(resolve, |settled| *settled)
+            .await
+            .map(|v| *v)
+            .map_err(|e| e.reason)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_or_broken_entry_is_resolved_again_after_5_s_a_settled_one_never() {
+        let slot = Slot::new(());
+        let calls = AtomicU32::new(0);
+        // Waiting (resolves, not settled): kept for 5 s, then resolved again.
+        assert_eq!(get(&slot, &calls, Ok(false)).await, Ok(false));
+        tokio::time::advance(RETRY_BROKEN_AFTER - Duration::from_millis(1)).await;
+        assert_eq!(get(&slot, &calls, Ok(true)).await, Ok(false));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(get(&slot, &calls, Ok(true)).await, Ok(true));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Settled: kept for good.
+        tokio::time::advance(RETRY_BROKEN_AFTER * 100).await;
+        assert_eq!(get(&slot, &calls, Ok(false)).await, Ok(true));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // Broken: the same 5 s.
+        let slot = Slot::new(());
+        assert_eq!(
+            get(&slot, &calls, Err("no secret")).await,
+            Err("no secret".into())
+        );
+        assert_eq!(get(&slot, &calls, Ok(true)).await, Err("no secret".into()));
+        tokio::time::advance(RETRY_BROKEN_AFTER).await;
+        assert_eq!(get(&slot, &calls, Ok(true)).await, Ok(true));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // Forgotten: resolved on next use.
+        slot.forget().await;
+        assert_eq!(get(&slot, &calls, Ok(true)).await, Ok(true));
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
     }
 }
