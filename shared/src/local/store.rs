@@ -630,18 +630,18 @@ impl SqliteStore {
         self.read(|c| count(c, "SELECT count(*) FROM queue")).await
     }
 
-    /// The queue gauges of `/metrics`, in one read: the counts, and the
-    /// oldest task by rowid (ids only grow, so that is the first queued,
-    /// found without a scan).
+    /// The queue gauges of `/metrics`, in one read: the counts, and when
+    /// the oldest queued task was first queued.
     pub async fn queue_stats(&self) -> Result<super::metrics::QueueStats, Unavailable> {
         let now = now_ms();
         self.read(move |c| {
-            let oldest: Option<i64> = c
-                .prepare_cached("SELECT sent_at_ms FROM queue ORDER BY id LIMIT 1")?
-                .query_row([], |r| r.get(0))
-                .optional()?;
+            // One statement, one snapshot: a task acked between two reads
+            // would show an age with no task queued.
+            let (depth, oldest): (i64, Option<i64>) = c
+                .prepare_cached("SELECT count(*), min(sent_at_ms) FROM queue")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(super::metrics::QueueStats {
-                depth: count(c, "SELECT count(*) FROM queue")? as i64,
+                depth,
                 oldest_age_ms: oldest.map_or(0, |at| (now - at).max(0)),
                 dead_letters: count(c, "SELECT count(*) FROM dead_letters")? as i64,
             })
