@@ -18,6 +18,12 @@ use crate::verify::{HmacParams, Provider};
 pub struct Extracted {
     /// The provider's event id, or the hex SHA-256 of the body.
     pub id: String,
+    /// Nothing tells a retry from a new change, and the same body comes
+    /// for each (Dropbox, Microsoft Graph): the request is committed under
+    /// an id of its own ([`per_request_id`]), not `id`, or every later
+    /// change would be dropped as a duplicate. A retry is then a second
+    /// event.
+    pub per_request: bool,
     /// The routing type, e.g. `pull_request.opened`; empty if unknown.
     pub event_type: String,
     /// A check of the endpoint that the provider expects answered instead
@@ -141,15 +147,16 @@ pub fn extract(
             owned_field(body, &[b"webhookEvent"]).unwrap_or_default(),
             None,
         ),
-        // Meta, X, Dropbox, Asana, Webflow, DocuSign and Lemon Squeezy send
-        // no event id: the body's hash is the id.
+        // Meta, X, Asana, Webflow, DocuSign and Lemon Squeezy send no event
+        // id: the body's hash is the id.
         Provider::Meta => (
             None,
             owned_field(body, &[b"object"]).unwrap_or_default(),
             None,
         ),
         Provider::X => (None, x_type(body), None),
-        Provider::Dropbox | Provider::Asana => (None, String::new(), None),
+        // Dropbox and Microsoft Graph too, but see `per_request` below.
+        Provider::Dropbox | Provider::Asana | Provider::Msgraph => (None, String::new(), None),
         Provider::Webflow => (
             None,
             owned_field(body, &[b"triggerType"]).unwrap_or_default(),
@@ -177,7 +184,6 @@ pub fn extract(
         ),
         // A batch of events: the delivery's id, no single type.
         Provider::Okta => (owned_field(body, &[b"eventId"]), String::new(), None),
-        Provider::Msgraph => (None, String::new(), None),
         // Teams: the Bot Framework activity's id and type (`message`).
         Provider::Teams => {
             let f = Fields::parse(body, ID | TYPE).unwrap_or_default();
@@ -358,6 +364,7 @@ pub fn extract(
         id: id
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| sha256_hex(body)),
+        per_request: matches!(provider, Provider::Dropbox | Provider::Msgraph),
         event_type,
         handshake,
         ack,
@@ -401,6 +408,11 @@ fn first_key(body: &[u8], wanted: impl Fn(&[u8]) -> bool) -> String {
         true
     });
     found
+}
+
+/// An id no other request gets: `req-` and 128 random bits.
+pub fn per_request_id() -> String {
+    format!("req-{:032x}", rand::random::<u128>())
 }
 
 pub fn sha256_hex(body: &[u8]) -> String {
@@ -1334,6 +1346,28 @@ mod tests {
         assert!(extract(Provider::Stripe, None, &h, body).is_ok());
         let e = crate::error::ReceiveError::from(HeaderError::Empty("x".into()));
         assert_eq!((e.status(), e.code()), (400, "malformed_header"));
+    }
+
+    /// Dropbox's and Graph's bodies repeat for every new change (here: a
+    /// second change in the same account, the same drive): their requests
+    /// are marked to be committed under ids of their own.
+    #[test]
+    fn dropbox_and_graph_requests_are_each_their_own_event() {
+        let cases: [(Provider, &[u8]); 2] = [
+            (Provider::Dropbox, br#"{"list_folder":{"accounts":["dbid:1"]}}"#),
+            (
+                Provider::Msgraph,
+                br#"{"value":[{"changeType":"updated","resource":"me/drive/root","clientState":"s"}]}"#,
+            ),
+        ];
+        for (provider, body) in cases {
+            let got = extract(provider, None, &HeaderMap::new(), body).unwrap();
+            assert!(got.per_request, "{provider}");
+        }
+        let github = ex(Provider::Github, &[("x-github-delivery", "d-1")], b"{}");
+        assert!(!github.per_request);
+        assert_ne!(per_request_id(), per_request_id());
+        assert!(per_request_id().starts_with("req-") && per_request_id().len() == 36);
     }
 
     /// Found by `shared/tests/verify_props.rs`: an empty id in the body was

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{Registry, Source};
 use crate::error::ReceiveError;
-use crate::extract::{Extracted, Handshake, extract};
+use crate::extract::{Extracted, Handshake, extract, per_request_id};
 use crate::model::{Event, Headers};
 use crate::store::{Commit, EventStore};
 use crate::time::to_ms;
@@ -321,6 +321,7 @@ pub fn verify_and_build(
     }
     let Extracted {
         id,
+        per_request,
         event_type,
         handshake,
         ack,
@@ -333,6 +334,7 @@ pub fn verify_and_build(
             id.len()
         )));
     }
+    let id = if per_request { per_request_id() } else { id };
     let event = build_event(source, id, event_type, headers, body, now);
     Ok(Built {
         event,

@@ -1262,3 +1262,56 @@ circuit_breaker = {{ failures = 1, probe_after = \"1s\", disable_after = \"1s\" 
         "no task dead-lettered"
     );
 }
+
+/// Dropbox sends the same body, with no delivery id, for every new change
+/// in an account: the second change is committed as its own event, not
+/// dropped as a duplicate of the first.
+#[tokio::test]
+async fn a_second_dropbox_change_with_the_same_body_is_a_new_event() {
+    use hmac::{Hmac, Mac};
+    let secrets = EnvSecrets::from_map(HashMap::from([(
+        "DBX_SECRET".to_owned(),
+        "dropbox-app-secret".to_owned(),
+    )]));
+    let reg = ConfigFile::parse(
+        r#"
+[[sources]]
+id = "dbx"
+provider = "dropbox"
+secrets = ["env:DBX_SECRET"]
+"#,
+    )
+    .unwrap()
+    .resolve(&secrets)
+    .await
+    .unwrap();
+    let store = MemStore::default();
+    let body: &[u8] = br#"{"list_folder":{"accounts":["dbid:AAH4f99"]},"delta":{"users":[12345]}}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"dropbox-app-secret").unwrap();
+    mac.update(body);
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-dropbox-signature",
+        HeaderValue::from_str(&hex::encode(mac.finalize().into_bytes())).unwrap(),
+    );
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let got = receive(
+            &reg,
+            &store,
+            "dbx",
+            h.clone(),
+            Bytes::from_static(body),
+            Target::default(),
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+        let Receipt::Accepted { id, .. } = got else {
+            panic!("a new change must be accepted, got {got:?}");
+        };
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(store.events.lock().unwrap().len(), 2);
+}

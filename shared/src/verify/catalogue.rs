@@ -48,6 +48,9 @@ const fn noted(a: About, window_note: &'static str) -> About {
 }
 
 const BODY_HASH: &str = "SHA-256 of the body";
+/// No delivery id, and the same body for each new change: a body-hash id
+/// would drop every later change.
+const PER_REQUEST: &str = "a new id per request (no delivery id is sent, and each new change sends the same body again; a retry is a second event)";
 
 /// Every preset, in [`Provider::ALL`]'s order.
 pub fn catalogue() -> impl Iterator<Item = About> {
@@ -224,7 +227,7 @@ pub fn describe(p: Provider) -> About {
             p,
             &["X-Dropbox-Signature"],
             "`X-Dropbox-Signature`, hex HMAC of the body under the app secret; the GET `challenge` is echoed",
-            BODY_HASH,
+            PER_REQUEST,
             "none",
         ),
         P::Box => about(
@@ -346,7 +349,7 @@ pub fn describe(p: Provider) -> About {
             p,
             &[],
             "no signature: every notification's `clientState` in the body equals the secret, compared in constant time; the `?validationToken=` POST is echoed (`text/plain`)",
-            BODY_HASH,
+            PER_REQUEST,
             "none (a batch: `value[].changeType`)",
         ),
         P::Teams => about(
